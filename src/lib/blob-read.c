@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: reading the handover blob, hostile input
+ *
+ * The blob comes from another program image and is read as an attacker's:
+ * fdt_check_full() walks the whole tree with bounds checks first; then
+ * every property this reader uses must have its exact length (integers) or
+ * be a bounded, terminated string with no inner NUL; every count is checked
+ * against its named maximum before anything is allocated for it; duplicate
+ * names, tokens and fd numbers are refused. Anything else is -EBADMSG, a
+ * format version this build does not read is -EPROTO; @reason says what and
+ * where. libfdt's codes never leave this file.
+ *
+ * The result holds pointers into @buf (the handlers' data), so the caller
+ * keeps @buf alive while it uses the result. Nothing here touches an fd:
+ * checking the inherited fds is the adopter's job (core.c).
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libfdt.h>
+
+#include "cleanup.h"
+#include "luo-internal.h"
+
+struct reader {
+	const void *fdt;
+	char *reason;
+	size_t reason_len;
+};
+
+#define refuse(rd, ...)                                                        \
+	({                                                                     \
+		luo_reasonf((rd)->reason, (rd)->reason_len, __VA_ARGS__);      \
+		-EBADMSG;                                                      \
+	})
+
+static const void *prop(const struct reader *rd, int node, const char *name, int *ret_len)
+{
+	int len;
+	const void *p = fdt_getprop(rd->fdt, node, name, &len);
+
+	if (!p)
+		return NULL;
+	*ret_len = len;
+	return p;
+}
+
+static int get_u32(const struct reader *rd, int node, const char *name, uint32_t *ret)
+{
+	int len;
+	const void *p = prop(rd, node, name, &len);
+
+	if (!p || len != (int)sizeof(uint32_t))
+		return refuse(rd, "property '%s' of node '%s' missing or not 4 bytes", name,
+			      fdt_get_name(rd->fdt, node, NULL));
+	*ret = fdt32_ld(p);
+	return 0;
+}
+
+static int get_u64(const struct reader *rd, int node, const char *name, uint64_t *ret)
+{
+	int len;
+	const void *p = prop(rd, node, name, &len);
+
+	if (!p || len != (int)sizeof(uint64_t))
+		return refuse(rd, "property '%s' of node '%s' missing or not 8 bytes", name,
+			      fdt_get_name(rd->fdt, node, NULL));
+	*ret = fdt64_ld(p);
+	return 0;
+}
+
+/* A string of 1..@max bytes, NUL-terminated, no NUL inside, copied out. */
+static int get_string(const struct reader *rd, int node, const char *name, size_t max, char *out)
+{
+	int len;
+	const char *p = prop(rd, node, name, &len);
+
+	if (!p || len < 2 || (size_t)len > max + 1 || p[len - 1] != '\0' || strlen(p) != (size_t)len - 1)
+		return refuse(rd, "property '%s' of node '%s' missing, empty, unterminated or longer than %zu bytes",
+			      name, fdt_get_name(rd->fdt, node, NULL), max);
+	memcpy(out, p, (size_t)len);
+	return 0;
+}
+
+static int count_subnodes(const struct reader *rd, int parent, size_t max, size_t *ret)
+{
+	size_t n = 0;
+	int node;
+
+	fdt_for_each_subnode(node, rd->fdt, parent) {
+		if (++n > max)
+			return refuse(rd, "node '%s' has more than %zu children",
+				      fdt_get_name(rd->fdt, parent, NULL), max);
+	}
+	if (node != -FDT_ERR_NOTFOUND)
+		return refuse(rd, "cannot walk the children of node '%s'", fdt_get_name(rd->fdt, parent, NULL));
+	*ret = n;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const struct luo_blob_session *)a)->name, ((const struct luo_blob_session *)b)->name);
+}
+
+static int read_file(const struct reader *rd, int node, struct luo_blob_file *f)
+{
+	uint32_t fd;
+	int len, r;
+	const void *data;
+
+	r = get_u64(rd, node, LUO_ABI_PROP_FILE_TOKEN, &f->token);
+	if (!r)
+		r = get_u32(rd, node, LUO_ABI_PROP_FILE_FD, &fd);
+	if (!r)
+		r = get_string(rd, node, LUO_ABI_PROP_FILE_HANDLER, LUO_HANDLER_NAME_MAX, f->handler);
+	if (!r)
+		r = get_u32(rd, node, LUO_ABI_PROP_FILE_HANDLER_VERSION, &f->handler_version);
+	if (r)
+		return r;
+	if (fd < 3 || fd > LUO_ABI_FD_NUMBER_MAX)
+		return refuse(rd, "file '%s': fd %u out of range 3..%d", fdt_get_name(rd->fdt, node, NULL), fd,
+			      LUO_ABI_FD_NUMBER_MAX);
+	f->fd = (int)fd;
+	data = prop(rd, node, LUO_ABI_PROP_FILE_DATA, &len);
+	if (!data || len > LUO_FILE_DATA_MAX)
+		return refuse(rd, "file '%s': data missing or longer than %d bytes", fdt_get_name(rd->fdt, node, NULL),
+			      LUO_FILE_DATA_MAX);
+	f->data = data;
+	f->data_len = (uint32_t)len;
+	return 0;
+}
+
+static int read_session(const struct reader *rd, int node, size_t files_left, struct luo_blob_session *s)
+{
+	_cleanup_free_ uint64_t *tokens = NULL;
+	size_t i = 0;
+	int child, r;
+
+	r = get_string(rd, node, LUO_ABI_PROP_SESSION_NAME, LUO_SESSION_NAME_MAX, s->name);
+	if (!r)
+		r = count_subnodes(rd, node, LUO_SESSION_FILES_MAX, &s->n_files);
+	if (r)
+		return r;
+	if (s->n_files > files_left)
+		return refuse(rd, "more than %d files in all", LUO_FILES_MAX);
+	if (s->n_files == 0)
+		return 0;
+	s->files = calloc(s->n_files, sizeof(*s->files));
+	tokens = calloc(s->n_files, sizeof(*tokens));
+	if (!s->files || !tokens)
+		return -ENOMEM;
+	fdt_for_each_subnode(child, rd->fdt, node) {
+		r = read_file(rd, child, &s->files[i]);
+		if (r)
+			return r;
+		tokens[i] = s->files[i].token;
+		i++;
+	}
+	qsort(tokens, s->n_files, sizeof(*tokens), cmp_u64);
+	for (i = 1; i < s->n_files; i++)
+		if (tokens[i] == tokens[i - 1])
+			return refuse(rd, "session '%s': token %llu twice", s->name, (unsigned long long)tokens[i]);
+	return 0;
+}
+
+static int read_sessions(const struct reader *rd, struct luo_blob *b)
+{
+	_cleanup_free_ uint64_t *fds = NULL;
+	_cleanup_free_ struct luo_blob_session *sorted = NULL;
+	size_t i = 0, k = 0;
+	int parent, node, r;
+
+	parent = fdt_subnode_offset(rd->fdt, 0, LUO_ABI_NODE_SESSIONS);
+	if (parent < 0)
+		return refuse(rd, "no '%s' node", LUO_ABI_NODE_SESSIONS);
+	r = count_subnodes(rd, parent, LUO_SESSIONS_MAX, &b->n_sessions);
+	if (r)
+		return r;
+	if (b->n_sessions == 0)
+		return 0;
+	b->sessions = calloc(b->n_sessions, sizeof(*b->sessions));
+	if (!b->sessions)
+		return -ENOMEM;
+	fdt_for_each_subnode(node, rd->fdt, parent) {
+		r = read_session(rd, node, LUO_FILES_MAX - b->n_files, &b->sessions[i]);
+		if (r)
+			return r;
+		b->n_files += b->sessions[i].n_files;
+		i++;
+	}
+
+	/* No two sessions with one name, no fd number twice. */
+	sorted = malloc(b->n_sessions * sizeof(*sorted));
+	fds = malloc((b->n_files ? b->n_files : 1) * sizeof(*fds));
+	if (!sorted || !fds)
+		return -ENOMEM;
+	memcpy(sorted, b->sessions, b->n_sessions * sizeof(*sorted));
+	qsort(sorted, b->n_sessions, sizeof(*sorted), cmp_name);
+	for (i = 1; i < b->n_sessions; i++)
+		if (strcmp(sorted[i].name, sorted[i - 1].name) == 0)
+			return refuse(rd, "session name '%s' twice", sorted[i].name);
+	for (i = 0; i < b->n_sessions; i++)
+		for (size_t j = 0; j < b->sessions[i].n_files; j++)
+			fds[k++] = (uint64_t)b->sessions[i].files[j].fd;
+	qsort(fds, k, sizeof(*fds), cmp_u64);
+	for (i = 1; i < k; i++)
+		if (fds[i] == fds[i - 1])
+			return refuse(rd, "fd %llu recorded twice", (unsigned long long)fds[i]);
+	return 0;
+}
+
+void luo_blob_free(struct luo_blob *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n_sessions; i++)
+		free(b->sessions[i].files);
+	free(b->sessions);
+	free(b);
+}
+
+int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, char *reason, size_t reason_len)
+{
+	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
+	struct reader rd = { .fdt = buf, .reason = reason, .reason_len = reason_len };
+	char compatible[sizeof(LUO_ABI_COMPATIBLE) + 1];
+	const void *p;
+	int plen, r;
+
+	if (!buf || len > LUO_ABI_BLOB_MAX)
+		return refuse(&rd, "blob larger than %u bytes", LUO_ABI_BLOB_MAX);
+	r = fdt_check_full(buf, len);
+	if (r < 0)
+		return refuse(&rd, "not a valid flattened device tree (%s)", fdt_strerror(r));
+	if (fdt_totalsize(buf) != len)
+		return refuse(&rd, "tree size %u differs from blob size %zu", fdt_totalsize(buf), len);
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	r = get_string(&rd, 0, LUO_ABI_PROP_COMPATIBLE, sizeof(compatible) - 1, compatible);
+	if (r || strcmp(compatible, LUO_ABI_COMPATIBLE) != 0)
+		return refuse(&rd, "root is not compatible with \"%s\"", LUO_ABI_COMPATIBLE);
+	r = get_u32(&rd, 0, LUO_ABI_PROP_FORMAT, &b->format);
+	if (r)
+		return r;
+	if (b->format != LUO_ABI_FORMAT_VERSION) {
+		luo_reasonf(reason, reason_len, "container format version %u; this build reads %u", b->format,
+			    LUO_ABI_FORMAT_VERSION);
+		return -EPROTO;
+	}
+	r = get_u64(&rd, 0, LUO_ABI_PROP_LU_NUMBER, &b->lu_number);
+	if (!r)
+		r = get_string(&rd, 0, LUO_ABI_PROP_PRODUCER_PATH, PATH_MAX - 1, b->producer_path);
+	if (!r)
+		r = get_u64(&rd, 0, LUO_ABI_PROP_FREEZE_NS, &b->freeze_ns);
+	if (!r)
+		r = get_u64(&rd, 0, LUO_ABI_PROP_SERIALIZE_NS, &b->serialize_ns);
+	if (r)
+		return r;
+	p = prop(&rd, 0, LUO_ABI_PROP_PRODUCER_BUILD_ID, &plen);
+	if (!p || plen > LUO_ABI_BUILD_ID_MAX)
+		return refuse(&rd, "producer build-id missing or longer than %d bytes", LUO_ABI_BUILD_ID_MAX);
+	memcpy(b->build_id, p, (size_t)plen);
+	b->build_id_len = (size_t)plen;
+	if (b->lu_number == 0)
+		return refuse(&rd, "liveupdate-number is 0");
+
+	r = read_sessions(&rd, b);
+	if (r)
+		return r;
+	*ret_blob = TAKE_PTR(b);
+	return 0;
+}

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: the orchestrator handle and the adoption of a handover
+ *
+ * luo_open() takes the process-wide "open" mark (a second open gets -EBUSY,
+ * like the kernel's exclusive /dev/liveupdate), then looks for a handover:
+ *
+ *   1. LUO_HANDOVER_FD (and LUO_HANDOVER_EXEC_NS) are read and removed from
+ *      the environment, whatever follows, so that no child inherits them.
+ *   2. The memfd they name must be a regular file no larger than
+ *      LUO_ABI_BLOB_MAX, sealed against write, shrink and grow; it is
+ *      mapped read-only and closed.
+ *   3. blob-read.c checks the tree as hostile input.
+ *   4. Every recorded file is adopted: its handler must exist (-ENOENT) at
+ *      the recorded version (-EPROTO) with data of the exact size
+ *      (-EBADMSG); its fd must be open (-EBADF), is made close-on-exec again,
+ *      and must pass the handler's retrieve check (-EBADFD).
+ *
+ * All-or-nothing: if any step fails, the handover is refused. Every file is
+ * still checked, and the fds that pass are closed (they were certainly
+ * ours); fds that fail a check are left alone, since they may be something
+ * else of the process's. The caller gets the first error, or, with
+ * LUO_OPEN_FRESH_ON_ERROR, a fresh-start handle that remembers it.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "luo-internal.h"
+
+#define HANDOVER_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
+
+struct mapping {
+	void *addr;
+	size_t len;
+};
+
+static void unmapp(struct mapping *m)
+{
+	if (m->addr)
+		munmap(m->addr, m->len);
+}
+
+static void free_sessions(struct luo *luo)
+{
+	while (luo->n_sessions > 0)
+		luo_session_free(luo->sessions[--luo->n_sessions]);
+	luo->n_out_files = 0;
+}
+
+/* Adopt one recorded file. Returns 0 or the reason it cannot be. */
+static int adopt_file(struct luo *luo, struct luo_session *s, const struct luo_blob_file *bf, int handover_fd)
+{
+	const struct luo_file_handler *h = luo_handler_by_name(bf->handler);
+	struct luo_file *f;
+	int r;
+
+	if (!h) {
+		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			    "session '%s', token %llu: no handler '%s' in this build", s->name,
+			    (unsigned long long)bf->token, bf->handler);
+		return -ENOENT;
+	}
+	if (bf->handler_version != h->version) {
+		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			    "session '%s', token %llu: handler '%s' version %u; this build reads %u", s->name,
+			    (unsigned long long)bf->token, h->name, bf->handler_version, h->version);
+		return -EPROTO;
+	}
+	if (bf->data_len != h->data_size) {
+		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			    "session '%s', token %llu: %u bytes of '%s' data, expected %u", s->name,
+			    (unsigned long long)bf->token, bf->data_len, h->name, h->data_size);
+		return -EBADMSG;
+	}
+	if (bf->fd == handover_fd) {
+		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			    "session '%s', token %llu: fd %d is the handover memfd itself", s->name,
+			    (unsigned long long)bf->token, bf->fd);
+		return -EBADMSG;
+	}
+	if (fcntl(bf->fd, F_GETFD) < 0) {
+		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			    "session '%s', token %llu: fd %d is not open", s->name, (unsigned long long)bf->token,
+			    bf->fd);
+		return -EBADF;
+	}
+	r = luo_session_add_incoming_file(s, h, bf->token, bf->fd, bf->data);
+	if (r < 0)
+		return r;
+	f = s->files[s->n_files - 1];
+	r = h->ops->retrieve(f);
+	if (r < 0) {
+		f->fd = -1; /* not known to be ours: leave it alone */
+		if (r == -ENOMEM || r == -EBADMSG) {
+			luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+				    "session '%s', token %llu: malformed '%s' record", s->name,
+				    (unsigned long long)bf->token, h->name);
+			return r;
+		}
+		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			    "session '%s', token %llu: fd %d is not the recorded '%s' object", s->name,
+			    (unsigned long long)bf->token, bf->fd, h->name);
+		return -EBADFD;
+	}
+	f->validated = true;
+	return luo_set_cloexec(f->fd, true);
+}
+
+static int adopt_sessions(struct luo *luo, const struct luo_blob *b, int handover_fd)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < b->n_sessions; i++) {
+		const struct luo_blob_session *bs = &b->sessions[i];
+		struct luo_session *s;
+		int r;
+
+		r = luo_session_new(luo, bs->name, true, &s);
+		if (r < 0)
+			return r; /* names were checked: only -ENOMEM */
+		for (size_t j = 0; j < bs->n_files; j++) {
+			/* Keep checking after a failure: what passes is closed. */
+			char keep[LUO_REASON_MAX];
+
+			memcpy(keep, luo->incoming_reason, sizeof(keep));
+			r = adopt_file(luo, s, &bs->files[j], handover_fd);
+			if (r < 0 && first == 0)
+				first = r;
+			else if (r < 0)
+				memcpy(luo->incoming_reason, keep, sizeof(keep));
+		}
+	}
+	return first;
+}
+
+static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present)
+{
+	const char *v = getenv(name);
+	int r;
+
+	*present = v != NULL;
+	if (!v)
+		return 0;
+	r = luo_parse_u64(v, max, ret);
+	unsetenv(name);
+	return r;
+}
+
+static int adopt_handover(struct luo *luo)
+{
+	_cleanup_(unmapp) struct mapping map = { 0 };
+	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
+	_cleanup_close_ int fd = -1;
+	char *reason = luo->incoming_reason;
+	size_t rlen = sizeof(luo->incoming_reason);
+	uint64_t v, exec_ns = 0;
+	bool present, exec_present;
+	struct stat st;
+	int r, seals;
+
+	if (read_env(LUO_ABI_EXEC_NS_ENV, UINT64_MAX, &exec_ns, &exec_present) < 0)
+		exec_ns = 0; /* informative only */
+	r = read_env(LUO_HANDOVER_FD_ENV, LUO_ABI_FD_NUMBER_MAX, &v, &present);
+	if (!present)
+		return 0;
+	if (r < 0 || v < 3) {
+		luo_reasonf(reason, rlen, "%s is not an fd number of 3..%d", LUO_HANDOVER_FD_ENV,
+			    LUO_ABI_FD_NUMBER_MAX);
+		return -EBADMSG;
+	}
+	if (luo_set_cloexec((int)v, true) < 0) {
+		luo_reasonf(reason, rlen, "%s names fd %llu, which is not open", LUO_HANDOVER_FD_ENV,
+			    (unsigned long long)v);
+		return -EBADF;
+	}
+	fd = (int)v;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > LUO_ABI_BLOB_MAX) {
+		luo_reasonf(reason, rlen, "handover fd %d is not a memfd of 1..%u bytes", fd, LUO_ABI_BLOB_MAX);
+		return -EBADMSG;
+	}
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & HANDOVER_SEALS) != HANDOVER_SEALS) {
+		luo_reasonf(reason, rlen, "handover memfd %d is not sealed against write, shrink and grow", fd);
+		return -EBADMSG;
+	}
+	map.len = (size_t)st.st_size;
+	map.addr = mmap(NULL, map.len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map.addr == MAP_FAILED) {
+		map.addr = NULL;
+		luo_reasonf(reason, rlen, "cannot map the handover memfd: %s", strerror(errno));
+		return -EBADMSG;
+	}
+	r = luo_blob_parse(map.addr, map.len, &b, reason, rlen);
+	if (r < 0)
+		return r;
+	r = adopt_sessions(luo, b, fd);
+	if (r < 0) {
+		free_sessions(luo); /* closes the fds that passed their check */
+		return r;
+	}
+	luo->incoming = true;
+	luo->lu_number = b->lu_number;
+	/* Timestamps only feed luo_timings(); ignore impossible ones. */
+	if (b->freeze_ns <= b->serialize_ns && b->serialize_ns <= luo->t_open_start) {
+		luo->t_freeze = b->freeze_ns;
+		luo->t_serialize = b->serialize_ns;
+		if (exec_present && exec_ns >= b->serialize_ns && exec_ns <= luo->t_open_start)
+			luo->t_exec = exec_ns;
+	}
+	return 0;
+}
+
+int luo_open(unsigned int flags, struct luo **ret_luo)
+{
+	struct luo *luo;
+	int r;
+
+	if (!ret_luo || (flags & ~(unsigned int)LUO_OPEN_FRESH_ON_ERROR))
+		return -EINVAL;
+	luo = calloc(1, sizeof(*luo));
+	if (!luo)
+		return -ENOMEM;
+	r = luo_handlers_hold();
+	if (r < 0) {
+		free(luo);
+		return r;
+	}
+	pthread_mutex_init(&luo->lock, NULL);
+	luo->t_open_start = luo_now_ns();
+	r = adopt_handover(luo);
+	if (r < 0) {
+		if (!(flags & LUO_OPEN_FRESH_ON_ERROR)) {
+			luo_close(luo);
+			return r;
+		}
+		luo->incoming_error = r;
+	}
+	luo->t_open_end = luo_now_ns();
+	*ret_luo = luo;
+	return 0;
+}
+
+void luo_close(struct luo *luo)
+{
+	if (!luo)
+		return;
+	pthread_mutex_lock(&luo->lock);
+	free_sessions(luo);
+	free(luo->sessions);
+	pthread_mutex_unlock(&luo->lock);
+	pthread_mutex_destroy(&luo->lock);
+	free(luo);
+	luo_handlers_release();
+}
+
+uint64_t luo_liveupdate_number(const struct luo *luo)
+{
+	return luo ? luo->lu_number : 0;
+}
+
+bool luo_is_incoming(const struct luo *luo)
+{
+	return luo && luo->incoming;
+}
+
+int luo_incoming_error(const struct luo *luo, const char **ret_reason)
+{
+	if (!luo)
+		return -EINVAL;
+	if (ret_reason)
+		*ret_reason = luo->incoming_error ? luo->incoming_reason : "";
+	return luo->incoming_error;
+}
+
+int luo_ready(struct luo *luo)
+{
+	if (!luo)
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	if (!luo->ready) {
+		luo->ready = true;
+		luo->t_ready = luo_now_ns();
+	}
+	pthread_mutex_unlock(&luo->lock);
+	return 0;
+}
+
+static uint64_t span(uint64_t from, uint64_t to)
+{
+	return from && to >= from ? to - from : 0;
+}
+
+int luo_timings(const struct luo *luo, struct luo_timings *ret_timings)
+{
+	if (!luo || !ret_timings)
+		return -EINVAL;
+	if (!luo->incoming)
+		return -ENODATA;
+	if (!luo->ready)
+		return -EBUSY;
+	*ret_timings = (struct luo_timings){
+		.freeze_ns = span(luo->t_freeze, luo->t_serialize),
+		.serialize_ns = span(luo->t_serialize, luo->t_exec),
+		.exec_ns = span(luo->t_exec, luo->t_open_start),
+		.restore_ns = span(luo->t_open_start, luo->t_open_end),
+		.ready_ns = span(luo->t_open_end, luo->t_ready),
+		.blackout_ns = span(luo->t_freeze, luo->t_ready),
+	};
+	return 0;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: the built-in "memfd" handler
+ *
+ * Takes memfds (any shmem file) that allow sealing. preserve adds
+ * F_SEAL_GROW | F_SEAL_SHRINK so the size is frozen from then on while
+ * writes within it still work, like the kernel's memfd_luo; the contents are
+ * never copied: the same open file crosses execve(). freeze records identity,
+ * size and seals; retrieve, on the new side, refuses an fd whose identity,
+ * size or seals differ from the record (-EBADFD). Seals cannot be lifted, so
+ * unpreserve leaves the size frozen.
+ *
+ * A shmem file that cannot be sealed (memfd_create without
+ * MFD_ALLOW_SEALING, or sealed with F_SEAL_SEAL already) is left to the
+ * "fd" handler, which keeps it open and checks its identity only.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "luo-internal.h"
+
+#define FROZEN_SIZE_SEALS (F_SEAL_GROW | F_SEAL_SHRINK)
+
+static bool memfd_can_preserve(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals < 0)
+		return false; /* not a shmem file */
+	return !(seals & F_SEAL_SEAL) || (seals & FROZEN_SIZE_SEALS) == FROZEN_SIZE_SEALS;
+}
+
+static int memfd_record(struct luo_file *file)
+{
+	struct luo_abi_memfd_v1 *d = (struct luo_abi_memfd_v1 *)file->data;
+	struct stat st;
+	int seals;
+
+	if (fstat(file->fd, &st) < 0)
+		return -errno;
+	seals = fcntl(file->fd, F_GET_SEALS);
+	if (seals < 0)
+		return -errno;
+	*d = (struct luo_abi_memfd_v1){
+		.dev = st.st_dev,
+		.ino = st.st_ino,
+		.size = (uint64_t)st.st_size,
+		.seals = (uint32_t)seals,
+	};
+	return 0;
+}
+
+static int memfd_preserve(struct luo_file *file)
+{
+	struct luo_abi_memfd_v1 *d = (struct luo_abi_memfd_v1 *)file->data;
+	int r;
+
+	/* Record first: once sealed, a failure could not be undone. */
+	r = memfd_record(file);
+	if (r < 0)
+		return r;
+	if ((d->seals & FROZEN_SIZE_SEALS) != FROZEN_SIZE_SEALS) {
+		if (fcntl(file->fd, F_ADD_SEALS, FROZEN_SIZE_SEALS) < 0)
+			return -errno;
+		d->seals |= FROZEN_SIZE_SEALS;
+	}
+	return 0;
+}
+
+static void memfd_unpreserve(struct luo_file *file)
+{
+	(void)file;
+}
+
+static int memfd_freeze(struct luo_file *file)
+{
+	/* Seals may have grown since preserve (F_SEAL_WRITE, say). */
+	return memfd_record(file);
+}
+
+static int memfd_retrieve(struct luo_file *file)
+{
+	const struct luo_abi_memfd_v1 *d = (const struct luo_abi_memfd_v1 *)file->data;
+	struct stat st;
+	int seals;
+
+	if (d->reserved != 0)
+		return -EBADMSG;
+	if (fstat(file->fd, &st) < 0)
+		return -errno;
+	seals = fcntl(file->fd, F_GET_SEALS);
+	if (seals < 0)
+		return -EBADFD;
+	if (!S_ISREG(st.st_mode) || st.st_dev != d->dev || st.st_ino != d->ino ||
+	    (uint64_t)st.st_size != d->size || (uint32_t)seals != d->seals ||
+	    (seals & FROZEN_SIZE_SEALS) != FROZEN_SIZE_SEALS)
+		return -EBADFD;
+	return 0;
+}
+
+static void memfd_finish(struct luo_file *file, bool retrieved)
+{
+	(void)file;
+	(void)retrieved;
+}
+
+static const struct luo_file_ops memfd_ops = {
+	.can_preserve = memfd_can_preserve,
+	.preserve = memfd_preserve,
+	.unpreserve = memfd_unpreserve,
+	.freeze = memfd_freeze,
+	.retrieve = memfd_retrieve,
+	.finish = memfd_finish,
+};
+
+const struct luo_file_handler luo_handler_memfd = {
+	.name = "memfd",
+	.version = LUO_ABI_MEMFD_VERSION,
+	.data_size = sizeof(struct luo_abi_memfd_v1),
+	.ops = &memfd_ops,
+};

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: the file handler registry
+ *
+ * Process-wide, like the kernel's: handlers registered by the program are
+ * tried first, in registration order, then the built-in "memfd" and "fd".
+ * Registration is refused while a struct luo is open (-EBUSY), because the
+ * open handle may hold files of the handler and the incoming side looks
+ * handlers up by name while adopting the handover. The same lock marks the
+ * single open handle (luo_handlers_hold / luo_handlers_release).
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "luo-internal.h"
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct luo_file_handler *registered[LUO_HANDLERS_MAX];
+static size_t n_registered;
+static bool luo_is_open;
+
+static const struct luo_file_handler *const builtins[] = {
+	&luo_handler_memfd,
+	&luo_handler_fd,
+};
+
+static bool handler_valid(const struct luo_file_handler *h)
+{
+	const struct luo_file_ops *ops;
+
+	if (!h || !h->ops || !h->name || h->version == 0 || h->data_size > LUO_FILE_DATA_MAX)
+		return false;
+	if (!luo_name_valid(h->name, LUO_HANDLER_NAME_MAX))
+		return false;
+	ops = h->ops;
+	return ops->can_preserve && ops->preserve && ops->unpreserve && ops->retrieve && ops->finish;
+}
+
+static const struct luo_file_handler *find_by_name_locked(const char *name)
+{
+	for (size_t i = 0; i < n_registered; i++)
+		if (strcmp(registered[i]->name, name) == 0)
+			return registered[i];
+	for (size_t i = 0; i < ARRAY_SIZE(builtins); i++)
+		if (strcmp(builtins[i]->name, name) == 0)
+			return builtins[i];
+	return NULL;
+}
+
+int luo_file_handler_register(const struct luo_file_handler *handler)
+{
+	int r = 0;
+
+	if (!handler_valid(handler))
+		return -EINVAL;
+	pthread_mutex_lock(&registry_lock);
+	if (luo_is_open)
+		r = -EBUSY;
+	else if (find_by_name_locked(handler->name))
+		r = -EEXIST;
+	else if (n_registered >= LUO_HANDLERS_MAX)
+		r = -ENOSPC;
+	else
+		registered[n_registered++] = handler;
+	pthread_mutex_unlock(&registry_lock);
+	return r;
+}
+
+int luo_file_handler_unregister(const struct luo_file_handler *handler)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&registry_lock);
+	if (luo_is_open) {
+		r = -EBUSY;
+	} else {
+		for (size_t i = 0; i < n_registered; i++) {
+			if (registered[i] != handler)
+				continue;
+			memmove(&registered[i], &registered[i + 1], (n_registered - i - 1) * sizeof(registered[0]));
+			n_registered--;
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return r;
+}
+
+/*
+ * Lookups run while a struct luo is open, when the registry cannot change,
+ * so they need not take the lock.
+ */
+const struct luo_file_handler *luo_handler_for_fd(int fd)
+{
+	for (size_t i = 0; i < n_registered; i++)
+		if (registered[i]->ops->can_preserve(fd))
+			return registered[i];
+	for (size_t i = 0; i < ARRAY_SIZE(builtins); i++)
+		if (builtins[i]->ops->can_preserve(fd))
+			return builtins[i];
+	return NULL;
+}
+
+const struct luo_file_handler *luo_handler_by_name(const char *name)
+{
+	return find_by_name_locked(name);
+}
+
+int luo_handlers_hold(void)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&registry_lock);
+	if (luo_is_open)
+		r = -EBUSY;
+	else
+		luo_is_open = true;
+	pthread_mutex_unlock(&registry_lock);
+	return r;
+}
+
+void luo_handlers_release(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	luo_is_open = false;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+int luo_file_fd(const struct luo_file *file)
+{
+	return file->fd;
+}
+
+uint64_t luo_file_token(const struct luo_file *file)
+{
+	return file->token;
+}
+
+void *luo_file_data(struct luo_file *file)
+{
+	return file->data;
+}

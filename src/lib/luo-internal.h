@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LUO_INTERNAL_H
+#define LUO_INTERNAL_H
+
+/*
+ * DOC: libluo's internal contract
+ *
+ * The objects behind the public handles and the calls the modules make on
+ * each other: core.c (the handle, adoption of the handover), session.c
+ * (sessions and their files), handler.c (the registry), handler-memfd.c and
+ * handler-fd.c (built-in handlers), blob-read.c / blob-write.c (the FDT),
+ * update.c (exec handover), self.c (this binary's path and build-id).
+ */
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "luo/abi.h"
+#include "luo/luo.h"
+
+#define LUO_REASON_MAX 256
+
+struct luo_file {
+	struct luo_session *session;
+	const struct luo_file_handler *handler;
+	uint64_t token;
+	int fd;              /* libluo's own reference, close-on-exec */
+	bool frozen;
+	bool retrieved;      /* incoming: handed out at least once */
+	bool validated;      /* incoming: the handler's retrieve() passed */
+	uint8_t data[LUO_FILE_DATA_MAX] __attribute__((aligned(8)));
+};
+
+struct luo_session {
+	struct luo *luo;
+	char name[LUO_SESSION_NAME_MAX + 1];
+	bool incoming;
+	bool retrieved;      /* incoming: luo_session_retrieve() done */
+	bool finished;       /* incoming: files released */
+	struct luo_file **files;
+	size_t n_files;
+	size_t cap_files;
+};
+
+struct luo {
+	pthread_mutex_t lock;
+	bool incoming;
+	bool ready;
+	bool updating;
+	uint64_t lu_number;
+	int incoming_error;
+	char incoming_reason[LUO_REASON_MAX];
+
+	struct luo_session **sessions;
+	size_t n_sessions;
+	size_t cap_sessions;
+	size_t n_out_files; /* files in outgoing sessions */
+
+	/* CLOCK_MONOTONIC ns; 0 = unknown */
+	uint64_t t_freeze;
+	uint64_t t_serialize;
+	uint64_t t_exec;
+	uint64_t t_open_start;
+	uint64_t t_open_end;
+	uint64_t t_ready;
+};
+
+/* util */
+uint64_t luo_now_ns(void);
+int luo_parse_u64(const char *s, uint64_t max, uint64_t *ret);
+int luo_set_cloexec(int fd, bool on);
+
+/* handler.c */
+const struct luo_file_handler *luo_handler_for_fd(int fd);
+const struct luo_file_handler *luo_handler_by_name(const char *name);
+int luo_handlers_hold(void);     /* the global "a struct luo is open" mark */
+void luo_handlers_release(void);
+extern const struct luo_file_handler luo_handler_memfd;
+extern const struct luo_file_handler luo_handler_fd;
+
+/* session.c (lock held by callers in core.c / update.c) */
+int luo_session_new(struct luo *luo, const char *name, bool incoming, struct luo_session **ret);
+void luo_session_free(struct luo_session *s);
+int luo_session_add_incoming_file(struct luo_session *s, const struct luo_file_handler *h,
+				  uint64_t token, int fd, const void *data);
+bool luo_name_valid(const char *name, size_t max);
+
+/* the incoming blob, parsed and checked; data pointers point into the blob */
+struct luo_blob_file {
+	uint64_t token;
+	int fd;
+	char handler[LUO_HANDLER_NAME_MAX + 1];
+	uint32_t handler_version;
+	const void *data;
+	uint32_t data_len;
+};
+
+struct luo_blob_session {
+	char name[LUO_SESSION_NAME_MAX + 1];
+	struct luo_blob_file *files;
+	size_t n_files;
+};
+
+struct luo_blob {
+	uint32_t format;
+	uint64_t lu_number;
+	char producer_path[PATH_MAX];
+	uint8_t build_id[LUO_ABI_BUILD_ID_MAX];
+	size_t build_id_len;
+	uint64_t freeze_ns;
+	uint64_t serialize_ns;
+	struct luo_blob_session *sessions;
+	size_t n_sessions;
+	size_t n_files;
+};
+
+/* blob-read.c: parse hostile bytes. -EBADMSG / -EPROTO / -ENOMEM. */
+int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, char *reason, size_t reason_len);
+void luo_blob_free(struct luo_blob *blob);
+static inline void luo_blob_freep(struct luo_blob **blob)
+{
+	luo_blob_free(*blob);
+}
+
+/* blob-write.c: serialize the outgoing sessions of @luo. */
+struct luo_blob_header {
+	uint64_t lu_number;
+	const char *producer_path;
+	const uint8_t *build_id;
+	size_t build_id_len;
+	uint64_t freeze_ns;
+	uint64_t serialize_ns;
+};
+int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, void **ret_buf, size_t *ret_len);
+
+/* self.c */
+int luo_self_path(char *buf, size_t len);
+int luo_self_build_id(uint8_t *buf, size_t len, size_t *ret_len);
+
+/* core.c */
+void luo_reasonf(char *reason, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif /* LUO_INTERNAL_H */

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: sessions and the files they hold
+ *
+ * Outgoing session: created by name, files preserved under tokens and
+ * unpreserved, serialized by luo_update(); closing it unpreserves its files,
+ * last first. Incoming session: built by luo_open() from the handover,
+ * retrieved by name once, its files handed out any number of times, then
+ * finished (all-or-nothing through can_finish) and closed; closing an
+ * unfinished one finishes it. The kernel's error codes are kept (see
+ * luo.h); calls for the other direction get -EINVAL.
+ *
+ * Every file holds libluo's own close-on-exec reference, so the caller may
+ * close its fd at once. Limits are checked here, at preserve time, so that
+ * serialization never runs out of room.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "luo-internal.h"
+
+/* Lowest fd libluo takes for its references: 0..2 are the caller's. */
+#define LUO_FD_MIN 3
+
+bool luo_name_valid(const char *name, size_t max)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strnlen(name, max + 1);
+	return len > 0 && len <= max;
+}
+
+static struct luo_session *find_session(struct luo *luo, const char *name)
+{
+	for (size_t i = 0; i < luo->n_sessions; i++)
+		if (strcmp(luo->sessions[i]->name, name) == 0)
+			return luo->sessions[i];
+	return NULL;
+}
+
+static ssize_t find_file(const struct luo_session *s, uint64_t token)
+{
+	for (size_t i = 0; i < s->n_files; i++)
+		if (s->files[i]->token == token)
+			return (ssize_t)i;
+	return -1;
+}
+
+static int grow(void *pptr, size_t *cap, size_t need, size_t elem)
+{
+	void **p = pptr;
+	size_t ncap;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	while (ncap < need)
+		ncap *= 2;
+	n = reallocarray(*p, ncap, elem);
+	if (!n)
+		return -ENOMEM;
+	*p = n;
+	*cap = ncap;
+	return 0;
+}
+
+int luo_session_new(struct luo *luo, const char *name, bool incoming, struct luo_session **ret)
+{
+	struct luo_session *s;
+
+	if (!luo_name_valid(name, LUO_SESSION_NAME_MAX))
+		return -EINVAL;
+	/* Incoming names come from a blob whose reader refused duplicates. */
+	if (!incoming && find_session(luo, name))
+		return -EEXIST;
+	if (luo->n_sessions >= LUO_SESSIONS_MAX)
+		return -ENOMEM;
+	if (grow(&luo->sessions, &luo->cap_sessions, luo->n_sessions + 1, sizeof(*luo->sessions)) < 0)
+		return -ENOMEM;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->luo = luo;
+	s->incoming = incoming;
+	strcpy(s->name, name);
+	luo->sessions[luo->n_sessions++] = s;
+	*ret = s;
+	return 0;
+}
+
+static void file_free(struct luo_file *f)
+{
+	safe_close(f->fd);
+	free(f);
+}
+
+static void session_unlink(struct luo_session *s)
+{
+	struct luo *luo = s->luo;
+
+	for (size_t i = 0; i < luo->n_sessions; i++) {
+		if (luo->sessions[i] != s)
+			continue;
+		memmove(&luo->sessions[i], &luo->sessions[i + 1],
+			(luo->n_sessions - i - 1) * sizeof(luo->sessions[0]));
+		luo->n_sessions--;
+		return;
+	}
+}
+
+/* Finish every file, last preserved first; must not fail. */
+static void session_finish_files(struct luo_session *s)
+{
+	for (size_t i = s->n_files; i-- > 0;) {
+		struct luo_file *f = s->files[i];
+
+		if (f->validated)
+			f->handler->ops->finish(f, f->retrieved);
+		file_free(f);
+	}
+	s->n_files = 0;
+	s->finished = true;
+}
+
+static void session_unpreserve_files(struct luo_session *s)
+{
+	for (size_t i = s->n_files; i-- > 0;) {
+		struct luo_file *f = s->files[i];
+
+		f->handler->ops->unpreserve(f);
+		file_free(f);
+	}
+	s->luo->n_out_files -= s->n_files;
+	s->n_files = 0;
+}
+
+/* Release the session's files and memory; the caller unlinks it. */
+void luo_session_free(struct luo_session *s)
+{
+	if (!s)
+		return;
+	if (s->incoming)
+		session_finish_files(s);
+	else
+		session_unpreserve_files(s);
+	free(s->files);
+	free(s);
+}
+
+int luo_session_add_incoming_file(struct luo_session *s, const struct luo_file_handler *h,
+				  uint64_t token, int fd, const void *data)
+{
+	struct luo_file *f;
+
+	if (grow(&s->files, &s->cap_files, s->n_files + 1, sizeof(*s->files)) < 0)
+		return -ENOMEM;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->session = s;
+	f->handler = h;
+	f->token = token;
+	f->fd = fd;
+	memcpy(f->data, data, h->data_size);
+	s->files[s->n_files++] = f;
+	return 0;
+}
+
+int luo_session_create(struct luo *luo, const char *name, struct luo_session **ret_session)
+{
+	struct luo_session *s;
+	int r;
+
+	if (!luo || !ret_session)
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	r = luo_session_new(luo, name, false, &s);
+	pthread_mutex_unlock(&luo->lock);
+	if (r == 0)
+		*ret_session = s;
+	return r;
+}
+
+int luo_session_retrieve(struct luo *luo, const char *name, struct luo_session **ret_session)
+{
+	struct luo_session *s;
+	int r = 0;
+
+	if (!luo || !ret_session || !luo_name_valid(name, LUO_SESSION_NAME_MAX))
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	s = find_session(luo, name);
+	if (!s || !s->incoming)
+		r = -ENOENT;
+	else if (s->retrieved)
+		r = -EINVAL;
+	else
+		s->retrieved = true;
+	pthread_mutex_unlock(&luo->lock);
+	if (r == 0)
+		*ret_session = s;
+	return r;
+}
+
+const char *luo_session_name(const struct luo_session *session)
+{
+	return session ? session->name : NULL;
+}
+
+bool luo_session_is_incoming(const struct luo_session *session)
+{
+	return session && session->incoming;
+}
+
+int luo_session_preserve_fd(struct luo_session *s, int fd, uint64_t token)
+{
+	const struct luo_file_handler *h;
+	struct luo *luo;
+	struct luo_file *f = NULL;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	luo = s->luo;
+	if (fd < 0)
+		return -EBADF;
+	pthread_mutex_lock(&luo->lock);
+	if (s->incoming || luo->updating) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (fcntl(fd, F_GETFD) < 0) {
+		r = -EBADF;
+		goto out;
+	}
+	if (find_file(s, token) >= 0) {
+		r = -EEXIST;
+		goto out;
+	}
+	if (s->n_files >= LUO_SESSION_FILES_MAX || luo->n_out_files >= LUO_FILES_MAX) {
+		r = -ENOSPC;
+		goto out;
+	}
+	h = luo_handler_for_fd(fd);
+	if (!h) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = grow(&s->files, &s->cap_files, s->n_files + 1, sizeof(*s->files));
+	if (r < 0)
+		goto out;
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		r = -ENOMEM;
+		goto out;
+	}
+	f->session = s;
+	f->handler = h;
+	f->token = token;
+	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, LUO_FD_MIN);
+	if (f->fd < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	r = h->ops->preserve(f);
+	if (r < 0)
+		goto out_close;
+	s->files[s->n_files++] = f;
+	luo->n_out_files++;
+	pthread_mutex_unlock(&luo->lock);
+	return 0;
+
+out_close:
+	safe_close(f->fd);
+out_free:
+	free(f);
+out:
+	pthread_mutex_unlock(&luo->lock);
+	return r;
+}
+
+int luo_session_unpreserve_fd(struct luo_session *s, uint64_t token)
+{
+	struct luo *luo;
+	struct luo_file *f;
+	ssize_t i;
+	int r = 0;
+
+	if (!s)
+		return -EINVAL;
+	luo = s->luo;
+	pthread_mutex_lock(&luo->lock);
+	if (s->incoming || luo->updating) {
+		r = -EINVAL;
+		goto out;
+	}
+	i = find_file(s, token);
+	if (i < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	f = s->files[i];
+	f->handler->ops->unpreserve(f);
+	file_free(f);
+	memmove(&s->files[i], &s->files[i + 1], (s->n_files - (size_t)i - 1) * sizeof(s->files[0]));
+	s->n_files--;
+	luo->n_out_files--;
+out:
+	pthread_mutex_unlock(&luo->lock);
+	return r;
+}
+
+int luo_session_retrieve_fd(struct luo_session *s, uint64_t token, int *ret_fd)
+{
+	struct luo *luo;
+	ssize_t i;
+	int r, fd;
+
+	if (!s || !ret_fd)
+		return -EINVAL;
+	luo = s->luo;
+	pthread_mutex_lock(&luo->lock);
+	if (!s->incoming || s->finished) {
+		r = -EINVAL;
+		goto out;
+	}
+	i = find_file(s, token);
+	if (i < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	fd = fcntl(s->files[i]->fd, F_DUPFD_CLOEXEC, LUO_FD_MIN);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	s->files[i]->retrieved = true;
+	*ret_fd = fd;
+	r = 0;
+out:
+	pthread_mutex_unlock(&luo->lock);
+	return r;
+}
+
+int luo_session_finish(struct luo_session *s)
+{
+	struct luo *luo;
+	int r = 0;
+
+	if (!s)
+		return -EINVAL;
+	luo = s->luo;
+	pthread_mutex_lock(&luo->lock);
+	if (!s->incoming || s->finished) {
+		r = -EINVAL;
+		goto out;
+	}
+	for (size_t i = 0; i < s->n_files; i++) {
+		struct luo_file *f = s->files[i];
+
+		if (f->handler->ops->can_finish && !f->handler->ops->can_finish(f)) {
+			r = -EBUSY;
+			goto out;
+		}
+	}
+	session_finish_files(s);
+out:
+	pthread_mutex_unlock(&luo->lock);
+	return r;
+}
+
+void luo_session_close(struct luo_session *s)
+{
+	struct luo *luo;
+
+	if (!s)
+		return;
+	luo = s->luo;
+	pthread_mutex_lock(&luo->lock);
+	session_unlink(s);
+	luo_session_free(s);
+	pthread_mutex_unlock(&luo->lock);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: small helpers shared by the modules
+ *
+ * Clock, strict number parsing (never atoi: the environment is input from
+ * the previous image), close-on-exec toggling and the reason formatter.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "luo-internal.h"
+
+uint64_t luo_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Decimal digits only, no sign, no blanks, no leading zero, at most @max. */
+int luo_parse_u64(const char *s, uint64_t max, uint64_t *ret)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!s || !s[0] || (s[0] == '0' && s[1]))
+		return -EINVAL;
+	for (i = 0; s[i]; i++) {
+		unsigned d;
+
+		if (s[i] < '0' || s[i] > '9' || i >= 20)
+			return -EINVAL;
+		d = (unsigned)(s[i] - '0');
+		if (v > (max - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	return 0;
+}
+
+int luo_set_cloexec(int fd, bool on)
+{
+	int flags = fcntl(fd, F_GETFD);
+
+	if (flags < 0)
+		return -errno;
+	if (!!(flags & FD_CLOEXEC) == on)
+		return 0;
+	flags = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+	if (fcntl(fd, F_SETFD, flags) < 0)
+		return -errno;
+	return 0;
+}
+
+void luo_reasonf(char *reason, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!reason || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, len, fmt, ap);
+	va_end(ap);
+}
