@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# luo's one entry point for people and CI.
+#
+#   ./dev.sh demo    install what is missing, build, run the live-update demo
+#   ./dev.sh test    install what is missing, build, run every test: plain,
+#                    under ASan+UBSan (LeakSanitizer on), and the API tests
+#                    under valgrind memcheck
+#   ./dev.sh build   install what is missing and build (into ./build)
+#   ./dev.sh deps    only install the missing Debian packages (as root)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Debian packages the build and the tests need. Why each: README, "Dependencies".
+PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev valgrind)
+
+say() { printf '\n== %s\n' "$*"; }
+
+deps() {
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing Debian packages: ${missing[*]}" >&2
+		echo "run as root: apt-get install -y ${missing[*]}" >&2
+		exit 1
+	fi
+	say "installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# setup_dir DIR [meson options...]: configure once, reconfigure if options changed.
+setup_dir() {
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir" >/dev/null
+}
+
+build() {
+	deps
+	say "building (build/)"
+	setup_dir build
+}
+
+# Count the results in a meson test log (JSON lines): "passed failed".
+count_results() {
+	python3 - "$1" <<'PY'
+import json, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        ok += 1
+    elif r != "SKIP":
+        bad += 1
+print(ok, bad)
+PY
+}
+
+run_tests() {
+	local passed=0 failed=0 p f status=0
+	build
+	say "tests"
+	meson test -C build --print-errorlogs || status=1
+	read -r p f < <(count_results build/meson-logs/testlog.json); passed=$((passed + p)); failed=$((failed + f))
+
+	say "tests under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer"
+	setup_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C build-asan --print-errorlogs || status=1
+	read -r p f < <(count_results build-asan/meson-logs/testlog.json); passed=$((passed + p)); failed=$((failed + f))
+
+	say "API tests under valgrind memcheck (errors and definite leaks fail)"
+	meson test -C build --suite api --print-errorlogs --timeout-multiplier 10 \
+		--wrapper 'valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite' || status=1
+	# meson names the log after the wrapper
+	read -r p f < <(count_results build/meson-logs/testlog-valgrind.json); passed=$((passed + p)); failed=$((failed + f))
+
+	echo
+	echo "$passed passed, $failed failed"
+	return $status
+}
+
+demo_tmp=
+demo_server=
+demo_cleanup() {
+	[ -n "$demo_server" ] && kill "$demo_server" 2>/dev/null || true
+	[ -n "$demo_tmp" ] && rm -rf "$demo_tmp"
+}
+
+demo() {
+	local bin=build/examples/counter/luo-counter client_rc=0 port
+	build
+	demo_tmp=$(mktemp -d)
+	trap demo_cleanup EXIT
+	say "demo: a counter service live-updates itself 3 times while a client hammers it"
+	cat <<'TXT'
+luo-counter keeps a counter in a memfd and answers "INC" on a TCP socket.
+On SIGHUP it calls luo_update(): the same process execs its binary again,
+handing over the memfd and the listening socket. The client checks that
+no connection is refused and that every answer is the last one plus one.
+TXT
+	echo
+	"$bin" serve --port-file "$demo_tmp/port" &
+	demo_server=$!
+	for _ in $(seq 100); do [ -s "$demo_tmp/port" ] && break; sleep 0.05; done
+	port=$(cat "$demo_tmp/port")
+	"$bin" client --port "$port" --seconds 3 > "$demo_tmp/client" &
+	local client=$!
+	for _ in 1 2 3; do
+		sleep 0.7
+		kill -HUP "$demo_server"
+	done
+	wait "$client" || client_rc=$?
+	sleep 0.1
+	kill -TERM "$demo_server"
+	wait "$demo_server" || true
+	demo_server=
+	cat "$demo_tmp/client"
+	echo
+	if [ "$client_rc" -eq 0 ]; then
+		echo "demo: OK -- same pid, same socket, counter intact across 3 live updates"
+	else
+		echo "demo: FAILED -- see the client's line above"
+		return 1
+	fi
+}
+
+case "${1:-}" in
+demo) demo ;;
+test) run_tests ;;
+build) build ;;
+deps) deps ;;
+*)
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]
+	;;
+esac
