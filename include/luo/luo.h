@@ -166,6 +166,7 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * failure), serializes the outgoing sessions into a memfd sealed against
  * write, shrink and grow, clears close-on-exec on the preserved fds and the
  * blob only, and execve()s. Incoming sessions are not carried forward.
+ * stdio buffers are not flushed (execve() drops them): fflush(NULL) first.
  *
  * Return: does not return on success. Otherwise everything is as before the
  * call and the service keeps running: -ENOENT / -EACCES / -ENOEXEC and the
