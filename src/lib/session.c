@@ -154,19 +154,30 @@ void luo_session_free(struct luo_session *s)
 	free(s);
 }
 
-int luo_session_add_incoming_file(struct luo_session *s, const struct luo_file_handler *h,
-				  uint64_t token, int fd, const void *data)
+/* A file of @s with room reserved for it in s->files; not yet linked. */
+static struct luo_file *file_alloc(struct luo_session *s, const struct luo_file_handler *h, uint64_t token)
 {
 	struct luo_file *f;
 
 	if (grow(&s->files, &s->cap_files, s->n_files + 1, sizeof(*s->files)) < 0)
-		return -ENOMEM;
+		return NULL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
-		return -ENOMEM;
+		return NULL;
 	f->session = s;
 	f->handler = h;
 	f->token = token;
+	f->fd = -1;
+	return f;
+}
+
+int luo_session_add_incoming_file(struct luo_session *s, const struct luo_file_handler *h,
+				  uint64_t token, int fd, const void *data)
+{
+	struct luo_file *f = file_alloc(s, h, token);
+
+	if (!f)
+		return -ENOMEM;
 	f->fd = fd;
 	memcpy(f->data, data, h->data_size);
 	s->files[s->n_files++] = f;
@@ -253,17 +264,11 @@ int luo_session_preserve_fd(struct luo_session *s, int fd, uint64_t token)
 		r = -ENOENT;
 		goto out;
 	}
-	r = grow(&s->files, &s->cap_files, s->n_files + 1, sizeof(*s->files));
-	if (r < 0)
-		goto out;
-	f = calloc(1, sizeof(*f));
+	f = file_alloc(s, h, token);
 	if (!f) {
 		r = -ENOMEM;
 		goto out;
 	}
-	f->session = s;
-	f->handler = h;
-	f->token = token;
 	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, LUO_FD_MIN);
 	if (f->fd < 0) {
 		r = -errno;
