@@ -207,6 +207,18 @@ int main(int argc, char **argv)
 	check_cloexec_as_before();
 	printf("ok - failed freeze unwound (%s)\n", call_log);
 
+	/* After clearenv() environ is NULL: an empty environment, not a crash. */
+	{
+		extern char **environ;
+		char **saved = environ;
+
+		environ = NULL;
+		CHECK_ERR(luo_update(luo, garbage, nargv, NULL), ENOEXEC);
+		environ = saved;
+		check_still_serving(luo, memfd, fds);
+		printf("ok - a NULL environ is an empty environment\n");
+	}
+
 	unlink(notexec);
 	unlink(garbage);
 	rmdir(dir_template);

@@ -86,7 +86,8 @@ enum {
  * If LUO_HANDOVER_FD names a sealed memfd holding a valid handover blob, its
  * sessions become retrievable and every inherited fd is checked against the
  * type and identity recorded for it. The variable is removed from the
- * environment in every case, so a child never sees it.
+ * environment whenever it is looked at (every return but -EINVAL, -EBUSY
+ * and -ENOMEM), so a child never sees it.
  *
  * Return: 0; -EBUSY another handle is open; -EINVAL bad flags; -ENOMEM.
  * Without LUO_OPEN_FRESH_ON_ERROR, a refused handover returns its reason:
@@ -94,8 +95,10 @@ enum {
  * out of limits; -EPROTO a format or handler version this build cannot read;
  * -ENOENT a handler this build does not have; -EBADF a recorded fd is not
  * open; -EBADFD a recorded fd is not the object recorded for it. A refused
- * handover is discarded: the fds it listed (when its structure could be
- * read) are closed, and the next luo_open() is a fresh start.
+ * handover is discarded and the next luo_open() is a fresh start: the
+ * handover memfd is closed, and so is every listed fd that passed its
+ * handler's identity check. Other fds are left alone, close-on-exec
+ * untouched, since they may not be libluo's.
  */
 LUO_EXPORT int luo_open(unsigned int flags, struct luo **ret_luo);
 
@@ -170,8 +173,10 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  *
  * Return: does not return on success. Otherwise everything is as before the
  * call and the service keeps running: -ENOENT / -EACCES / -ENOEXEC and the
- * other errors of execve() for @path; -EINVAL bad arguments; -EBUSY another
- * update is under way; -ENOMEM; or the error of a handler's freeze.
+ * other errors of execve() for @path; -EINVAL bad arguments; -ENOMEM; or
+ * the error of a handler's freeze. Calls on the handle from other threads
+ * wait until it returns. Between clearing close-on-exec and execve(), a
+ * fork() in another thread would inherit the preserved fds.
  */
 LUO_EXPORT int luo_update(struct luo *luo, const char *path, char *const argv[], char *const envp[]);
 
@@ -213,7 +218,7 @@ LUO_EXPORT bool luo_session_is_incoming(const struct luo_session *session);
  * frozen with F_SEAL_GROW | F_SEAL_SHRINK; writes within the size still work.
  * Seals are permanent: unpreserving does not lift them.
  *
- * Return: 0; -EINVAL incoming session, or an update is under way; -EBADF @fd
+ * Return: 0; -EINVAL incoming session; -EBADF @fd
  * is not open; -EEXIST @token is in use in this session; -ENOSPC
  * LUO_SESSION_FILES_MAX or LUO_FILES_MAX reached; -ENOENT no handler can
  * preserve this kind of file; -EMFILE / -ENOMEM; or a handler's error.
@@ -223,8 +228,7 @@ LUO_EXPORT int luo_session_preserve_fd(struct luo_session *session, int fd, uint
 /**
  * luo_session_unpreserve_fd() - undo luo_session_preserve_fd() (outgoing).
  *
- * Return: 0; -EINVAL incoming session or update under way; -ENOENT unknown
- * token.
+ * Return: 0; -EINVAL incoming session; -ENOENT unknown token.
  */
 LUO_EXPORT int luo_session_unpreserve_fd(struct luo_session *session, uint64_t token);
 

@@ -42,7 +42,8 @@ static const void *prop(const struct reader *rd, int node, const char *name, int
 	int len;
 	const void *p = fdt_getprop(rd->fdt, node, name, &len);
 
-	if (!p)
+	/* libfdt 1.6.1's fdt_check_full lets a negative length through. */
+	if (!p || len < 0)
 		return NULL;
 	*ret_len = len;
 	return p;
@@ -240,6 +241,13 @@ int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, char
 
 	if (!buf || len > LUO_ABI_BLOB_MAX)
 		return refuse(&rd, "blob larger than %u bytes", LUO_ABI_BLOB_MAX);
+	/*
+	 * Probe the header ourselves first: libfdt 1.6.1's fdt_check_full
+	 * dereferences NULL on trees of old versions. The writer makes
+	 * version 17; nothing else is ours.
+	 */
+	if (len < sizeof(struct fdt_header) || fdt_magic(buf) != FDT_MAGIC || fdt_version(buf) != 17)
+		return refuse(&rd, "not a version 17 flattened device tree");
 	r = fdt_check_full(buf, len);
 	if (r < 0)
 		return refuse(&rd, "not a valid flattened device tree (%s)", fdt_strerror(r));

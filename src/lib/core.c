@@ -180,13 +180,14 @@ static int adopt_handover(struct luo *luo)
 		return -EBADF;
 	}
 	fd = (int)v;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > LUO_ABI_BLOB_MAX) {
-		luo_reasonf(reason, rlen, "handover fd %d is not a memfd of 1..%u bytes", fd, LUO_ABI_BLOB_MAX);
-		return -EBADMSG;
-	}
+	/* Seals first: once sealed, the size read next cannot change. */
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || (seals & HANDOVER_SEALS) != HANDOVER_SEALS) {
-		luo_reasonf(reason, rlen, "handover memfd %d is not sealed against write, shrink and grow", fd);
+		luo_reasonf(reason, rlen, "handover fd %d is not a memfd sealed against write, shrink and grow", fd);
+		return -EBADMSG;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > LUO_ABI_BLOB_MAX) {
+		luo_reasonf(reason, rlen, "handover memfd %d is not of 1..%u bytes", fd, LUO_ABI_BLOB_MAX);
 		return -EBADMSG;
 	}
 	map.len = (size_t)st.st_size;
@@ -284,8 +285,8 @@ int luo_ready(struct luo *luo)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
 	if (!luo->ready) {
-		luo->ready = true;
 		luo->t_ready = luo_now_ns();
+		luo->ready = true;
 	}
 	pthread_mutex_unlock(&luo->lock);
 	return 0;
@@ -296,14 +297,23 @@ static uint64_t span(uint64_t from, uint64_t to)
 	return from && to >= from ? to - from : 0;
 }
 
-int luo_timings(const struct luo *luo, struct luo_timings *ret_timings)
+int luo_timings(const struct luo *cluo, struct luo_timings *ret_timings)
 {
+	/* The lock guards the handle's state; reading it does not change it. */
+	struct luo *luo = (struct luo *)cluo;
+	int r = 0;
+
 	if (!luo || !ret_timings)
 		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
 	if (!luo->incoming)
-		return -ENODATA;
-	if (!luo->ready)
-		return -EBUSY;
+		r = -ENODATA;
+	else if (!luo->ready)
+		r = -EBUSY;
+	if (r < 0) {
+		pthread_mutex_unlock(&luo->lock);
+		return r;
+	}
 	*ret_timings = (struct luo_timings){
 		.freeze_ns = span(luo->t_freeze, luo->t_serialize),
 		.serialize_ns = span(luo->t_serialize, luo->t_exec),
@@ -312,5 +322,6 @@ int luo_timings(const struct luo *luo, struct luo_timings *ret_timings)
 		.ready_ns = span(luo->t_open_end, luo->t_ready),
 		.blackout_ns = span(luo->t_freeze, luo->t_ready),
 	};
+	pthread_mutex_unlock(&luo->lock);
 	return 0;
 }

@@ -49,7 +49,6 @@ struct luo {
 	pthread_mutex_t lock;
 	bool incoming;
 	bool ready;
-	bool updating;
 	uint64_t lu_number;
 	int incoming_error;
 	char incoming_reason[LUO_REASON_MAX];

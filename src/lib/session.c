@@ -243,7 +243,7 @@ int luo_session_preserve_fd(struct luo_session *s, int fd, uint64_t token)
 	if (fd < 0)
 		return -EBADF;
 	pthread_mutex_lock(&luo->lock);
-	if (s->incoming || luo->updating) {
+	if (s->incoming) {
 		r = -EINVAL;
 		goto out;
 	}
@@ -302,7 +302,7 @@ int luo_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 		return -EINVAL;
 	luo = s->luo;
 	pthread_mutex_lock(&luo->lock);
-	if (s->incoming || luo->updating) {
+	if (s->incoming) {
 		r = -EINVAL;
 		goto out;
 	}

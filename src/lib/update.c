@@ -219,16 +219,15 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 	if (r < 0)
 		return r;
 	luo_self_build_id(build_id, sizeof(build_id), &hdr.build_id_len);
-	r = env_build(&he, envp ? envp : environ);
+	{
+		char *const empty[] = { NULL }; /* clearenv() leaves environ NULL */
+
+		r = env_build(&he, envp ? envp : environ ? environ : empty);
+	}
 	if (r < 0)
 		return r;
 
 	pthread_mutex_lock(&luo->lock);
-	if (luo->updating) {
-		r = -EBUSY;
-		goto out;
-	}
-	luo->updating = true;
 	hdr.lu_number = luo->lu_number + 1;
 	hdr.freeze_ns = luo_now_ns();
 	r = freeze_all(luo);
@@ -236,8 +235,6 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 		r = switch_image(luo, path, argv, &he, &hdr);
 		freeze_undo(luo);
 	}
-	luo->updating = false;
-out:
 	pthread_mutex_unlock(&luo->lock);
 	free(he.envp);
 	return r;
