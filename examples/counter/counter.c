@@ -335,13 +335,17 @@ static int client(int argc, char **argv)
 		case 'p':
 			port = parse_port(optarg);
 			break;
-		case 's':
-			seconds = atof(optarg);
-			if (seconds <= 0 || seconds > 3600) {
-				fprintf(stderr, "luo-counter: --seconds must be in (0, 3600]\n");
+		case 's': {
+			char *end;
+
+			errno = 0;
+			seconds = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(seconds > 0 && seconds <= 3600)) {
+				fprintf(stderr, "luo-counter: --seconds must be a number in (0, 3600]\n");
 				return 2;
 			}
 			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
