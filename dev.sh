@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need. Why each: README, "Dependencies".
-PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev valgrind)
+PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev libelf-dev valgrind)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -96,38 +96,72 @@ demo_cleanup() {
 	[ -n "$demo_tmp" ] && rm -rf "$demo_tmp"
 }
 
+# demo_wait PATTERN: wait (up to 30 s) for a line of the server's output.
+demo_wait() {
+	for _ in $(seq 600); do
+		grep -q -- "$1" "$demo_tmp/server" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "demo: the server never printed '$1'" >&2
+	cat "$demo_tmp/server" >&2
+	return 1
+}
+
+# demo_update BINARY PATTERN: live-update the server to BINARY, wait for PATTERN.
+demo_update() {
+	echo "$1" > "$demo_tmp/next"
+	kill -HUP "$demo_server"
+	demo_wait "$2"
+	sleep 0.5
+}
+
 demo() {
-	local bin=build/examples/counter/luo-counter client_rc=0 port
+	local d=build/examples/counter client_rc=0 port client
 	build
 	demo_tmp=$(mktemp -d)
 	trap demo_cleanup EXIT
-	say "demo: a counter service live-updates itself 3 times while a client hammers it"
+	say "demo: a service live-updates across three releases while a client hammers it"
 	cat <<'TXT'
-luo-counter keeps a counter in a memfd and answers "INC" on a TCP socket.
-On SIGHUP it calls luo_update(): the same process execs its binary again,
-handing over the memfd and the listening socket. The client checks that
-no connection is refused and that every answer is the last one plus one.
+luo-counter answers "INC" on a TCP socket. Its state is two versioned
+components: "counter" (mandatory) and "stats" (optional). On SIGHUP it calls
+luo_update() to the binary named in a file: same pid, same listening socket,
+state handed over at the version both releases agree on -- or refused before
+anything is frozen when there is none. The client checks that no connection
+is refused and that every answer is the last one plus one.
+
+  release  counter reads/writes  stats reads/writes
+  v1       1 / 1                 1 / 1
+  v2       1-2 / 1-2             2 / 2
+  v3       2-3 / 2-3             2-3 / 2-3
 TXT
 	echo
-	"$bin" serve --port-file "$demo_tmp/port" &
+	"$d/luo-counter-v1" serve --port-file "$demo_tmp/port" --next-file "$demo_tmp/next" \
+		> "$demo_tmp/server" 2>&1 &
 	demo_server=$!
-	for _ in $(seq 100); do [ -s "$demo_tmp/port" ] && break; sleep 0.05; done
+	demo_wait "generation 0: fresh start"
 	port=$(cat "$demo_tmp/port")
-	"$bin" client --port "$port" --seconds 3 > "$demo_tmp/client" &
-	local client=$!
-	for _ in 1 2 3; do
-		sleep 0.7
-		kill -HUP "$demo_server"
-	done
+	"$d/luo-counter-v1" client --port "$port" --seconds 600 > "$demo_tmp/client" &
+	client=$!
+	sleep 0.5
+	demo_update "$d/luo-counter-v2" "generation 1: "
+	demo_update "$d/luo-counter-v3" "generation 2: "
+	demo_update "$d/luo-counter-v1" "still serving"
+	demo_update "$d/luo-counter-v2" "generation 3: "
+	kill -INT "$client"
 	wait "$client" || client_rc=$?
-	sleep 0.1
 	kill -TERM "$demo_server"
 	wait "$demo_server" || true
 	demo_server=
+	sed 's/^/  /' "$demo_tmp/server"
+	echo
 	cat "$demo_tmp/client"
 	echo
+	say "luoctl matrix: the same verdicts, read from the binaries without running them"
+	build/src/luoctl/luoctl matrix "$d/luo-counter-v1" "$d/luo-counter-v2" "$d/luo-counter-v3"
+	echo
 	if [ "$client_rc" -eq 0 ]; then
-		echo "demo: OK -- same pid, same socket, counter intact across 3 live updates"
+		echo "demo: OK -- one pid, one socket, no refused connection, no lost count: v1 -> v2 -> v3,"
+		echo "      v3 -> v1 refused before the switch (the service kept serving), v3 -> v2"
 	else
 		echo "demo: FAILED -- see the client's line above"
 		return 1

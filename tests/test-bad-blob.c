@@ -10,19 +10,36 @@
  *   - the handover fd itself: empty, too large, unsealed or partly sealed,
  *     not a memfd, closed, and malformed LUO_HANDOVER_FD values;
  *   - the container: truncated, bad magic/version/sizes, garbage;
+ *   - the format version: 2 is written and read, 1 (no producer-argv, no
+ *     components) is still read, 0, 3 and UINT32_MAX are -EPROTO;
  *   - every root, session and file property: missing, wrong length,
  *     unterminated, inner NUL, out of range, duplicates, count limits;
+ *   - producer-argv (format 2): missing, empty, unterminated, string and
+ *     byte limits, reached exactly and passed;
+ *   - the components node (format 2): every property of a component
+ *     missing, malformed or out of range, 'dropped' with a value or with
+ *     version/data, duplicate names, LUO_ABI_COMPONENTS_MAX reached and
+ *     passed; components this program has not registered are ignored;
  *   - adoption: unknown handler, handler version, data size, fd not open,
  *     fd that is another object; fds that passed are closed, fds that
  *     failed are left alone;
+ *   - rollback: a refused format-2 blob names its producer, whose path here
+ *     never exists, so nothing is ever exec'd: the reason says why no
+ *     rollback was done (nothing with LUO_OPEN_NO_ROLLBACK, or when this
+ *     image already is a rollback); LUO_HANDOVER_ROLLBACK, good and
+ *     malformed, is reported by luo_rollback() and removed;
  *   - every truncation, every single-bit flip and random byte mutations of
- *     a good blob.
+ *     a good blob (with a component and a dropped one).
  *
  * Each refusal must carry the exact errno of the luo_open() DOC, give the
  * same error and a reason with LUO_OPEN_FRESH_ON_ERROR, close the handover
- * fd, remove LUO_HANDOVER_FD, leave the next luo_open() a fresh start and
- * leak no fd. One "ok - <case>: <reason>" line per case documents the
- * corpus; a mismatch prints "not ok" and the run goes on.
+ * fd, remove LUO_HANDOVER_FD (and LUO_HANDOVER_ROLLBACK), leave the next
+ * luo_open() a fresh start and leak no fd. One "ok - <case>: <reason>" line
+ * per case documents the corpus; a mismatch prints "not ok" and the run goes
+ * on.
+ *
+ * The producer-path of every blob, PRODUCER_PATH, must not exist: main()
+ * stops if it does, since a refused blob would then be a rollback to it.
  */
 
 #include <errno.h>
@@ -56,14 +73,20 @@
 #define MAX_SESSIONS 3
 #define MAX_FILES 3
 #define MAX_OVR 3
+#define MAX_COMPS 3
 #define MAX_OBJS (MAX_SESSIONS * MAX_FILES)
 #define SLACK 4096
 #define PAYLOAD "payload"
+/* The producer of every blob: never exists, so no rollback execs anything. */
+#define PRODUCER_PATH "/usr/libexec/luo-test-old-image"
+/* The good blob's producer-argv (sizeof includes the last NUL). */
+static const char good_argv[] = "luo-test-old-image\0--flag";
 
-/* Where an override applies: the root, a session node or a file node. */
+/* Where an override applies: the root, a session, a file or a component node. */
 #define AT_ROOT -1, -1
 #define AT_SESSION(i) (i), -1
 #define AT_FILE(i, j) (i), (j)
+#define AT_COMPONENT(i) -2, (i)
 
 /* ------------------------------------------------------------------------ */
 /* Reporting                                                                 */
@@ -170,6 +193,10 @@ static void after_case(void)
 		fail("%s still set after luo_open", LUO_ABI_EXEC_NS_ENV);
 		unsetenv(LUO_ABI_EXEC_NS_ENV);
 	}
+	if (getenv(LUO_ABI_ROLLBACK_ENV)) {
+		fail("%s still set after luo_open", LUO_ABI_ROLLBACK_ENV);
+		unsetenv(LUO_ABI_ROLLBACK_ENV);
+	}
 	for (int i = 0; i < 3; i++)
 		if (fd_is_open(i) != std_open[i])
 			fail("fd %d changed state", i);
@@ -181,6 +208,9 @@ static void after_case(void)
 			fail("the next luo_open() is not a fresh start");
 		if (luo_incoming_error(luo, &why) != 0 || !why || why[0])
 			fail("the next luo_open() remembers an error");
+		why = NULL;
+		if (luo_rollback(luo, &why) != 0 || !why || why[0])
+			fail("the next luo_open() says it is a rollback");
 		luo_close(luo);
 	}
 	now = count_open_fds();
@@ -229,9 +259,18 @@ struct ksession {
 	size_t n_bulk; /* then files with fd numbers BULK_FD + k, not open */
 };
 
+/* A component node: "name", then "version" and "data", or "dropped". */
+struct kcomp {
+	const char *name; /* NULL: "test.c<i>" */
+	bool dropped;
+	uint32_t version; /* 0: 1 */
+	const void *data; /* NULL: PAYLOAD (with its NUL) */
+	int data_len;
+};
+
 struct ovr {
-	int sess; /* -1: the root */
-	int file; /* -1: the session node */
+	int sess; /* -1: the root; -2: a component node */
+	int file; /* -1: the session node; the component's index */
 	const char *prop;
 	bool omit;
 	const void *val; /* NULL: .small */
@@ -254,6 +293,10 @@ struct knobs {
 	struct ksession sessions[MAX_SESSIONS];
 	size_t n_bulk_sessions;    /* then sessions "bulk-<k>" */
 	size_t bulk_session_files; /* files in each */
+	bool components_node;      /* written even without children */
+	size_t n_comps;
+	struct kcomp comps[MAX_COMPS];
+	size_t n_bulk_comps;       /* then components "bulk.<k>", version 1 */
 	size_t n_ovr;
 	struct ovr ovr[MAX_OVR];
 	void (*mangle)(uint8_t *buf, size_t *len); /* raw bytes, after fdt_finish */
@@ -269,6 +312,20 @@ struct knobs {
 	const char *env_prefix; /* written before the handover's number */
 	bool close_handover;  /* closed before luo_open(): names nothing */
 	const char *exec_ns;  /* LUO_HANDOVER_EXEC_NS */
+
+	const char *rollback_env; /* LUO_HANDOVER_ROLLBACK before luo_open() */
+	int rollback_err;         /* what luo_rollback() must return */
+	const char *rollback_why; /* ... with a reason that contains this */
+	bool rollback_why_exact;  /* ... or is exactly this */
+	bool exec_attempt;        /* refused: the reason may say execve() failed */
+	unsigned int open_flags;  /* refused: also given to luo_open() */
+	const char *reason_says;  /* refused: the reason contains this */
+	const char *reason_not;   /* refused: ... and not this */
+
+	/* Names libfdt lets through twice; its lookups see only the first. */
+	const char *dup_root_prop;     /* this root property again, value "bad" */
+	const char *late_root_prop;    /* a root property after the child nodes */
+	const char *dup_root_node;     /* this node again at the root, with a child */
 };
 
 static struct knobs good(void)
@@ -294,7 +351,7 @@ static struct ovr *ovr_add(struct knobs *k, int sess, int file, const char *prop
 
 	CHECK(k->n_ovr < MAX_OVR);
 	o = &k->ovr[k->n_ovr++];
-	*o = (struct ovr){ .sess = sess, .file = sess < 0 ? -1 : file, .prop = prop };
+	*o = (struct ovr){ .sess = sess, .file = sess == -1 ? -1 : file, .prop = prop };
 	return o;
 }
 
@@ -332,6 +389,13 @@ static void ovr_u64(struct knobs *k, int sess, int file, const char *prop, uint6
 static void ovr_omit(struct knobs *k, int sess, int file, const char *prop)
 {
 	ovr_add(k, sess, file, prop)->omit = true;
+}
+
+/* The good blob, in format 1: no producer-argv. */
+static void format1(struct knobs *k)
+{
+	ovr_u32(k, AT_ROOT, LUO_ABI_PROP_FORMAT, 1);
+	ovr_omit(k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV);
 }
 
 static const char *session_name(const struct knobs *k, size_t i, char *buf, size_t len)
@@ -517,15 +581,22 @@ static const struct ovr *find_ovr(const struct knobs *k, int sess, int file, con
 	return NULL;
 }
 
-static int put(void *fdt, const struct knobs *k, int sess, int file, const char *prop, const void *val, int len)
+/* A property, written only if @present, unless an override says otherwise. */
+static int put_maybe(void *fdt, const struct knobs *k, int sess, int file, const char *prop, bool present,
+		     const void *val, int len)
 {
 	const struct ovr *o = find_ovr(k, sess, file, prop);
 
 	if (!o)
-		return fdt_property(fdt, prop, val, len);
+		return present ? fdt_property(fdt, prop, val, len) : 0;
 	if (o->omit)
 		return 0;
 	return fdt_property(fdt, prop, o->val ? o->val : o->small, o->len);
+}
+
+static int put(void *fdt, const struct knobs *k, int sess, int file, const char *prop, const void *val, int len)
+{
+	return put_maybe(fdt, k, sess, file, prop, true, val, len);
 }
 
 static int put_u32(void *fdt, const struct knobs *k, int sess, int file, const char *prop, uint32_t v)
@@ -589,6 +660,45 @@ static int write_bulk(void *fdt, const struct knobs *k, int sess, int first, siz
 	return 0;
 }
 
+static int write_component(void *fdt, const struct knobs *k, int i, const struct kcomp *kc, const char *name)
+{
+	char node[32];
+	fdt32_t version = cpu_to_fdt32(kc->version ? kc->version : 1);
+	const void *data = kc->data ? kc->data : PAYLOAD;
+	int data_len = kc->data ? kc->data_len : (int)sizeof(PAYLOAD);
+
+	snprintf(node, sizeof(node), "component-%d", i);
+	TRY(fdt_begin_node(fdt, node));
+	TRY(put_str(fdt, k, AT_COMPONENT(i), LUO_ABI_PROP_COMPONENT_NAME, name));
+	TRY(put_maybe(fdt, k, AT_COMPONENT(i), LUO_ABI_PROP_COMPONENT_DROPPED, kc->dropped, "", 0));
+	TRY(put_maybe(fdt, k, AT_COMPONENT(i), LUO_ABI_PROP_COMPONENT_VERSION, !kc->dropped, &version,
+		      sizeof(version)));
+	TRY(put_maybe(fdt, k, AT_COMPONENT(i), LUO_ABI_PROP_COMPONENT_DATA, !kc->dropped, data, data_len));
+	return fdt_end_node(fdt);
+}
+
+static int write_components(void *fdt, const struct knobs *k)
+{
+	static const struct kcomp bulk = { .data = "b", .data_len = 1 };
+
+	if (!k->components_node && k->n_comps == 0 && k->n_bulk_comps == 0)
+		return 0;
+	TRY(fdt_begin_node(fdt, LUO_ABI_NODE_COMPONENTS));
+	for (size_t i = 0; i < k->n_comps; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "test.c%zu", i);
+		TRY(write_component(fdt, k, (int)i, &k->comps[i], k->comps[i].name ? k->comps[i].name : name));
+	}
+	for (size_t i = 0; i < k->n_bulk_comps; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "bulk.%zu", i);
+		TRY(write_component(fdt, k, (int)(k->n_comps + i), &bulk, name));
+	}
+	return fdt_end_node(fdt);
+}
+
 static const uint8_t build_id[20] = { 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
 				       0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14 };
 
@@ -603,10 +713,13 @@ static int write_tree(void *fdt, int size, const struct knobs *k, const struct c
 	TRY(put_str(fdt, k, AT_ROOT, LUO_ABI_PROP_COMPATIBLE, LUO_ABI_COMPATIBLE));
 	TRY(put_u32(fdt, k, AT_ROOT, LUO_ABI_PROP_FORMAT, LUO_ABI_FORMAT_VERSION));
 	TRY(put_u64(fdt, k, AT_ROOT, LUO_ABI_PROP_LU_NUMBER, 7));
-	TRY(put_str(fdt, k, AT_ROOT, LUO_ABI_PROP_PRODUCER_PATH, "/usr/libexec/luo-test-old-image"));
+	TRY(put_str(fdt, k, AT_ROOT, LUO_ABI_PROP_PRODUCER_PATH, PRODUCER_PATH));
 	TRY(put(fdt, k, AT_ROOT, LUO_ABI_PROP_PRODUCER_BUILD_ID, build_id, sizeof(build_id)));
+	TRY(put(fdt, k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, good_argv, sizeof(good_argv)));
 	TRY(put_u64(fdt, k, AT_ROOT, LUO_ABI_PROP_FREEZE_NS, 1000));
 	TRY(put_u64(fdt, k, AT_ROOT, LUO_ABI_PROP_SERIALIZE_NS, 2000));
+	if (k->dup_root_prop)
+		TRY(fdt_property(fdt, k->dup_root_prop, "bad", 3));
 	if (!k->no_sessions_node) {
 		TRY(fdt_begin_node(fdt, LUO_ABI_NODE_SESSIONS));
 		for (size_t i = 0; i < k->n_sessions; i++) {
@@ -646,6 +759,17 @@ static int write_tree(void *fdt, int size, const struct knobs *k, const struct c
 		}
 		TRY(fdt_end_node(fdt)); /* sessions */
 	}
+	TRY(write_components(fdt, k));
+	if (k->late_root_prop)
+		TRY(fdt_property(fdt, k->late_root_prop, "bad", 3));
+	if (k->dup_root_node) {
+		TRY(fdt_begin_node(fdt, k->dup_root_node));
+		TRY(fdt_begin_node(fdt, "hidden-0"));
+		TRY(fdt_property_string(fdt, LUO_ABI_PROP_COMPONENT_NAME, "evil"));
+		TRY(fdt_property_u32(fdt, LUO_ABI_PROP_COMPONENT_VERSION, 0));
+		TRY(fdt_end_node(fdt));
+		TRY(fdt_end_node(fdt));
+	}
 	TRY(fdt_end_node(fdt)); /* root */
 	return fdt_finish(fdt);
 }
@@ -660,6 +784,9 @@ static uint8_t *build(const struct knobs *k, const struct ctx *c, size_t *ret_le
 	for (size_t i = 0; i < k->n_sessions; i++)
 		files += k->sessions[i].n_files + k->sessions[i].n_bulk;
 	size += files * 256 + (k->n_sessions + k->n_bulk_sessions) * 128;
+	size += (k->n_comps + k->n_bulk_comps) * 128;
+	for (size_t i = 0; i < k->n_comps; i++)
+		size += (size_t)k->comps[i].data_len;
 	for (size_t i = 0; i < k->n_ovr; i++)
 		size += (size_t)k->ovr[i].len + 64;
 	for (;;) {
@@ -815,6 +942,36 @@ static void prepare(struct ctx *c, const struct knobs *k)
 	}
 	if (k->exec_ns)
 		CHECK(setenv(LUO_ABI_EXEC_NS_ENV, k->exec_ns, 1) == 0);
+	if (k->rollback_env)
+		CHECK(setenv(LUO_ABI_ROLLBACK_ENV, k->rollback_env, 1) == 0);
+}
+
+/* On an open handle: luo_rollback() says what the knobs expect. */
+static void check_rollback(struct luo *luo, const struct knobs *k)
+{
+	const char *why = NULL;
+	int r = luo_rollback(luo, &why);
+
+	if (r != k->rollback_err)
+		fail("luo_rollback returned %d, expected %d", r, k->rollback_err);
+	if (!why)
+		fail("luo_rollback gave no reason string");
+	else if (!k->rollback_err && why[0])
+		fail("luo_rollback gave a reason, '%s', though this is no rollback", why);
+	else if (k->rollback_why && k->rollback_why_exact && strcmp(why, k->rollback_why) != 0)
+		fail("luo_rollback reason '%s', expected '%s'", why, k->rollback_why);
+	else if (k->rollback_why && !strstr(why, k->rollback_why))
+		fail("luo_rollback reason '%s' does not say '%s'", why, k->rollback_why);
+}
+
+/*
+ * The reason of a refusal: an execve() is only ever attempted where the
+ * case expects it (PRODUCER_PATH does not exist, so it fails).
+ */
+static void check_no_exec(const struct knobs *k, const char *why)
+{
+	if (!k->exec_attempt && strstr(why, "rollback to "))
+		fail("an execve() of the producer was attempted: %s", why);
 }
 
 /* Right after luo_open(): the handover fd is closed iff it was named. */
@@ -888,7 +1045,7 @@ static void refused(const char *name, const struct knobs *k, int err)
 		int r;
 
 		prepare(&c, k);
-		r = luo_open(pass ? LUO_OPEN_FRESH_ON_ERROR : 0, &luo);
+		r = luo_open(k->open_flags | (pass ? LUO_OPEN_FRESH_ON_ERROR : 0), &luo);
 		check_handover(&c, k);
 		if (pass == 0) {
 			if (r != -err)
@@ -903,14 +1060,21 @@ static void refused(const char *name, const struct knobs *k, int err)
 			if (r != -err)
 				fail("luo_incoming_error returned %d (%s), expected %d (%s)", r, errname(r), -err,
 				     errname(-err));
-			if (!why || !why[0])
+			if (!why || !why[0]) {
 				fail("no reason given");
-			else
+			} else {
 				snprintf(reason, sizeof(reason), "%s", why);
+				check_no_exec(k, why);
+				if (k->reason_says && !strstr(why, k->reason_says))
+					fail("the reason does not say \"%s\"", k->reason_says);
+				if (k->reason_not && strstr(why, k->reason_not))
+					fail("the reason says \"%s\"", k->reason_not);
+			}
 			if (luo_is_incoming(luo) || luo_liveupdate_number(luo) != 0)
 				fail("LUO_OPEN_FRESH_ON_ERROR handle is not a fresh start");
 			if (luo_session_retrieve(luo, "s", &s) != -ENOENT)
 				fail("a session of the refused handover is retrievable");
+			check_rollback(luo, k);
 			luo_close(luo);
 		}
 		settle_refused(&c);
@@ -1010,6 +1174,7 @@ static void accepted(const char *name, const struct knobs *k, uint64_t lu)
 				fail("liveupdate number %llu, expected %llu",
 				     (unsigned long long)luo_liveupdate_number(luo), (unsigned long long)lu);
 			verify_adopted(&c, k, luo);
+			check_rollback(luo, k);
 			luo_close(luo);
 		} else {
 			fail("luo_open returned %d (%s)", r, errname(r));
@@ -1054,21 +1219,30 @@ static uint64_t rnd(void)
 	return rng_state = x;
 }
 
-/* Open @len bytes as a sealed handover; the handle, if any, is closed. */
+/*
+ * Open @len bytes as a sealed handover; the handle is closed. Returns what
+ * luo_open() without LUO_OPEN_FRESH_ON_ERROR would.
+ */
 static int open_raw(const void *buf, size_t len)
 {
+	static const struct knobs no_exec = { 0 };
 	struct luo *luo = NULL;
+	const char *why = NULL;
 	int hfd = sealed_memfd(buf, len, HANDOVER_SEALS);
 	int r;
 
 	set_handover_env(hfd);
-	r = luo_open(0, &luo);
+	r = luo_open(LUO_OPEN_FRESH_ON_ERROR, &luo);
 	if (fd_is_open(hfd)) {
 		fail("luo_open left the handover fd %d open", hfd);
 		close(hfd);
 	}
-	if (r == 0)
+	if (r == 0) {
+		r = luo_incoming_error(luo, &why);
+		if (r && why)
+			check_no_exec(&no_exec, why);
 		luo_close(luo);
+	}
 	return r;
 }
 
@@ -1116,6 +1290,10 @@ static uint8_t *numbered_blob(size_t *len)
 {
 	struct knobs k = numbered();
 	struct ctx c;
+
+	/* So that the sweeps also go through the components reader. */
+	k.n_comps = 2;
+	k.comps[1].dropped = true;
 
 	memset(&c, 0, sizeof(c));
 	c.hfd = -1;
@@ -1429,6 +1607,24 @@ static void cases_accepted(void)
 	k = good();
 	k.n_bulk_sessions = LUO_SESSIONS_MAX - 1;
 	accepted("good: LUO_SESSIONS_MAX sessions", &k, 7);
+
+	k = good();
+	format1(&k);
+	accepted("good: format 1 blob (no producer-argv, no components)", &k, 7);
+
+	k = good();
+	format1(&k);
+	k.n_sessions = 0;
+	accepted("good: format 1 blob with no sessions", &k, 7);
+
+	/* Format 1 defines neither: a format-1 reader does not look at them. */
+	k = good();
+	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, 1);
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, "old", 3);
+	k.n_comps = 1;
+	ovr_u32(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION, 0);
+	k.n_bulk_comps = LUO_ABI_COMPONENTS_MAX;
+	accepted("good: format 1 with a malformed producer-argv and components node (ignored)", &k, 7);
 }
 
 static void cases_handover_fd(void)
@@ -1610,8 +1806,8 @@ static void cases_root(void)
 	refused("root: compatible as a string list", &k, EBADMSG);
 
 	k = good();
-	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, 2);
-	refused("root: format-version 2", &k, EPROTO);
+	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, LUO_ABI_FORMAT_VERSION + 1);
+	refused("root: format-version 3", &k, EPROTO);
 
 	k = good();
 	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, 0);
@@ -1622,10 +1818,27 @@ static void cases_root(void)
 	refused("root: format-version 0xffffffff", &k, EPROTO);
 
 	k = good();
-	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, 2);
+	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, LUO_ABI_FORMAT_VERSION + 1);
 	ovr_omit(&k, AT_ROOT, LUO_ABI_PROP_LU_NUMBER);
+	ovr_omit(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV);
 	k.no_sessions_node = true;
-	refused("root: format-version 2, rest unlike version 1", &k, EPROTO);
+	refused("root: format-version 3, rest unlike version 2", &k, EPROTO);
+
+	k = good();
+	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, LUO_ABI_FORMAT_VERSION + 1);
+	k.n_comps = 1;
+	ovr_u32(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION, 0);
+	refused("root: format-version 3 with a malformed component", &k, EPROTO);
+
+	k = good();
+	format1(&k);
+	ovr_u64(&k, AT_ROOT, LUO_ABI_PROP_LU_NUMBER, 0);
+	refused("root: format 1 with liveupdate-number 0", &k, EBADMSG);
+
+	k = good();
+	format1(&k);
+	k.no_sessions_node = true;
+	refused("root: format 1 with no sessions node", &k, EBADMSG);
 
 	k = good();
 	ovr_u64(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, 1);
@@ -2011,6 +2224,381 @@ static void cases_mixed(void)
 	refused("mixed: another pipe, then a good memfd (the memfd is closed)", &k, EBADFD);
 }
 
+/* A static buffer of @n strings of @each bytes (NUL included); its length. */
+static char argv_buf[LUO_ABI_ARGV_BYTES_MAX + 64];
+
+static int argv_of(size_t n, size_t each)
+{
+	CHECK(each >= 1 && n * each <= sizeof(argv_buf));
+	memset(argv_buf, 'a', n * each);
+	for (size_t i = 1; i <= n; i++)
+		argv_buf[i * each - 1] = '\0';
+	return (int)(n * each);
+}
+
+static void cases_argv(void)
+{
+	static const uint8_t zeros[1];
+	struct knobs k;
+	int len;
+
+	k = good();
+	ovr_omit(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV);
+	refused("argv: producer-argv missing in format 2", &k, EBADMSG);
+
+	k = good();
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, zeros, 0);
+	refused("argv: producer-argv empty (0 bytes)", &k, EBADMSG);
+
+	k = good();
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, good_argv, sizeof(good_argv) - 1);
+	refused("argv: producer-argv not NUL-terminated", &k, EBADMSG);
+
+	k = good();
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, "luo-test-old-image", (int)strlen("luo-test-old-image"));
+	refused("argv: producer-argv of one unterminated string", &k, EBADMSG);
+
+	k = good();
+	len = argv_of(LUO_ABI_ARGV_MAX + 1, 2);
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, argv_buf, len);
+	refused("argv: LUO_ABI_ARGV_MAX + 1 strings", &k, EBADMSG);
+
+	k = good();
+	len = argv_of(1, LUO_ABI_ARGV_BYTES_MAX + 1);
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, argv_buf, len);
+	refused("argv: one string of LUO_ABI_ARGV_BYTES_MAX + 1 bytes", &k, EBADMSG);
+
+	k = good();
+	len = argv_of(2, LUO_ABI_ARGV_BYTES_MAX / 2);
+	argv_buf[len++] = '\0'; /* a third, empty string */
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, argv_buf, len);
+	refused("argv: LUO_ABI_ARGV_BYTES_MAX + 1 bytes in 3 strings", &k, EBADMSG);
+
+	k = good();
+	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, 1);
+	refused("argv: producer-argv as a u32", &k, EBADMSG);
+
+	k = good();
+	len = argv_of(LUO_ABI_ARGV_MAX, LUO_ABI_ARGV_BYTES_MAX / LUO_ABI_ARGV_MAX);
+	CHECK(len == (int)LUO_ABI_ARGV_BYTES_MAX);
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, argv_buf, len);
+	accepted("argv: LUO_ABI_ARGV_MAX strings of LUO_ABI_ARGV_BYTES_MAX bytes in all", &k, 7);
+
+	k = good();
+	len = argv_of(LUO_ABI_ARGV_MAX, 2);
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, argv_buf, len);
+	accepted("argv: LUO_ABI_ARGV_MAX strings of 1 byte", &k, 7);
+
+	k = good();
+	len = argv_of(1, LUO_ABI_ARGV_BYTES_MAX);
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, argv_buf, len);
+	accepted("argv: one string of LUO_ABI_ARGV_BYTES_MAX bytes", &k, 7);
+
+	k = good();
+	ovr_str(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, "luo-test-old-image");
+	accepted("argv: a single string", &k, 7);
+}
+
+/* The good blob with one component, "test.c0", version 1, data PAYLOAD. */
+static struct knobs with_comp(void)
+{
+	struct knobs k = good();
+
+	k.n_comps = 1;
+	return k;
+}
+
+static void cases_components(void)
+{
+	static const uint8_t zeros[8];
+	static char name47[LUO_COMPONENT_NAME_MAX + 1];
+	uint8_t *big = calloc(1, (size_t)LUO_COMPONENT_DATA_MAX + 1);
+	struct knobs k;
+
+	CHECK(big);
+	CHECK(LUO_COMPONENT_NAME_MAX == 47);
+
+	k = with_comp();
+	ovr_omit(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_NAME);
+	refused("component: name missing", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_str(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_NAME, "");
+	refused("component: name empty", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_str(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_NAME, xs(LUO_COMPONENT_NAME_MAX + 1));
+	refused("component: name of 48 bytes", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_bytes(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_NAME, "test.c0", 7);
+	refused("component: name unterminated", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_bytes(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_NAME, "test\0c0", sizeof("test\0c0"));
+	refused("component: name with an inner NUL", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_omit(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION);
+	refused("component: version missing", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_u32(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION, 0);
+	refused("component: version 0", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_u64(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION, 1);
+	refused("component: version of 8 bytes", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_bytes(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION, zeros, 0);
+	refused("component: version empty", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_omit(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_DATA);
+	refused("component: data missing (not dropped)", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_bytes(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_DATA, big, (int)LUO_COMPONENT_DATA_MAX + 1);
+	refused("component: data of LUO_COMPONENT_DATA_MAX + 1 bytes", &k, EBADMSG);
+
+	k = with_comp();
+	k.comps[0].dropped = true;
+	ovr_u32(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_DROPPED, 1);
+	refused("component: dropped with a value", &k, EBADMSG);
+
+	k = with_comp();
+	k.comps[0].dropped = true;
+	ovr_u32(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION, 1);
+	refused("component: dropped with a version", &k, EBADMSG);
+
+	k = with_comp();
+	k.comps[0].dropped = true;
+	ovr_str(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_DATA, PAYLOAD);
+	refused("component: dropped with data", &k, EBADMSG);
+
+	k = with_comp();
+	k.comps[0].dropped = true;
+	ovr_bytes(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_DATA, zeros, 0);
+	refused("component: dropped with empty data", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_bytes(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_DROPPED, zeros, 0);
+	refused("component: version, data and dropped", &k, EBADMSG);
+
+	k = with_comp();
+	k.n_comps = 2;
+	k.comps[0].name = "dup";
+	k.comps[1].name = "dup";
+	refused("component: two components named 'dup'", &k, EBADMSG);
+
+	k = with_comp();
+	k.n_comps = 3;
+	k.comps[0].name = "dup";
+	k.comps[1].name = "other";
+	k.comps[2] = (struct kcomp){ .name = "dup", .dropped = true };
+	refused("component: a loaded and a dropped component named 'dup'", &k, EBADMSG);
+
+	k = with_comp();
+	k.n_comps = 2;
+	ovr_u32(&k, AT_COMPONENT(1), LUO_ABI_PROP_COMPONENT_VERSION, 0);
+	refused("component: a good one, then one of version 0", &k, EBADMSG);
+
+	k = good();
+	k.n_bulk_comps = LUO_ABI_COMPONENTS_MAX + 1;
+	refused("component: LUO_ABI_COMPONENTS_MAX + 1 components", &k, EBADMSG);
+
+	k = good();
+	k.n_comps = 1;
+	k.comps[0].dropped = true;
+	k.n_bulk_comps = LUO_ABI_COMPONENTS_MAX;
+	refused("component: LUO_ABI_COMPONENTS_MAX + 1 components, one dropped", &k, EBADMSG);
+
+	/* This program registers no component: whatever the blob carries is ignored. */
+	k = good();
+	k.n_bulk_comps = LUO_ABI_COMPONENTS_MAX;
+	accepted("component: LUO_ABI_COMPONENTS_MAX components (not registered: ignored)", &k, 7);
+
+	k = good();
+	k.components_node = true;
+	accepted("component: empty components node", &k, 7);
+
+	k = with_comp();
+	k.comps[0].dropped = true;
+	accepted("component: a dropped component", &k, 7);
+
+	k = with_comp();
+	k.comps[0].data = "";
+	k.comps[0].data_len = 0;
+	accepted("component: 0 bytes of data", &k, 7);
+
+	k = with_comp();
+	k.comps[0].data = big;
+	k.comps[0].data_len = (int)LUO_COMPONENT_DATA_MAX;
+	accepted("component: data of LUO_COMPONENT_DATA_MAX bytes", &k, 7);
+
+	memset(name47, 'c', LUO_COMPONENT_NAME_MAX);
+	k = with_comp();
+	k.comps[0].name = name47;
+	accepted("component: name of 47 bytes", &k, 7);
+
+	k = with_comp();
+	k.comps[0].version = UINT32_MAX;
+	accepted("component: version UINT32_MAX", &k, 7);
+
+	k = good();
+	k.n_comps = 3;
+	k.comps[0] = (struct kcomp){ .name = "not.registered", .version = 3 };
+	k.comps[1] = (struct kcomp){ .name = LUO_ABI_FORMAT_COMPONENT, .version = 9 };
+	k.comps[2] = (struct kcomp){ .name = "fd", .dropped = true };
+	accepted("component: components this program has not registered are ignored", &k, 7);
+
+	k = with_comp();
+	format1(&k);
+	ovr_omit(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_NAME);
+	accepted("component: a malformed one in a format-1 blob (format 1 has none)", &k, 7);
+
+	free(big);
+}
+
+static void cases_rollback(void)
+{
+	static const char *const malformed[] = { "x", "0:r", "99999:r", "", "4096:r", "-5:r", "71", ":r" };
+	static char names[sizeof(malformed) / sizeof(malformed[0])][96];
+	static const uint8_t zeros[1];
+	struct knobs k;
+
+	k = numbered();
+	k.reason_says = "no rollback: " PRODUCER_PATH;
+	refused("rollback: refused at adoption, the producer is gone: 'no rollback'", &k, EBADF);
+
+	k = numbered();
+	k.open_flags = LUO_OPEN_NO_ROLLBACK;
+	k.reason_not = "rollback";
+	refused("rollback: refused at adoption, LUO_OPEN_NO_ROLLBACK: no word of it", &k, EBADF);
+
+	k = good();
+	ovr_u64(&k, AT_ROOT, LUO_ABI_PROP_LU_NUMBER, 0);
+	k.reason_says = "no rollback: " PRODUCER_PATH;
+	refused("rollback: refused after producer-argv was read: 'no rollback'", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_u32(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION, 0);
+	k.reason_says = "no rollback: " PRODUCER_PATH;
+	refused("rollback: refused for a malformed component: 'no rollback'", &k, EBADMSG);
+
+	k = with_comp();
+	ovr_u32(&k, AT_COMPONENT(0), LUO_ABI_PROP_COMPONENT_VERSION, 0);
+	k.open_flags = LUO_OPEN_NO_ROLLBACK;
+	k.reason_not = "rollback";
+	refused("rollback: malformed component, LUO_OPEN_NO_ROLLBACK: no word of it", &k, EBADMSG);
+
+	k = good();
+	ovr_omit(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV);
+	k.reason_not = "rollback";
+	refused("rollback: producer-argv missing: the producer is not known, no word of it", &k, EBADMSG);
+
+	k = good();
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, zeros, 0);
+	k.reason_not = "rollback";
+	refused("rollback: producer-argv empty: the producer is not known, no word of it", &k, EBADMSG);
+
+	k = numbered();
+	format1(&k);
+	k.reason_not = "rollback";
+	refused("rollback: format 1 (no producer-argv): no word of it", &k, EBADF);
+
+	/* libfdt keeps duplicates and its lookups return the first: refused. */
+	k = good();
+	k.dup_root_prop = LUO_ABI_PROP_FORMAT;
+	k.reason_says = "twice";
+	refused("names: format-version twice at the root", &k, EBADMSG);
+
+	k = good();
+	k.dup_root_prop = LUO_ABI_PROP_PRODUCER_ARGV;
+	k.reason_says = "twice";
+	refused("names: producer-argv twice (the second unterminated)", &k, EBADMSG);
+
+	k = good();
+	k.late_root_prop = "late";
+	k.reason_says = "after a child node";
+	refused("names: a root property after the child nodes (invisible to lookups)", &k, EBADMSG);
+
+	k = good();
+	k.late_root_prop = LUO_ABI_PROP_FORMAT;
+	k.reason_says = "after a child node";
+	refused("names: format-version again after the child nodes", &k, EBADMSG);
+
+	k = good();
+	k.components_node = true;
+	k.dup_root_node = LUO_ABI_NODE_COMPONENTS;
+	k.reason_says = "twice";
+	refused("names: a second components node", &k, EBADMSG);
+
+	k = good();
+	k.dup_root_node = LUO_ABI_NODE_SESSIONS;
+	k.reason_says = "twice";
+	refused("names: a second sessions node", &k, EBADMSG);
+
+	k = good();
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_ARGV, "\0x", 3);
+	refused("argv: producer-argv[0] empty", &k, EBADMSG);
+
+	k = good();
+	k.n_comps = 1;
+	k.comps[0] = (struct kcomp){ .name = "bad name" };
+	refused("component: name with a space", &k, EBADMSG);
+
+	k = good();
+	k.n_comps = 1;
+	k.comps[0] = (struct kcomp){ .name = "ctl\x01" };
+	refused("component: name with a control byte", &k, EBADMSG);
+
+	k = numbered();
+	ovr_u32(&k, AT_ROOT, LUO_ABI_PROP_FORMAT, LUO_ABI_FORMAT_VERSION + 1);
+	k.reason_not = "rollback";
+	refused("rollback: format 3 is not read: no word of it", &k, EPROTO);
+
+	/* Without a build-id nothing proves the binary: execve() is tried (and fails). */
+	k = numbered();
+	ovr_bytes(&k, AT_ROOT, LUO_ABI_PROP_PRODUCER_BUILD_ID, zeros, 0);
+	k.exec_attempt = true;
+	k.reason_says = "rollback to " PRODUCER_PATH " failed";
+	refused("rollback: empty build-id: execve() of the missing producer fails", &k, EBADF);
+
+	k = numbered();
+	k.rollback_env = "71:some reason";
+	k.rollback_err = -71;
+	k.rollback_why = "some reason";
+	k.rollback_why_exact = true;
+	k.reason_not = "no rollback: " PRODUCER_PATH;
+	refused("rollback: this image is a rollback: no second one (the producer is not looked at)", &k, EBADF);
+
+	k = good();
+	k.rollback_env = "71:some reason";
+	k.rollback_err = -71;
+	k.rollback_why = "some reason";
+	k.rollback_why_exact = true;
+	accepted(LUO_ABI_ROLLBACK_ENV "=\"71:some reason\": luo_rollback() -71, 'some reason', removed", &k, 6); /* the old image's number again */
+
+	k = good();
+	k.rollback_env = "4095:";
+	k.rollback_err = -4095;
+	k.rollback_why = "";
+	k.rollback_why_exact = true;
+	accepted(LUO_ABI_ROLLBACK_ENV "=\"4095:\": luo_rollback() -4095, empty reason, removed", &k, 6); /* the old image's number again */
+
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+		k = good();
+		k.rollback_env = malformed[i];
+		k.rollback_err = -EIO;
+		k.rollback_why = "malformed";
+		snprintf(names[i], sizeof(names[i]), "%s=\"%s\": luo_rollback() -EIO, malformed, removed",
+			 LUO_ABI_ROLLBACK_ENV, malformed[i]);
+		accepted(names[i], &k, 6); /* the old image's number again */
+	}
+}
+
 int main(void)
 {
 	test_begin();
@@ -2020,6 +2608,12 @@ int main(void)
 	atexit(on_exit_report);
 	unsetenv(LUO_HANDOVER_FD_ENV);
 	unsetenv(LUO_ABI_EXEC_NS_ENV);
+	unsetenv(LUO_ABI_ROLLBACK_ENV);
+	/* A refused blob would be a rollback to it: it must not exist. */
+	if (access(PRODUCER_PATH, F_OK) == 0 || errno != ENOENT) {
+		fprintf(stderr, "test-bad-blob: %s exists (or cannot be checked); refusing to run\n", PRODUCER_PATH);
+		return 1;
+	}
 
 	cases_accepted();
 	cases_handover_fd();
@@ -2029,6 +2623,9 @@ int main(void)
 	cases_sessions();
 	cases_files();
 	cases_mixed();
+	cases_argv();
+	cases_components();
+	cases_rollback();
 	fuzz_truncations();
 	fuzz_bit_flips();
 	fuzz_bytes();

@@ -9,6 +9,7 @@
  * carries the state over.
  */
 
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -87,14 +88,42 @@ static const struct luo_file_ops wpipe_ops = {
 	.finish = wpipe_finish,
 };
 
-static const struct luo_file_handler wpipe_handler = {
-	.name = "test-wpipe",
-	.version = 1,
-	.data_size = 8,
-	.ops = &wpipe_ops,
-};
+/* Declared in the manifest, so the old image's negotiation finds it here. */
+LUO_FILE_HANDLER_DECLARE(wpipe_handler, "test-wpipe", 1, 8, &wpipe_ops);
 
 #ifndef LUO_TEST_NEXT_IMAGE
+
+/*
+ * A copy of @from whose manifest is intact but whose ELF interpreter does
+ * not exist: negotiation passes, execve() fails with ENOENT.
+ */
+static void copy_with_bad_interpreter(const char *from, const char *to)
+{
+	static char buf[16 << 20];
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)buf;
+	ssize_t n;
+	int in, out;
+	bool patched = false;
+
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	CHECK(in >= 0);
+	n = read(in, buf, sizeof(buf));
+	close(in);
+	CHECK(n > (ssize_t)sizeof(*eh) && n < (ssize_t)sizeof(buf));
+	for (int i = 0; i < eh->e_phnum; i++) {
+		const Elf64_Phdr *ph = (const Elf64_Phdr *)(buf + eh->e_phoff + (size_t)i * eh->e_phentsize);
+
+		if (ph->p_type == PT_INTERP && ph->p_filesz >= 2 && ph->p_offset + ph->p_filesz <= (size_t)n) {
+			buf[ph->p_offset + ph->p_filesz - 2] = 'X'; /* ...so.2 -> ...so.X */
+			patched = true;
+		}
+	}
+	CHECK(patched);
+	out = open(to, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0755);
+	CHECK(out >= 0);
+	CHECK_EQ(write(out, buf, (size_t)n), n);
+	close(out);
+}
 
 static void check_still_serving(struct luo *luo, int memfd_copy, int fds_before)
 {
@@ -143,7 +172,7 @@ static void check_cloexec_as_before(void)
 int main(int argc, char **argv)
 {
 	char dir_template[] = "/tmp/luo-test-XXXXXX";
-	char notexec[300], garbage[300];
+	char notexec[300], garbage[300], badinterp[300];
 	char *nargv[] = { argv[1], NULL };
 	struct luo *luo;
 	struct luo_session *s;
@@ -184,7 +213,7 @@ int main(int argc, char **argv)
 	check_still_serving(luo, memfd, fds);
 	printf("ok - missing, directory and non-executable paths refused before the switch\n");
 
-	/* execve() itself fails: after freeze and serialization. */
+	/* Not an ELF binary: no manifest to negotiate with, nothing frozen. */
 	snprintf(garbage, sizeof(garbage), "%s/garbage", dir_template);
 	fd = open(garbage, O_CREAT | O_WRONLY | O_CLOEXEC, 0755);
 	CHECK(fd >= 0);
@@ -192,6 +221,15 @@ int main(int argc, char **argv)
 	close(fd);
 	call_log[0] = '\0';
 	CHECK_ERR(luo_update(luo, garbage, nargv, NULL), ENOEXEC);
+	CHECK(strcmp(call_log, "") == 0);
+	check_still_serving(luo, memfd, fds);
+	printf("ok - a file with no manifest refused before anything is frozen\n");
+
+	/* execve() itself fails: after freeze and serialization. */
+	snprintf(badinterp, sizeof(badinterp), "%s/bad-interp", dir_template);
+	copy_with_bad_interpreter(argv[1], badinterp);
+	call_log[0] = '\0';
+	CHECK_ERR(luo_update(luo, badinterp, nargv, NULL), ENOENT);
 	CHECK(strcmp(call_log, "F2 F3 U3 U2 ") == 0);
 	check_still_serving(luo, memfd, fds);
 	check_cloexec_as_before();
@@ -221,6 +259,7 @@ int main(int argc, char **argv)
 
 	unlink(notexec);
 	unlink(garbage);
+	unlink(badinterp);
 	rmdir(dir_template);
 	close(memfd);
 

@@ -1,31 +1,69 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * luo-counter: the smallest service that live-updates itself with libluo.
+ * luo-counter: the reference example of libluo, and of versioned state.
  *
- *   luo-counter serve [--port N] [--port-file FILE] [--next BINARY]
+ *   luo-counter serve [--port N] [--port-file FILE] [--next BINARY] [--next-file FILE]
  *   luo-counter client --port N [--seconds S]
  *
- * The server keeps a counter in a memfd and listens on 127.0.0.1. Each
- * connection sends "INC\n" and gets the counter after the increment. On
- * SIGHUP it live-updates to --next (default: its own binary) through
- * luo_update(): same pid, same listening socket, same counter. SIGTERM or
- * SIGINT stop it. It prints one line per generation, with the blackout.
+ * The server listens on 127.0.0.1; each connection sends "INC\n" and gets
+ * the counter after the increment. On SIGHUP it live-updates through
+ * luo_update() to the binary named in --next-file (read at each SIGHUP),
+ * else --next, else its own binary: same pid, same listening socket (in the
+ * session "counter"), same counter (the component "counter"). If the update
+ * is refused or fails, it says why and keeps serving. SIGTERM or SIGINT stop
+ * it. Each image prints one line when it starts: generation, build, counter,
+ * what became of each component, and the blackout.
  *
- * The client connects again and again for S seconds and checks that every
- * answer is exactly one more than the last: a lost counter or a refused
- * connection shows at once. It prints a summary and exits 1 on any error.
+ * The client connects again and again for S seconds (or until SIGINT or
+ * SIGTERM) and checks that every answer is exactly one more than the last:
+ * a lost counter or a refused connection shows at once. It prints a summary
+ * and exits 1 on any error.
+ *
+ * DOC: versions
+ *
+ * This one file stands for three releases of the service: it is built with
+ * -DCOUNTER_VERSION=1, 2 or 3 (2 by default), as release N would have been
+ * built from its own commit. They differ only in the state they hand over,
+ * two components, each payload a fixed struct per version:
+ *
+ *   component              v1 build        v2 build        v3 build
+ *   counter (mandatory)    read 1  write 1 read 1..2 w 1..2 read 2..3 w 2..3
+ *   stats   (optional)     read 1  write 1 read 2  write 2  read 2..3 w 2..3
+ *
+ * Negotiation (before the switch) hands over v = max(write_old & read_new &
+ * read_old) of each:
+ *
+ *   v1 <-> v2  counter at 1 (v2 still writes 1: downgrades work); stats has
+ *              no common version and is optional: dropped, cold start
+ *   v2 <-> v3  counter at 2, stats at 2
+ *   v1 <-> v3  counter has no common version and is mandatory: the update
+ *              is refused, nothing changes, the old image keeps serving
+ *
+ * A struct, once released at a version, never changes: each build records
+ * the layout of every (component, version) it can read or write with
+ * LUO_LAYOUT(), and luo_update() refuses to use a version whose layouts
+ * differ between the two images.
+ *
+ * -DCOUNTER_BROKEN_LOAD builds a v2 whose "counter" load always fails
+ * (-EIO), as a release with a bug in its loader would: its luo_open() finds
+ * the failure and libluo goes back to the previous binary, with the same
+ * handover, where luo_rollback() says what happened. Nothing is lost.
+ *
+ * The counter once lived in a memfd (token 1 of the session); a component
+ * says what the bytes mean and at which version, a memfd does not, so the
+ * memfd is gone. Token 1 is not reused.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -33,17 +71,325 @@
 
 #include "luo/luo.h"
 
+#ifndef COUNTER_VERSION
+#define COUNTER_VERSION 2
+#endif
+
+/* The versions each build reads and writes ("counter", then "stats"). */
+#if COUNTER_VERSION == 1
+#define COUNTER_READ_MIN 1
+#define COUNTER_READ_MAX 1
+#define COUNTER_WRITE_MIN 1
+#define COUNTER_WRITE_MAX 1
+#define STATS_READ_MIN 1
+#define STATS_READ_MAX 1
+#define STATS_WRITE_MIN 1
+#define STATS_WRITE_MAX 1
+#elif COUNTER_VERSION == 2
+#define COUNTER_READ_MIN 1
+#define COUNTER_READ_MAX 2
+#define COUNTER_WRITE_MIN 1
+#define COUNTER_WRITE_MAX 2
+#define STATS_READ_MIN 2
+#define STATS_READ_MAX 2
+#define STATS_WRITE_MIN 2
+#define STATS_WRITE_MAX 2
+#elif COUNTER_VERSION == 3
+#define COUNTER_READ_MIN 2
+#define COUNTER_READ_MAX 3
+#define COUNTER_WRITE_MIN 2
+#define COUNTER_WRITE_MAX 3
+#define STATS_READ_MIN 2
+#define STATS_READ_MAX 3
+#define STATS_WRITE_MIN 2
+#define STATS_WRITE_MAX 3
+#else
+#error "COUNTER_VERSION must be 1, 2 or 3"
+#endif
+
+#if defined(COUNTER_BROKEN_LOAD) && COUNTER_VERSION != 2
+#error "COUNTER_BROKEN_LOAD is a version 2 build"
+#endif
+
+#ifdef COUNTER_BROKEN_LOAD
+#define BUILD_NAME "broken"
+#else
+#define BUILD_NAME "v" STRINGIFY(COUNTER_VERSION)
+#endif
+#define STRINGIFY(x) STRINGIFY_(x)
+#define STRINGIFY_(x) #x
+
+/* Whether this build reads (and so may be handed) version v. */
+#define COUNTER_KNOWS(v) (COUNTER_READ_MIN <= (v) && (v) <= COUNTER_READ_MAX)
+#define STATS_KNOWS(v) (STATS_READ_MIN <= (v) && (v) <= STATS_READ_MAX)
+
 #define SESSION "counter"
-#define TOKEN_STATE 1
-#define TOKEN_LISTEN 2
-#define STATE_MAGIC 0x6c756f2d636e7472ull /* "luo-cntr" */
+#define TOKEN_LISTEN 2 /* 1 was the counter's memfd: not reused */
 
-static const char *program; /* argv[0], for the next image */
+/* ---------------------------------------------------------------------- */
+/* Versioned state: the payloads                                           */
 
-struct state {
-	uint64_t magic;
-	uint64_t counter;
+/*
+ * The payloads, one struct per (component, version), all in the host's byte
+ * order (both images run on the same machine). Released structs never
+ * change; a new field means a new version.
+ */
+
+/* "counter" v1: the value. */
+struct counter_v1 {
+	uint64_t count;
 };
+
+/* "counter" v2: and the live updates the counter has crossed. */
+struct counter_v2 {
+	uint64_t count;
+	uint64_t updates;
+};
+
+/* "counter" v3: and when the service started fresh (Unix time; 0 unknown). */
+struct counter_v3 {
+	uint64_t count;
+	uint64_t updates;
+	uint64_t started_at;
+};
+
+/* "stats" v1: connections accepted. */
+struct stats_v1 {
+	uint64_t connections;
+};
+
+/* "stats" v2: and the updates that did not happen (refused, failed, rolled back). */
+struct stats_v2 {
+	uint64_t connections;
+	uint64_t failed_updates;
+};
+
+/* "stats" v3: and, of those, the ones that came back by rollback. */
+struct stats_v3 {
+	uint64_t connections;
+	uint64_t failed_updates;
+	uint64_t rollbacks;
+};
+
+#if COUNTER_KNOWS(1)
+LUO_LAYOUT(counter_v1_layout, "counter", 1, struct counter_v1, LUO_FIELD(struct counter_v1, count, uint64_t));
+#endif
+#if COUNTER_KNOWS(2)
+LUO_LAYOUT(counter_v2_layout, "counter", 2, struct counter_v2, LUO_FIELD(struct counter_v2, count, uint64_t),
+	   LUO_FIELD(struct counter_v2, updates, uint64_t));
+#endif
+#if COUNTER_KNOWS(3)
+LUO_LAYOUT(counter_v3_layout, "counter", 3, struct counter_v3, LUO_FIELD(struct counter_v3, count, uint64_t),
+	   LUO_FIELD(struct counter_v3, updates, uint64_t), LUO_FIELD(struct counter_v3, started_at, uint64_t));
+#endif
+#if STATS_KNOWS(1)
+LUO_LAYOUT(stats_v1_layout, "stats", 1, struct stats_v1, LUO_FIELD(struct stats_v1, connections, uint64_t));
+#endif
+#if STATS_KNOWS(2)
+LUO_LAYOUT(stats_v2_layout, "stats", 2, struct stats_v2, LUO_FIELD(struct stats_v2, connections, uint64_t),
+	   LUO_FIELD(struct stats_v2, failed_updates, uint64_t));
+#endif
+#if STATS_KNOWS(3)
+LUO_LAYOUT(stats_v3_layout, "stats", 3, struct stats_v3, LUO_FIELD(struct stats_v3, connections, uint64_t),
+	   LUO_FIELD(struct stats_v3, failed_updates, uint64_t), LUO_FIELD(struct stats_v3, rollbacks, uint64_t));
+#endif
+
+/*
+ * The live state, with every field any version has; a field that none of
+ * this build's versions carries is neither handed over nor shown.
+ */
+static struct {
+	uint64_t count;
+	uint64_t updates;    /* v2.. */
+	uint64_t started_at; /* v3.. */
+} counter;
+
+static struct {
+	uint64_t connections;
+	uint64_t failed_updates; /* v2.. */
+	uint64_t rollbacks;      /* v3.. */
+} stats;
+
+/*
+ * save() and load() run inside luo_update() and luo_open(), with libluo's
+ * lock held: no libluo calls but luo_payload_write(). load() gets bytes from
+ * the previous image, which it checks (exact size) before it takes any.
+ */
+static int counter_save(uint32_t version, struct luo_payload *out)
+{
+	switch (version) {
+#if COUNTER_WRITE_MIN <= 1
+	case 1: {
+		struct counter_v1 p = { .count = counter.count };
+
+		return luo_payload_write(out, &p, sizeof(p));
+	}
+#endif
+#if COUNTER_WRITE_MIN <= 2 && 2 <= COUNTER_WRITE_MAX
+	case 2: {
+		struct counter_v2 p = { .count = counter.count, .updates = counter.updates };
+
+		return luo_payload_write(out, &p, sizeof(p));
+	}
+#endif
+#if COUNTER_WRITE_MAX >= 3
+	case 3: {
+		struct counter_v3 p = { .count = counter.count, .updates = counter.updates,
+					.started_at = counter.started_at };
+
+		return luo_payload_write(out, &p, sizeof(p));
+	}
+#endif
+	}
+	return -EPROTO;
+}
+
+static int counter_load(uint32_t version, const void *data, size_t len)
+{
+#ifdef COUNTER_BROKEN_LOAD
+	/* The bug this build stands for: the update must roll back. */
+	(void)version;
+	(void)data;
+	(void)len;
+	return -EIO;
+#else
+	switch (version) {
+#if COUNTER_KNOWS(1)
+	case 1: {
+		struct counter_v1 p;
+
+		if (len != sizeof(p))
+			return -EBADMSG;
+		memcpy(&p, data, sizeof(p));
+		counter.count = p.count;
+		counter.updates = 0; /* v1 did not count them */
+		return 0;
+	}
+#endif
+#if COUNTER_KNOWS(2)
+	case 2: {
+		struct counter_v2 p;
+
+		if (len != sizeof(p))
+			return -EBADMSG;
+		memcpy(&p, data, sizeof(p));
+		counter.count = p.count;
+		counter.updates = p.updates;
+		counter.started_at = 0; /* v2 did not record it: unknown */
+		return 0;
+	}
+#endif
+#if COUNTER_KNOWS(3)
+	case 3: {
+		struct counter_v3 p;
+
+		if (len != sizeof(p))
+			return -EBADMSG;
+		memcpy(&p, data, sizeof(p));
+		counter.count = p.count;
+		counter.updates = p.updates;
+		counter.started_at = p.started_at;
+		return 0;
+	}
+#endif
+	}
+	return -EPROTO;
+#endif
+}
+
+LUO_COMPONENT(counter_component, "counter", COUNTER_READ_MIN, COUNTER_READ_MAX, COUNTER_WRITE_MIN,
+	      COUNTER_WRITE_MAX, 0, counter_save, counter_load)
+
+static int stats_save(uint32_t version, struct luo_payload *out)
+{
+	switch (version) {
+#if STATS_WRITE_MIN <= 1
+	case 1: {
+		struct stats_v1 p = { .connections = stats.connections };
+
+		return luo_payload_write(out, &p, sizeof(p));
+	}
+#endif
+#if STATS_WRITE_MIN <= 2 && 2 <= STATS_WRITE_MAX
+	case 2: {
+		struct stats_v2 p = { .connections = stats.connections, .failed_updates = stats.failed_updates };
+
+		return luo_payload_write(out, &p, sizeof(p));
+	}
+#endif
+#if STATS_WRITE_MAX >= 3
+	case 3: {
+		struct stats_v3 p = { .connections = stats.connections, .failed_updates = stats.failed_updates,
+				      .rollbacks = stats.rollbacks };
+
+		return luo_payload_write(out, &p, sizeof(p));
+	}
+#endif
+	}
+	return -EPROTO;
+}
+
+static int stats_load(uint32_t version, const void *data, size_t len)
+{
+	switch (version) {
+#if STATS_KNOWS(1)
+	case 1: {
+		struct stats_v1 p;
+
+		if (len != sizeof(p))
+			return -EBADMSG;
+		memcpy(&p, data, sizeof(p));
+		stats.connections = p.connections;
+		return 0;
+	}
+#endif
+#if STATS_KNOWS(2)
+	case 2: {
+		struct stats_v2 p;
+
+		if (len != sizeof(p))
+			return -EBADMSG;
+		memcpy(&p, data, sizeof(p));
+		stats.connections = p.connections;
+		stats.failed_updates = p.failed_updates;
+		stats.rollbacks = 0; /* v2 did not record them */
+		return 0;
+	}
+#endif
+#if STATS_KNOWS(3)
+	case 3: {
+		struct stats_v3 p;
+
+		if (len != sizeof(p))
+			return -EBADMSG;
+		memcpy(&p, data, sizeof(p));
+		stats.connections = p.connections;
+		stats.failed_updates = p.failed_updates;
+		stats.rollbacks = p.rollbacks;
+		return 0;
+	}
+#endif
+	}
+	return -EPROTO;
+}
+
+LUO_COMPONENT(stats_component, "stats", STATS_READ_MIN, STATS_READ_MAX, STATS_WRITE_MIN, STATS_WRITE_MAX,
+	      LUO_COMPONENT_OPTIONAL, stats_save, stats_load)
+
+static void counter_cold_start(void)
+{
+	memset(&counter, 0, sizeof(counter));
+	if (COUNTER_WRITE_MAX >= 3)
+		counter.started_at = (uint64_t)time(NULL);
+}
+
+static void stats_cold_start(void)
+{
+	memset(&stats, 0, sizeof(stats));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Common                                                                  */
 
 static void die(const char *what, int err)
 {
@@ -69,18 +415,44 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: luo-counter serve [--port N] [--port-file FILE] [--next BINARY]\n"
+		"                         [--next-file FILE]\n"
 		"       luo-counter client --port N [--seconds S]\n"
+		"       luo-counter --help\n"
 		"\n"
-		"serve   keep a counter in a memfd, answer \"INC\" on 127.0.0.1:N (0: any\n"
-		"        port; --port-file gets the number). SIGHUP: live-update to\n"
-		"        --next (default: this binary), keeping the socket and the\n"
-		"        counter. SIGTERM/SIGINT: stop.\n"
-		"client  send INC for S seconds (default 2) and check every answer is\n"
-		"        one more than the last; exit 1 on any error or refusal.\n");
+		"serve   answer \"INC\" on 127.0.0.1:N with the counter after the increment\n"
+		"        (N 0, the default: any port; --port-file gets the number).\n"
+		"        SIGHUP: live-update, keeping the pid, the socket and the counter,\n"
+		"        to the binary whose path is in --next-file (read at each SIGHUP;\n"
+		"        missing or empty: the next choice), else --next, else this binary.\n"
+		"        The next image runs \"serve --port <the port in use>\" with the\n"
+		"        same --next and --next-file. A refused or failed update is\n"
+		"        reported; the service keeps serving. SIGTERM/SIGINT: stop.\n"
+		"client  send INC for S seconds (default 2; SIGINT/SIGTERM stop it\n"
+		"        sooner) and check every answer is one more than the last; print\n"
+		"        a summary; exit 1 on any error or refused connection, or none\n"
+		"        answered.\n"
+		"\n"
+		"This is the %s build. State handed over, as libluo components:\n"
+		"  counter (mandatory)  reads versions %d..%d, writes %d..%d\n"
+		"  stats (optional)     reads versions %d..%d, writes %d..%d\n"
+		"A mandatory component with no common version refuses the update; an\n"
+		"optional one is dropped and starts cold. `luoctl matrix` shows which\n"
+		"builds can update to which.\n",
+		BUILD_NAME, COUNTER_READ_MIN, COUNTER_READ_MAX, COUNTER_WRITE_MIN, COUNTER_WRITE_MAX,
+		STATS_READ_MIN, STATS_READ_MAX, STATS_WRITE_MIN, STATS_WRITE_MAX);
 }
 
 /* ---------------------------------------------------------------------- */
 /* server                                                                  */
+
+struct serve_opts {
+	int port;
+	const char *port_file;
+	const char *next;      /* --next, or NULL */
+	const char *next_file; /* --next-file, or NULL */
+	char self[PATH_MAX];   /* this binary, resolved at start */
+	char bound[8];         /* the port listened on, for the next image */
+};
 
 static int listen_on(int port)
 {
@@ -108,18 +480,15 @@ static int bound_port(int fd)
 	return ntohs(sa.sin_port);
 }
 
-/* Take the state and socket from the previous image: 0, or -ENOENT. */
-static int take_over(struct luo *luo, int *ret_state, int *ret_listen)
+/* Take the listening socket from the previous image: 0, or -ENOENT. */
+static int take_over(struct luo *luo, int *ret_listen)
 {
 	struct luo_session *s;
-	int r, state_fd, listen_fd;
+	int r, listen_fd;
 
 	r = luo_session_retrieve(luo, SESSION, &s);
 	if (r < 0)
 		return r;
-	r = luo_session_retrieve_fd(s, TOKEN_STATE, &state_fd);
-	if (r < 0)
-		die("retrieve state", -r);
 	r = luo_session_retrieve_fd(s, TOKEN_LISTEN, &listen_fd);
 	if (r < 0)
 		die("retrieve listening socket", -r);
@@ -127,12 +496,11 @@ static int take_over(struct luo *luo, int *ret_state, int *ret_listen)
 	if (r < 0)
 		die("finish", -r);
 	luo_session_close(s);
-	*ret_state = state_fd;
 	*ret_listen = listen_fd;
 	return 0;
 }
 
-static void serve_one(int listen_fd, struct state *st)
+static void serve_one(int listen_fd)
 {
 	char buf[64];
 	int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -140,9 +508,10 @@ static void serve_one(int listen_fd, struct state *st)
 
 	if (c < 0)
 		return;
+	stats.connections++;
 	n = read(c, buf, sizeof(buf) - 1);
 	if (n >= 3 && memcmp(buf, "INC", 3) == 0) {
-		int len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)++st->counter);
+		int len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)++counter.count);
 
 		if (write(c, buf, (size_t)len) < 0) {
 			/* the client went away: nothing to do */
@@ -151,33 +520,193 @@ static void serve_one(int listen_fd, struct state *st)
 	close(c);
 }
 
+/* What luo_component_incoming() said about @name, for people. */
+static void component_outcome(const struct luo *luo, const char *name, char *buf, size_t len)
+{
+	uint32_t v = 0;
+	int r = luo_component_incoming(luo, name, &v);
+
+	switch (r) {
+	case 0:
+		snprintf(buf, len, "%s: loaded at v%u", name, v);
+		break;
+	case -ENODATA:
+		snprintf(buf, len, "%s: nothing came", name);
+		break;
+	case -ESTALE:
+		snprintf(buf, len, "%s: dropped at negotiation (cold start)", name);
+		break;
+	case -EIO:
+		snprintf(buf, len, "%s: load failed (cold start)", name);
+		break;
+	default:
+		snprintf(buf, len, "%s: %s", name, strerror(-r));
+		break;
+	}
+}
+
+/* The state, as far as this build knows it. */
+static void state_describe(char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "counter %llu", (unsigned long long)counter.count);
+
+	if (COUNTER_WRITE_MAX >= 2 && n >= 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, " (live updates crossed: %llu", (unsigned long long)counter.updates);
+	if (COUNTER_WRITE_MAX >= 3 && n >= 0 && (size_t)n < len) {
+		if (counter.started_at)
+			n += snprintf(buf + n, len - (size_t)n, ", up since %llu",
+				      (unsigned long long)counter.started_at);
+		else
+			n += snprintf(buf + n, len - (size_t)n, ", start time unknown");
+	}
+	if (COUNTER_WRITE_MAX >= 2 && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ")");
+}
+
+static void stats_describe(char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%llu connections", (unsigned long long)stats.connections);
+
+	if (STATS_WRITE_MAX >= 2 && n >= 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, ", %llu failed updates",
+			      (unsigned long long)stats.failed_updates);
+	if (STATS_WRITE_MAX >= 3 && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", %llu rollbacks", (unsigned long long)stats.rollbacks);
+}
+
+/*
+ * The binary to update to: the path in --next-file (missing or empty: go
+ * on), else --next, else this binary. Return: 0, or a negative errno when
+ * --next-file exists but cannot be used (then no update: if in doubt, do
+ * not exec something else than what was asked).
+ */
+static int next_binary(const struct serve_opts *o, char *buf, size_t len)
+{
+	if (o->next_file) {
+		int fd = open(o->next_file, O_RDONLY | O_CLOEXEC);
+		ssize_t n = 0;
+
+		if (fd < 0 && errno != ENOENT)
+			return -errno;
+		if (fd >= 0) {
+			n = read(fd, buf, len);
+			if (n < 0) {
+				int r = -errno;
+
+				close(fd);
+				return r;
+			}
+			close(fd);
+			if ((size_t)n >= len)
+				return -ENAMETOOLONG;
+			while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+				n--;
+			if (memchr(buf, '\0', (size_t)n) || memchr(buf, '\n', (size_t)n))
+				return -EINVAL; /* several lines, or a NUL: not one path */
+			buf[n] = '\0';
+		}
+		if (n > 0)
+			return 0;
+	}
+	snprintf(buf, len, "%s", o->next ? o->next : o->self);
+	return 0;
+}
+
+/* Live-update; returns only if the update did not happen. */
+static void update(struct luo *luo, const struct serve_opts *o)
+{
+	char path[PATH_MAX];
+	char *nargv[10];
+	size_t k = 0;
+	int r;
+
+	r = next_binary(o, path, sizeof(path));
+	if (r < 0) {
+		fprintf(stderr, "luo-counter: --next-file %s: %s; no update, still serving\n", o->next_file,
+			strerror(-r));
+		stats.failed_updates++;
+		return;
+	}
+	/*
+	 * What the next image needs again. The socket comes in the handover;
+	 * --port is for the day that handover is refused: the fresh start
+	 * then listens on the same port again.
+	 */
+	nargv[k++] = path;
+	nargv[k++] = (char *)"serve";
+	nargv[k++] = (char *)"--port";
+	nargv[k++] = (char *)o->bound;
+	if (o->next) {
+		nargv[k++] = (char *)"--next";
+		nargv[k++] = (char *)o->next;
+	}
+	if (o->next_file) {
+		nargv[k++] = (char *)"--next-file";
+		nargv[k++] = (char *)o->next_file;
+	}
+	nargv[k] = NULL;
+
+	fflush(NULL); /* execve() drops what stdio buffers */
+	r = luo_update(luo, path, nargv, NULL);
+	/* Still here: the update did not happen and nothing changed. */
+	stats.failed_updates++;
+	if (r != -EPROTO) {
+		fprintf(stderr, "luo-counter: live update to %s failed: %s; still serving\n", path, strerror(-r));
+		return;
+	}
+	fprintf(stderr, "luo-counter: live update to %s refused at negotiation: %s\n", path, strerror(-r));
+	/*
+	 * Only after -EPROTO: an update that failed before negotiating (a
+	 * missing binary) leaves the report of an earlier call in place.
+	 */
+	{
+		const struct luo_report_entry *e;
+		size_t n;
+
+		if (luo_update_report(luo, &e, &n) == 0) {
+			for (size_t i = 0; i < n; i++) {
+				char line[512];
+
+				luo_report_entry_format(&e[i], line, sizeof(line));
+				fprintf(stderr, "luo-counter:   %s\n", line);
+			}
+		}
+	}
+	fprintf(stderr, "luo-counter: still serving\n");
+}
+
 static int serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "port-file", required_argument, NULL, 'f' },
 		{ "next", required_argument, NULL, 'n' },
+		{ "next-file", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *port_file = NULL, *next = "/proc/self/exe";
-	int port = 0, c, r, state_fd, listen_fd, sig_fd;
+	struct serve_opts o = { 0 };
+	int c, r, listen_fd, sig_fd;
+	char comp_counter[96], comp_stats[96], state[160], sstate[160];
 	struct luo *luo;
 	struct luo_session *s;
-	struct state *st;
 	sigset_t mask;
 	const char *reason;
+	ssize_t n;
 
-	while ((c = getopt_long(argc, argv, "p:f:n:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:f:n:N:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			port = parse_port(optarg);
+			o.port = parse_port(optarg);
 			break;
 		case 'f':
-			port_file = optarg;
+			o.port_file = optarg;
 			break;
 		case 'n':
-			next = optarg;
+			o.next = optarg;
+			break;
+		case 'N':
+			o.next_file = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -187,36 +716,54 @@ static int serve(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc) {
+		fprintf(stderr, "luo-counter: serve: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	/* Now, before anyone replaces the file: "this binary" for the next update. */
+	n = readlink("/proc/self/exe", o.self, sizeof(o.self) - 1);
+	if (n > 0 && (size_t)n < sizeof(o.self) - 1)
+		o.self[n] = '\0';
+	else
+		snprintf(o.self, sizeof(o.self), "/proc/self/exe");
 
+	/* Components are loaded in here, from the previous image's payloads. */
 	r = luo_open(LUO_OPEN_FRESH_ON_ERROR, &luo);
 	if (r < 0)
 		die("luo_open", -r);
 	if (luo_incoming_error(luo, &reason) < 0)
 		fprintf(stderr, "luo-counter: incoming state refused, fresh start: %s\n", reason);
-
-	if (take_over(luo, &state_fd, &listen_fd) < 0) {
-		state_fd = memfd_create("luo-counter", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-		if (state_fd < 0 || ftruncate(state_fd, sizeof(*st)) < 0)
-			die("memfd", errno);
-		listen_fd = listen_on(port);
+	/*
+	 * A refused handover may have run some loads before the refusal: the
+	 * state is what luo_component_incoming() says, nothing else.
+	 */
+	if (!luo_is_incoming(luo) || luo_component_incoming(luo, "counter", NULL) != 0)
+		counter_cold_start();
+	if (!luo_is_incoming(luo) || luo_component_incoming(luo, "stats", NULL) != 0)
+		stats_cold_start();
+	/*
+	 * A load restores what was saved, no more; what the handover means is
+	 * counted here: an update crossed, or one that came back.
+	 */
+	r = luo_rollback(luo, &reason);
+	if (r < 0) {
+		stats.failed_updates++;
+		stats.rollbacks++;
+		printf("[pid %d] rolled back: %s (%s)\n", getpid(), reason, strerror(-r));
+	} else if (luo_component_incoming(luo, "counter", NULL) == 0) {
+		counter.updates++;
 	}
-	st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED, state_fd, 0);
-	if (st == MAP_FAILED)
-		die("mmap", errno);
-	if (st->magic == 0)
-		st->magic = STATE_MAGIC;
-	else if (st->magic != STATE_MAGIC)
-		die("state", EBADMSG);
 
-	/* Hand the same objects to the next image. */
+	if (take_over(luo, &listen_fd) < 0)
+		listen_fd = listen_on(o.port);
+
+	/* Hand the same socket to the next image. */
 	r = luo_session_create(luo, SESSION, &s);
-	if (r == 0)
-		r = luo_session_preserve_fd(s, state_fd, TOKEN_STATE);
 	if (r == 0)
 		r = luo_session_preserve_fd(s, listen_fd, TOKEN_LISTEN);
 	if (r < 0)
 		die("preserve", -r);
-	close(state_fd);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
@@ -228,25 +775,29 @@ static int serve(int argc, char **argv)
 		die("signalfd", errno);
 
 	luo_ready(luo);
+	snprintf(o.bound, sizeof(o.bound), "%d", bound_port(listen_fd));
+	component_outcome(luo, "counter", comp_counter, sizeof(comp_counter));
+	component_outcome(luo, "stats", comp_stats, sizeof(comp_stats));
+	state_describe(state, sizeof(state));
 	if (luo_is_incoming(luo)) {
 		struct luo_timings t;
 
 		luo_timings(luo, &t);
-		printf("[pid %d] generation %llu: counter %llu, same socket on port %d; blackout %.2f ms "
-		       "(freeze %.2f, serialize %.2f, exec %.2f, restore %.2f, ready %.2f)\n",
-		       getpid(), (unsigned long long)luo_liveupdate_number(luo), (unsigned long long)st->counter,
-		       bound_port(listen_fd), t.blackout_ns / 1e6, t.freeze_ns / 1e6, t.serialize_ns / 1e6,
-		       t.exec_ns / 1e6, t.restore_ns / 1e6, t.ready_ns / 1e6);
+		printf("[pid %d] generation %llu: %s, same socket on port %d; %s build; %s, %s; "
+		       "blackout %.2f ms (freeze %.2f, serialize %.2f, exec %.2f, restore %.2f, ready %.2f)\n",
+		       getpid(), (unsigned long long)luo_liveupdate_number(luo), state, bound_port(listen_fd),
+		       BUILD_NAME, comp_counter, comp_stats, t.blackout_ns / 1e6, t.freeze_ns / 1e6,
+		       t.serialize_ns / 1e6, t.exec_ns / 1e6, t.restore_ns / 1e6, t.ready_ns / 1e6);
 	} else {
-		printf("[pid %d] generation 0: fresh start, listening on 127.0.0.1:%d\n", getpid(),
-		       bound_port(listen_fd));
+		printf("[pid %d] generation 0: fresh start, listening on 127.0.0.1:%d; %s build; %s, %s\n", getpid(),
+		       bound_port(listen_fd), BUILD_NAME, comp_counter, comp_stats);
 	}
 	fflush(stdout);
-	if (port_file) {
-		FILE *f = fopen(port_file, "we");
+	if (o.port_file) {
+		FILE *f = fopen(o.port_file, "we");
 
 		if (!f || fprintf(f, "%d\n", bound_port(listen_fd)) < 0 || fclose(f) != 0)
-			die(port_file, errno);
+			die(o.port_file, errno);
 	}
 
 	for (;;) {
@@ -256,23 +807,18 @@ static int serve(int argc, char **argv)
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			die("poll", errno);
 		if (pfd[0].revents & POLLIN)
-			serve_one(listen_fd, st);
+			serve_one(listen_fd);
 		if (!(pfd[1].revents & POLLIN) || read(sig_fd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGHUP) {
-			char *nargv[] = { (char *)program, "serve", NULL };
-
-			fflush(NULL); /* execve() drops what stdio buffers */
-			r = luo_update(luo, next, nargv, NULL);
-			/* Still here: the update failed and nothing changed. */
-			fprintf(stderr, "luo-counter: live update to %s failed: %s; still serving\n", next,
-				strerror(-r));
+			update(luo, &o);
 			continue;
 		}
 		break; /* SIGTERM / SIGINT */
 	}
-	printf("[pid %d] stopping with counter %llu\n", getpid(), (unsigned long long)st->counter);
-	munmap(st, sizeof(*st));
+	state_describe(state, sizeof(state));
+	stats_describe(sstate, sizeof(sstate));
+	printf("[pid %d] stopping with %s; %s\n", getpid(), state, sstate);
 	close(sig_fd);
 	close(listen_fd);
 	luo_close(luo);
@@ -288,6 +834,14 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static volatile sig_atomic_t client_stop;
+
+static void client_on_stop(int sig)
+{
+	(void)sig;
+	client_stop = 1;
 }
 
 /* One INC: the counter it returned, or a negative errno. */
@@ -325,6 +879,7 @@ static int client(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	struct sigaction sa = { .sa_handler = client_on_stop };
 	long long last = -1, first = -1;
 	unsigned long ok = 0, refused = 0, errors = 0, jumps = 0;
 	double seconds = 2, start, prev, longest = 0;
@@ -354,15 +909,21 @@ static int client(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (port <= 0) {
+	if (port <= 0 || optind < argc) {
 		usage(stderr);
 		return 2;
 	}
+	/* No SA_RESTART: a request waiting on the server returns at once. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	start = prev = now_s();
-	while (now_s() - start < seconds) {
+	while (!client_stop && now_s() - start < seconds) {
 		long long v = one_request(port);
 		double t = now_s();
 
+		if (client_stop)
+			break; /* interrupted: neither an answer nor an error */
 		if (v == -ECONNREFUSED) {
 			refused++;
 		} else if (v < 0) {
@@ -387,7 +948,6 @@ static int client(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	program = argv[0];
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
 		return serve(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "client") == 0)

@@ -23,6 +23,9 @@
  *       producer-build-id = [bytes];   its ELF build-id, 0..64 bytes (0: none)
  *       freeze-start-ns   = <u64>;     CLOCK_MONOTONIC, old image
  *       serialize-start-ns = <u64>;
+ *       producer-argv     = "s0", "s1", ...;  format 2: the old image's argv,
+ *                                  for a rollback; 1..LUO_ABI_ARGV_MAX
+ *                                  strings, LUO_ABI_ARGV_BYTES_MAX bytes
  *
  *       sessions {
  *           session-0 {              node names carry no meaning
@@ -38,6 +41,20 @@
  *           };
  *           session-1 { ... };
  *       };
+ *
+ *       components {                 format 2
+ *           component-0 {            node names carry no meaning
+ *               name    = "string";  1..47 bytes + NUL
+ *               version = <u32>;     the negotiated version, >= 1
+ *               data    = [bytes];   the component's payload, written at
+ *                                    that version, 0..LUO_COMPONENT_DATA_MAX
+ *           };
+ *           component-1 {
+ *               name    = "string";
+ *               dropped;             no common version: the new image
+ *                                    cold-starts it (no version, no data)
+ *           };
+ *       };
  *   };
  *
  * Integers are FDT cells (big-endian). A handler's data is a fixed-layout
@@ -48,6 +65,10 @@
  * files per session, LUO_FILES_MAX files in all, no two sessions with one
  * name, no two files with one token in a session, no fd number twice.
  *
+ * Format 1 (no producer-argv, no components) is still read; format 2 is
+ * written. The container is negotiated like a component, under the name
+ * LUO_ABI_FORMAT_COMPONENT: read [1, 2], write [2, 2].
+ *
  * The time when execve() starts cannot be in a sealed blob; the old image
  * passes it in LUO_HANDOVER_EXEC_NS (decimal nanoseconds). It only feeds the
  * timings and is ignored when malformed.
@@ -56,12 +77,20 @@
 #include <stdint.h>
 
 #define LUO_ABI_COMPATIBLE "luo,handover"
-#define LUO_ABI_FORMAT_VERSION 1u
+#define LUO_ABI_FORMAT_VERSION 2u
+#define LUO_ABI_FORMAT_READ_MIN 1u
+#define LUO_ABI_FORMAT_COMPONENT "luo.handover"
 #define LUO_ABI_BLOB_MAX (64u << 20)
 #define LUO_ABI_BUILD_ID_MAX 64
 /* Inherited fd numbers are 3..LUO_ABI_FD_NUMBER_MAX (the kernel's nr_open). */
 #define LUO_ABI_FD_NUMBER_MAX (1 << 20)
 #define LUO_ABI_EXEC_NS_ENV "LUO_HANDOVER_EXEC_NS"
+/* Set by a new image that hands the blob back to the old one: "ERRNO:reason". */
+#define LUO_ABI_ROLLBACK_ENV "LUO_HANDOVER_ROLLBACK"
+#define LUO_ABI_ARGV_MAX 4096
+#define LUO_ABI_ARGV_BYTES_MAX (256u << 10)
+/* Components in one blob (an image registers at most LUO_COMPONENTS_MAX). */
+#define LUO_ABI_COMPONENTS_MAX 256
 
 #define LUO_ABI_PROP_COMPATIBLE "compatible"
 #define LUO_ABI_PROP_FORMAT "format-version"
@@ -77,6 +106,12 @@
 #define LUO_ABI_PROP_FILE_HANDLER "handler"
 #define LUO_ABI_PROP_FILE_HANDLER_VERSION "handler-version"
 #define LUO_ABI_PROP_FILE_DATA "data"
+#define LUO_ABI_PROP_PRODUCER_ARGV "producer-argv"
+#define LUO_ABI_NODE_COMPONENTS "components"
+#define LUO_ABI_PROP_COMPONENT_NAME "name"
+#define LUO_ABI_PROP_COMPONENT_VERSION "version"
+#define LUO_ABI_PROP_COMPONENT_DATA "data"
+#define LUO_ABI_PROP_COMPONENT_DROPPED "dropped"
 
 /* Data of the built-in "memfd" handler, version 1. */
 #define LUO_ABI_MEMFD_VERSION 1u
@@ -106,6 +141,70 @@ struct luo_abi_fd_v1 {
 	int32_t domain;    /* sockets: SO_DOMAIN, else 0 */
 	int32_t type;      /* sockets: SO_TYPE, else 0 */
 	int32_t protocol;  /* sockets: SO_PROTOCOL, else 0 */
+};
+
+/*
+ * The manifest: ELF notes in a section named ".note.luo" (type SHT_NOTE,
+ * allocated, so it also lies in a PT_NOTE segment of the running image).
+ * Each note has the owner "LUO" and one fixed-size description, in the
+ * host's byte order:
+ *
+ *   LUO_ABI_NOTE_COMPONENT   struct luo_abi_note_component   a component, a
+ *                            file handler or the container format
+ *   LUO_ABI_NOTE_LAYOUT      struct luo_abi_note_layout      the fields of a
+ *                            struct a component writes at one version
+ *
+ * Written by the LUO_COMPONENT(), LUO_FILE_HANDLER_DECLARE() and
+ * LUO_LAYOUT() macros of luo.h; read by luoctl and luo_update() with the
+ * checks listed in manifest.c. Strings are NUL-padded to the full array.
+ * A reader refuses a note of owner "LUO" whose type it does not know, so a
+ * new record type needs a new type number and is refused by old readers.
+ */
+#define LUO_ABI_NOTE_SECTION ".note.luo"
+#define LUO_ABI_NOTE_OWNER "LUO"
+#define LUO_ABI_NOTE_COMPONENT 1u
+#define LUO_ABI_NOTE_LAYOUT 2u
+#define LUO_ABI_NOTE_NAME_SIZE 48       /* a component name: 1..47 bytes + NUL */
+#define LUO_ABI_NOTE_FIELD_NAME_SIZE 32 /* a member or type name: 1..31 + NUL */
+#define LUO_ABI_LAYOUT_FIELDS_MAX 32
+
+/* struct luo_abi_note_component.kind */
+#define LUO_ABI_KIND_COMPONENT 1u
+#define LUO_ABI_KIND_HANDLER 2u
+#define LUO_ABI_KIND_FORMAT 3u
+/* struct luo_abi_note_component.flags */
+#define LUO_ABI_FLAG_OPTIONAL 1u
+
+struct luo_abi_note_header {
+	uint32_t namesz; /* sizeof(LUO_ABI_NOTE_OWNER) = 4 */
+	uint32_t descsz; /* sizeof the description */
+	uint32_t type;   /* LUO_ABI_NOTE_* */
+	char owner[4];   /* "LUO" */
+};
+
+struct luo_abi_note_component {
+	uint32_t kind;      /* LUO_ABI_KIND_* */
+	uint32_t flags;     /* LUO_ABI_FLAG_* */
+	uint32_t read_min;  /* 1 <= read_min <= read_max */
+	uint32_t read_max;
+	uint32_t write_min; /* read_min <= write_min <= write_max <= read_max */
+	uint32_t write_max;
+	char name[LUO_ABI_NOTE_NAME_SIZE];
+};
+
+struct luo_abi_note_field {
+	uint32_t offset; /* offset + size <= the struct's size */
+	uint32_t size;   /* >= 1 */
+	char name[LUO_ABI_NOTE_FIELD_NAME_SIZE]; /* the member, "" = unused slot */
+	char type[LUO_ABI_NOTE_FIELD_NAME_SIZE]; /* its declared type, as written */
+};
+
+struct luo_abi_note_layout {
+	char component[LUO_ABI_NOTE_NAME_SIZE];
+	uint32_t version;     /* the component version the struct is written at */
+	uint32_t struct_size; /* sizeof the whole struct, >= 1 */
+	/* Used slots first, then unused ones (all zero); fields do not overlap. */
+	struct luo_abi_note_field fields[LUO_ABI_LAYOUT_FIELDS_MAX];
 };
 
 #endif /* LUO_ABI_H */

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "luo/abi.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -76,11 +78,17 @@ enum {
 	 * instead of the error; luo_incoming_error() tells why.
 	 */
 	LUO_OPEN_FRESH_ON_ERROR = 1u << 0,
+	/*
+	 * Never roll back: a refused handover (or a mandatory component's
+	 * failed load) is returned as an error, or a fresh start with the
+	 * flag above, instead of going back to the previous binary.
+	 */
+	LUO_OPEN_NO_ROLLBACK = 1u << 1,
 };
 
 /**
  * luo_open() - open the orchestrator; adopt the incoming handover if any.
- * @flags:   0 or LUO_OPEN_FRESH_ON_ERROR; other bits: -EINVAL.
+ * @flags:   LUO_OPEN_FRESH_ON_ERROR, LUO_OPEN_NO_ROLLBACK; other bits: -EINVAL.
  * @ret_luo: the handle.
  *
  * If LUO_HANDOVER_FD names a sealed memfd holding a valid handover blob, its
@@ -99,6 +107,31 @@ enum {
  * handover memfd is closed, and so is every listed fd that passed its
  * handler's identity check. Other fds are left alone, close-on-exec
  * untouched, since they may not be libluo's.
+ *
+ * Components: once the sessions are adopted, each component in the blob
+ * is loaded through its load callback, at the version negotiated by the
+ * old image (luo_component_incoming() tells the outcome).
+ *
+ * Rollback: if the handover is refused after its blob was read, or a
+ * mandatory component's load fails, luo_open() execs the previous binary
+ * (producer-path, if its build-id is still the recorded one) with its
+ * argv, the same blob and the same fds, once; it does not return then.
+ * The old image's luo_open() adopts the blob and luo_rollback() tells it
+ * why it came back. A binary built without a build-id is identified by
+ * its path alone. The old image gets what the new one was given: an
+ * optional component dropped for the new image is dropped on the way back
+ * too. luo_liveupdate_number() is the old image's again; luo_timings()
+ * counts the blackout from the first freeze, and has no exec or serialize
+ * phase for the way back. A rollback that cannot happen (binary gone or
+ * replaced, execve() failing, already a rollback, LUO_OPEN_NO_ROLLBACK)
+ * leaves the error to be returned as described above; but for the flag,
+ * its reason says why no rollback was done.
+ *
+ * Call it before starting threads: it reads and changes the environment.
+ *
+ * More errors: -EEXIST / -EINVAL two components with one name, or a
+ * component declared with bad ranges (reported before any handover is
+ * looked at); -EIO a mandatory component's load failed.
  */
 LUO_EXPORT int luo_open(unsigned int flags, struct luo **ret_luo);
 
@@ -131,6 +164,15 @@ LUO_EXPORT bool luo_is_incoming(const struct luo *luo);
  * LUO_OPEN_FRESH_ON_ERROR.
  */
 LUO_EXPORT int luo_incoming_error(const struct luo *luo, const char **ret_reason);
+
+/**
+ * luo_rollback() - whether this image came back from a failed update.
+ * @ret_reason: optional; what the new image said, valid until luo_close().
+ *
+ * Return: 0 if not; otherwise the negative errno with which the new
+ * image refused the handover (-EIO: a mandatory component failed to load).
+ */
+LUO_EXPORT int luo_rollback(const struct luo *luo, const char **ret_reason);
 
 /* Per-phase timings of the update that led to this image, in nanoseconds. */
 struct luo_timings {
@@ -171,14 +213,70 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * blob only, and execve()s. Incoming sessions are not carried forward.
  * stdio buffers are not flushed (execve() drops them): fflush(NULL) first.
  *
+ * Negotiation comes first, before anything is frozen: the manifest of
+ * @path (its .note.luo and that of the libraries it needs) is read, and
+ * every component, every handler with files and the container format get
+ * v = max(write_old & read_new & read_old), skipping versions whose struct
+ * layouts differ between the images. No version for a mandatory one
+ * refuses the update; for an optional one, its data is dropped and the new
+ * image cold-starts it. luo_update_report() gives the outcome per entry,
+ * refused or not. Then each component's save callback writes its payload
+ * at its negotiated version.
+ *
  * Return: does not return on success. Otherwise everything is as before the
- * call and the service keeps running: -ENOENT / -EACCES / -ENOEXEC and the
- * other errors of execve() for @path; -EINVAL bad arguments; -ENOMEM; or
- * the error of a handler's freeze. Calls on the handle from other threads
+ * call and the service keeps running: -EPROTO negotiation refused (see
+ * luo_update_report()); -ENOEXEC @path is not an ELF binary or its
+ * manifest is malformed; -ENOENT / -EACCES and the other errors of
+ * execve() for @path; -EINVAL bad arguments; -ENOMEM; the error of a
+ * handler's freeze or of a component's save (-E2BIG: a payload larger
+ * than LUO_COMPONENT_DATA_MAX). Calls on the handle from other threads
  * wait until it returns. Between clearing close-on-exec and execve(), a
  * fork() in another thread would inherit the preserved fds.
  */
 LUO_EXPORT int luo_update(struct luo *luo, const char *path, char *const argv[], char *const envp[]);
+
+/* The verdict of negotiation for one entry. */
+enum luo_verdict {
+	LUO_VERDICT_USE = 1,  /* handed over at .version */
+	LUO_VERDICT_DROP,     /* optional, no common version: new image cold-starts */
+	LUO_VERDICT_REFUSE,   /* mandatory, no common version: update refused */
+	LUO_VERDICT_NEW,      /* only the new image has it: it starts cold */
+};
+
+/* An inclusive range of versions; {0, 0} = none (not declared). */
+struct luo_version_range {
+	uint32_t min;
+	uint32_t max;
+};
+
+struct luo_report_entry {
+	char name[LUO_ABI_NOTE_NAME_SIZE];
+	uint32_t kind;      /* LUO_ABI_KIND_COMPONENT, _HANDLER or _FORMAT */
+	bool optional;
+	struct luo_version_range old_read, old_write; /* this image */
+	struct luo_version_range new_read, new_write; /* the new image */
+	enum luo_verdict verdict;
+	uint32_t version;   /* LUO_VERDICT_USE: the version written; else 0 */
+	char why[160];      /* one line, for people */
+};
+
+/**
+ * luo_update_report() - the negotiation of the last luo_update() call.
+ *
+ * The entries stay valid until the next luo_update() or luo_close().
+ *
+ * Return: 0; -ENODATA the last luo_update() failed before negotiating
+ * (bad path, unreadable manifest), or none was called.
+ */
+LUO_EXPORT int luo_update_report(const struct luo *luo, const struct luo_report_entry **ret_entries,
+				 size_t *ret_n);
+
+/**
+ * luo_report_entry_format() - one entry as a line of text (no newline).
+ *
+ * Return: the length snprintf() would give.
+ */
+LUO_EXPORT int luo_report_entry_format(const struct luo_report_entry *entry, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Sessions                                                                  */
@@ -328,6 +426,188 @@ LUO_EXPORT int luo_file_fd(const struct luo_file *file);
 LUO_EXPORT uint64_t luo_file_token(const struct luo_file *file);
 /* For handlers: the handler's data for this file (data_size bytes). */
 LUO_EXPORT void *luo_file_data(struct luo_file *file);
+
+/* ------------------------------------------------------------------------ */
+/* Components: the program's own versioned state                             */
+
+/*
+ * A component is a piece of the program's own state that crosses an
+ * update as a payload of bytes, written at one integer version and read
+ * by a load callback that accepts a range of versions. Declare each one
+ * once, at file scope, with LUO_COMPONENT(): the declaration registers it
+ * when the program starts (a constructor) and records it in the binary's
+ * .note.luo section, where luoctl and the old image's luo_update() read it
+ * without running the program.
+ *
+ *   static int save(uint32_t version, struct luo_payload *out);
+ *   static int load(uint32_t version, const void *data, size_t len);
+ *   LUO_COMPONENT(sessions_table, "sessions-table", 1, 3, 2, 3, 0, save, load);
+ *
+ * reads versions 1..3, writes 2..3, mandatory (flag LUO_COMPONENT_OPTIONAL:
+ * optional). save() runs in the old image inside luo_update(), with the
+ * version negotiated; load() runs in the new image inside luo_open(), with
+ * the version found. Both run with libluo's lock held and must not call
+ * libluo (except luo_payload_write()). A non-zero save refuses the update;
+ * a non-zero load of a mandatory component rolls back (see luo_open()), of
+ * an optional one makes it cold-start.
+ */
+
+/* A component's name is 1..LUO_COMPONENT_NAME_MAX bytes. */
+#define LUO_COMPONENT_NAME_MAX (LUO_ABI_NOTE_NAME_SIZE - 1)
+/* Components one process registers. */
+#define LUO_COMPONENTS_MAX 64
+/* Bytes of one component's payload. */
+#define LUO_COMPONENT_DATA_MAX (16u << 20)
+
+#define LUO_COMPONENT_OPTIONAL LUO_ABI_FLAG_OPTIONAL
+
+struct luo_payload;
+
+struct luo_component {
+	const char *name;
+	uint32_t read_min, read_max;   /* 1 <= read_min <= read_max */
+	uint32_t write_min, write_max; /* inside the read range */
+	uint32_t flags;                /* 0 or LUO_COMPONENT_OPTIONAL */
+	int (*save)(uint32_t version, struct luo_payload *out);
+	int (*load)(uint32_t version, const void *data, size_t len);
+};
+
+/**
+ * luo_payload_write() - append bytes to a component's payload (in save()).
+ *
+ * Return: 0; -E2BIG the payload would pass LUO_COMPONENT_DATA_MAX;
+ * -ENOMEM; -EINVAL bad arguments.
+ */
+LUO_EXPORT int luo_payload_write(struct luo_payload *out, const void *data, size_t len);
+
+/**
+ * luo_component_register() - what LUO_COMPONENT() calls at start-up.
+ *
+ * A component registered only this way is not in the manifest, so no new
+ * image will be found to read it: declare components with LUO_COMPONENT().
+ * An error is also remembered and returned by the next luo_open().
+ *
+ * Return: 0; -EINVAL bad name, ranges, flags or callbacks; -EEXIST a
+ * component has this name; -ENOSPC LUO_COMPONENTS_MAX reached; -EBUSY a
+ * struct luo is open.
+ */
+LUO_EXPORT int luo_component_register(const struct luo_component *component);
+
+/**
+ * luo_component_incoming() - what happened to a component at luo_open().
+ * @ret_version: optional; the version it was loaded at.
+ *
+ * Return: 0 loaded; -ENODATA nothing came for it (fresh start, or the old
+ * image did not have it); -ESTALE dropped at negotiation (no common
+ * version), the component starts cold; -EIO an optional component whose
+ * load failed, it starts cold; -ENOENT no such registered component.
+ */
+LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, uint32_t *ret_version);
+
+#if defined(__has_attribute)
+#if __has_attribute(retain)
+#define LUO_NOTE_RETAIN_ __attribute__((retain))
+#endif
+#endif
+#ifndef LUO_NOTE_RETAIN_
+#define LUO_NOTE_RETAIN_
+#endif
+#define LUO_NOTE_ATTR_ __attribute__((section(LUO_ABI_NOTE_SECTION), used, aligned(4))) LUO_NOTE_RETAIN_
+#define LUO_NOTE_HEADER_(desc_type, note_type) \
+	{ sizeof(LUO_ABI_NOTE_OWNER), sizeof(desc_type), (note_type), LUO_ABI_NOTE_OWNER }
+
+#define LUO_RANGES_VALID_(rmin, rmax, wmin, wmax) \
+	((rmin) >= 1 && (rmin) <= (rmax) && (rmin) <= (wmin) && (wmin) <= (wmax) && (wmax) <= (rmax))
+
+/**
+ * LUO_COMPONENT() - declare, record and register a component.
+ * @ident: a C identifier for the objects the macro defines (static).
+ * @cname: the name, a string literal of 1..LUO_COMPONENT_NAME_MAX bytes.
+ * @rmin, @rmax, @wmin, @wmax: readable and writable versions (constants).
+ * @cflags: 0 or LUO_COMPONENT_OPTIONAL.
+ * @save_fn, @load_fn: the callbacks.
+ *
+ * Bad names, ranges and flags fail to compile.
+ */
+#define LUO_COMPONENT(ident, cname, rmin, rmax, wmin, wmax, cflags, save_fn, load_fn)                    \
+	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
+		       "LUO_COMPONENT: the name must be a string literal of 1..47 bytes");                  \
+	_Static_assert(LUO_RANGES_VALID_(rmin, rmax, wmin, wmax),                                         \
+		       "LUO_COMPONENT: need 1 <= read_min <= write_min <= write_max <= read_max");          \
+	_Static_assert(((cflags) & ~LUO_COMPONENT_OPTIONAL) == 0, "LUO_COMPONENT: unknown flags");         \
+	static const struct {                                                                             \
+		struct luo_abi_note_header h;                                                             \
+		struct luo_abi_note_component d;                                                          \
+	} ident##_luo_note LUO_NOTE_ATTR_ = {                                                             \
+		LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),                   \
+		{ LUO_ABI_KIND_COMPONENT, (cflags), (rmin), (rmax), (wmin), (wmax), cname },               \
+	};                                                                                                \
+	static const struct luo_component ident = { cname, (rmin), (rmax), (wmin), (wmax), (cflags),     \
+						    (save_fn), (load_fn) };                               \
+	__attribute__((constructor)) static void ident##_luo_register(void)                               \
+	{                                                                                                 \
+		(void)luo_component_register(&ident);                                                     \
+	}
+
+/**
+ * LUO_FILE_HANDLER_DECLARE() - define a file handler and record it in the
+ * manifest, so that an old image's negotiation finds it in this binary.
+ * Register it with luo_file_handler_register() as before.
+ * @ident: the name of the const struct luo_file_handler defined.
+ * @hname: a string literal of 1..LUO_HANDLER_NAME_MAX bytes; @hversion: >= 1.
+ */
+#define LUO_FILE_HANDLER_DECLARE(ident, hname, hversion, hdata_size, hops)                             \
+	_Static_assert(sizeof(hname) >= 2 && sizeof(hname) <= LUO_HANDLER_NAME_MAX + 1,                   \
+		       "LUO_FILE_HANDLER_DECLARE: the name must be a string literal of 1..31 bytes");       \
+	_Static_assert((hversion) >= 1, "LUO_FILE_HANDLER_DECLARE: version 0");                            \
+	static const struct {                                                                             \
+		struct luo_abi_note_header h;                                                             \
+		struct luo_abi_note_component d;                                                          \
+	} ident##_luo_note LUO_NOTE_ATTR_ = {                                                             \
+		LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),                   \
+		{ LUO_ABI_KIND_HANDLER, 0, (hversion), (hversion), (hversion), (hversion), hname },        \
+	};                                                                                                \
+	const struct luo_file_handler ident = { hname, (hversion), (hdata_size), (hops) }
+
+/**
+ * LUO_LAYOUT() - record the layout of a struct a component writes.
+ * @ident: a C identifier for the note object.
+ * @cname: the component's name (string literal); @cversion: the version
+ *         whose payload is this struct.
+ * @stype: the struct type; then one LUO_FIELD() per member, at most
+ *         LUO_ABI_LAYOUT_FIELDS_MAX.
+ *
+ * Put it next to the struct. luoctl manifest prints a fingerprint per
+ * (component, version) computed from the struct's size and each field's
+ * name, declared type, offset and size; a test pins them (see the README,
+ * "ABI guard"), and luo_update() refuses to use a version whose layouts
+ * differ between the two images.
+ */
+#define LUO_LAYOUT(ident, cname, cversion, stype, ...)                                                 \
+	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
+		       "LUO_LAYOUT: the name must be a string literal of 1..47 bytes");                     \
+	_Static_assert((cversion) >= 1, "LUO_LAYOUT: version 0");                                          \
+	static const struct {                                                                             \
+		struct luo_abi_note_header h;                                                             \
+		struct luo_abi_note_layout d;                                                             \
+	} ident LUO_NOTE_ATTR_ = {                                                                        \
+		LUO_NOTE_HEADER_(struct luo_abi_note_layout, LUO_ABI_NOTE_LAYOUT),                         \
+		{ cname, (cversion), sizeof(stype), { __VA_ARGS__ } },                                     \
+	}
+
+/*
+ * LUO_FIELD() - one member for LUO_LAYOUT(): fails to compile if @member
+ * of @stype is not of type @mtype, so the recorded type stays true.
+ */
+#define LUO_FIELD(stype, member, mtype)                                                                \
+	{ (uint32_t)(__builtin_offsetof(stype, member) +                                                  \
+		     0 * sizeof(struct {                                                                  \
+			     _Static_assert(__builtin_types_compatible_p(__typeof__(((stype *)0)->member),  \
+									 mtype),                            \
+					    "LUO_FIELD: " #member " is not of type " #mtype);               \
+			     int luo_unused_;                                                             \
+		     })),                                                                                 \
+	  (uint32_t)sizeof(((stype *)0)->member), #member, #mtype }
 
 #ifdef __cplusplus
 }

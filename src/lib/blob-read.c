@@ -221,6 +221,211 @@ static int read_sessions(const struct reader *rd, struct luo_blob *b)
 	return 0;
 }
 
+static int cmp_component(const void *a, const void *b)
+{
+	return strcmp(((const struct luo_blob_component *)a)->name, ((const struct luo_blob_component *)b)->name);
+}
+
+static int read_component(const struct reader *rd, int node, struct luo_blob_component *c)
+{
+	int len, r;
+	const void *data;
+	bool dropped;
+
+	r = get_string(rd, node, LUO_ABI_PROP_COMPONENT_NAME, LUO_COMPONENT_NAME_MAX, c->name);
+	if (r)
+		return r;
+	for (const char *p = c->name; *p; p++)
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+			return refuse(rd, "component name with a byte outside 0x21..0x7e");
+	dropped = prop(rd, node, LUO_ABI_PROP_COMPONENT_DROPPED, &len) != NULL;
+	if (dropped) {
+		if (len != 0 || prop(rd, node, LUO_ABI_PROP_COMPONENT_VERSION, &len) ||
+		    prop(rd, node, LUO_ABI_PROP_COMPONENT_DATA, &len))
+			return refuse(rd, "component '%s': 'dropped' must be empty and alone", c->name);
+		c->dropped = true;
+		return 0;
+	}
+	r = get_u32(rd, node, LUO_ABI_PROP_COMPONENT_VERSION, &c->version);
+	if (r)
+		return r;
+	if (c->version == 0)
+		return refuse(rd, "component '%s': version 0", c->name);
+	data = prop(rd, node, LUO_ABI_PROP_COMPONENT_DATA, &len);
+	if (!data || (uint64_t)len > LUO_COMPONENT_DATA_MAX)
+		return refuse(rd, "component '%s': data missing or longer than %u bytes", c->name,
+			      LUO_COMPONENT_DATA_MAX);
+	c->data = data;
+	c->data_len = (size_t)len;
+	return 0;
+}
+
+/* Format 2 only: the node may be absent (no components). */
+static int read_components(const struct reader *rd, struct luo_blob *b)
+{
+	_cleanup_free_ struct luo_blob_component *sorted = NULL;
+	size_t i = 0;
+	int parent, node, r;
+
+	parent = fdt_subnode_offset(rd->fdt, 0, LUO_ABI_NODE_COMPONENTS);
+	if (parent == -FDT_ERR_NOTFOUND)
+		return 0;
+	if (parent < 0)
+		return refuse(rd, "unreadable '%s' node", LUO_ABI_NODE_COMPONENTS);
+	r = count_subnodes(rd, parent, LUO_ABI_COMPONENTS_MAX, &b->n_components);
+	if (r || b->n_components == 0)
+		return r;
+	b->components = calloc(b->n_components, sizeof(*b->components));
+	sorted = malloc(b->n_components * sizeof(*sorted));
+	if (!b->components || !sorted)
+		return -ENOMEM;
+	fdt_for_each_subnode(node, rd->fdt, parent) {
+		r = read_component(rd, node, &b->components[i++]);
+		if (r)
+			return r;
+	}
+	memcpy(sorted, b->components, b->n_components * sizeof(*sorted));
+	qsort(sorted, b->n_components, sizeof(*sorted), cmp_component);
+	for (i = 1; i < b->n_components; i++)
+		if (strcmp(sorted[i].name, sorted[i - 1].name) == 0)
+			return refuse(rd, "component '%s' twice", sorted[i].name);
+	return 0;
+}
+
+/* producer-argv: 1..LUO_ABI_ARGV_MAX NUL-terminated strings, bounded bytes. */
+static int read_argv(const struct reader *rd, struct luo_blob *b)
+{
+	int len;
+	const char *p = prop(rd, 0, LUO_ABI_PROP_PRODUCER_ARGV, &len);
+	size_t n = 0, off = 0;
+
+	if (!p || len < 1 || (size_t)len > LUO_ABI_ARGV_BYTES_MAX || p[len - 1] != '\0')
+		return refuse(rd, "producer-argv missing, unterminated or longer than %u bytes", LUO_ABI_ARGV_BYTES_MAX);
+	for (off = 0; off < (size_t)len; off += strlen(p + off) + 1)
+		n++;
+	if (n > LUO_ABI_ARGV_MAX)
+		return refuse(rd, "producer-argv has more than %d strings", LUO_ABI_ARGV_MAX);
+	b->argv = calloc(n + 1, sizeof(*b->argv));
+	if (!b->argv)
+		return -ENOMEM;
+	n = 0;
+	for (off = 0; off < (size_t)len; off += strlen(p + off) + 1)
+		b->argv[n++] = p + off;
+	b->argc = n;
+	if (b->argv[0][0] == '\0')
+		return refuse(rd, "producer-argv[0] is empty");
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* No two properties, and no two children, of one node share a name. */
+static int check_node_names(const struct reader *rd, int node, const char **names, size_t max)
+{
+	size_t n = 0;
+	int off, child;
+
+	fdt_for_each_property_offset(off, rd->fdt, node) {
+		const char *name;
+
+		if (!fdt_getprop_by_offset(rd->fdt, off, &name, NULL) || !name || n >= max)
+			return refuse(rd, "unreadable or too many properties in node '%s'",
+				      fdt_get_name(rd->fdt, node, NULL));
+		names[n++] = name;
+	}
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(names[i], names[i - 1]) == 0)
+			return refuse(rd, "property '%s' twice in node '%s'", names[i],
+				      fdt_get_name(rd->fdt, node, NULL));
+	n = 0;
+	fdt_for_each_subnode(child, rd->fdt, node) {
+		const char *name = fdt_get_name(rd->fdt, child, NULL);
+
+		if (!name || n >= max)
+			return refuse(rd, "unreadable or too many children in node '%s'",
+				      fdt_get_name(rd->fdt, node, NULL));
+		names[n++] = name;
+	}
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(names[i], names[i - 1]) == 0)
+			return refuse(rd, "node '%s' twice in node '%s'", names[i], fdt_get_name(rd->fdt, node, NULL));
+	return 0;
+}
+
+/* Nodes nest at most this deep (root 0, sessions 1, session 2, file 3). */
+#define TREE_DEPTH_MAX 8
+
+/*
+ * libfdt's property lookups stop at a node's first child: a property after
+ * it is invisible. Refuse such trees, and deeper ones than ours.
+ */
+static int check_tag_order(const struct reader *rd)
+{
+	bool had_child[TREE_DEPTH_MAX + 1];
+	int off = 0, next = 0, depth = -1;
+	uint32_t tag;
+
+	do {
+		tag = fdt_next_tag(rd->fdt, off, &next);
+		switch (tag) {
+		case FDT_BEGIN_NODE:
+			if (depth >= 0)
+				had_child[depth] = true;
+			if (++depth > TREE_DEPTH_MAX)
+				return refuse(rd, "nodes nested deeper than %d", TREE_DEPTH_MAX);
+			had_child[depth] = false;
+			break;
+		case FDT_END_NODE:
+			if (--depth < -1)
+				return refuse(rd, "unbalanced nodes");
+			break;
+		case FDT_PROP:
+			if (depth < 0 || had_child[depth])
+				return refuse(rd, "a property after a child node");
+			break;
+		case FDT_NOP:
+		case FDT_END:
+			break;
+		default:
+			return refuse(rd, "unknown tag in the structure block");
+		}
+		off = next;
+	} while (tag != FDT_END && next >= 0);
+	if (next < 0 || depth != -1)
+		return refuse(rd, "cannot walk the structure block");
+	return 0;
+}
+
+/*
+ * libfdt allows two properties or two nodes of one name; its lookups return
+ * the first. Refuse such trees: what a reader does not see must not exist.
+ */
+static int check_unique_names(const struct reader *rd, size_t len)
+{
+	/* A name takes at least 4 bytes of the structure block: a safe bound. */
+	size_t max = len / 4 + 1;
+	_cleanup_free_ const char **names = calloc(max, sizeof(*names));
+	int node, depth = 0;
+
+	if (!names)
+		return -ENOMEM;
+	/* Past the root's end, depth goes below 0 and the walk is over. */
+	for (node = 0; node >= 0 && depth >= 0; node = fdt_next_node(rd->fdt, node, &depth)) {
+		int r = check_node_names(rd, node, names, max);
+
+		if (r)
+			return r;
+	}
+	if (node < 0 && node != -FDT_ERR_NOTFOUND)
+		return refuse(rd, "cannot walk the tree");
+	return 0;
+}
+
 void luo_blob_free(struct luo_blob *b)
 {
 	if (!b)
@@ -228,10 +433,13 @@ void luo_blob_free(struct luo_blob *b)
 	for (size_t i = 0; i < b->n_sessions; i++)
 		free(b->sessions[i].files);
 	free(b->sessions);
+	free(b->components);
+	free(b->argv);
 	free(b);
 }
 
-int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, char *reason, size_t reason_len)
+int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, struct luo_blob **ret_origin, char *reason,
+		   size_t reason_len)
 {
 	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
 	struct reader rd = { .fdt = buf, .reason = reason, .reason_len = reason_len };
@@ -254,6 +462,11 @@ int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, char
 	if (fdt_totalsize(buf) != len)
 		return refuse(&rd, "tree size %u differs from blob size %zu", fdt_totalsize(buf), len);
 
+	r = check_tag_order(&rd);
+	if (!r)
+		r = check_unique_names(&rd, len);
+	if (r)
+		return r;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -263,18 +476,14 @@ int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, char
 	r = get_u32(&rd, 0, LUO_ABI_PROP_FORMAT, &b->format);
 	if (r)
 		return r;
-	if (b->format != LUO_ABI_FORMAT_VERSION) {
-		luo_reasonf(reason, reason_len, "container format version %u; this build reads %u", b->format,
-			    LUO_ABI_FORMAT_VERSION);
+	if (b->format < LUO_ABI_FORMAT_READ_MIN || b->format > LUO_ABI_FORMAT_VERSION) {
+		luo_reasonf(reason, reason_len, "container format version %u; this build reads %u..%u", b->format,
+			    LUO_ABI_FORMAT_READ_MIN, LUO_ABI_FORMAT_VERSION);
 		return -EPROTO;
 	}
 	r = get_u64(&rd, 0, LUO_ABI_PROP_LU_NUMBER, &b->lu_number);
 	if (!r)
 		r = get_string(&rd, 0, LUO_ABI_PROP_PRODUCER_PATH, PATH_MAX - 1, b->producer_path);
-	if (!r)
-		r = get_u64(&rd, 0, LUO_ABI_PROP_FREEZE_NS, &b->freeze_ns);
-	if (!r)
-		r = get_u64(&rd, 0, LUO_ABI_PROP_SERIALIZE_NS, &b->serialize_ns);
 	if (r)
 		return r;
 	p = prop(&rd, 0, LUO_ABI_PROP_PRODUCER_BUILD_ID, &plen);
@@ -282,12 +491,35 @@ int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, char
 		return refuse(&rd, "producer build-id missing or longer than %d bytes", LUO_ABI_BUILD_ID_MAX);
 	memcpy(b->build_id, p, (size_t)plen);
 	b->build_id_len = (size_t)plen;
-	if (b->lu_number == 0)
-		return refuse(&rd, "liveupdate-number is 0");
-
-	r = read_sessions(&rd, b);
-	if (r)
+	if (b->format >= 2) {
+		r = read_argv(&rd, b);
+		if (r)
+			return r;
+	}
+	/* Who wrote it is known: enough to go back there if the rest fails. */
+	r = get_u64(&rd, 0, LUO_ABI_PROP_FREEZE_NS, &b->freeze_ns);
+	if (!r)
+		r = get_u64(&rd, 0, LUO_ABI_PROP_SERIALIZE_NS, &b->serialize_ns);
+	if (!r && b->lu_number == 0)
+		r = refuse(&rd, "liveupdate-number is 0");
+	if (!r)
+		r = read_sessions(&rd, b);
+	if (!r && b->format >= 2)
+		r = read_components(&rd, b);
+	if (r) {
+		if (ret_origin && b->argc > 0) {
+			/* Sessions and components are not trusted: drop them. */
+			for (size_t i = 0; i < b->n_sessions; i++)
+				free(b->sessions[i].files);
+			free(b->sessions);
+			free(b->components);
+			b->sessions = NULL;
+			b->components = NULL;
+			b->n_sessions = b->n_files = b->n_components = 0;
+			*ret_origin = TAKE_PTR(b);
+		}
 		return r;
+	}
 	*ret_blob = TAKE_PTR(b);
 	return 0;
 }

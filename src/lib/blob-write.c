@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <libfdt.h>
 
@@ -58,6 +59,50 @@ static int write_session(void *fdt, size_t index, const struct luo_session *s)
 	return r;
 }
 
+static int write_argv(void *fdt, char *const *argv)
+{
+	size_t len = 0;
+	char *buf, *p;
+	int r;
+
+	for (size_t i = 0; argv[i]; i++)
+		len += strlen(argv[i]) + 1;
+	r = fdt_property_placeholder(fdt, LUO_ABI_PROP_PRODUCER_ARGV, (int)len, (void **)&buf);
+	if (r)
+		return r;
+	p = buf;
+	for (size_t i = 0; argv[i]; i++)
+		p = stpcpy(p, argv[i]) + 1;
+	return 0;
+}
+
+static int write_components(void *fdt, const struct luo_blob_header *hdr)
+{
+	char node[NODE_NAME_MAX];
+	int r;
+
+	r = fdt_begin_node(fdt, LUO_ABI_NODE_COMPONENTS);
+	for (size_t i = 0; !r && i < hdr->n_components; i++) {
+		const struct luo_component_out *c = &hdr->components[i];
+
+		snprintf(node, sizeof(node), "component-%zu", i);
+		r = fdt_begin_node(fdt, node);
+		if (!r)
+			r = fdt_property_string(fdt, LUO_ABI_PROP_COMPONENT_NAME, c->component->name);
+		if (!r && c->dropped)
+			r = fdt_property(fdt, LUO_ABI_PROP_COMPONENT_DROPPED, NULL, 0);
+		if (!r && !c->dropped)
+			r = fdt_property_u32(fdt, LUO_ABI_PROP_COMPONENT_VERSION, c->version);
+		if (!r && !c->dropped)
+			r = fdt_property(fdt, LUO_ABI_PROP_COMPONENT_DATA, c->payload.buf, (int)c->payload.len);
+		if (!r)
+			r = fdt_end_node(fdt);
+	}
+	if (!r)
+		r = fdt_end_node(fdt);
+	return r;
+}
+
 static int write_tree(void *fdt, size_t size, const struct luo *luo, const struct luo_blob_header *hdr)
 {
 	size_t index = 0;
@@ -79,6 +124,8 @@ static int write_tree(void *fdt, size_t size, const struct luo *luo, const struc
 	if (!r)
 		r = fdt_property(fdt, LUO_ABI_PROP_PRODUCER_BUILD_ID, hdr->build_id, (int)hdr->build_id_len);
 	if (!r)
+		r = write_argv(fdt, hdr->argv);
+	if (!r)
 		r = fdt_property_u64(fdt, LUO_ABI_PROP_FREEZE_NS, hdr->freeze_ns);
 	if (!r)
 		r = fdt_property_u64(fdt, LUO_ABI_PROP_SERIALIZE_NS, hdr->serialize_ns);
@@ -92,6 +139,8 @@ static int write_tree(void *fdt, size_t size, const struct luo *luo, const struc
 	if (!r)
 		r = fdt_end_node(fdt); /* sessions */
 	if (!r)
+		r = write_components(fdt, hdr);
+	if (!r)
 		r = fdt_end_node(fdt); /* root */
 	if (!r)
 		r = fdt_finish(fdt);
@@ -101,9 +150,18 @@ static int write_tree(void *fdt, size_t size, const struct luo *luo, const struc
 int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, void **ret_buf, size_t *ret_len)
 {
 	size_t size = 4096 + luo->n_sessions * 256 + luo->n_out_files * (LUO_FILE_DATA_MAX + 256);
+	size_t argv_bytes = 0, argc = 0;
 
-	if (hdr->build_id_len > LUO_ABI_BUILD_ID_MAX)
+	if (hdr->build_id_len > LUO_ABI_BUILD_ID_MAX || !hdr->argv || !hdr->argv[0])
 		return -EINVAL;
+	for (; hdr->argv[argc]; argc++)
+		argv_bytes += strlen(hdr->argv[argc]) + 1;
+	/* What the reader would refuse is refused here, before the switch. */
+	if (argc > LUO_ABI_ARGV_MAX || argv_bytes > LUO_ABI_ARGV_BYTES_MAX)
+		return -E2BIG;
+	size += argv_bytes;
+	for (size_t i = 0; i < hdr->n_components; i++)
+		size += 256 + hdr->components[i].payload.len;
 	for (;;) {
 		_cleanup_free_ void *buf = NULL;
 		int r;

@@ -16,22 +16,42 @@
  *      (-EBADMSG); its fd must be open (-EBADF), is made close-on-exec again,
  *      and must pass the handler's retrieve check (-EBADFD).
  *
+ *   5. Every component in the blob is loaded by the registered component
+ *      of that name, at the recorded version (which must be in its read
+ *      range); a dropped one, or an optional one whose load fails, starts
+ *      cold; a mandatory one whose load fails refuses the handover (-EIO).
+ *
  * All-or-nothing: if any step fails, the handover is refused. Every file is
  * still checked, and the fds that pass are closed (they were certainly
  * ours); fds that fail a check are left alone, since they may be something
  * else of the process's. The caller gets the first error, or, with
  * LUO_OPEN_FRESH_ON_ERROR, a fresh-start handle that remembers it.
+ *
+ * Rollback comes before that cleanup: if the blob said who wrote it
+ * (format 2), this image is not itself a rollback and the caller did not
+ * pass LUO_OPEN_NO_ROLLBACK, the fds adopted so far get close-on-exec
+ * cleared again and the producer binary is exec'd with its argv, the same
+ * blob and LUO_HANDOVER_ROLLBACK="ERRNO:reason" -- unless its build-id is
+ * no longer the recorded one (the file was replaced: going back there
+ * would run a third binary). When the exec fails, the refusal goes on as
+ * above and the reason says why no rollback happened.
  */
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "luo-internal.h"
+#include "manifest.h"
+
+extern char **environ;
 
 #define HANDOVER_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
 
@@ -139,6 +159,132 @@ static int adopt_sessions(struct luo *luo, const struct luo_blob *b, int handove
 	return first;
 }
 
+/* Load every component the blob carries. Returns 0 or the refusal. */
+static int load_components(struct luo *luo, const struct luo_blob *b)
+{
+	const struct luo_component *comps[LUO_COMPONENTS_MAX];
+	size_t n = luo_components_list(comps, ARRAY_SIZE(comps));
+
+	for (size_t k = 0; k < b->n_components; k++) {
+		const struct luo_blob_component *bc = &b->components[k];
+		const struct luo_component *c = NULL;
+		size_t i;
+		int r;
+
+		for (i = 0; i < n && !c; i++)
+			if (strcmp(comps[i]->name, bc->name) == 0)
+				c = comps[i];
+		if (!c)
+			continue; /* negotiation saw it in our manifest: a stale one */
+		i--;
+		if (bc->dropped) {
+			luo->component_status[i] = -ESTALE;
+			continue;
+		}
+		if (bc->version < c->read_min || bc->version > c->read_max) {
+			if (c->flags & LUO_COMPONENT_OPTIONAL) {
+				luo->component_status[i] = -EIO;
+				continue;
+			}
+			luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+				    "component '%s': version %u; this build reads %u..%u", c->name, bc->version,
+				    c->read_min, c->read_max);
+			return -EPROTO;
+		}
+		r = c->load(bc->version, bc->data, bc->data_len);
+		if (r != 0) {
+			if (c->flags & LUO_COMPONENT_OPTIONAL) {
+				luo->component_status[i] = -EIO;
+				continue;
+			}
+			luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+				    "component '%s': load of version %u failed (%d)", c->name, bc->version, r);
+			return -EIO;
+		}
+		luo->component_status[i] = 0;
+		luo->component_version[i] = bc->version;
+	}
+	return 0;
+}
+
+static void reason_append(struct luo *luo, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reason_append(struct luo *luo, const char *fmt, ...)
+{
+	size_t len = strlen(luo->incoming_reason);
+	va_list ap;
+
+	if (len + 1 >= sizeof(luo->incoming_reason))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(luo->incoming_reason + len, sizeof(luo->incoming_reason) - len, fmt, ap);
+	va_end(ap);
+}
+
+/* Set close-on-exec on (on) or off the fds adopted so far. */
+static void adopted_cloexec(struct luo *luo, bool on)
+{
+	for (size_t i = 0; i < luo->n_sessions; i++)
+		for (size_t j = 0; j < luo->sessions[i]->n_files; j++)
+			if (luo->sessions[i]->files[j]->validated)
+				luo_set_cloexec(luo->sessions[i]->files[j]->fd, on);
+}
+
+/*
+ * Go back to the image that wrote @origin, handing it the same blob. Returns
+ * only if that cannot be done, with the reason appended.
+ */
+static void rollback(struct luo *luo, const struct luo_blob *origin, int handover_fd, int error)
+{
+	_cleanup_free_ char **envp = NULL;
+	char fd_entry[sizeof(LUO_HANDOVER_FD_ENV) + 32];
+	char rb_entry[sizeof(LUO_ABI_ROLLBACK_ENV) + 32 + LUO_REASON_MAX];
+	uint8_t id[LUO_ABI_BUILD_ID_MAX];
+	size_t id_len = 0, n = 0, k = 0;
+	int r;
+
+	if (origin->build_id_len > 0) {
+		r = luo_elf_build_id(origin->producer_path, id, sizeof(id), &id_len);
+		if (r < 0 || id_len != origin->build_id_len || memcmp(id, origin->build_id, id_len) != 0) {
+			reason_append(luo, "; no rollback: %s is not the binary that wrote the handover",
+				      origin->producer_path);
+			return;
+		}
+	}
+	snprintf(fd_entry, sizeof(fd_entry), "%s=%d", LUO_HANDOVER_FD_ENV, handover_fd);
+	r = snprintf(rb_entry, sizeof(rb_entry), "%s=%d:%s", LUO_ABI_ROLLBACK_ENV, -error, luo->incoming_reason);
+	for (char *p = rb_entry; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	while (environ && environ[n])
+		n++;
+	envp = calloc(n + 3, sizeof(*envp));
+	if (!envp) {
+		reason_append(luo, "; no rollback: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!luo_env_is_ours(environ[i]))
+			envp[k++] = environ[i];
+	envp[k++] = fd_entry;
+	envp[k++] = rb_entry;
+	adopted_cloexec(luo, false);
+	if (luo_set_cloexec(handover_fd, false) == 0)
+		execve(origin->producer_path, (char *const *)origin->argv, envp);
+	r = errno;
+	luo_set_cloexec(handover_fd, true);
+	adopted_cloexec(luo, true);
+	reason_append(luo, "; rollback to %s failed: %s", origin->producer_path, strerror(r));
+}
+
+static void maybe_rollback(struct luo *luo, const struct luo_blob *origin, int handover_fd, int error, bool allowed,
+			   bool came_back)
+{
+	if (came_back)
+		reason_append(luo, "; no rollback: this image is itself the rollback");
+	else if (allowed)
+		rollback(luo, origin, handover_fd, error);
+}
+
 static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present)
 {
 	const char *v = getenv(name);
@@ -152,10 +298,39 @@ static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present
 	return r;
 }
 
-static int adopt_handover(struct luo *luo)
+/* LUO_HANDOVER_ROLLBACK="ERRNO:reason": this image came back; read, removed. */
+static bool read_rollback_env(struct luo *luo)
+{
+	const char *v = getenv(LUO_ABI_ROLLBACK_ENV);
+	const char *colon;
+	uint64_t err;
+	char num[16];
+
+	if (!v)
+		return false;
+	colon = strchr(v, ':');
+	if (colon && (size_t)(colon - v) < sizeof(num)) {
+		memcpy(num, v, (size_t)(colon - v));
+		num[colon - v] = '\0';
+		if (luo_parse_u64(num, 4095, &err) == 0 && err > 0) {
+			luo->rollback_error = -(int)err;
+			snprintf(luo->rollback_reason, sizeof(luo->rollback_reason), "%s", colon + 1);
+		}
+	}
+	if (!luo->rollback_error) {
+		luo->rollback_error = -EIO;
+		snprintf(luo->rollback_reason, sizeof(luo->rollback_reason), "(malformed %s)", LUO_ABI_ROLLBACK_ENV);
+	}
+	unsetenv(LUO_ABI_ROLLBACK_ENV);
+	return true;
+}
+
+static int adopt_handover(struct luo *luo, unsigned int flags)
 {
 	_cleanup_(unmapp) struct mapping map = { 0 };
 	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
+	_cleanup_(luo_blob_freep) struct luo_blob *origin = NULL;
+	bool may_roll_back = !(flags & LUO_OPEN_NO_ROLLBACK);
 	_cleanup_close_ int fd = -1;
 	char *reason = luo->incoming_reason;
 	size_t rlen = sizeof(luo->incoming_reason);
@@ -166,6 +341,7 @@ static int adopt_handover(struct luo *luo)
 
 	if (read_env(LUO_ABI_EXEC_NS_ENV, UINT64_MAX, &exec_ns, &exec_present) < 0)
 		exec_ns = 0; /* informative only */
+	bool came_back = read_rollback_env(luo);
 	r = read_env(LUO_HANDOVER_FD_ENV, LUO_ABI_FD_NUMBER_MAX, &v, &present);
 	if (!present)
 		return 0;
@@ -197,16 +373,24 @@ static int adopt_handover(struct luo *luo)
 		luo_reasonf(reason, rlen, "cannot map the handover memfd: %s", strerror(errno));
 		return -EBADMSG;
 	}
-	r = luo_blob_parse(map.addr, map.len, &b, reason, rlen);
-	if (r < 0)
-		return r;
-	r = adopt_sessions(luo, b, fd);
+	r = luo_blob_parse(map.addr, map.len, &b, &origin, reason, rlen);
 	if (r < 0) {
+		if (origin)
+			maybe_rollback(luo, origin, fd, r, may_roll_back, came_back);
+		return r;
+	}
+	r = adopt_sessions(luo, b, fd);
+	if (r == 0)
+		r = load_components(luo, b);
+	if (r < 0) {
+		if (b->argc > 0)
+			maybe_rollback(luo, b, fd, r, may_roll_back, came_back);
 		free_sessions(luo); /* closes the fds that passed their check */
 		return r;
 	}
 	luo->incoming = true;
-	luo->lu_number = b->lu_number;
+	/* Came back: the update that wrote the blob did not happen. */
+	luo->lu_number = came_back ? b->lu_number - 1 : b->lu_number;
 	/* Timestamps only feed luo_timings(); ignore impossible ones. */
 	if (b->freeze_ns <= b->serialize_ns && b->serialize_ns <= luo->t_open_start) {
 		luo->t_freeze = b->freeze_ns;
@@ -222,7 +406,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	struct luo *luo;
 	int r;
 
-	if (!ret_luo || (flags & ~(unsigned int)LUO_OPEN_FRESH_ON_ERROR))
+	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK)))
 		return -EINVAL;
 	luo = calloc(1, sizeof(*luo));
 	if (!luo)
@@ -233,8 +417,15 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 		return r;
 	}
 	pthread_mutex_init(&luo->lock, NULL);
+	for (size_t i = 0; i < LUO_COMPONENTS_MAX; i++)
+		luo->component_status[i] = -ENODATA;
+	r = luo_components_error(luo->incoming_reason, sizeof(luo->incoming_reason));
+	if (r < 0) {
+		luo_close(luo);
+		return r;
+	}
 	luo->t_open_start = luo_now_ns();
-	r = adopt_handover(luo);
+	r = adopt_handover(luo, flags);
 	if (r < 0) {
 		if (!(flags & LUO_OPEN_FRESH_ON_ERROR)) {
 			luo_close(luo);
@@ -254,6 +445,7 @@ void luo_close(struct luo *luo)
 	pthread_mutex_lock(&luo->lock);
 	free_sessions(luo);
 	free(luo->sessions);
+	free(luo->report);
 	pthread_mutex_unlock(&luo->lock);
 	pthread_mutex_destroy(&luo->lock);
 	free(luo);
@@ -277,6 +469,15 @@ int luo_incoming_error(const struct luo *luo, const char **ret_reason)
 	if (ret_reason)
 		*ret_reason = luo->incoming_error ? luo->incoming_reason : "";
 	return luo->incoming_error;
+}
+
+int luo_rollback(const struct luo *luo, const char **ret_reason)
+{
+	if (!luo)
+		return -EINVAL;
+	if (ret_reason)
+		*ret_reason = luo->rollback_error ? luo->rollback_reason : "";
+	return luo->rollback_error;
 }
 
 int luo_ready(struct luo *luo)

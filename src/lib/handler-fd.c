@@ -145,9 +145,5 @@ static const struct luo_file_ops fd_ops = {
 	.finish = fd_finish,
 };
 
-const struct luo_file_handler luo_handler_fd = {
-	.name = "fd",
-	.version = LUO_ABI_FD_VERSION,
-	.data_size = sizeof(struct luo_abi_fd_v1),
-	.ops = &fd_ops,
-};
+/* Declared in the manifest too: an old image checks that the new one has it. */
+LUO_FILE_HANDLER_DECLARE(luo_handler_fd, "fd", LUO_ABI_FD_VERSION, sizeof(struct luo_abi_fd_v1), &fd_ops);

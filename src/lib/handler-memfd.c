@@ -116,9 +116,5 @@ static const struct luo_file_ops memfd_ops = {
 	.finish = memfd_finish,
 };
 
-const struct luo_file_handler luo_handler_memfd = {
-	.name = "memfd",
-	.version = LUO_ABI_MEMFD_VERSION,
-	.data_size = sizeof(struct luo_abi_memfd_v1),
-	.ops = &memfd_ops,
-};
+/* Declared in the manifest too: an old image checks that the new one has it. */
+LUO_FILE_HANDLER_DECLARE(luo_handler_memfd, "memfd", LUO_ABI_MEMFD_VERSION, sizeof(struct luo_abi_memfd_v1), &memfd_ops);

@@ -110,6 +110,32 @@ const struct luo_file_handler *luo_handler_by_name(const char *name)
 	return find_by_name_locked(name);
 }
 
+void luo_registry_lock(void)
+{
+	pthread_mutex_lock(&registry_lock);
+}
+
+void luo_registry_unlock(void)
+{
+	pthread_mutex_unlock(&registry_lock);
+}
+
+bool luo_registry_open_locked(void)
+{
+	return luo_is_open;
+}
+
+size_t luo_handlers_list(const struct luo_file_handler **out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < n_registered && n < max; i++)
+		out[n++] = registered[i];
+	for (size_t i = 0; i < ARRAY_SIZE(builtins) && n < max; i++)
+		out[n++] = builtins[i];
+	return n;
+}
+
 int luo_handlers_hold(void)
 {
 	int r = 0;

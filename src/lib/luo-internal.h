@@ -58,6 +58,17 @@ struct luo {
 	size_t cap_sessions;
 	size_t n_out_files; /* files in outgoing sessions */
 
+	/* Components, by registry index: luo_component_incoming() */
+	int component_status[LUO_COMPONENTS_MAX];
+	uint32_t component_version[LUO_COMPONENTS_MAX];
+	/* Rollback: the error the new image refused with, and why. */
+	int rollback_error;
+	char rollback_reason[LUO_REASON_MAX];
+	/* The last luo_update()'s negotiation. */
+	struct luo_report_entry *report;
+	size_t n_report;
+	bool has_report;
+
 	/* CLOCK_MONOTONIC ns; 0 = unknown */
 	uint64_t t_freeze;
 	uint64_t t_serialize;
@@ -77,6 +88,32 @@ const struct luo_file_handler *luo_handler_for_fd(int fd);
 const struct luo_file_handler *luo_handler_by_name(const char *name);
 int luo_handlers_hold(void);     /* the global "a struct luo is open" mark */
 void luo_handlers_release(void);
+/* The registry lock, shared by the component registry (component.c). */
+void luo_registry_lock(void);
+void luo_registry_unlock(void);
+bool luo_registry_open_locked(void);
+/* Registered then built-in handlers; while a struct luo is open. */
+size_t luo_handlers_list(const struct luo_file_handler **out, size_t max);
+
+/* component.c: the registry of LUO_COMPONENT()s and the payloads */
+struct luo_payload {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+};
+
+/* A component's part in an outgoing blob (update.c -> blob-write.c). */
+struct luo_component_out {
+	const struct luo_component *component;
+	bool dropped;
+	uint32_t version;
+	struct luo_payload payload;
+};
+
+/* Registered components; stable while a struct luo is open. */
+size_t luo_components_list(const struct luo_component **out, size_t max);
+/* 0, or the first registration error, with its reason. */
+int luo_components_error(char *reason, size_t reason_len);
 extern const struct luo_file_handler luo_handler_memfd;
 extern const struct luo_file_handler luo_handler_fd;
 
@@ -103,6 +140,14 @@ struct luo_blob_session {
 	size_t n_files;
 };
 
+struct luo_blob_component {
+	char name[LUO_COMPONENT_NAME_MAX + 1];
+	bool dropped;        /* no version, no data */
+	uint32_t version;
+	const void *data;
+	size_t data_len;
+};
+
 struct luo_blob {
 	uint32_t format;
 	uint64_t lu_number;
@@ -114,10 +159,19 @@ struct luo_blob {
 	struct luo_blob_session *sessions;
 	size_t n_sessions;
 	size_t n_files;
+	struct luo_blob_component *components;
+	size_t n_components;
+	const char **argv;   /* format 2: producer-argv, NULL-terminated */
+	size_t argc;
 };
 
-/* blob-read.c: parse hostile bytes. -EBADMSG / -EPROTO / -ENOMEM. */
-int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, char *reason, size_t reason_len);
+/*
+ * blob-read.c: parse hostile bytes. -EBADMSG / -EPROTO / -ENOMEM. When the
+ * blob fails after its producer (path, build-id, argv) was read, and
+ * @ret_origin is not NULL, it gets a blob with only those (for a rollback).
+ */
+int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, struct luo_blob **ret_origin,
+		   char *reason, size_t reason_len);
 void luo_blob_free(struct luo_blob *blob);
 static inline void luo_blob_freep(struct luo_blob **blob)
 {
@@ -127,6 +181,9 @@ static inline void luo_blob_freep(struct luo_blob **blob)
 /* blob-write.c: serialize the outgoing sessions of @luo. */
 struct luo_blob_header {
 	uint64_t lu_number;
+	char *const *argv;   /* producer-argv */
+	const struct luo_component_out *components;
+	size_t n_components;
 	const char *producer_path;
 	const uint8_t *build_id;
 	size_t build_id_len;
@@ -138,6 +195,10 @@ int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, voi
 /* self.c */
 int luo_self_path(char *buf, size_t len);
 int luo_self_build_id(uint8_t *buf, size_t len, size_t *ret_len);
+int luo_self_argv(char **ret_buf, char ***ret_argv);
+
+/* update.c: an environment entry libluo sets for the next image */
+bool luo_env_is_ours(const char *entry);
 
 /* core.c */
 void luo_reasonf(char *reason, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

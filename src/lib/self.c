@@ -10,6 +10,8 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,5 +80,71 @@ int luo_self_build_id(uint8_t *buf, size_t len, size_t *ret_len)
 
 	dl_iterate_phdr(find_build_id, &s);
 	*ret_len = s.found;
+	return 0;
+}
+
+/*
+ * The argv this process was started with, from /proc/self/cmdline, for a
+ * rollback to this image. @ret_buf holds the strings, @ret_argv points
+ * into it (NULL-terminated); the caller frees both.
+ */
+int luo_self_argv(char **ret_buf, char ***ret_argv)
+{
+	size_t len = 0, cap = 4096, argc = 0;
+	char *buf = NULL, **argv;
+	int fd, r = 0;
+
+	fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (!buf || len == cap) {
+			char *grown;
+
+			if (buf)
+				cap *= 2;
+			if (cap > LUO_ABI_ARGV_BYTES_MAX + 1) {
+				r = -E2BIG;
+				break;
+			}
+			grown = realloc(buf, cap);
+			if (!grown) {
+				r = -ENOMEM;
+				break;
+			}
+			buf = grown;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (r == 0 && (len == 0 || buf[len - 1] != '\0'))
+		r = -ENODATA;
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	for (size_t off = 0; off < len; off += strlen(buf + off) + 1)
+		argc++;
+	argv = calloc(argc + 1, sizeof(*argv));
+	if (!argv) {
+		free(buf);
+		return -ENOMEM;
+	}
+	argc = 0;
+	for (size_t off = 0; off < len; off += strlen(buf + off) + 1)
+		argv[argc++] = buf + off;
+	*ret_buf = buf;
+	*ret_argv = argv;
 	return 0;
 }

@@ -6,7 +6,9 @@
  * execve(), so nothing is preserved or unpreserved under it:
  *
  *   check  @path is an executable regular file    (nothing changed yet)
+ *   negotiate with @path's manifest (negotiate.c)  refused: nothing changed
  *   freeze every outgoing file, in order           blackout starts
+ *   save every component at its negotiated version
  *   serialize the blob, into a memfd, sealed       all-or-nothing
  *   clear close-on-exec on the preserved fds and the blob, nothing else
  *   execve()
@@ -27,6 +29,7 @@
 
 #include "cleanup.h"
 #include "luo-internal.h"
+#include "manifest.h"
 
 #define BLOB_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define ENV_NUM_MAX 64
@@ -39,9 +42,10 @@ struct handover_env {
 	char exec_entry[sizeof(LUO_ABI_EXEC_NS_ENV) + ENV_NUM_MAX];
 };
 
-static bool is_ours(const char *entry)
+bool luo_env_is_ours(const char *entry)
 {
-	static const char *const names[] = { LUO_HANDOVER_FD_ENV "=", LUO_ABI_EXEC_NS_ENV "=" };
+	static const char *const names[] = { LUO_HANDOVER_FD_ENV "=", LUO_ABI_EXEC_NS_ENV "=",
+					     LUO_ABI_ROLLBACK_ENV "=" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strncmp(entry, names[i], strlen(names[i])) == 0)
@@ -60,7 +64,7 @@ static int env_build(struct handover_env *he, char *const envp[])
 	if (!he->envp)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		if (!is_ours(envp[i]))
+		if (!luo_env_is_ours(envp[i]))
 			he->envp[k++] = envp[i];
 	he->envp[k++] = he->fd_entry;
 	he->envp[k++] = he->exec_entry;
@@ -129,6 +133,143 @@ static int cloexec_clear(struct luo *luo)
 		}
 	}
 	return 0;
+}
+
+struct present_ctx {
+	const struct luo *luo;
+	const struct luo_component **components;
+	size_t n_components;
+};
+
+/* Is @e in the outgoing state: a component, a handler with files, the format. */
+static bool is_present(const struct luo_manifest_entry *e, void *data)
+{
+	const struct present_ctx *ctx = data;
+
+	switch (e->kind) {
+	case LUO_ABI_KIND_COMPONENT:
+		for (size_t i = 0; i < ctx->n_components; i++)
+			if (strcmp(ctx->components[i]->name, e->name) == 0)
+				return true;
+		return false;
+	case LUO_ABI_KIND_HANDLER:
+		for (size_t i = 0; i < ctx->luo->n_sessions; i++) {
+			const struct luo_session *s = ctx->luo->sessions[i];
+
+			for (size_t j = 0; !s->incoming && j < s->n_files; j++)
+				if (strcmp(s->files[j]->handler->name, e->name) == 0)
+					return true;
+		}
+		return false;
+	}
+	return true;
+}
+
+/*
+ * This image's manifest: its notes in memory, plus what was registered at
+ * run time without a note (handlers, components), as the registry has it.
+ */
+static int self_manifest(struct luo_manifest **ret, const struct luo_component **components, size_t n_components)
+{
+	_cleanup_(luo_manifest_freep) struct luo_manifest *m = NULL;
+	const struct luo_file_handler *handlers[LUO_HANDLERS_MAX + 2];
+	size_t n_handlers = luo_handlers_list(handlers, ARRAY_SIZE(handlers));
+	char reason[LUO_REASON_MAX];
+	int r;
+
+	r = luo_manifest_read_self(&m, reason, sizeof(reason));
+	if (r < 0)
+		return r == -ENOMEM ? r : -EINVAL;
+	for (size_t i = 0; i < n_handlers; i++) {
+		struct luo_manifest_entry e = { .kind = LUO_ABI_KIND_HANDLER };
+
+		if (luo_manifest_find(m, e.kind, handlers[i]->name))
+			continue;
+		snprintf(e.name, sizeof(e.name), "%s", handlers[i]->name);
+		e.read = e.write = (struct luo_version_range){ handlers[i]->version, handlers[i]->version };
+		r = luo_manifest_add_entry(m, &e, "registry", reason, sizeof(reason));
+		if (r < 0)
+			return r == -ENOMEM ? r : -EINVAL;
+	}
+	for (size_t i = 0; i < n_components; i++) {
+		const struct luo_component *c = components[i];
+		struct luo_manifest_entry e = { .kind = LUO_ABI_KIND_COMPONENT, .flags = c->flags };
+
+		if (luo_manifest_find(m, e.kind, c->name))
+			continue;
+		snprintf(e.name, sizeof(e.name), "%s", c->name);
+		e.read = (struct luo_version_range){ c->read_min, c->read_max };
+		e.write = (struct luo_version_range){ c->write_min, c->write_max };
+		r = luo_manifest_add_entry(m, &e, "registry", reason, sizeof(reason));
+		if (r < 0)
+			return r == -ENOMEM ? r : -EINVAL;
+	}
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+/*
+ * Negotiate with @path's manifest; keep the report in @luo; fill @outs,
+ * one per registered component, with its verdict. Lock held.
+ */
+static int negotiate(struct luo *luo, const char *path, const struct luo_component **components, size_t n_components,
+		     struct luo_component_out *outs)
+{
+	_cleanup_(luo_manifest_freep) struct luo_manifest *old = NULL, *new = NULL;
+	struct present_ctx ctx = { luo, components, n_components };
+	struct luo_report_entry *rep = NULL;
+	char reason[LUO_REASON_MAX];
+	size_t n_rep = 0;
+	int r, verdict;
+
+	r = luo_manifest_read_file(path, &new, reason, sizeof(reason));
+	if (r == -EBADMSG)
+		r = -ENOEXEC;
+	if (r < 0)
+		return r;
+	r = self_manifest(&old, components, n_components);
+	if (r < 0)
+		return r;
+	verdict = luo_negotiate(old, new, is_present, &ctx, &rep, &n_rep);
+	if (verdict == -ENOMEM)
+		return verdict;
+	free(luo->report);
+	luo->report = rep;
+	luo->n_report = n_rep;
+	luo->has_report = true;
+	for (size_t i = 0; i < n_components; i++) {
+		outs[i].component = components[i];
+		for (size_t j = 0; j < n_rep; j++) {
+			if (rep[j].kind != LUO_ABI_KIND_COMPONENT || strcmp(rep[j].name, components[i]->name) != 0)
+				continue;
+			outs[i].dropped = rep[j].verdict != LUO_VERDICT_USE;
+			outs[i].version = rep[j].version;
+		}
+	}
+	return verdict;
+}
+
+/* Each component writes its payload at its version. Lock held. */
+static int save_components(struct luo_component_out *outs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r;
+
+		if (outs[i].dropped)
+			continue;
+		r = outs[i].component->save(outs[i].version, &outs[i].payload);
+		if (r > 0 || r < -4095)
+			r = -EINVAL; /* not an errno: do not pass it on as one */
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void outs_free(struct luo_component_out *outs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(outs[i].payload.buf);
 }
 
 static int blob_to_memfd(const void *buf, size_t len)
@@ -208,16 +349,32 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 	char self_path[PATH_MAX];
 	uint8_t build_id[LUO_ABI_BUILD_ID_MAX];
 	struct luo_blob_header hdr = { .producer_path = self_path, .build_id = build_id };
+	const struct luo_component *components[LUO_COMPONENTS_MAX];
+	size_t n_components = luo_components_list(components, ARRAY_SIZE(components));
+	struct luo_component_out outs[LUO_COMPONENTS_MAX] = { 0 };
+	_cleanup_free_ char *self_argv_buf = NULL;
+	_cleanup_free_ char **self_argv = NULL;
 	int r;
 
 	if (!luo || !path || !argv || !argv[0])
 		return -EINVAL;
+	/* The report is this call's: none until negotiation runs. */
+	pthread_mutex_lock(&luo->lock);
+	free(luo->report);
+	luo->report = NULL;
+	luo->n_report = 0;
+	luo->has_report = false;
+	pthread_mutex_unlock(&luo->lock);
 	r = check_executable(path);
 	if (r < 0)
 		return r;
 	r = luo_self_path(self_path, sizeof(self_path));
 	if (r < 0)
 		return r;
+	r = luo_self_argv(&self_argv_buf, &self_argv);
+	if (r < 0)
+		return r;
+	hdr.argv = self_argv;
 	luo_self_build_id(build_id, sizeof(build_id), &hdr.build_id_len);
 	{
 		char *const empty[] = { NULL }; /* clearenv() leaves environ NULL */
@@ -228,14 +385,39 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 		return r;
 
 	pthread_mutex_lock(&luo->lock);
-	hdr.lu_number = luo->lu_number + 1;
-	hdr.freeze_ns = luo_now_ns();
-	r = freeze_all(luo);
+	r = negotiate(luo, path, components, n_components, outs);
 	if (r == 0) {
-		r = switch_image(luo, path, argv, &he, &hdr);
-		freeze_undo(luo);
+		hdr.components = outs;
+		hdr.n_components = n_components;
+		hdr.lu_number = luo->lu_number + 1;
+		hdr.freeze_ns = luo_now_ns();
+		r = freeze_all(luo);
+		if (r == 0) {
+			r = save_components(outs, n_components);
+			if (r == 0)
+				r = switch_image(luo, path, argv, &he, &hdr);
+			freeze_undo(luo);
+		}
 	}
 	pthread_mutex_unlock(&luo->lock);
+	outs_free(outs, n_components);
 	free(he.envp);
+	return r;
+}
+
+int luo_update_report(const struct luo *cluo, const struct luo_report_entry **ret_entries, size_t *ret_n)
+{
+	struct luo *luo = (struct luo *)cluo; /* the lock only guards reading */
+	int r = -ENODATA;
+
+	if (!luo || !ret_entries || !ret_n)
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	if (luo->has_report) {
+		*ret_entries = luo->report;
+		*ret_n = luo->n_report;
+		r = 0;
+	}
+	pthread_mutex_unlock(&luo->lock);
 	return r;
 }

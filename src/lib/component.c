@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: the component registry and payloads
+ *
+ * LUO_COMPONENT() registers each component from a constructor, before
+ * main(), where nothing can report an error: the first failed registration
+ * is remembered and the next luo_open() returns it with its reason, so a
+ * program with two components of one name never hands anything over.
+ * Registration shares the handler registry's lock and is refused while a
+ * struct luo is open; the list is then stable and read without the lock.
+ *
+ * This file also declares the container format in the manifest (kind
+ * "format", LUO_ABI_FORMAT_COMPONENT), so that negotiation checks that the
+ * new image reads the format this one writes.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "luo-internal.h"
+
+static const struct {
+	struct luo_abi_note_header h;
+	struct luo_abi_note_component d;
+} format_note LUO_NOTE_ATTR_ = {
+	LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),
+	{ LUO_ABI_KIND_FORMAT, 0, LUO_ABI_FORMAT_READ_MIN, LUO_ABI_FORMAT_VERSION, LUO_ABI_FORMAT_VERSION,
+	  LUO_ABI_FORMAT_VERSION, LUO_ABI_FORMAT_COMPONENT },
+};
+
+static const struct luo_component *components[LUO_COMPONENTS_MAX];
+static size_t n_components;
+static int first_error;
+static char first_error_reason[LUO_REASON_MAX];
+
+static bool name_ok(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strnlen(name, LUO_COMPONENT_NAME_MAX + 1);
+	if (len == 0 || len > LUO_COMPONENT_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x21 || (unsigned char)name[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static int check(const struct luo_component *c, char *reason, size_t rlen)
+{
+	if (!c || !name_ok(c->name)) {
+		luo_reasonf(reason, rlen, "a component name is missing, longer than %d bytes or not printable",
+			    LUO_COMPONENT_NAME_MAX);
+		return -EINVAL;
+	}
+	if (!LUO_RANGES_VALID_(c->read_min, c->read_max, c->write_min, c->write_max)) {
+		luo_reasonf(reason, rlen, "component '%s': invalid ranges read %u..%u write %u..%u", c->name,
+			    c->read_min, c->read_max, c->write_min, c->write_max);
+		return -EINVAL;
+	}
+	if ((c->flags & ~LUO_COMPONENT_OPTIONAL) || !c->save || !c->load) {
+		luo_reasonf(reason, rlen, "component '%s': unknown flags or a missing callback", c->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int luo_component_register(const struct luo_component *component)
+{
+	char reason[LUO_REASON_MAX];
+	int r;
+
+	r = check(component, reason, sizeof(reason));
+	luo_registry_lock();
+	if (r == 0 && luo_registry_open_locked()) {
+		luo_reasonf(reason, sizeof(reason), "component '%s' registered while a struct luo is open",
+			    component->name);
+		r = -EBUSY;
+	}
+	for (size_t i = 0; r == 0 && i < n_components; i++) {
+		if (strcmp(components[i]->name, component->name) == 0) {
+			luo_reasonf(reason, sizeof(reason), "component '%s' declared twice", component->name);
+			r = -EEXIST;
+		}
+	}
+	if (r == 0 && n_components >= LUO_COMPONENTS_MAX) {
+		luo_reasonf(reason, sizeof(reason), "more than %d components", LUO_COMPONENTS_MAX);
+		r = -ENOSPC;
+	}
+	if (r == 0)
+		components[n_components++] = component;
+	else if (r != -EBUSY && first_error == 0) {
+		first_error = r;
+		memcpy(first_error_reason, reason, sizeof(reason));
+	}
+	luo_registry_unlock();
+	return r;
+}
+
+size_t luo_components_list(const struct luo_component **out, size_t max)
+{
+	size_t n = n_components < max ? n_components : max;
+
+	memcpy(out, components, n * sizeof(*out));
+	return n;
+}
+
+int luo_components_error(char *reason, size_t rlen)
+{
+	int r;
+
+	luo_registry_lock();
+	r = first_error;
+	if (r)
+		luo_reasonf(reason, rlen, "%s", first_error_reason);
+	luo_registry_unlock();
+	return r;
+}
+
+int luo_payload_write(struct luo_payload *out, const void *data, size_t len)
+{
+	if (!out || (!data && len))
+		return -EINVAL;
+	if (len > LUO_COMPONENT_DATA_MAX - out->len)
+		return -E2BIG;
+	if (out->len + len > out->cap) {
+		size_t cap = out->cap ? out->cap : 256;
+		uint8_t *grown;
+
+		while (cap < out->len + len)
+			cap *= 2;
+		grown = realloc(out->buf, cap);
+		if (!grown)
+			return -ENOMEM;
+		out->buf = grown;
+		out->cap = cap;
+	}
+	if (len)
+		memcpy(out->buf + out->len, data, len);
+	out->len += len;
+	return 0;
+}
+
+int luo_component_incoming(const struct luo *luo, const char *name, uint32_t *ret_version)
+{
+	if (!luo || !name)
+		return -EINVAL;
+	for (size_t i = 0; i < n_components; i++) {
+		if (strcmp(components[i]->name, name) != 0)
+			continue;
+		if (luo->component_status[i] == 0 && ret_version)
+			*ret_version = luo->component_version[i];
+		return luo->component_status[i];
+	}
+	return -ENOENT;
+}
