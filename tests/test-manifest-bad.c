@@ -94,8 +94,8 @@ static int fuzz_load(uint32_t version, const void *data, size_t len)
 #define STATE_NAME "test-manifest-bad.state"
 #define CACHE_NAME "test-manifest-bad.cache"
 
-LUO_COMPONENT(fuzz_state, STATE_NAME, 1, 3, 2, 3, 0, fuzz_save, fuzz_load)
-LUO_COMPONENT(fuzz_cache, CACHE_NAME, 2, 4, 4, 4, LUO_COMPONENT_OPTIONAL, fuzz_save, fuzz_load)
+LUO_COMPONENT(fuzz_state, STATE_NAME, 1, 3, 2, 3, 0, fuzz_save, fuzz_load);
+LUO_COMPONENT(fuzz_cache, CACHE_NAME, 2, 4, 4, 4, LUO_COMPONENT_OPTIONAL, fuzz_save, fuzz_load);
 
 LUO_LAYOUT(fuzz_state_v2_layout, STATE_NAME, 2, struct fuzz_state_v2,
 	   LUO_FIELD(struct fuzz_state_v2, counter, uint64_t),

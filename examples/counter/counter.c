@@ -298,7 +298,7 @@ static int counter_load(uint32_t version, const void *data, size_t len)
 }
 
 LUO_COMPONENT(counter_component, "counter", COUNTER_READ_MIN, COUNTER_READ_MAX, COUNTER_WRITE_MIN,
-	      COUNTER_WRITE_MAX, 0, counter_save, counter_load)
+	      COUNTER_WRITE_MAX, 0, counter_save, counter_load);
 
 static int stats_save(uint32_t version, struct luo_payload *out)
 {
@@ -374,7 +374,7 @@ static int stats_load(uint32_t version, const void *data, size_t len)
 }
 
 LUO_COMPONENT(stats_component, "stats", STATS_READ_MIN, STATS_READ_MAX, STATS_WRITE_MIN, STATS_WRITE_MAX,
-	      LUO_COMPONENT_OPTIONAL, stats_save, stats_load)
+	      LUO_COMPONENT_OPTIONAL, stats_save, stats_load);
 
 static void counter_cold_start(void)
 {

@@ -223,13 +223,19 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * refused or not. Then each component's save callback writes its payload
  * at its negotiated version.
  *
+ * The blob records this process's argv (from /proc/self/cmdline, as the
+ * process may have rewritten it) and binary for a rollback; the old image
+ * would come back with the environment given to the new one.
+ *
  * Return: does not return on success. Otherwise everything is as before the
  * call and the service keeps running: -EPROTO negotiation refused (see
  * luo_update_report()); -ENOEXEC @path is not an ELF binary or its
  * manifest is malformed; -ENOENT / -EACCES and the other errors of
  * execve() for @path; -EINVAL bad arguments; -ENOMEM; the error of a
  * handler's freeze or of a component's save (-E2BIG: a payload larger
- * than LUO_COMPONENT_DATA_MAX). Calls on the handle from other threads
+ * than LUO_COMPONENT_DATA_MAX); -E2BIG this process's argv passes
+ * LUO_ABI_ARGV_MAX strings or LUO_ABI_ARGV_BYTES_MAX bytes; -ENODATA it
+ * has none; -ENOSPC the handover would pass LUO_ABI_BLOB_MAX. Calls on the handle from other threads
  * wait until it returns. Between clearing close-on-exec and execve(), a
  * fork() in another thread would inherit the preserved fds.
  */
@@ -405,6 +411,8 @@ struct luo_file_handler {
  * luo_file_handler_register() - add a handler, tried before the built-ins.
  *
  * The handler (and what it points to) must outlive its registration.
+ * Define it with LUO_FILE_HANDLER_DECLARE(): a handler that holds files
+ * must be in the new image's manifest, or luo_update() refuses (-EPROTO).
  *
  * Return: 0; -EINVAL missing required op, bad name, version 0 or data_size
  * too large; -EEXIST a handler has this name; -EBUSY a struct luo is open;
@@ -494,6 +502,15 @@ LUO_EXPORT int luo_payload_write(struct luo_payload *out, const void *data, size
 LUO_EXPORT int luo_component_register(const struct luo_component *component);
 
 /**
+ * luo_component_unregister() - what LUO_COMPONENT() calls at unload.
+ *
+ * While a struct luo is open the component is only marked gone (libluo
+ * never calls it again); it leaves the registry at the next luo_close().
+ * Unknown components are ignored.
+ */
+LUO_EXPORT void luo_component_unregister(const struct luo_component *component);
+
+/**
  * luo_component_incoming() - what happened to a component at luo_open().
  * @ret_version: optional; the version it was loaded at.
  *
@@ -527,7 +544,14 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
  * @cflags: 0 or LUO_COMPONENT_OPTIONAL.
  * @save_fn, @load_fn: the callbacks.
  *
- * Bad names, ranges and flags fail to compile.
+ * Use it at file scope, followed by a semicolon. Names too long, bad
+ * ranges and unknown flags fail to compile; a name with a byte outside
+ * 0x21..0x7e makes luo_open() fail. The macros are C (C11 with GNU
+ * extensions), not C++. In a library that is dlclose()d, the component
+ * is unregistered (unless a struct luo is open: then it is only ignored).
+ * Components of libraries the program dlopen()s, or that are not a direct
+ * DT_NEEDED dependency, are missing from the manifest an old image reads:
+ * negotiation refuses a mandatory one and drops an optional one.
  */
 #define LUO_COMPONENT(ident, cname, rmin, rmax, wmin, wmax, cflags, save_fn, load_fn)                    \
 	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
@@ -542,12 +566,17 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
 		LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),                   \
 		{ LUO_ABI_KIND_COMPONENT, (cflags), (rmin), (rmax), (wmin), (wmax), cname },               \
 	};                                                                                                \
-	static const struct luo_component ident = { cname, (rmin), (rmax), (wmin), (wmax), (cflags),     \
-						    (save_fn), (load_fn) };                               \
+	static const struct luo_component ident;                                                          \
 	__attribute__((constructor)) static void ident##_luo_register(void)                               \
 	{                                                                                                 \
 		(void)luo_component_register(&ident);                                                     \
-	}
+	}                                                                                                 \
+	__attribute__((destructor)) static void ident##_luo_unregister(void)                              \
+	{                                                                                                 \
+		luo_component_unregister(&ident);                                                         \
+	}                                                                                                 \
+	static const struct luo_component ident = { cname, (rmin), (rmax), (wmin), (wmax), (cflags),     \
+						    (save_fn), (load_fn) }
 
 /**
  * LUO_FILE_HANDLER_DECLARE() - define a file handler and record it in the
@@ -605,6 +634,9 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
 			     _Static_assert(__builtin_types_compatible_p(__typeof__(((stype *)0)->member),  \
 									 mtype),                            \
 					    "LUO_FIELD: " #member " is not of type " #mtype);               \
+			     _Static_assert(sizeof(#member) <= LUO_ABI_NOTE_FIELD_NAME_SIZE &&              \
+						    sizeof(#mtype) <= LUO_ABI_NOTE_FIELD_NAME_SIZE,         \
+					    "LUO_FIELD: member and type names are 1..31 bytes");            \
 			     int luo_unused_;                                                             \
 		     })),                                                                                 \
 	  (uint32_t)sizeof(((stype *)0)->member), #member, #mtype }

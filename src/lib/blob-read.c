@@ -311,9 +311,7 @@ static int read_argv(const struct reader *rd, struct luo_blob *b)
 	n = 0;
 	for (off = 0; off < (size_t)len; off += strlen(p + off) + 1)
 		b->argv[n++] = p + off;
-	b->argc = n;
-	if (b->argv[0][0] == '\0')
-		return refuse(rd, "producer-argv[0] is empty");
+	b->argc = n; /* empty strings, argv[0] too, are what execve() allows */
 	return 0;
 }
 

@@ -8,6 +8,9 @@
  * program with two components of one name never hands anything over.
  * Registration shares the handler registry's lock and is refused while a
  * struct luo is open; the list is then stable and read without the lock.
+ * A component whose library is dlclose()d unregisters from a destructor;
+ * while a struct luo is open it is only marked gone (NULL in the list),
+ * and the registry is compacted at luo_close().
  *
  * This file also declares the container format in the manifest (kind
  * "format", LUO_ABI_FORMAT_COMPONENT), so that negotiation checks that the
@@ -31,6 +34,7 @@ static const struct {
 };
 
 static const struct luo_component *components[LUO_COMPONENTS_MAX];
+static bool gone[LUO_COMPONENTS_MAX];
 static size_t n_components;
 static int first_error;
 static char first_error_reason[LUO_REASON_MAX];
@@ -82,7 +86,7 @@ int luo_component_register(const struct luo_component *component)
 		r = -EBUSY;
 	}
 	for (size_t i = 0; r == 0 && i < n_components; i++) {
-		if (strcmp(components[i]->name, component->name) == 0) {
+		if (!gone[i] && strcmp(components[i]->name, component->name) == 0) {
 			luo_reasonf(reason, sizeof(reason), "component '%s' declared twice", component->name);
 			r = -EEXIST;
 		}
@@ -101,11 +105,48 @@ int luo_component_register(const struct luo_component *component)
 	return r;
 }
 
+void luo_component_unregister(const struct luo_component *component)
+{
+	luo_registry_lock();
+	for (size_t i = 0; i < n_components; i++) {
+		if (components[i] != component)
+			continue;
+		if (luo_registry_open_locked()) {
+			gone[i] = true; /* indexes hold statuses: compact at close */
+		} else {
+			memmove(&components[i], &components[i + 1], (n_components - i - 1) * sizeof(components[0]));
+			memmove(&gone[i], &gone[i + 1], (n_components - i - 1) * sizeof(gone[0]));
+			n_components--;
+		}
+		break;
+	}
+	luo_registry_unlock();
+}
+
+/* At luo_close(), with the registry lock held: drop what went away. */
+void luo_components_compact_locked(void)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n_components; i++) {
+		if (gone[i])
+			continue;
+		components[k] = components[i];
+		gone[k++] = false;
+	}
+	n_components = k;
+}
+
+/*
+ * Registered components, by registry index; a component unloaded while
+ * a struct luo is open is NULL at its index.
+ */
 size_t luo_components_list(const struct luo_component **out, size_t max)
 {
 	size_t n = n_components < max ? n_components : max;
 
-	memcpy(out, components, n * sizeof(*out));
+	for (size_t i = 0; i < n; i++)
+		out[i] = gone[i] ? NULL : components[i];
 	return n;
 }
 
@@ -150,7 +191,7 @@ int luo_component_incoming(const struct luo *luo, const char *name, uint32_t *re
 	if (!luo || !name)
 		return -EINVAL;
 	for (size_t i = 0; i < n_components; i++) {
-		if (strcmp(components[i]->name, name) != 0)
+		if (gone[i] || strcmp(components[i]->name, name) != 0)
 			continue;
 		if (luo->component_status[i] == 0 && ret_version)
 			*ret_version = luo->component_version[i];

@@ -172,7 +172,7 @@ static int load_components(struct luo *luo, const struct luo_blob *b)
 		int r;
 
 		for (i = 0; i < n && !c; i++)
-			if (strcmp(comps[i]->name, bc->name) == 0)
+			if (comps[i] && strcmp(comps[i]->name, bc->name) == 0)
 				c = comps[i];
 		if (!c)
 			continue; /* negotiation saw it in our manifest: a stale one */
@@ -240,10 +240,17 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 	char rb_entry[sizeof(LUO_ABI_ROLLBACK_ENV) + 32 + LUO_REASON_MAX];
 	uint8_t id[LUO_ABI_BUILD_ID_MAX];
 	size_t id_len = 0, n = 0, k = 0;
+	_cleanup_close_ int exe = -1;
 	int r;
 
+	/* The file checked is the file exec'd: by fd, not by path twice. */
+	exe = open(origin->producer_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (exe < 0) {
+		reason_append(luo, "; no rollback: %s: %s", origin->producer_path, strerror(errno));
+		return;
+	}
 	if (origin->build_id_len > 0) {
-		r = luo_elf_build_id(origin->producer_path, id, sizeof(id), &id_len);
+		r = luo_elf_build_id_fd(exe, id, sizeof(id), &id_len);
 		if (r < 0 || id_len != origin->build_id_len || memcmp(id, origin->build_id, id_len) != 0) {
 			reason_append(luo, "; no rollback: %s is not the binary that wrote the handover",
 				      origin->producer_path);
@@ -269,7 +276,7 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 	envp[k++] = rb_entry;
 	adopted_cloexec(luo, false);
 	if (luo_set_cloexec(handover_fd, false) == 0)
-		execve(origin->producer_path, (char *const *)origin->argv, envp);
+		execveat(exe, "", (char *const *)origin->argv, envp, AT_EMPTY_PATH);
 	r = errno;
 	luo_set_cloexec(handover_fd, true);
 	adopted_cloexec(luo, true);
@@ -279,10 +286,21 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 static void maybe_rollback(struct luo *luo, const struct luo_blob *origin, int handover_fd, int error, bool allowed,
 			   bool came_back)
 {
+	if (!allowed)
+		return;
 	if (came_back)
 		reason_append(luo, "; no rollback: this image is itself the rollback");
-	else if (allowed)
+	else
 		rollback(luo, origin, handover_fd, error);
+}
+
+/* A refused handover loaded nothing, whatever load() ran before. */
+static void forget_components(struct luo *luo)
+{
+	for (size_t i = 0; i < LUO_COMPONENTS_MAX; i++) {
+		luo->component_status[i] = -ENODATA;
+		luo->component_version[i] = 0;
+	}
 }
 
 static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present)
@@ -325,7 +343,7 @@ static bool read_rollback_env(struct luo *luo)
 	return true;
 }
 
-static int adopt_handover(struct luo *luo, unsigned int flags)
+static int adopt_handover(struct luo *luo, unsigned int flags, int registry_error)
 {
 	_cleanup_(unmapp) struct mapping map = { 0 };
 	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
@@ -343,8 +361,12 @@ static int adopt_handover(struct luo *luo, unsigned int flags)
 		exec_ns = 0; /* informative only */
 	bool came_back = read_rollback_env(luo);
 	r = read_env(LUO_HANDOVER_FD_ENV, LUO_ABI_FD_NUMBER_MAX, &v, &present);
-	if (!present)
+	if (!present) {
+		/* Nothing came back: a stray variable says nothing. */
+		luo->rollback_error = 0;
+		luo->rollback_reason[0] = '\0';
 		return 0;
+	}
 	if (r < 0 || v < 3) {
 		luo_reasonf(reason, rlen, "%s is not an fd number of 3..%d", LUO_HANDOVER_FD_ENV,
 			    LUO_ABI_FD_NUMBER_MAX);
@@ -380,11 +402,17 @@ static int adopt_handover(struct luo *luo, unsigned int flags)
 		return r;
 	}
 	r = adopt_sessions(luo, b, fd);
+	if (r == 0 && registry_error < 0) {
+		/* This build declares its components wrongly: not the old one's fault. */
+		r = registry_error;
+		luo_components_error(reason, rlen);
+	}
 	if (r == 0)
 		r = load_components(luo, b);
 	if (r < 0) {
 		if (b->argc > 0)
 			maybe_rollback(luo, b, fd, r, may_roll_back, came_back);
+		forget_components(luo);
 		free_sessions(luo); /* closes the fds that passed their check */
 		return r;
 	}
@@ -404,7 +432,7 @@ static int adopt_handover(struct luo *luo, unsigned int flags)
 int luo_open(unsigned int flags, struct luo **ret_luo)
 {
 	struct luo *luo;
-	int r;
+	int r, registry_error;
 
 	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK)))
 		return -EINVAL;
@@ -419,13 +447,18 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	pthread_mutex_init(&luo->lock, NULL);
 	for (size_t i = 0; i < LUO_COMPONENTS_MAX; i++)
 		luo->component_status[i] = -ENODATA;
-	r = luo_components_error(luo->incoming_reason, sizeof(luo->incoming_reason));
-	if (r < 0) {
-		luo_close(luo);
-		return r;
-	}
+	/*
+	 * A broken component registry fails luo_open() whatever the flags,
+	 * but only after the handover was looked at: it is consumed (or
+	 * rolled back to the image that wrote it), not left to children.
+	 */
+	registry_error = luo_components_error(NULL, 0);
 	luo->t_open_start = luo_now_ns();
-	r = adopt_handover(luo, flags);
+	r = adopt_handover(luo, flags, registry_error);
+	if (registry_error < 0) {
+		luo_close(luo);
+		return registry_error;
+	}
 	if (r < 0) {
 		if (!(flags & LUO_OPEN_FRESH_ON_ERROR)) {
 			luo_close(luo);

@@ -152,6 +152,7 @@ int luo_handlers_hold(void)
 void luo_handlers_release(void)
 {
 	pthread_mutex_lock(&registry_lock);
+	luo_components_compact_locked();
 	luo_is_open = false;
 	pthread_mutex_unlock(&registry_lock);
 }

@@ -110,8 +110,9 @@ struct luo_component_out {
 	struct luo_payload payload;
 };
 
-/* Registered components; stable while a struct luo is open. */
+/* Registered components by index, NULL if gone; stable while a struct luo is open. */
 size_t luo_components_list(const struct luo_component **out, size_t max);
+void luo_components_compact_locked(void);
 /* 0, or the first registration error, with its reason. */
 int luo_components_error(char *reason, size_t reason_len);
 extern const struct luo_file_handler luo_handler_memfd;

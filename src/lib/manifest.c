@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <glob.h>
 #include <libelf.h>
 #include <link.h>
 #include <limits.h>
@@ -630,10 +631,51 @@ static int open_elf(const char *path, char *reason, size_t rlen)
 #define MULTIARCH ""
 #endif
 
+/* ld.so's trusted directories, on multiarch (Debian) and lib64 systems. */
 static const char *const default_dirs[] = {
-	"/lib/" MULTIARCH, "/usr/lib/" MULTIARCH, "/lib", "/usr/lib",
-	"/usr/local/lib/" MULTIARCH, "/usr/local/lib",
+	"/lib/" MULTIARCH, "/usr/lib/" MULTIARCH, "/lib64", "/usr/lib64", "/lib", "/usr/lib",
 };
+
+/* Bytes of directory list read from ld.so.conf and its includes. */
+#define LDSO_CONF_BYTES_MAX 65536
+#define LDSO_CONF_FILES_MAX 64
+
+/* Append the directories one ld.so.conf file lists to @list (colon-separated). */
+static void ldso_conf_read(const char *path, char *list, size_t cap, int depth)
+{
+	_cleanup_free_ char *line = NULL;
+	size_t n = 0;
+	FILE *f;
+
+	if (depth > 2)
+		return;
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (getline(&line, &n, f) > 0) {
+		char *p = line + strspn(line, " \t"), *end;
+
+		end = p + strcspn(p, "#\n");
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		*end = '\0';
+		if (strncmp(p, "include", 7) == 0 && (p[7] == ' ' || p[7] == '\t')) {
+			glob_t g;
+
+			p += 8 + strspn(p + 8, " \t");
+			if (glob(p, 0, NULL, &g) == 0) {
+				for (size_t i = 0; i < g.gl_pathc && i < LDSO_CONF_FILES_MAX; i++)
+					ldso_conf_read(g.gl_pathv[i], list, cap, depth + 1);
+				globfree(&g);
+			}
+		} else if (p[0] == '/' && strlen(list) + strlen(p) + 2 < cap) {
+			if (list[0])
+				strcat(list, ":");
+			strcat(list, p);
+		}
+	}
+	fclose(f);
+}
 
 /* Try @name in each directory of the colon-separated @list; 1 found. */
 static int try_dirs(const char *list, const char *origin_dir, const char *name, struct luo_manifest *m, char *reason,
@@ -680,6 +722,7 @@ int luo_manifest_read_file(const char *path, struct luo_manifest **ret, char *re
 {
 	_cleanup_(luo_manifest_freep) struct luo_manifest *m = NULL;
 	_cleanup_free_ struct elf_object *obj = NULL;
+	_cleanup_free_ char *ldso_dirs = NULL;
 	_cleanup_close_ int fd = -1;
 	char origin_dir[PATH_MAX];
 	int r;
@@ -722,6 +765,16 @@ int luo_manifest_read_file(const char *path, struct luo_manifest **ret, char *re
 			r = try_dirs(getenv("LD_LIBRARY_PATH"), origin_dir, name, m, reason, rlen);
 		if (r == 0 && obj->runpath[0])
 			r = try_dirs(obj->runpath, origin_dir, name, m, reason, rlen);
+		if (r == 0) {
+			/* What ld.so.cache is built from, then the trusted directories. */
+			if (!ldso_dirs) {
+				ldso_dirs = calloc(1, LDSO_CONF_BYTES_MAX);
+				if (!ldso_dirs)
+					return -ENOMEM;
+				ldso_conf_read("/etc/ld.so.conf", ldso_dirs, LDSO_CONF_BYTES_MAX, 0);
+			}
+			r = try_dirs(ldso_dirs, origin_dir, name, m, reason, rlen);
+		}
 		for (size_t d = 0; r == 0 && d < ARRAY_SIZE(default_dirs); d++)
 			r = try_dirs(default_dirs[d], origin_dir, name, m, reason, rlen);
 		if (r < 0)
@@ -735,18 +788,30 @@ int luo_manifest_read_file(const char *path, struct luo_manifest **ret, char *re
 
 int luo_elf_build_id(const char *path, uint8_t *buf, size_t len, size_t *ret_len)
 {
-	_cleanup_(luo_manifest_freep) struct luo_manifest *m = NULL;
 	_cleanup_close_ int fd = -1;
 	char reason[LUO_REASON_MAX];
-	int r;
 
-	r = luo_manifest_new(&m);
-	if (r < 0)
-		return r;
 	fd = open_elf(path, reason, sizeof(reason));
 	if (fd < 0)
 		return fd;
-	r = read_object(fd, path, m, NULL, true, reason, sizeof(reason));
+	return luo_elf_build_id_fd(fd, buf, len, ret_len);
+}
+
+int luo_elf_build_id_fd(int fd, uint8_t *buf, size_t len, size_t *ret_len)
+{
+	_cleanup_(luo_manifest_freep) struct luo_manifest *m = NULL;
+	char reason[LUO_REASON_MAX];
+	struct stat st;
+	int r;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -ENOEXEC;
+	r = luo_manifest_new(&m);
+	if (r < 0)
+		return r;
+	r = read_object(fd, "binary", m, NULL, true, reason, sizeof(reason));
 	if (r < 0)
 		return r;
 	if (m->build_id_len == 0)

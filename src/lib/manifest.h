@@ -12,8 +12,10 @@
  *   luo_manifest_read_file()  a binary on disk, with libelf, without running
  *                             it: the executable's notes and those of the
  *                             libraries it names in DT_NEEDED (found in its
- *                             RPATH/RUNPATH, LD_LIBRARY_PATH and the
- *                             default directories; not their dependencies)
+ *                             RPATH/RUNPATH, the caller's LD_LIBRARY_PATH,
+ *                             the directories of /etc/ld.so.conf and the
+ *                             trusted ones; not their dependencies, not
+ *                             what the program dlopen()s)
  *   luo_manifest_read_pid()   a running process: /proc/PID/exe and every
  *                             ELF file it has mapped
  *   luo_manifest_read_self()  this process, from its PT_NOTE segments in
@@ -116,6 +118,7 @@ int luo_manifest_read_self(struct luo_manifest **ret, char *reason, size_t reaso
 
 /* The GNU build-id of an ELF file: 0, -ENODATA none, or as read_file. */
 int luo_elf_build_id(const char *path, uint8_t *buf, size_t len, size_t *ret_len);
+int luo_elf_build_id_fd(int fd, uint8_t *buf, size_t len, size_t *ret_len);
 
 const struct luo_manifest_entry *luo_manifest_find(const struct luo_manifest *m, uint32_t kind, const char *name);
 const struct luo_manifest_layout *luo_manifest_find_layout(const struct luo_manifest *m, const char *component,

@@ -103,12 +103,12 @@ int luo_self_argv(char **ret_buf, char ***ret_argv)
 		if (!buf || len == cap) {
 			char *grown;
 
-			if (buf)
-				cap *= 2;
-			if (cap > LUO_ABI_ARGV_BYTES_MAX + 1) {
-				r = -E2BIG;
+			if (buf && cap == LUO_ABI_ARGV_BYTES_MAX + 1) {
+				r = -E2BIG; /* one byte past the limit was read */
 				break;
 			}
+			if (buf)
+				cap = cap * 2 < LUO_ABI_ARGV_BYTES_MAX + 1 ? cap * 2 : LUO_ABI_ARGV_BYTES_MAX + 1;
 			grown = realloc(buf, cap);
 			if (!grown) {
 				r = -ENOMEM;

@@ -350,7 +350,7 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 	uint8_t build_id[LUO_ABI_BUILD_ID_MAX];
 	struct luo_blob_header hdr = { .producer_path = self_path, .build_id = build_id };
 	const struct luo_component *components[LUO_COMPONENTS_MAX];
-	size_t n_components = luo_components_list(components, ARRAY_SIZE(components));
+	size_t n_components = 0, n_listed = luo_components_list(components, ARRAY_SIZE(components));
 	struct luo_component_out outs[LUO_COMPONENTS_MAX] = { 0 };
 	_cleanup_free_ char *self_argv_buf = NULL;
 	_cleanup_free_ char **self_argv = NULL;
@@ -358,6 +358,9 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 
 	if (!luo || !path || !argv || !argv[0])
 		return -EINVAL;
+	for (size_t i = 0; i < n_listed; i++) /* skip components unloaded since luo_open() */
+		if (components[i])
+			components[n_components++] = components[i];
 	/* The report is this call's: none until negotiation runs. */
 	pthread_mutex_lock(&luo->lock);
 	free(luo->report);
