@@ -129,9 +129,10 @@ enum {
  *
  * Call it before starting threads: it reads and changes the environment.
  *
- * More errors: -EEXIST / -EINVAL two components with one name, or a
- * component declared with bad ranges (reported before any handover is
- * looked at); -EIO a mandatory component's load failed.
+ * More errors: -EEXIST / -EINVAL / -ENOSPC two components with one name,
+ * a component declared badly, or more than LUO_COMPONENTS_MAX: returned
+ * whatever the flags, after the incoming handover was refused (and rolled
+ * back, if it can be); -EIO a mandatory component's load failed.
  */
 LUO_EXPORT int luo_open(unsigned int flags, struct luo **ret_luo);
 
