@@ -95,8 +95,10 @@ int luo_component_register(const struct luo_component *component)
 		luo_reasonf(reason, sizeof(reason), "more than %d components", LUO_COMPONENTS_MAX);
 		r = -ENOSPC;
 	}
-	if (r == 0)
+	if (r == 0) {
+		gone[n_components] = false; /* a slot left by compaction may say gone */
 		components[n_components++] = component;
+	}
 	else if (r != -EBUSY && first_error == 0) {
 		first_error = r;
 		memcpy(first_error_reason, reason, sizeof(reason));
@@ -134,6 +136,8 @@ void luo_components_compact_locked(void)
 		components[k] = components[i];
 		gone[k++] = false;
 	}
+	for (size_t i = k; i < n_components; i++)
+		gone[i] = false;
 	n_components = k;
 }
 
