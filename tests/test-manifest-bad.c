@@ -1586,11 +1586,13 @@ static void expect_self_content(const struct luo_manifest *m, const char *src)
 		     LUO_ABI_MEMFD_VERSION, LUO_ABI_MEMFD_VERSION);
 	expect_entry(m, src, LUO_ABI_KIND_HANDLER, "fd", 0, LUO_ABI_FD_VERSION, LUO_ABI_FD_VERSION, LUO_ABI_FD_VERSION,
 		     LUO_ABI_FD_VERSION);
+	expect_entry(m, src, LUO_ABI_KIND_HANDLER, "arena", 0, LUO_ABI_ARENA_VERSION, LUO_ABI_ARENA_VERSION,
+		     LUO_ABI_ARENA_VERSION, LUO_ABI_ARENA_VERSION);
 	expect_entry(m, src, LUO_ABI_KIND_FORMAT, LUO_ABI_FORMAT_COMPONENT, 0, LUO_ABI_FORMAT_READ_MIN,
 		     LUO_ABI_FORMAT_VERSION, LUO_ABI_FORMAT_VERSION, LUO_ABI_FORMAT_VERSION);
 	expect_entry(m, src, LUO_ABI_KIND_COMPONENT, STATE_NAME, 0, 1, 3, 2, 3);
 	expect_entry(m, src, LUO_ABI_KIND_COMPONENT, CACHE_NAME, LUO_ABI_FLAG_OPTIONAL, 2, 4, 4, 4);
-	EXPECT(m->n_entries == 5, "%s: %zu entries, expected 5", src, m->n_entries);
+	EXPECT(m->n_entries == 6, "%s: %zu entries, expected 6", src, m->n_entries);
 	expect_layout(m, src, 2, sizeof(struct fuzz_state_v2), v2, ARRAY_SIZE(v2));
 	expect_layout(m, src, 3, sizeof(struct fuzz_state_v3), v3, ARRAY_SIZE(v3));
 	EXPECT(m->n_layouts == 2, "%s: %zu layouts, expected 2", src, m->n_layouts);
@@ -1606,7 +1608,7 @@ static void group_self(void)
 	int r;
 
 	/* The handlers' notes are in objects of the static library this test pulls in by name. */
-	CHECK(luo_handler_memfd.name && luo_handler_fd.name);
+	CHECK(luo_handler_memfd.name && luo_handler_fd.name && luo_handler_arena.name);
 
 	n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
 	CHECK(n > 0);

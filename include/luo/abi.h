@@ -85,6 +85,8 @@
 /* Inherited fd numbers are 3..LUO_ABI_FD_NUMBER_MAX (the kernel's nr_open). */
 #define LUO_ABI_FD_NUMBER_MAX (1 << 20)
 #define LUO_ABI_EXEC_NS_ENV "LUO_HANDOVER_EXEC_NS"
+/* The pid of the old image's mm reaper (update.c), for the new image to reap. */
+#define LUO_ABI_REAPER_ENV "LUO_HANDOVER_REAPER"
 /* Set by a new image that hands the blob back to the old one: "ERRNO:reason". */
 #define LUO_ABI_ROLLBACK_ENV "LUO_HANDOVER_ROLLBACK"
 #define LUO_ABI_ARGV_MAX 4096
@@ -141,6 +143,28 @@ struct luo_abi_fd_v1 {
 	int32_t domain;    /* sockets: SO_DOMAIN, else 0 */
 	int32_t type;      /* sockets: SO_TYPE, else 0 */
 	int32_t protocol;  /* sockets: SO_PROTOCOL, else 0 */
+};
+
+/*
+ * Data of the built-in "arena" handler, version 1: a memfd mapped at the
+ * same address in both images (luo_arena_create()). The new image reserves
+ * [addr, addr + size) before main() and maps the memfd there; a clash is an
+ * error, never a relocation. The region's own format (the allocator's
+ * header) is versioned inside it (heap.h).
+ */
+#define LUO_ABI_ARENA_VERSION 1u
+/* Arena addresses are aligned to 2 MiB (huge pages); sizes to 64 KiB. */
+#define LUO_ABI_ARENA_ADDR_ALIGN (2u << 20)
+#define LUO_ABI_ARENA_SIZE_ALIGN (64u << 10)
+/* Arenas lie below this address (47-bit user space). */
+#define LUO_ABI_ARENA_ADDR_END (1ull << 47)
+struct luo_abi_arena_v1 {
+	uint64_t dev;   /* st_dev of the memfd */
+	uint64_t ino;   /* st_ino */
+	uint64_t size;  /* st_size, frozen; a multiple of LUO_ABI_ARENA_SIZE_ALIGN */
+	uint64_t addr;  /* the mapping's address in both images */
+	uint32_t seals; /* F_GET_SEALS at freeze time */
+	uint32_t flags; /* LUO_ARENA_* given at creation */
 };
 
 /*

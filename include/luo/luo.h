@@ -224,6 +224,13 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * refused or not. Then each component's save callback writes its payload
  * at its negotiated version.
  *
+ * Just before execve(), a clone(CLONE_VM) child with exit signal 0 takes a
+ * reference on the old address space and waits for the exec: the old
+ * image's memory is torn down in that child, after the new image started,
+ * so the blackout does not grow with what was mapped (arenas above all).
+ * It runs SCHED_IDLE, holds no fd, and the new image's luo_ready() or
+ * luo_close() reaps it (only waitpid() with __WALL or __WCLONE sees it).
+ *
  * The blob records this process's argv (from /proc/self/cmdline, as the
  * process may have rewritten it) and binary for a rollback; the old image
  * would come back with the environment given to the new one.
@@ -435,6 +442,84 @@ LUO_EXPORT int luo_file_fd(const struct luo_file *file);
 LUO_EXPORT uint64_t luo_file_token(const struct luo_file *file);
 /* For handlers: the handler's data for this file (data_size bytes). */
 LUO_EXPORT void *luo_file_data(struct luo_file *file);
+
+/* ------------------------------------------------------------------------ */
+/* Arenas: memory that keeps its address across the switch                   */
+
+/*
+ * An arena is a memfd mapped at an address the next image maps again at
+ * the same place, so pointers stored inside stay valid with no fix-up. An
+ * allocator whose metadata lives inside the arena (luo_arena_alloc()) and
+ * a root pointer let the program find its structures again.
+ *
+ * The next image reserves every incoming arena's address range from a
+ * libluo constructor, before main() and before the program's own
+ * constructors; if something already holds part of it (a library mapped
+ * there), luo_arena_retrieve() fails with -EADDRINUSE: an arena is never
+ * moved. (The reason text is not yet returned to the caller.)
+ *
+ * An arena's calls take its own lock: they may come from any thread.
+ */
+
+/* Arena sizes: LUO_ARENA_SIZE_MIN..LUO_ARENA_SIZE_MAX, multiples of 64 KiB. */
+#define LUO_ARENA_SIZE_MIN (1u << 20)
+#define LUO_ARENA_SIZE_MAX (1ull << 40)
+/* Incoming arenas one image reserves. */
+#define LUO_ARENAS_MAX 64
+
+enum {
+	/* Ask for transparent huge pages (MADV_HUGEPAGE) where shmem allows them. */
+	LUO_ARENA_HUGEPAGES = 1u << 0,
+	/* Fault every page in at retrieval instead of lazily on first touch. */
+	LUO_ARENA_PREFAULT = 1u << 1,
+};
+
+struct luo_arena;
+
+/**
+ * luo_arena_create() - a new arena, preserved in @session under @token.
+ * @size: bytes, LUO_ARENA_SIZE_MIN..LUO_ARENA_SIZE_MAX, a multiple of 64 KiB.
+ * @flags: LUO_ARENA_HUGEPAGES, LUO_ARENA_PREFAULT (recorded for the next image).
+ *
+ * Return: 0; -EINVAL bad arguments or incoming session; -EEXIST token in
+ * use; -ENOMEM no address range free; -ENOSPC session limits; or the error
+ * of memfd_create(), ftruncate() or mmap().
+ */
+LUO_EXPORT int luo_arena_create(struct luo_session *session, uint64_t token, size_t size, unsigned int flags,
+				struct luo_arena **ret_arena);
+
+/**
+ * luo_arena_retrieve() - map the incoming arena under @token at its address.
+ *
+ * Once per token. The region's allocator state is checked as hostile
+ * input first (its header and chunk map; each slab's free list when first
+ * used, a bad one is quarantined).
+ *
+ * Return: 0; -EINVAL outgoing or finished session, or retrieved already;
+ * -ENOENT no arena under @token; -EADDRINUSE its address range is taken in
+ * this image; -EBADMSG its allocator state is corrupt; -ENOMEM.
+ */
+LUO_EXPORT int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_arena **ret_arena);
+
+/**
+ * luo_arena_preserve() - hand an arena (created or retrieved) to the next image too.
+ *
+ * Return: as luo_session_preserve_fd().
+ */
+LUO_EXPORT int luo_arena_preserve(struct luo_session *session, uint64_t token, struct luo_arena *arena);
+
+/* Unmap and free the handle; a preserved arena stays preserved. NULL is allowed. */
+LUO_EXPORT void luo_arena_close(struct luo_arena *arena);
+
+/* Allocate @size bytes (16-byte aligned) in the arena; NULL and errno ENOMEM when full. */
+LUO_EXPORT void *luo_arena_alloc(struct luo_arena *arena, size_t size);
+/* Free; a pointer that is not a live allocation is ignored (and counted). */
+LUO_EXPORT void luo_arena_free(struct luo_arena *arena, void *ptr);
+/* The root pointer: NULL or inside the arena (-EINVAL otherwise). */
+LUO_EXPORT int luo_arena_set_root(struct luo_arena *arena, void *ptr);
+LUO_EXPORT void *luo_arena_root(struct luo_arena *arena);
+LUO_EXPORT void *luo_arena_base(const struct luo_arena *arena);
+LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
 
 /* ------------------------------------------------------------------------ */
 /* Components: the program's own versioned state                             */

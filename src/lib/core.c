@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -303,6 +304,22 @@ static void forget_components(struct luo *luo)
 	}
 }
 
+/* Reap the previous image's mm reaper (update.c); @wait: block until it exits. */
+void luo_reaper_reap(struct luo *luo, bool wait)
+{
+	if (luo->reaper_pid <= 0)
+		return;
+	for (;;) {
+		pid_t r = waitpid(luo->reaper_pid, NULL, __WALL | (wait ? 0 : WNOHANG));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != 0)
+			luo->reaper_pid = 0; /* reaped, or not our child: forget it */
+		return;
+	}
+}
+
 static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present)
 {
 	const char *v = getenv(name);
@@ -352,13 +369,15 @@ static int adopt_handover(struct luo *luo, unsigned int flags, int registry_erro
 	_cleanup_close_ int fd = -1;
 	char *reason = luo->incoming_reason;
 	size_t rlen = sizeof(luo->incoming_reason);
-	uint64_t v, exec_ns = 0;
-	bool present, exec_present;
+	uint64_t v, exec_ns = 0, reaper = 0;
+	bool present, exec_present, reaper_present;
 	struct stat st;
 	int r, seals;
 
 	if (read_env(LUO_ABI_EXEC_NS_ENV, UINT64_MAX, &exec_ns, &exec_present) < 0)
 		exec_ns = 0; /* informative only */
+	if (read_env(LUO_ABI_REAPER_ENV, INT32_MAX, &reaper, &reaper_present) == 0 && reaper_present)
+		luo->reaper_pid = (pid_t)reaper;
 	bool came_back = read_rollback_env(luo);
 	r = read_env(LUO_HANDOVER_FD_ENV, LUO_ABI_FD_NUMBER_MAX, &v, &present);
 	if (!present) {
@@ -479,6 +498,7 @@ void luo_close(struct luo *luo)
 	free_sessions(luo);
 	free(luo->sessions);
 	free(luo->report);
+	luo_reaper_reap(luo, true);
 	pthread_mutex_unlock(&luo->lock);
 	pthread_mutex_destroy(&luo->lock);
 	free(luo);
@@ -522,6 +542,7 @@ int luo_ready(struct luo *luo)
 		luo->t_ready = luo_now_ns();
 		luo->ready = true;
 	}
+	luo_reaper_reap(luo, false);
 	pthread_mutex_unlock(&luo->lock);
 	return 0;
 }

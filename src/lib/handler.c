@@ -25,6 +25,7 @@ static bool luo_is_open;
 static const struct luo_file_handler *const builtins[] = {
 	&luo_handler_memfd,
 	&luo_handler_fd,
+	&luo_handler_arena, /* never chosen by can_preserve: arenas are preserved by arena.c */
 };
 
 static bool handler_valid(const struct luo_file_handler *h)

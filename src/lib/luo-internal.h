@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "luo/abi.h"
 #include "luo/luo.h"
@@ -64,6 +65,8 @@ struct luo {
 	/* Rollback: the error the new image refused with, and why. */
 	int rollback_error;
 	char rollback_reason[LUO_REASON_MAX];
+	/* The previous image's mm reaper, to wait for (0: none). */
+	pid_t reaper_pid;
 	/* The last luo_update()'s negotiation. */
 	struct luo_report_entry *report;
 	size_t n_report;
@@ -117,6 +120,8 @@ void luo_components_compact_locked(void);
 int luo_components_error(char *reason, size_t reason_len);
 extern const struct luo_file_handler luo_handler_memfd;
 extern const struct luo_file_handler luo_handler_fd;
+extern const struct luo_file_handler luo_handler_arena;
+#define LUO_HANDLERS_BUILTIN 3
 
 /* session.c (lock held by callers in core.c / update.c) */
 int luo_session_new(struct luo *luo, const char *name, bool incoming, struct luo_session **ret);
@@ -124,6 +129,11 @@ void luo_session_free(struct luo_session *s);
 int luo_session_add_incoming_file(struct luo_session *s, const struct luo_file_handler *h,
 				  uint64_t token, int fd, const void *data);
 bool luo_name_valid(const char *name, size_t max);
+/* Preserve with handler @h (NULL: the first that can), data set from @init_data first. */
+int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const struct luo_file_handler *h,
+			    const void *init_data);
+struct luo_file *luo_session_take_file_locked(struct luo_session *s, uint64_t token,
+					      const struct luo_file_handler *h);
 
 /* the incoming blob, parsed and checked; data pointers point into the blob */
 struct luo_blob_file {
@@ -202,6 +212,7 @@ int luo_self_argv(char **ret_buf, char ***ret_argv);
 bool luo_env_is_ours(const char *entry);
 
 /* core.c */
+void luo_reaper_reap(struct luo *luo, bool wait);
 void luo_reasonf(char *reason, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif /* LUO_INTERNAL_H */

@@ -232,7 +232,12 @@ bool luo_session_is_incoming(const struct luo_session *session)
 
 int luo_session_preserve_fd(struct luo_session *s, int fd, uint64_t token)
 {
-	const struct luo_file_handler *h;
+	return luo_session_preserve_as(s, fd, token, NULL, NULL);
+}
+
+int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const struct luo_file_handler *h,
+			    const void *init_data)
+{
 	struct luo *luo;
 	struct luo_file *f = NULL;
 	int r;
@@ -259,7 +264,8 @@ int luo_session_preserve_fd(struct luo_session *s, int fd, uint64_t token)
 		r = -ENOSPC;
 		goto out;
 	}
-	h = luo_handler_for_fd(fd);
+	if (!h)
+		h = luo_handler_for_fd(fd);
 	if (!h) {
 		r = -ENOENT;
 		goto out;
@@ -269,6 +275,8 @@ int luo_session_preserve_fd(struct luo_session *s, int fd, uint64_t token)
 		r = -ENOMEM;
 		goto out;
 	}
+	if (init_data)
+		memcpy(f->data, init_data, h->data_size);
 	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, LUO_FD_MIN);
 	if (f->fd < 0) {
 		r = -errno;
@@ -352,6 +360,25 @@ int luo_session_retrieve_fd(struct luo_session *s, uint64_t token, int *ret_fd)
 out:
 	pthread_mutex_unlock(&luo->lock);
 	return r;
+}
+
+/*
+ * The incoming file under @token, of handler @h, for a handler's own
+ * retrieval (arenas): marked retrieved. Lock held by the caller. NULL:
+ * none of that handler, or finished.
+ */
+struct luo_file *luo_session_take_file_locked(struct luo_session *s, uint64_t token,
+					      const struct luo_file_handler *h)
+{
+	ssize_t i;
+
+	if (!s->incoming || s->finished)
+		return NULL;
+	i = find_file(s, token);
+	if (i < 0 || s->files[i]->handler != h)
+		return NULL;
+	s->files[i]->retrieved = true;
+	return s->files[i];
 }
 
 int luo_session_finish(struct luo_session *s)

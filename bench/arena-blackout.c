@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/arena-blackout: does the blackout grow with the data kept in an
+ * arena? And what does the arena's allocator cost?
+ *
+ *   arena-blackout [--sizes 16M,1G,8G] [--fill PERCENT]
+ *
+ * For each size, a child process creates an arena, fills it with live
+ * data (linked 4 KiB nodes, each page written, until PERCENT of it is in
+ * use), live-updates to this same binary and, in the new image, retrieves
+ * the arena (its allocator state is checked there) and calls luo_ready().
+ * libluo's own timings give the blackout (first freeze in the old image to
+ * luo_ready() in the new one); the walk that verifies every node comes
+ * after and is not counted. Then, in this process, small-object allocation
+ * throughput of the arena against glibc malloc, same sizes, same order.
+ *
+ * Prints one table; the targets (DESIGN.md) are a blackout ratio of at most
+ * 1.5 from the smallest to the largest arena and allocator metadata under
+ * 0.1% of the arena. Figures from a shared machine: run it a few times.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "heap.h"
+#include "luo/luo.h"
+
+#define NODE_SIZE 4096
+#define SIZES_MAX 8
+#define THROUGHPUT_OPS 4000000
+#define NODE_MAGIC 0x6c756f2d6e6f6465ull
+
+struct node {
+	struct node *next;
+	uint64_t magic;
+	uint64_t index;
+	uint64_t sum; /* of the bytes below */
+	uint8_t bytes[NODE_SIZE - 32];
+};
+
+struct result {
+	uint64_t size, used, nodes, meta;
+	uint64_t blackout_ns, freeze_ns, serialize_ns, exec_ns, restore_ns, retrieve_ns;
+	int ok;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end == 'K')
+		v <<= 10, end++;
+	else if (*end == 'M')
+		v <<= 20, end++;
+	else if (*end == 'G')
+		v <<= 30, end++;
+	if (*end || v < LUO_ARENA_SIZE_MIN || v > LUO_ARENA_SIZE_MAX || v % (64 << 10))
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "arena-blackout: %s: %s\n", what, strerror(err));
+	exit(2);
+}
+
+/* Old image: fill an arena of @size and hand it over to ourselves. */
+static int stage_fill(const char *self, uint64_t size, int percent, const char *out)
+{
+	struct luo *luo;
+	struct luo_session *s;
+	struct luo_arena *a;
+	struct node *head = NULL;
+	uint64_t target = size / 100 * (uint64_t)percent, used = 0, n = 0;
+	char size_arg[32];
+	int r;
+
+	r = luo_open(0, &luo);
+	if (r < 0)
+		die("luo_open", -r);
+	r = luo_session_create(luo, "bench", &s);
+	if (r == 0)
+		r = luo_arena_create(s, 1, size, 0, &a);
+	if (r < 0)
+		die("luo_arena_create", -r);
+	while (used + NODE_SIZE <= target) {
+		struct node *p = luo_arena_alloc(a, sizeof(*p));
+		uint64_t sum = 0;
+
+		if (!p)
+			break;
+		p->next = head;
+		p->magic = NODE_MAGIC;
+		p->index = n++;
+		for (size_t i = 0; i < sizeof(p->bytes); i += 512) {
+			p->bytes[i] = (uint8_t)(n + i);
+			sum += p->bytes[i];
+		}
+		p->sum = sum;
+		head = p;
+		used += NODE_SIZE;
+	}
+	luo_arena_set_root(a, head);
+	snprintf(size_arg, sizeof(size_arg), "%" PRIu64, size);
+	{
+		char *argv[] = { (char *)self, "--stage-check", size_arg, (char *)out, NULL };
+
+		fflush(NULL);
+		r = luo_update(luo, self, argv, NULL);
+	}
+	die("luo_update", -r);
+	return 2;
+}
+
+/* New image: retrieve, ready, then verify and report. */
+static int stage_check(uint64_t size, const char *out)
+{
+	struct result res = { .size = size };
+	struct luo_heap_stats st;
+	struct luo_timings t;
+	struct luo *luo;
+	struct luo_session *s;
+	struct luo_arena *a;
+	uint64_t t0, n = 0;
+	FILE *f;
+	int r;
+
+	r = luo_open(0, &luo);
+	if (r < 0)
+		die("luo_open (new image)", -r);
+	t0 = now_ns();
+	r = luo_session_retrieve(luo, "bench", &s);
+	if (r == 0)
+		r = luo_arena_retrieve(s, 1, &a);
+	if (r < 0)
+		die("luo_arena_retrieve", -r);
+	res.retrieve_ns = now_ns() - t0;
+	luo_ready(luo);
+	luo_timings(luo, &t);
+	res.blackout_ns = t.blackout_ns;
+	res.freeze_ns = t.freeze_ns;
+	res.serialize_ns = t.serialize_ns;
+	res.exec_ns = t.exec_ns;
+	res.restore_ns = t.restore_ns;
+
+	res.ok = 1;
+	for (struct node *p = luo_arena_root(a); p; p = p->next) {
+		uint64_t sum = 0;
+
+		for (size_t i = 0; i < sizeof(p->bytes); i += 512)
+			sum += p->bytes[i];
+		if (p->magic != NODE_MAGIC || sum != p->sum)
+			res.ok = 0;
+		n++;
+	}
+	res.nodes = n;
+	if (luo_heap_stats(luo_arena_base(a), &st) == 0) {
+		res.used = st.bytes_in_use;
+		res.meta = st.metadata_bytes;
+	}
+	f = fopen(out, "we");
+	if (!f || fwrite(&res, sizeof(res), 1, f) != 1 || fclose(f) != 0)
+		die(out, errno);
+	luo_arena_close(a);
+	luo_close(luo);
+	return 0;
+}
+
+static int run_size(const char *self, uint64_t size, int percent, struct result *res)
+{
+	char out[] = "/tmp/luo-arena-bench-XXXXXX";
+	char size_arg[32], pct[16];
+	int fd = mkstemp(out), status;
+	pid_t pid;
+	FILE *f;
+
+	if (fd < 0)
+		die("mkstemp", errno);
+	close(fd);
+	snprintf(size_arg, sizeof(size_arg), "%" PRIu64, size);
+	snprintf(pct, sizeof(pct), "%d", percent);
+	pid = fork();
+	if (pid < 0)
+		die("fork", errno);
+	if (pid == 0) {
+		execl(self, self, "--stage-fill", size_arg, pct, out, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		unlink(out);
+		return -1;
+	}
+	f = fopen(out, "re");
+	if (!f || fread(res, sizeof(*res), 1, f) != 1) {
+		if (f)
+			fclose(f);
+		unlink(out);
+		return -1;
+	}
+	fclose(f);
+	unlink(out);
+	return 0;
+}
+
+/* Small-object churn: @ops allocations of 16..256 bytes, every other one freed at once. */
+static double churn(void *(*alloc)(void *, size_t), void (*release)(void *, void *), void *ctx)
+{
+	enum { LIVE = 65536 };
+	static void *live[LIVE];
+	uint64_t t0 = now_ns(), x = 88172645463325252ull;
+
+	memset(live, 0, sizeof(live));
+	for (size_t i = 0; i < THROUGHPUT_OPS; i++) {
+		size_t slot, size;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		slot = x % LIVE;
+		size = 16 + (x >> 32) % 241;
+		if (live[slot])
+			release(ctx, live[slot]);
+		live[slot] = alloc(ctx, size);
+		if (!live[slot])
+			die("allocation in the throughput run", ENOMEM);
+		*(volatile char *)live[slot] = 1;
+	}
+	for (size_t i = 0; i < LIVE; i++)
+		if (live[i])
+			release(ctx, live[i]);
+	return THROUGHPUT_OPS / ((now_ns() - t0) / 1e9);
+}
+
+static void *arena_alloc_cb(void *ctx, size_t n)
+{
+	return luo_arena_alloc(ctx, n);
+}
+static void arena_free_cb(void *ctx, void *p)
+{
+	luo_arena_free(ctx, p);
+}
+static void *malloc_cb(void *ctx, size_t n)
+{
+	(void)ctx;
+	return malloc(n);
+}
+static void free_cb(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
+static void human(uint64_t v, char *buf, size_t len)
+{
+	if (v >= (1ull << 30) && v % (1ull << 30) == 0)
+		snprintf(buf, len, "%" PRIu64 " GiB", v >> 30);
+	else
+		snprintf(buf, len, "%" PRIu64 " MiB", v >> 20);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t sizes[SIZES_MAX];
+	struct result res[SIZES_MAX];
+	const char *list = "16M,1G,8G";
+	char self[4096];
+	size_t n = 0;
+	int percent = 90, failed = 0;
+	ssize_t len;
+
+	if (argc == 5 && strcmp(argv[1], "--stage-fill") == 0) {
+		uint64_t size;
+
+		if (parse_size(argv[2], &size) < 0)
+			die("size", EINVAL);
+		return stage_fill(argv[0], size, atoi(argv[3]), argv[4]);
+	}
+	if (argc == 4 && strcmp(argv[1], "--stage-check") == 0) {
+		uint64_t size;
+
+		if (parse_size(argv[2], &size) < 0)
+			die("size", EINVAL);
+		return stage_check(size, argv[3]);
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
+			list = argv[++i];
+		} else if (strcmp(argv[i], "--fill") == 0 && i + 1 < argc) {
+			percent = atoi(argv[++i]);
+			if (percent < 1 || percent > 95)
+				die("--fill must be 1..95", EINVAL);
+		} else {
+			fprintf(stderr, "usage: arena-blackout [--sizes 16M,1G,8G] [--fill PERCENT]\n");
+			return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+		}
+	}
+	{
+		char *copy = strdup(list), *save = NULL;
+
+		if (!copy)
+			die("--sizes", ENOMEM);
+		for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			if (n >= SIZES_MAX || parse_size(tok, &sizes[n]) < 0)
+				die("--sizes: sizes like 16M or 8G, multiples of 64 KiB, at most 8", EINVAL);
+			n++;
+		}
+		free(copy);
+	}
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len <= 0)
+		die("/proc/self/exe", errno);
+	self[len] = '\0';
+
+	printf("arena-blackout: live data filling %d%% of each arena, in 4 KiB nodes\n\n", percent);
+	printf("%-8s %10s %10s %11s %9s %9s %9s %10s %9s  %s\n", "arena", "nodes", "blackout", "retrieve", "freeze",
+	       "serialize", "exec", "restore", "metadata", "verified");
+	for (size_t i = 0; i < n; i++) {
+		char h[32];
+
+		human(sizes[i], h, sizeof(h));
+		if (run_size(self, sizes[i], percent, &res[i]) < 0) {
+			printf("%-8s  (failed: not enough memory?)\n", h);
+			failed = 1;
+			res[i].blackout_ns = 0;
+			continue;
+		}
+		printf("%-8s %10" PRIu64 " %8.2f ms %8.3f ms %6.3f ms %6.3f ms %6.3f ms %7.3f ms %8.4f%%  %s\n", h,
+		       res[i].nodes, res[i].blackout_ns / 1e6, res[i].retrieve_ns / 1e6, res[i].freeze_ns / 1e6,
+		       res[i].serialize_ns / 1e6, res[i].exec_ns / 1e6, res[i].restore_ns / 1e6,
+		       100.0 * (double)res[i].meta / (double)res[i].size, res[i].ok ? "yes" : "NO");
+		failed |= !res[i].ok;
+	}
+	if (n >= 2 && res[0].blackout_ns && res[n - 1].blackout_ns)
+		printf("\nblackout ratio, largest / smallest arena: %.2f (target <= 1.5)\n",
+		       (double)res[n - 1].blackout_ns / (double)res[0].blackout_ns);
+
+	{
+		struct luo *luo;
+		struct luo_session *s;
+		struct luo_arena *a;
+		double arena_ops, malloc_ops;
+		int r = luo_open(0, &luo);
+
+		if (r == 0)
+			r = luo_session_create(luo, "throughput", &s);
+		if (r == 0)
+			r = luo_arena_create(s, 1, 1ull << 30, 0, &a);
+		if (r < 0)
+			die("arena for the throughput run", -r);
+		malloc_ops = churn(malloc_cb, free_cb, NULL);
+		arena_ops = churn(arena_alloc_cb, arena_free_cb, a);
+		printf("\nsmall objects (16..256 B), %d allocations with frees, one thread:\n", THROUGHPUT_OPS);
+		printf("  luo_arena_alloc/free  %6.1f M ops/s\n", arena_ops / 1e6);
+		printf("  glibc malloc/free     %6.1f M ops/s   (arena / malloc: %.2f)\n", malloc_ops / 1e6,
+		       arena_ops / malloc_ops);
+		luo_arena_close(a);
+		luo_close(luo);
+	}
+	return failed;
+}

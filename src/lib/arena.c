@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: arenas, memory that keeps its address
+ *
+ * Lifecycle, old image:
+ *
+ *   luo_arena_create()   memfd (sealable, size frozen), mapped at a free
+ *                        2 MiB-aligned address found from ARENA_HINT up with
+ *                        MAP_FIXED_NOREPLACE, allocator formatted (heap.c),
+ *                        preserved under the "arena" handler, whose data
+ *                        records the address
+ *   luo_arena_alloc() / luo_arena_free() / luo_arena_set_root()
+ *   luo_update()         the memfd crosses execve() like any preserved fd
+ *
+ * New image:
+ *
+ *   reserve_incoming()   a constructor of libluo, before main(): reads the
+ *                        handover (LUO_HANDOVER_FD, left in place for
+ *                        luo_open()), and reserves each arena's range with
+ *                        an inaccessible anonymous mapping, MAP_FIXED_NOREPLACE;
+ *                        a range already taken is remembered as a clash
+ *   luo_open()           the handler's retrieve() checks the memfd's identity,
+ *                        size and seals, and the recorded address and size
+ *   luo_arena_retrieve() maps the memfd over its reservation (MAP_FIXED on
+ *                        our own reservation only), then checks the
+ *                        allocator's state; a clash is -EADDRINUSE
+ *
+ * Failure paths: create undoes everything it did (unmap, close) on any
+ * error; retrieve leaves the reservation in place on error (the address
+ * range stays unusable for anything else, the data untouched). Freed chunks
+ * are punched out of the memfd (fallocate) so the new image does not find
+ * them resident.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "heap.h"
+#include "luo-internal.h"
+
+/*
+ * Where arena addresses are looked for: far below ld.so's and mmap()'s
+ * top-down area (near 0x7f0000000000), and above the range ASan's
+ * allocator takes on x86-64 (0x600000000000..0x640000000000), so that
+ * sanitized and plain builds can hand arenas to one another.
+ */
+#define ARENA_HINT 0x700000000000ull
+/* Candidate addresses tried before giving up. */
+#define ARENA_PLACE_TRIES 4096
+
+#define ARENA_SEALS (F_SEAL_GROW | F_SEAL_SHRINK)
+
+struct luo_arena {
+	pthread_mutex_t lock;
+	void *base;
+	size_t size;
+	int fd;          /* our own reference to the memfd */
+	uint32_t flags;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Reservations made before main()                                           */
+
+struct reservation {
+	char session[LUO_SESSION_NAME_MAX + 1];
+	uint64_t token;
+	uint64_t addr;
+	uint64_t size;
+	int error;       /* 0 reserved; -EEXIST clash; else why not */
+	bool taken;      /* luo_arena_retrieve() mapped it */
+};
+
+static struct reservation reservations[LUO_ARENAS_MAX];
+static size_t n_reservations;
+static pthread_mutex_t reservations_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool range_ok(uint64_t addr, uint64_t size)
+{
+	return size >= LUO_ARENA_SIZE_MIN && size <= LUO_ARENA_SIZE_MAX && size % LUO_ABI_ARENA_SIZE_ALIGN == 0 &&
+	       addr % LUO_ABI_ARENA_ADDR_ALIGN == 0 && addr >= LUO_ABI_ARENA_ADDR_ALIGN &&
+	       addr < LUO_ABI_ARENA_ADDR_END && size <= LUO_ABI_ARENA_ADDR_END - addr;
+}
+
+static int reserve(uint64_t addr, uint64_t size)
+{
+	void *p = mmap((void *)(uintptr_t)addr, size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	if (p != (void *)(uintptr_t)addr) { /* a kernel without MAP_FIXED_NOREPLACE */
+		munmap(p, size);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/*
+ * Runs before main(): nothing can be reported, so every problem is left for
+ * luo_open() (which reads the same handover again and refuses it cleanly)
+ * or luo_arena_retrieve() (a clash). Reads only; the fd and the environment
+ * stay as they are.
+ */
+__attribute__((constructor)) static void reserve_incoming(void)
+{
+	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
+	const char *env = getenv(LUO_HANDOVER_FD_ENV);
+	char reason[LUO_REASON_MAX];
+	uint64_t fd;
+	struct stat st;
+	void *map;
+	int seals;
+
+	if (!env || luo_parse_u64(env, LUO_ABI_FD_NUMBER_MAX, &fd) < 0 || fd < 3)
+		return;
+	seals = fcntl((int)fd, F_GET_SEALS);
+	if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) !=
+				 (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW))
+		return;
+	if (fstat((int)fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > LUO_ABI_BLOB_MAX)
+		return;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, (int)fd, 0);
+	if (map == MAP_FAILED)
+		return;
+	if (luo_blob_parse(map, (size_t)st.st_size, &b, NULL, reason, sizeof(reason)) == 0) {
+		for (size_t i = 0; i < b->n_sessions; i++) {
+			const struct luo_blob_session *bs = &b->sessions[i];
+
+			for (size_t j = 0; j < bs->n_files; j++) {
+				const struct luo_blob_file *bf = &bs->files[j];
+				struct luo_abi_arena_v1 d;
+				struct reservation *rv;
+
+				if (strcmp(bf->handler, luo_handler_arena.name) != 0 ||
+				    bf->handler_version != LUO_ABI_ARENA_VERSION || bf->data_len != sizeof(d) ||
+				    n_reservations >= LUO_ARENAS_MAX)
+					continue;
+				memcpy(&d, bf->data, sizeof(d));
+				if (!range_ok(d.addr, d.size))
+					continue; /* luo_open() refuses it */
+				rv = &reservations[n_reservations++];
+				snprintf(rv->session, sizeof(rv->session), "%s", bs->name);
+				rv->token = bf->token;
+				rv->addr = d.addr;
+				rv->size = d.size;
+				rv->error = reserve(d.addr, d.size);
+			}
+		}
+	}
+	munmap(map, (size_t)st.st_size);
+}
+
+static struct reservation *find_reservation(const char *session, uint64_t token)
+{
+	for (size_t i = 0; i < n_reservations; i++)
+		if (reservations[i].token == token && strcmp(reservations[i].session, session) == 0)
+			return &reservations[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The "arena" file handler                                                  */
+
+static bool arena_can_preserve(int fd)
+{
+	(void)fd;
+	return false; /* only through luo_arena_create() / luo_arena_preserve() */
+}
+
+static int arena_record(struct luo_file *file)
+{
+	struct luo_abi_arena_v1 *d = (struct luo_abi_arena_v1 *)file->data;
+	struct stat st;
+	int seals;
+
+	if (fstat(file->fd, &st) < 0)
+		return -errno;
+	seals = fcntl(file->fd, F_GET_SEALS);
+	if (seals < 0)
+		return -errno;
+	if ((uint64_t)st.st_size != d->size || (seals & ARENA_SEALS) != ARENA_SEALS)
+		return -EINVAL;
+	d->dev = st.st_dev;
+	d->ino = st.st_ino;
+	d->seals = (uint32_t)seals;
+	return 0;
+}
+
+static void arena_unpreserve(struct luo_file *file)
+{
+	(void)file;
+}
+
+static int arena_retrieve_check(struct luo_file *file)
+{
+	const struct luo_abi_arena_v1 *d = (const struct luo_abi_arena_v1 *)file->data;
+	struct stat st;
+	int seals;
+
+	if (!range_ok(d->addr, d->size) || (d->flags & ~(uint32_t)(LUO_ARENA_HUGEPAGES | LUO_ARENA_PREFAULT)))
+		return -EBADMSG;
+	if (fstat(file->fd, &st) < 0)
+		return -errno;
+	seals = fcntl(file->fd, F_GET_SEALS);
+	if (seals < 0 || !S_ISREG(st.st_mode) || st.st_dev != d->dev || st.st_ino != d->ino ||
+	    (uint64_t)st.st_size != d->size || (uint32_t)seals != d->seals || (seals & ARENA_SEALS) != ARENA_SEALS)
+		return -EBADFD;
+	return 0;
+}
+
+/* Not retrieved: give the reserved range back. */
+static void arena_finish(struct luo_file *file, bool retrieved)
+{
+	struct reservation *rv;
+
+	(void)retrieved;
+	pthread_mutex_lock(&reservations_lock);
+	rv = find_reservation(file->session->name, file->token);
+	/* Not mapped by luo_arena_retrieve() (maybe taken as a plain fd): release. */
+	if (rv && !rv->taken && rv->error == 0) {
+		munmap((void *)(uintptr_t)rv->addr, rv->size);
+		rv->error = -ENOENT;
+	}
+	pthread_mutex_unlock(&reservations_lock);
+}
+
+static const struct luo_file_ops arena_ops = {
+	.can_preserve = arena_can_preserve,
+	.preserve = arena_record,
+	.unpreserve = arena_unpreserve,
+	.freeze = arena_record,
+	.retrieve = arena_retrieve_check,
+	.finish = arena_finish,
+};
+
+LUO_FILE_HANDLER_DECLARE(luo_handler_arena, "arena", LUO_ABI_ARENA_VERSION, sizeof(struct luo_abi_arena_v1),
+			 &arena_ops);
+
+/* ------------------------------------------------------------------------ */
+/* Arenas                                                                    */
+
+static void release_chunk(void *ctx, size_t offset, size_t len)
+{
+	struct luo_arena *a = ctx;
+
+	/* Best effort: a kernel without punch-hole just keeps the pages. */
+	(void)fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)len);
+}
+
+static void apply_flags(struct luo_arena *a)
+{
+	if (a->flags & LUO_ARENA_HUGEPAGES)
+		(void)madvise(a->base, a->size, MADV_HUGEPAGE);
+	if (a->flags & LUO_ARENA_PREFAULT)
+		(void)madvise(a->base, a->size, MADV_POPULATE_WRITE);
+}
+
+static struct luo_arena *arena_new(int fd, void *base, size_t size, uint32_t flags)
+{
+	struct luo_arena *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	pthread_mutex_init(&a->lock, NULL);
+	a->fd = fd;
+	a->base = base;
+	a->size = size;
+	a->flags = flags;
+	return a;
+}
+
+/* Map @fd at the first free aligned address from ARENA_HINT up. */
+static void *place(int fd, size_t size)
+{
+	uint64_t addr = ARENA_HINT;
+
+	for (int i = 0; i < ARENA_PLACE_TRIES && range_ok(addr, size); i++) {
+		void *p = mmap((void *)(uintptr_t)addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
+			       fd, 0);
+
+		if (p == (void *)(uintptr_t)addr)
+			return p;
+		if (p != MAP_FAILED)
+			munmap(p, size);
+		else if (errno != EEXIST)
+			return NULL;
+		addr += (size + LUO_ABI_ARENA_ADDR_ALIGN - 1) / LUO_ABI_ARENA_ADDR_ALIGN * LUO_ABI_ARENA_ADDR_ALIGN;
+	}
+	errno = ENOMEM;
+	return NULL;
+}
+
+int luo_arena_preserve(struct luo_session *session, uint64_t token, struct luo_arena *arena)
+{
+	struct luo_abi_arena_v1 d = { 0 };
+
+	if (!session || !arena)
+		return -EINVAL;
+	d.size = arena->size;
+	d.addr = (uint64_t)(uintptr_t)arena->base;
+	d.flags = arena->flags;
+	return luo_session_preserve_as(session, arena->fd, token, &luo_handler_arena, &d);
+}
+
+int luo_arena_create(struct luo_session *session, uint64_t token, size_t size, unsigned int flags,
+		     struct luo_arena **ret_arena)
+{
+	_cleanup_close_ int fd = -1;
+	struct luo_arena *a;
+	char reason[LUO_REASON_MAX];
+	void *base;
+	int r;
+
+	if (!session || !ret_arena || session->incoming || size < LUO_ARENA_SIZE_MIN || size > LUO_ARENA_SIZE_MAX ||
+	    size % LUO_ABI_ARENA_SIZE_ALIGN || (flags & ~(unsigned int)(LUO_ARENA_HUGEPAGES | LUO_ARENA_PREFAULT)))
+		return -EINVAL;
+	fd = memfd_create("luo-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, ARENA_SEALS) < 0)
+		return -errno;
+	base = place(fd, size);
+	if (!base)
+		return -errno;
+	a = arena_new(fd, base, size, flags);
+	if (!a) {
+		munmap(base, size);
+		return -ENOMEM;
+	}
+	TAKE_FD(fd);
+	apply_flags(a);
+	r = luo_heap_format(base, size, reason, sizeof(reason));
+	if (r == 0)
+		r = luo_arena_preserve(session, token, a);
+	if (r < 0) {
+		luo_arena_close(a);
+		return r;
+	}
+	*ret_arena = a;
+	return 0;
+}
+
+int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_arena **ret_arena)
+{
+	struct luo_abi_arena_v1 d;
+	struct reservation *rv;
+	struct luo_file *f;
+	struct luo_arena *a;
+	char reason[LUO_REASON_MAX];
+	void *base;
+	int fd, r;
+
+	if (!session || !ret_arena)
+		return -EINVAL;
+	pthread_mutex_lock(&session->luo->lock);
+	if (!session->incoming || session->finished) {
+		pthread_mutex_unlock(&session->luo->lock);
+		return -EINVAL;
+	}
+	f = luo_session_take_file_locked(session, token, &luo_handler_arena);
+	if (!f) {
+		pthread_mutex_unlock(&session->luo->lock);
+		return -ENOENT;
+	}
+	memcpy(&d, f->data, sizeof(d));
+	fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
+	pthread_mutex_unlock(&session->luo->lock);
+	if (fd < 0)
+		return -errno;
+
+	pthread_mutex_lock(&reservations_lock);
+	rv = find_reservation(session->name, token);
+	if (!rv) {
+		/* Loaded too late for the constructor (dlopen): reserve now. */
+		if (n_reservations >= LUO_ARENAS_MAX) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		rv = &reservations[n_reservations++];
+		snprintf(rv->session, sizeof(rv->session), "%s", session->name);
+		rv->token = token;
+		rv->addr = d.addr;
+		rv->size = d.size;
+		rv->error = reserve(d.addr, d.size);
+	}
+	if (rv->taken) {
+		r = -EINVAL;
+		goto fail;
+	}
+	if (rv->error == -EEXIST) {
+		luo_reasonf(reason, sizeof(reason), "arena %s/%" PRIu64 ": [0x%" PRIx64 ", 0x%" PRIx64
+			    ") is already mapped in this image", session->name, token, d.addr, d.addr + d.size);
+		r = -EADDRINUSE;
+		goto fail;
+	}
+	if (rv->error < 0) {
+		r = rv->error;
+		goto fail;
+	}
+	base = mmap((void *)(uintptr_t)d.addr, d.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (base == MAP_FAILED) {
+		r = -errno;
+		goto fail;
+	}
+	r = luo_heap_check(base, d.size, reason, sizeof(reason));
+	if (r < 0) {
+		/* Back to an inaccessible reservation: the bytes stay in the memfd. */
+		mmap(base, d.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		goto fail;
+	}
+	a = arena_new(fd, base, d.size, d.flags);
+	if (!a) {
+		mmap(base, d.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		r = -ENOMEM;
+		goto fail;
+	}
+	rv->taken = true;
+	pthread_mutex_unlock(&reservations_lock);
+	apply_flags(a);
+	*ret_arena = a;
+	return 0;
+
+fail:
+	pthread_mutex_unlock(&reservations_lock);
+	safe_close(fd);
+	return r;
+}
+
+void luo_arena_close(struct luo_arena *a)
+{
+	if (!a)
+		return;
+	munmap(a->base, a->size);
+	safe_close(a->fd);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+void *luo_arena_alloc(struct luo_arena *a, size_t size)
+{
+	void *p;
+
+	if (!a) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pthread_mutex_lock(&a->lock);
+	p = luo_heap_alloc(a->base, size);
+	pthread_mutex_unlock(&a->lock);
+	return p;
+}
+
+void luo_arena_free(struct luo_arena *a, void *p)
+{
+	if (!a || !p)
+		return;
+	pthread_mutex_lock(&a->lock);
+	luo_heap_free(a->base, p, release_chunk, a);
+	pthread_mutex_unlock(&a->lock);
+}
+
+int luo_arena_set_root(struct luo_arena *a, void *p)
+{
+	int r;
+
+	if (!a)
+		return -EINVAL;
+	pthread_mutex_lock(&a->lock);
+	r = luo_heap_set_root(a->base, p);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+void *luo_arena_root(struct luo_arena *a)
+{
+	void *p;
+
+	if (!a)
+		return NULL;
+	pthread_mutex_lock(&a->lock);
+	p = luo_heap_root(a->base);
+	pthread_mutex_unlock(&a->lock);
+	return p;
+}
+
+void *luo_arena_base(const struct luo_arena *a)
+{
+	return a ? a->base : NULL;
+}
+
+size_t luo_arena_size(const struct luo_arena *a)
+{
+	return a ? a->size : 0;
+}

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LUO_HEAP_H
+#define LUO_HEAP_H
+
+/*
+ * DOC: the in-region heap, an allocator living inside an arena
+ *
+ * An arena is a memfd mapped at the same virtual address by the old and the
+ * new program image, so raw pointers stored inside it stay valid across the
+ * exec. This heap is the allocator that lives entirely INSIDE such a region:
+ * every byte of its state is in the region and refers to the region only by
+ * offsets from its base (never by absolute pointers), so the next image finds
+ * the allocator intact by mapping the region, and a copy of the region at
+ * another address is just as valid (luo_heap_check() passes there too).
+ *
+ * Layout (offsets from the region base; every number derived from the size):
+ *
+ *   0            struct luo_heap, the header (416 bytes)
+ *   map_offset   struct luo_heap_chunk map[nchunks], 16 bytes per data chunk
+ *   bitmap_off.  uint64_t free[ceil(nchunks / 64)]: bit i set = chunk i free
+ *   data_offset  nchunks data chunks of LUO_HEAP_CHUNK (64 KiB), the first
+ *                one at the first 64 KiB boundary after the bitmap
+ *
+ * Metadata is 16 bytes of map plus 1 bit of bitmap per 64 KiB data chunk,
+ * 16.125 / 65536 = 0.0246% of the data, plus the header, rounded up to
+ * whole chunks (so that runs are 64 KiB aligned):
+ *
+ *   region    data chunks   metadata            share
+ *   64 MiB           1023   1 chunk,  64 KiB    0.098%
+ *   1 GiB           16379   5 chunks, 320 KiB   0.031%
+ *   8 GiB          131039   33 chunks, 2.06 MiB 0.025%
+ *   1 TiB (max)  16773089   4127 chunks, 258 MiB 0.025%
+ *
+ * Small regions pay the rounding: the minimum, 192 KiB, is 1/3 metadata.
+ *
+ * Algorithm. A request of at most LUO_HEAP_SMALL_MAX (32 KiB) bytes is
+ * rounded up to one of LUO_HEAP_CLASSES size classes and served from a slab:
+ * a chunk cut into slots of that size. The classes are 16..128 in steps of
+ * 16, then four per doubling (25% steps) up to 8 KiB, then six sizes that
+ * divide a chunk with almost no tail (64 KiB / 7, 6, 5, 4, 3, 2):
+ *
+ *   16 32 48 64 80 96 112 128 | 160 192 224 256 | 320 384 448 512 |
+ *   640 768 896 1024 | 1280 1536 1792 2048 | 2560 3072 3584 4096 |
+ *   5120 6144 7168 8192 | 9360 10912 13104 16384 21840 32768
+ *
+ * A slab's free slots are a singly linked list of slot offsets (inside the
+ * chunk) stored in the free slots themselves; slots above a high-water mark
+ * (bump) were never handed out and are not on the list, so making a slab
+ * writes nothing in the chunk. The slabs of a class that have free slots
+ * are a doubly linked list of chunk indexes through their map entries,
+ * headed in the header; allocation takes from the head slab, preferring
+ * its listed (recently freed, warm) slots over bump slots. Larger requests
+ * get a run of whole chunks. Free chunks are found in the bitmap, first fit
+ * in address order from a hint below which no chunk is free; runs coalesce
+ * by construction (a freed run just sets its bits).
+ *
+ * Per-allocation overhead: no header per object. Internal waste is the
+ * rounding to a class: at most 15 bytes up to 128 (47% for a 17-byte
+ * request), under 20% from 129 bytes to 8 KiB, under 34% from 8 KiB to
+ * 32 KiB; a run wastes under one chunk (50% just above 32 KiB, under 6.25%
+ * from 1 MiB on). Slab tails (64 KiB mod class size) are at most 4 KiB
+ * (classes 5120 and 6144: 6.25%), under 2.5% for every other class, 0 for
+ * powers of two. Alignment: every block is LUO_HEAP_ALIGN (16) aligned
+ * relative to the base, runs 64 KiB aligned; the base itself is at least
+ * 16-byte aligned (page-aligned in practice).
+ *
+ * Fragmentation: the usual slab weakness. A slab goes back to the free
+ * chunks only when its last slot is freed, so one live 16-byte object can
+ * hold a whole 64 KiB chunk. An emptied slab is kept (not released) while
+ * it is the only slab of its class with free slots, so that a program
+ * allocating and freeing one object at a time does not make and release a
+ * chunk (and punch a hole) each time; at most one chunk per class, and
+ * when no free chunk run fits a request these kept slabs are taken back
+ * (O(slabs with free slots), on that failure path only) before giving up.
+ *
+ * Complexity: small alloc and free O(1) (the class from the request size
+ * by arithmetic, slot indexes by multiplying with a reciprocal), plus the
+ * bitmap search when a new slab is needed; large alloc O(nchunks / 64)
+ * bitmap words in the worst case (starting at the hint, so usually O(1))
+ * plus O(run length) map writes; large free O(run length);
+ * luo_heap_check() O(nchunks); the lazy check of one slab (below) O(its
+ * free slots), at most 4096.
+ *
+ * Lifecycle. luo_heap_format() on a fresh region. Then luo_heap_alloc(),
+ * luo_heap_free() and luo_heap_set_root() as the program runs. Across the
+ * exec the region is mapped again and luo_heap_check() is called on it
+ * BEFORE anything else: the previous image is hostile input (DESIGN.md,
+ * Security), so it validates the header (magic, version, sizes, offsets
+ * recomputed from the size, the class table) and the whole chunk map in
+ * O(nchunks): kinds known, runs inside the map and not overlapping, tails
+ * belonging to their head, bitmap equal to the map, slab class ids, free
+ * counts and list heads in range, class lists in range, acyclic, doubly
+ * linked consistently and holding exactly the slabs with free slots, and
+ * the counters (free and quarantined chunks, bytes in use) recomputed. It
+ * allocates nothing, changes nothing when it refuses (-EBADMSG, @reason
+ * says where), and never crashes or loops on any bytes.
+ *
+ * Slab free lists live in the data and are NOT walked there (that would be
+ * O(data)). Instead luo_heap_check() bumps an epoch in the header and each
+ * slab's map entry records the epoch its list was last validated in; the
+ * first time luo_heap_alloc() or luo_heap_free() touches a slab whose epoch
+ * differs, its list is walked, at most one step per listed slot: every
+ * offset below the high-water mark and slot-aligned, every slot carrying
+ * the free tag, the end reached after exactly the listed count (so no
+ * cycle, no repeat). A slab that fails is quarantined: taken off its class
+ * list, never allocated from, its chunk leaked (its live objects cannot be
+ * known), frees into it ignored and counted as bad frees; allocation goes
+ * on with another slab. The epoch is 8 bits in the map; luo_heap_check()
+ * rewrites any slab entry that already holds the new epoch, so an image
+ * cannot pre-mark its slabs as checked.
+ *
+ * What is guaranteed against a hostile region that passes the check: no
+ * access outside [base, base + size), no crash, no endless loop, and no two
+ * blocks handed out by this image overlapping each other (as long as it
+ * frees each of them once, and not through an inherited alias), a region
+ * that passes the check again after any sequence of calls. What cannot be
+ * guaranteed: that blocks handed out here do not overlap objects the old
+ * image still considered live (it could have declared them free), nor the
+ * integrity of anything the old image stored; the arena's users validate
+ * their own data.
+ *
+ * Frees. A pointer that is not the start of a live block of this heap is
+ * ignored and counted (stats.bad_frees), never acted on: outside the data
+ * area, in a free chunk, a run tail, a quarantined slab, not at a slot or
+ * run start, a slot above the slab's high-water mark (never handed out),
+ * and double frees, all detected exactly: a freed slot carries a 48-bit tag
+ * next to its link (the tag is cleared when the slot is handed out); a
+ * free that finds the tag in the slot walks the slab's list (O(free
+ * slots), only then) to tell a double free from user data that happens to
+ * look like the tag. Not detectable, here as in any allocator: a second
+ * free after the block was handed out again (it frees the new owner's).
+ * Writes into a freed block (use after free) are caught when the slot is
+ * popped (tag, link or count wrong: the slab is quarantined) unless they
+ * forge a link that stays consistent.
+ *
+ * Release. A chunk that becomes free (a freed run, an emptied slab) is
+ * handed to the release callback passed to luo_heap_free(), with its offset
+ * from the base and its length, so that the arena can punch a hole there
+ * (kept slabs taken back by an allocation are not: they are reused at
+ * once, and luo_heap_alloc() has no callback).
+ * The heap keeps no metadata in free chunks and never reads a chunk's data
+ * again before handing it out anew (a new slab starts with no listed slot),
+ * so the bytes may read back as zeros, or as anything. The callback is
+ * passed per call, not stored: function pointers and contexts are
+ * addresses of one image and have no place in the region.
+ *
+ * Thread safety: none inside. The caller serializes every call on one
+ * region with its own lock, which cannot live in the region: an image
+ * switch could happen while it is held. The release callback runs under
+ * that lock.
+ *
+ * Errors: luo_heap_format() -EINVAL (bad base or size); luo_heap_check()
+ * -EINVAL (NULL or misaligned base, region smaller than a header) or
+ * -EBADMSG (anything wrong in the bytes); luo_heap_alloc() NULL with errno
+ * ENOMEM (too large, full) or EINVAL (n == 0, no heap at @base);
+ * luo_heap_set_root() / luo_heap_stats() -EINVAL. @reason, when not NULL,
+ * says why for every error.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes per data chunk: the unit of slabs, runs and release. */
+#define LUO_HEAP_CHUNK (64u * 1024u)
+/* Alignment of the base and of every block. */
+#define LUO_HEAP_ALIGN 16u
+/* Largest request served from a slab; larger ones get runs of chunks. */
+#define LUO_HEAP_SMALL_MAX (32u * 1024u)
+/* Size classes. */
+#define LUO_HEAP_CLASSES 38u
+/* Slots in one slab (16-byte class). */
+#define LUO_HEAP_SLOTS_MAX (LUO_HEAP_CHUNK / LUO_HEAP_ALIGN)
+/* Data chunks, at least (at least a run and a slab). */
+#define LUO_HEAP_DATA_CHUNKS_MIN 2u
+/* Region sizes: a multiple of LUO_HEAP_CHUNK in [MIN, MAX]. */
+#define LUO_HEAP_SIZE_MIN ((size_t)(1u + LUO_HEAP_DATA_CHUNKS_MIN) * LUO_HEAP_CHUNK)
+#define LUO_HEAP_SIZE_MAX ((uint64_t)1 << 40)
+/* Data chunks, at most: chunk indexes fit in 32 bits with room to spare. */
+#define LUO_HEAP_CHUNKS_MAX (uint32_t)(LUO_HEAP_SIZE_MAX / LUO_HEAP_CHUNK)
+
+/*
+ * DOC: the persisted format
+ *
+ * Everything below is read by the next image: changing it (or the class
+ * table, which the header carries and luo_heap_check() compares) needs a
+ * LUO_HEAP_VERSION bump. Native byte order; the region never leaves the
+ * machine.
+ */
+#define LUO_HEAP_MAGIC UINT64_C(0x314145484f554c00) /* "\0LUOHEA1" */
+#define LUO_HEAP_VERSION 1u
+
+/* No chunk: ends of class lists, empty class heads. */
+#define LUO_HEAP_NO_CHUNK UINT32_MAX
+/* No slot: end of a slab's free list (never slot-aligned). */
+#define LUO_HEAP_NO_SLOT UINT16_MAX
+/*
+ * A free slot's first 8 bytes: (LUO_HEAP_FREE_TAG << 16) | offset of the
+ * next free slot in the chunk (LUO_HEAP_NO_SLOT at the end).
+ */
+#define LUO_HEAP_FREE_TAG UINT64_C(0x9e3779b97f4a)
+
+/* struct luo_heap_chunk.kind */
+enum {
+	LUO_HEAP_KIND_FREE = 0,        /* in the bitmap; other fields meaningless */
+	LUO_HEAP_KIND_RUN = 1,         /* first chunk of a run; next = length */
+	LUO_HEAP_KIND_TAIL = 2,        /* other chunks of a run; prev = head */
+	LUO_HEAP_KIND_QUARANTINED = 3, /* a slab found corrupt: never used again */
+	LUO_HEAP_KIND_SLAB = 16,       /* + class index: a slab of that class */
+};
+
+/* One map entry per data chunk. */
+struct luo_heap_chunk {
+	uint8_t kind;   /* LUO_HEAP_KIND_* */
+	uint8_t epoch;  /* slab: low 8 bits of the header epoch its list was validated in */
+	uint16_t nfree; /* slab: free slots, listed + never handed out */
+	uint16_t head;  /* slab: offset in the chunk of the first listed slot, or NO_SLOT */
+	uint16_t bump;  /* slab: slots [bump, slots) were never handed out */
+	uint32_t next;  /* slab with free slots: next in its class list; run: length */
+	uint32_t prev;  /* slab with free slots: previous in its class list; tail: head */
+};
+
+/* The header, at the region base. */
+struct luo_heap {
+	uint64_t magic;         /* LUO_HEAP_MAGIC */
+	uint32_t version;       /* LUO_HEAP_VERSION */
+	uint32_t header_size;   /* sizeof(struct luo_heap) */
+	uint64_t size;          /* the region, bytes */
+	uint64_t map_offset;    /* these three are recomputed from size and compared */
+	uint64_t bitmap_offset;
+	uint64_t data_offset;
+	uint32_t chunk_size;    /* LUO_HEAP_CHUNK */
+	uint32_t nchunks;       /* data chunks */
+	uint32_t nclasses;      /* LUO_HEAP_CLASSES */
+	uint32_t epoch;         /* bumped by each luo_heap_check() */
+	uint64_t root;          /* offset of the root object, 0 = none */
+	uint32_t hint;          /* no chunk below this one is free */
+	uint32_t reserved;      /* 0 */
+	uint64_t chunks_free;
+	uint64_t quarantined;   /* chunks */
+	uint64_t bytes_in_use;  /* slots and runs handed out, quarantined slabs excluded */
+	uint64_t bad_frees;
+	uint32_t class_size[LUO_HEAP_CLASSES];
+	uint32_t class_head[LUO_HEAP_CLASSES]; /* first slab with free slots, or NO_CHUNK */
+};
+
+_Static_assert(sizeof(struct luo_heap_chunk) == 16, "map entries are 16 bytes");
+_Static_assert(sizeof(struct luo_heap) == 416, "the header is 416 bytes");
+
+/*
+ * Called with a chunk range that became free: @offset from the base and
+ * @len, both multiples of LUO_HEAP_CHUNK. The heap will not read those
+ * bytes again before handing them out anew.
+ */
+typedef void (*luo_heap_release_fn)(void *ctx, size_t offset, size_t len);
+
+struct luo_heap_stats {
+	size_t bytes_in_use;   /* handed out, rounded to class or chunks */
+	size_t chunks_in_use;  /* slabs, runs and quarantined chunks */
+	size_t chunks_free;
+	size_t metadata_bytes; /* header, map, bitmap and rounding: data_offset */
+	size_t bad_frees;      /* frees ignored since format */
+	size_t quarantined;    /* chunks, since format */
+};
+
+/*
+ * Make a fresh heap in [@base, @base + @size): @size a multiple of
+ * LUO_HEAP_CHUNK in [LUO_HEAP_SIZE_MIN, LUO_HEAP_SIZE_MAX], @base
+ * LUO_HEAP_ALIGN aligned. Writes the metadata chunks only. 0 or -EINVAL.
+ */
+int luo_heap_format(void *base, size_t size, char *reason, size_t reason_len);
+
+/*
+ * Validate an incoming heap of @size bytes at @base, see the DOC above;
+ * on success bump its epoch. 0, -EINVAL or -EBADMSG.
+ */
+int luo_heap_check(void *base, size_t size, char *reason, size_t reason_len);
+
+/* @n bytes, 16-byte aligned, or NULL with errno ENOMEM or EINVAL. */
+void *luo_heap_alloc(void *base, size_t n);
+
+/*
+ * Free @p (NULL is fine; anything that is not a live block is ignored and
+ * counted). Chunks that become free are passed to @release (may be NULL).
+ */
+void luo_heap_free(void *base, void *p, luo_heap_release_fn release, void *ctx);
+
+/* The root object: NULL, or a pointer into the data area. 0 or -EINVAL. */
+int luo_heap_set_root(void *base, void *p);
+void *luo_heap_root(void *base);
+
+/* 0, or -EINVAL if @base holds no heap. */
+int luo_heap_stats(void *base, struct luo_heap_stats *ret_stats);
+
+#endif /* LUO_HEAP_H */

@@ -1,0 +1,1537 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The in-region heap (src/lib/heap.c) as an arena would use it: formats,
+ * allocation patterns checked against a shadow table (no overlap, contents
+ * intact), large runs, a full heap, frees of garbage, the root, release with
+ * simulated and real punch-holes, a copy of the region at another address,
+ * writes after free; then hostile regions: every header field, one lie at a
+ * time in the chunk map, seeded mutations of the map (accepted ones are then
+ * used and must stay consistent), damaged slab free lists. Ends with a
+ * throughput comparison against glibc malloc, printed, not asserted.
+ *
+ * Regions sit between guard pages. LUO_HEAP_TEST_SCALE=N (default 1)
+ * multiplies iteration counts, 0 runs a tenth (a quick valgrind pass);
+ * LUO_HEAP_TEST_SEED=S shifts the seeds (printed) for longer campaigns.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "heap.h"
+#include "test-util.h"
+
+#define KiB ((size_t)1024)
+#define MiB (1024 * KiB)
+#define GRANULE LUO_HEAP_ALIGN
+
+static unsigned scale = 1;
+static uint64_t seed_base;
+
+/* Iterations: @n at scale 1, n / 10 at scale 0 (valgrind). */
+static unsigned long iters(unsigned long n)
+{
+	return scale == 0 ? (n / 10 ? n / 10 : 1) : n * scale;
+}
+
+__attribute__((format(printf, 1, 2))) static void ok(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("ok - ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* xorshift64: seeded, so every failure can be replayed. */
+struct rng {
+	uint64_t s;
+};
+
+static uint64_t rng_next(struct rng *r)
+{
+	r->s ^= r->s << 13;
+	r->s ^= r->s >> 7;
+	r->s ^= r->s << 17;
+	return r->s;
+}
+
+static uint64_t rng_below(struct rng *r, uint64_t n)
+{
+	return rng_next(r) % n;
+}
+
+static struct rng rng_seed(uint64_t seed)
+{
+	struct rng r = { seed * UINT64_C(0x9E3779B97F4A7C15) + 1 };
+
+	rng_next(&r);
+	return r;
+}
+
+/* A region between two inaccessible guard pages: a stray access faults. */
+static char *region_map(size_t size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	char *p = mmap(NULL, size + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	CHECK(p != MAP_FAILED);
+	CHECK(mprotect(p + page, size, PROT_READ | PROT_WRITE) == 0);
+	return p + page;
+}
+
+static void region_unmap(void *p, size_t size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	CHECK(munmap((char *)p - page, size + 2 * page) == 0);
+}
+
+static struct luo_heap_stats stats(void *base)
+{
+	struct luo_heap_stats s;
+
+	CHECK_OK(luo_heap_stats(base, &s));
+	return s;
+}
+
+static void check_ok(void *base, size_t size)
+{
+	char reason[256] = "";
+	int r = luo_heap_check(base, size, reason, sizeof(reason));
+
+	if (r != 0) {
+		fprintf(stderr, "luo_heap_check: %d: %s\n", r, reason);
+		exit(1);
+	}
+}
+
+static struct luo_heap *hdr(void *base)
+{
+	return base;
+}
+
+static struct luo_heap_chunk *map_of(void *base)
+{
+	return (struct luo_heap_chunk *)((char *)base + hdr(base)->map_offset);
+}
+
+/* What a request of @n bytes really takes: its class, or whole chunks. */
+static size_t rounded(void *base, size_t n)
+{
+	if (n > LUO_HEAP_SMALL_MAX)
+		return (n + LUO_HEAP_CHUNK - 1) / LUO_HEAP_CHUNK * LUO_HEAP_CHUNK;
+	for (unsigned k = 0; k < LUO_HEAP_CLASSES; k++)
+		if (hdr(base)->class_size[k] >= n)
+			return hdr(base)->class_size[k];
+	abort();
+}
+
+/*
+ * The shadow table: every live block with its fill byte, and one byte per
+ * 16-byte granule of the region saying it belongs to a live block. A block
+ * handed out over an owned granule is an overlap.
+ */
+struct block {
+	char *p;
+	size_t n;
+	uint8_t pat;
+};
+
+struct tracker {
+	char *base;
+	size_t size;
+	uint8_t *owned;
+	struct block *blocks;
+	size_t n, cap;
+	size_t expect_bytes; /* bytes_in_use the heap should report */
+	uint8_t next_pat;
+	/* release */
+	bool zero_on_release;
+	int punch_fd;
+	size_t releases;
+	size_t released_bytes;
+	size_t last_release_off, last_release_len;
+};
+
+static void tracker_init(struct tracker *t, void *base, size_t size)
+{
+	*t = (struct tracker){ .base = base, .size = size, .punch_fd = -1, .next_pat = 1 };
+	t->owned = calloc(size / GRANULE, 1);
+	CHECK(t->owned);
+}
+
+static void tracker_fini(struct tracker *t)
+{
+	free(t->owned);
+	free(t->blocks);
+	*t = (struct tracker){ .punch_fd = -1 };
+}
+
+static void on_release(void *ctx, size_t offset, size_t len)
+{
+	struct tracker *t = ctx;
+	size_t data = hdr(t->base)->data_offset;
+
+	CHECK(offset % LUO_HEAP_CHUNK == 0 && len % LUO_HEAP_CHUNK == 0 && len > 0);
+	CHECK(offset >= data && offset + len <= t->size);
+	/* No live block in there. */
+	for (size_t g = offset / GRANULE; g < (offset + len) / GRANULE; g++)
+		CHECK(!t->owned[g]);
+	t->releases++;
+	t->released_bytes += len;
+	t->last_release_off = offset;
+	t->last_release_len = len;
+	if (t->zero_on_release)
+		memset(t->base + offset, 0, len); /* what a punched hole reads back as */
+	if (t->punch_fd >= 0)
+		CHECK(fallocate(t->punch_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+				(off_t)len) == 0);
+}
+
+static void mark(struct tracker *t, const char *p, size_t n, uint8_t v)
+{
+	size_t g0 = (size_t)(p - t->base) / GRANULE, g1 = g0 + (n + GRANULE - 1) / GRANULE;
+
+	for (size_t g = g0; g < g1; g++) {
+		if (v)
+			CHECK(!t->owned[g]); /* overlap */
+		t->owned[g] = v;
+	}
+}
+
+static void track(struct tracker *t, char *p, size_t n)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	CHECK(a % LUO_HEAP_ALIGN == 0);
+	CHECK(a >= (uintptr_t)t->base + hdr(t->base)->data_offset && a + n <= (uintptr_t)t->base + t->size);
+	if (n > LUO_HEAP_SMALL_MAX)
+		CHECK((a - (uintptr_t)t->base) % LUO_HEAP_CHUNK == 0);
+	mark(t, p, n, 1);
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 1024;
+		t->blocks = realloc(t->blocks, t->cap * sizeof(*t->blocks));
+		CHECK(t->blocks);
+	}
+	t->next_pat = (uint8_t)(t->next_pat * 7 + 3);
+	if (t->next_pat == 0)
+		t->next_pat = 0x5a;
+	t->blocks[t->n++] = (struct block){ p, n, t->next_pat };
+	memset(p, t->next_pat, n);
+	t->expect_bytes += rounded(t->base, n);
+}
+
+/* Allocate @n bytes and track them; NULL (ENOMEM) when full. */
+static char *talloc(struct tracker *t, size_t n)
+{
+	char *p;
+
+	errno = 0;
+	p = luo_heap_alloc(t->base, n);
+	if (!p) {
+		CHECK_EQ(errno, ENOMEM);
+		return NULL;
+	}
+	track(t, p, n);
+	return p;
+}
+
+static void check_pattern(const struct block *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if ((uint8_t)b->p[i] != b->pat) {
+			fprintf(stderr, "block %p (%zu bytes): byte %zu is %#x, expected %#x\n", (void *)b->p, b->n, i,
+				(uint8_t)b->p[i], b->pat);
+			exit(1);
+		}
+}
+
+/*
+ * Free block @idx after checking its contents. Returns false if the heap
+ * ignored the free (bad_frees went up): the block then stays owned, as the
+ * heap will never hand its bytes out again.
+ */
+static bool tfree(struct tracker *t, size_t idx)
+{
+	struct block b = t->blocks[idx];
+	size_t bad = stats(t->base).bad_frees;
+	bool freed;
+
+	check_pattern(&b);
+	t->blocks[idx] = t->blocks[--t->n];
+	/* Unmark first: release() checks that no live block is in a freed chunk. */
+	mark(t, b.p, b.n, 0);
+	luo_heap_free(t->base, b.p, on_release, t);
+	freed = stats(t->base).bad_frees == bad;
+	/* Either way no longer in use: a quarantined slab's blocks are not counted. */
+	t->expect_bytes -= rounded(t->base, b.n);
+	if (!freed)
+		mark(t, b.p, b.n, 1);
+	return freed;
+}
+
+static bool tfree_ptr(struct tracker *t, const char *p)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->blocks[i].p == p)
+			return tfree(t, i);
+	abort();
+}
+
+static void tfree_all(struct tracker *t)
+{
+	while (t->n > 0)
+		CHECK(tfree(t, t->n - 1));
+}
+
+static void check_bytes(struct tracker *t)
+{
+	CHECK_EQ(stats(t->base).bytes_in_use, t->expect_bytes);
+}
+
+/* Sizes as a program asks for them: mostly small, some mid, a few runs. */
+static size_t random_size(struct rng *r)
+{
+	uint64_t d = rng_below(r, 100);
+
+	if (d < 70)
+		return 1 + rng_below(r, 256);
+	if (d < 90)
+		return 257 + rng_below(r, 8192 - 256);
+	if (d < 97)
+		return 8193 + rng_below(r, LUO_HEAP_SMALL_MAX + 8192 - 8192);
+	return 40 * KiB + rng_below(r, 1 * MiB);
+}
+
+/* @ops random allocations and frees, at most @target blocks live. */
+static void workload(struct tracker *t, struct rng *r, unsigned long ops, size_t target)
+{
+	for (unsigned long k = 0; k < ops; k++) {
+		/* Free with probability n / target: about target / 2 blocks live. */
+		if (t->n > 0 && (t->n >= target || rng_below(r, target) < t->n)) {
+			tfree(t, rng_below(r, t->n));
+		} else if (!talloc(t, random_size(r)) && t->n > 0) {
+			tfree(t, rng_below(r, t->n)); /* full: make room */
+		}
+	}
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void test_format(void)
+{
+	size_t size = 4 * MiB;
+	char *base = region_map(size + LUO_HEAP_CHUNK);
+	char reason[256];
+	struct luo_heap_stats s;
+	double t0, t_check;
+
+	CHECK_ERR(luo_heap_format(NULL, size, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(base + 8, size, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(base, size - 4096, reason, sizeof(reason)), EINVAL);
+	CHECK(strstr(reason, "multiple"));
+	CHECK_ERR(luo_heap_format(base, LUO_HEAP_SIZE_MIN - LUO_HEAP_CHUNK, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(base, (size_t)LUO_HEAP_SIZE_MAX + LUO_HEAP_CHUNK, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(base, 0, NULL, 0), EINVAL);
+
+	/* Not a heap: refused, and the calls that trust a checked heap do nothing. */
+	CHECK_ERR(luo_heap_check(base, size, reason, sizeof(reason)), EBADMSG);
+	CHECK(strstr(reason, "magic"));
+	CHECK_ERR(luo_heap_check(NULL, size, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_check(base, 16, reason, sizeof(reason)), EINVAL);
+	errno = 0;
+	CHECK(!luo_heap_alloc(base, 16) && errno == EINVAL);
+	CHECK_ERR(luo_heap_stats(base, &s), EINVAL);
+	CHECK_ERR(luo_heap_set_root(base, base + LUO_HEAP_CHUNK), EINVAL);
+	CHECK(!luo_heap_root(base));
+	luo_heap_free(base, base + LUO_HEAP_CHUNK, NULL, NULL);
+
+	/* The smallest heap: one metadata chunk, two data chunks. */
+	CHECK_OK(luo_heap_format(base, LUO_HEAP_SIZE_MIN, reason, sizeof(reason)));
+	check_ok(base, LUO_HEAP_SIZE_MIN);
+	s = stats(base);
+	CHECK_EQ(s.chunks_free, LUO_HEAP_DATA_CHUNKS_MIN);
+	CHECK_EQ(s.metadata_bytes, LUO_HEAP_CHUNK);
+
+	CHECK_OK(luo_heap_format(base, size, reason, sizeof(reason)));
+	check_ok(base, size);
+	s = stats(base);
+	CHECK_EQ(s.chunks_free, size / LUO_HEAP_CHUNK - 1);
+	CHECK_EQ(s.chunks_in_use + s.bytes_in_use + s.bad_frees + s.quarantined, 0);
+	errno = 0;
+	CHECK(!luo_heap_alloc(base, 0) && errno == EINVAL);
+	/* Refused on a size other than the one formatted. */
+	CHECK_ERR(luo_heap_check(base, size + LUO_HEAP_CHUNK, reason, sizeof(reason)), EBADMSG);
+	CHECK_ERR(luo_heap_check(base, size - 1, reason, sizeof(reason)), EBADMSG);
+	region_unmap(base, size + LUO_HEAP_CHUNK);
+	ok("format: sizes, alignment, limits refused; minimal and 4 MiB heaps check clean");
+
+	/* Metadata: an 8 GiB region, sparse (only the metadata is written). */
+	size = 8192 * MiB;
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED) {
+		ok("# skip 8 GiB metadata: cannot map 8 GiB here");
+		return;
+	}
+	CHECK_OK(luo_heap_format(base, size, reason, sizeof(reason)));
+	check_ok(base, size);
+	t0 = now_ns();
+	check_ok(base, size);
+	t_check = now_ns() - t0;
+	s = stats(base);
+	CHECK(s.metadata_bytes * 1000 < size);
+	{
+		void *small = luo_heap_alloc(base, 100), *big = luo_heap_alloc(base, 3 * MiB);
+
+		CHECK(small && big);
+		luo_heap_free(base, big, NULL, NULL);
+		luo_heap_free(base, small, NULL, NULL);
+		check_ok(base, size);
+	}
+	ok("format: 8 GiB region: %zu data chunks, metadata %zu bytes (%.4f%%), luo_heap_check %.0f us",
+	   s.chunks_free, s.metadata_bytes, 100.0 * (double)s.metadata_bytes / (double)size, t_check / 1000);
+	CHECK(munmap(base, size) == 0);
+}
+
+/* Every class boundary and a spread of sizes: right rounding, room for n bytes. */
+static void test_sizes(void)
+{
+	size_t size = 32 * MiB;
+	char *base = region_map(size);
+	struct tracker t;
+	size_t count = 0;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	tracker_init(&t, base, size);
+	for (unsigned k = 0; k < LUO_HEAP_CLASSES; k++) {
+		size_t c = hdr(base)->class_size[k];
+
+		for (size_t n = c - 1; n <= c + 1; n++) {
+			CHECK(talloc(&t, n));
+			CHECK(talloc(&t, n));
+			count += 2;
+		}
+	}
+	for (size_t n = 1; n <= 3 * LUO_HEAP_CHUNK; n += 1 + n / 3) {
+		CHECK(talloc(&t, n));
+		count++;
+	}
+	check_bytes(&t);
+	check_ok(base, size);
+	for (size_t i = 0; i < t.n; i++)
+		check_pattern(&t.blocks[i]);
+	tfree_all(&t);
+	check_bytes(&t);
+	CHECK_EQ(stats(base).bytes_in_use, 0);
+	CHECK_EQ(stats(base).bad_frees, 0);
+	check_ok(base, size);
+	tracker_fini(&t);
+	region_unmap(base, size);
+	ok("sizes: %zu blocks at every class boundary and 1 B..192 KiB, rounded as documented", count);
+}
+
+/* Random allocations and frees; released chunks zeroed as a punched hole reads. */
+static void test_random(uint64_t seed)
+{
+	size_t size = 64 * MiB;
+	char *base = region_map(size);
+	struct rng r = rng_seed(seed);
+	unsigned long ops = iters(200000), done = 0;
+	struct tracker t;
+	struct luo_heap_stats s;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	tracker_init(&t, base, size);
+	t.zero_on_release = true;
+	while (done < ops) {
+		unsigned long step = ops - done < 20000 ? ops - done : 20000;
+
+		workload(&t, &r, step, 2000 + rng_below(&r, 4000));
+		done += step;
+		check_bytes(&t);
+		/* A check in the middle: every slab's list is walked again, and passes. */
+		check_ok(base, size);
+		CHECK_EQ(stats(base).quarantined, 0);
+		CHECK_EQ(stats(base).bad_frees, 0);
+	}
+	for (size_t i = 0; i < t.n; i++)
+		check_pattern(&t.blocks[i]);
+	tfree_all(&t);
+	s = stats(base);
+	CHECK_EQ(s.bytes_in_use, 0);
+	/* All chunks back but the one emptied slab each class may keep. */
+	CHECK(s.chunks_in_use <= LUO_HEAP_CLASSES);
+	CHECK(t.releases > 0);
+	check_ok(base, size);
+	/* And the whole data area as one run: the kept slabs are reclaimed. */
+	CHECK(talloc(&t, (size_t)hdr(base)->nchunks * LUO_HEAP_CHUNK));
+	tfree_all(&t);
+	check_ok(base, size);
+	ok("random: seed %" PRIu64 ", %lu ops, no overlap, contents intact, %zu releases (zeroed), checks clean",
+	   seed, ops, t.releases);
+	tracker_fini(&t);
+	region_unmap(base, size);
+}
+
+static void test_large(void)
+{
+	size_t size = 4 * MiB;
+	char *base = region_map(size);
+	uint32_t n;
+	struct tracker t;
+	char **p;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	n = hdr(base)->nchunks;
+	tracker_init(&t, base, size);
+
+	CHECK(talloc(&t, (size_t)n * LUO_HEAP_CHUNK));
+	CHECK(!talloc(&t, 1)); /* not even a slab */
+	tfree_all(&t);
+	CHECK(!talloc(&t, (size_t)n * LUO_HEAP_CHUNK + 1));
+	CHECK(!talloc(&t, SIZE_MAX));
+	CHECK(!talloc(&t, SIZE_MAX - LUO_HEAP_CHUNK + 2));
+
+	/* One chunk each, in address order (first fit). */
+	p = calloc(n, sizeof(*p));
+	CHECK(p);
+	for (uint32_t i = 0; i < n; i++) {
+		p[i] = luo_heap_alloc(base, LUO_HEAP_CHUNK);
+		CHECK(p[i] == base + hdr(base)->data_offset + (size_t)i * LUO_HEAP_CHUNK);
+	}
+	errno = 0;
+	CHECK(!luo_heap_alloc(base, LUO_HEAP_CHUNK) && errno == ENOMEM);
+	for (uint32_t i = 0; i < n; i += 2)
+		luo_heap_free(base, p[i], NULL, NULL);
+	/* Holes of one chunk: two do not fit, one goes to the lowest hole. */
+	errno = 0;
+	CHECK(!luo_heap_alloc(base, 2 * LUO_HEAP_CHUNK) && errno == ENOMEM);
+	luo_heap_free(base, p[5], NULL, NULL);
+	CHECK(luo_heap_alloc(base, 2 * LUO_HEAP_CHUNK + 1) == p[4]); /* 4, 5, 6 free: 3 chunks */
+	CHECK(luo_heap_alloc(base, LUO_HEAP_CHUNK) == p[0]);
+	check_ok(base, size);
+	luo_heap_free(base, p[4], NULL, NULL);
+	luo_heap_free(base, p[0], NULL, NULL);
+	for (uint32_t i = 1; i < n; i += 2)
+		if (i != 5)
+			luo_heap_free(base, p[i], NULL, NULL);
+	CHECK_EQ(stats(base).chunks_free, n);
+	CHECK_EQ(stats(base).bad_frees, 0);
+	/* Coalesced: the whole area again. */
+	CHECK(talloc(&t, (size_t)n * LUO_HEAP_CHUNK));
+	tfree_all(&t);
+	check_ok(base, size);
+	free(p);
+	tracker_fini(&t);
+	region_unmap(base, size);
+	ok("large: runs first fit in address order, coalesce, whole-area run, too large refused (ENOMEM)");
+}
+
+static void test_full(void)
+{
+	size_t size = 1 * MiB;
+	char *base = region_map(size);
+	uint32_t n;
+	size_t count = 0;
+	struct tracker t;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	n = hdr(base)->nchunks;
+	tracker_init(&t, base, size);
+	while (talloc(&t, 100))
+		count++;
+	CHECK_EQ(count, (size_t)n * (LUO_HEAP_CHUNK / 112));
+	CHECK(!talloc(&t, 16));
+	CHECK(!talloc(&t, LUO_HEAP_CHUNK));
+	CHECK_EQ(stats(base).chunks_free, 0);
+	check_bytes(&t);
+	check_ok(base, size);
+	tfree_all(&t);
+	CHECK_EQ(stats(base).chunks_free, n - 1); /* one emptied slab kept */
+	CHECK(talloc(&t, (size_t)n * LUO_HEAP_CHUNK));
+	tfree_all(&t);
+	check_ok(base, size);
+	tracker_fini(&t);
+	region_unmap(base, size);
+	ok("full: %zu blocks of 100 B fill %u chunks, then NULL/ENOMEM; all back after freeing", count, n);
+}
+
+static void test_bad_frees(void)
+{
+	size_t size = 2 * MiB;
+	char *base = region_map(size);
+	struct tracker t;
+	char *a, *b, *c, *run, *lone, *heap_ptr = malloc(32);
+	char stack_var[32];
+	size_t expect = 0;
+	uint64_t tag = LUO_HEAP_FREE_TAG << 16 | 0x40;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	tracker_init(&t, base, size);
+	a = talloc(&t, 64);
+	b = talloc(&t, 64);
+	c = talloc(&t, 64);
+	run = talloc(&t, 3 * LUO_HEAP_CHUNK);
+	lone = talloc(&t, 48); /* a fresh slab: slot 0 used, the rest never */
+	CHECK(a && b && c && run && lone && heap_ptr);
+
+	void *garbage[] = {
+		(void *)((uintptr_t)base - 16),
+		base,
+		base + 64,
+		base + hdr(base)->map_offset,
+		base + hdr(base)->data_offset - 16,
+		a + 16,
+		a + 8,
+		a + 1,
+		lone + 48,                    /* never handed out */
+		lone + LUO_HEAP_CHUNK - 16,   /* the slab's tail, no slot */
+		run + 16,
+		run + LUO_HEAP_CHUNK,         /* a run tail */
+		run + 2 * LUO_HEAP_CHUNK + 64,
+		lone + LUO_HEAP_CHUNK,        /* a free chunk */
+		base + size - 16,
+		base + size,
+		stack_var,
+		heap_ptr,
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(garbage); i++) {
+		luo_heap_free(base, garbage[i], NULL, NULL);
+		CHECK_EQ(stats(base).bad_frees, ++expect);
+	}
+	luo_heap_free(base, NULL, NULL, NULL);
+	CHECK_EQ(stats(base).bad_frees, expect);
+	check_ok(base, size);
+
+	/* Double frees: the head of the free list, deeper in it, a run. */
+	luo_heap_free(base, a, NULL, NULL);
+	luo_heap_free(base, a, NULL, NULL);
+	CHECK_EQ(stats(base).bad_frees, ++expect);
+	luo_heap_free(base, b, NULL, NULL);
+	luo_heap_free(base, a, NULL, NULL);
+	CHECK_EQ(stats(base).bad_frees, ++expect);
+	luo_heap_free(base, run, NULL, NULL);
+	luo_heap_free(base, run, NULL, NULL);
+	CHECK_EQ(stats(base).bad_frees, ++expect);
+	check_ok(base, size);
+
+	/* User data that looks like a free slot is no double free. */
+	memcpy(c, &tag, sizeof(tag));
+	luo_heap_free(base, c, NULL, NULL);
+	CHECK_EQ(stats(base).bad_frees, expect);
+	luo_heap_free(base, c, NULL, NULL);
+	CHECK_EQ(stats(base).bad_frees, ++expect);
+	check_ok(base, size);
+
+	/* The slab still hands out distinct slots, and the tracker agrees. */
+	t.n = 0;
+	memset(t.owned, 0, size / GRANULE);
+	t.owned[(size_t)(lone - base) / GRANULE] = 1;
+	t.owned[(size_t)(lone - base) / GRANULE + 1] = 1;
+	t.owned[(size_t)(lone - base) / GRANULE + 2] = 1;
+	t.expect_bytes = 48;
+	for (int i = 0; i < 2000; i++)
+		CHECK(talloc(&t, 1 + (size_t)i % 64));
+	check_bytes(&t);
+	tfree_all(&t);
+	luo_heap_free(base, lone, NULL, NULL);
+	CHECK_EQ(stats(base).bytes_in_use, 0);
+	CHECK_EQ(stats(base).bad_frees, expect);
+	check_ok(base, size);
+	free(heap_ptr);
+	tracker_fini(&t);
+	region_unmap(base, size);
+	ok("bad frees: %zu garbage pointers and double frees ignored and counted, heap intact", expect);
+}
+
+static void test_root(void)
+{
+	size_t size = 1 * MiB;
+	char *base = region_map(size);
+	char *p;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	CHECK(!luo_heap_root(base));
+	p = luo_heap_alloc(base, 200);
+	CHECK(p);
+	CHECK_OK(luo_heap_set_root(base, p));
+	CHECK(luo_heap_root(base) == p);
+	CHECK_ERR(luo_heap_set_root(base, base), EINVAL);
+	CHECK_ERR(luo_heap_set_root(base, base + hdr(base)->data_offset - 1), EINVAL);
+	CHECK_ERR(luo_heap_set_root(base, base + size), EINVAL);
+	CHECK_ERR(luo_heap_set_root(base, (void *)((uintptr_t)base - 1)), EINVAL);
+	CHECK_ERR(luo_heap_set_root(NULL, p), EINVAL);
+	CHECK(luo_heap_root(base) == p);
+	check_ok(base, size);
+	CHECK(luo_heap_root(base) == p);
+	CHECK_OK(luo_heap_set_root(base, NULL));
+	CHECK(!luo_heap_root(base));
+	region_unmap(base, size);
+	ok("root: set, get, refused outside the data area, cleared");
+}
+
+static void test_release(void)
+{
+	size_t size = 4 * MiB;
+	char *base = region_map(size);
+	struct tracker t;
+	struct rng r = rng_seed(7);
+	size_t chunk[3];
+	char *blk[3][64], *run;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	tracker_init(&t, base, size);
+	t.zero_on_release = true;
+	/* Three full slabs of 1 KiB slots. */
+	for (int s = 0; s < 3; s++) {
+		for (int i = 0; i < 64; i++) {
+			blk[s][i] = talloc(&t, 1024);
+			CHECK(blk[s][i]);
+		}
+		chunk[s] = (size_t)(blk[s][0] - base) / LUO_HEAP_CHUNK * LUO_HEAP_CHUNK;
+		CHECK_EQ((size_t)(blk[s][63] - base) / LUO_HEAP_CHUNK * LUO_HEAP_CHUNK, chunk[s]);
+	}
+	CHECK(chunk[0] != chunk[1] && chunk[1] != chunk[2]);
+	/* Slab 1 emptied alone in its class: kept. Then 0 and 2: released. */
+	for (int s = 1; s >= 0; s--) {
+		for (int i = 0; i < 64; i++)
+			CHECK(tfree_ptr(&t, blk[s][i]));
+		if (s == 1) {
+			CHECK_EQ(t.releases, 0);
+		} else {
+			CHECK_EQ(t.releases, 1);
+			CHECK_EQ(t.last_release_off, chunk[0]);
+			CHECK_EQ(t.last_release_len, LUO_HEAP_CHUNK);
+		}
+	}
+	tfree_all(&t);
+	CHECK_EQ(t.releases, 2);
+	CHECK_EQ(t.last_release_off, chunk[2]);
+	run = talloc(&t, 200 * KiB);
+	CHECK(run);
+	tfree_all(&t);
+	CHECK_EQ(t.releases, 3);
+	CHECK_EQ(t.last_release_off, (size_t)(run - base));
+	CHECK_EQ(t.last_release_len, 4 * LUO_HEAP_CHUNK);
+	check_ok(base, size);
+	/* Life goes on in zeroed chunks. */
+	workload(&t, &r, iters(30000), 800);
+	check_bytes(&t);
+	check_ok(base, size);
+	tfree_all(&t);
+	check_ok(base, size);
+	ok("release: emptied slabs (one kept per class) and runs released at the right offsets; "
+	   "heap correct over zeroed chunks (%zu releases)", t.releases);
+	tracker_fini(&t);
+	region_unmap(base, size);
+}
+
+/* The real thing: a memfd, MAP_SHARED, holes punched with fallocate(). */
+static void test_punch_hole(void)
+{
+	size_t size = 16 * MiB;
+	int fd = memfd_create("luo-heap-test", MFD_CLOEXEC);
+	struct tracker t;
+	struct rng r = rng_seed(11);
+	struct stat st_full, st_after;
+	char *base;
+
+	CHECK(fd >= 0);
+	CHECK(ftruncate(fd, (off_t)size) == 0);
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(base != MAP_FAILED);
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	tracker_init(&t, base, size);
+	t.punch_fd = fd;
+	workload(&t, &r, iters(30000), 1500);
+	for (size_t i = 0; i < t.n; i++)
+		check_pattern(&t.blocks[i]);
+	CHECK(fstat(fd, &st_full) == 0);
+	tfree_all(&t);
+	check_ok(base, size);
+	CHECK(fstat(fd, &st_after) == 0);
+	/* Left: the metadata and at most one kept slab per class. */
+	CHECK((size_t)st_after.st_blocks * 512 <= hdr(base)->data_offset + LUO_HEAP_CLASSES * LUO_HEAP_CHUNK);
+	workload(&t, &r, iters(10000), 500);
+	tfree_all(&t);
+	check_ok(base, size);
+	ok("punch hole: memfd from %lld KiB to %lld KiB resident after freeing all; reused after",
+	   (long long)st_full.st_blocks / 2, (long long)st_after.st_blocks / 2);
+	tracker_fini(&t);
+	CHECK(munmap(base, size) == 0);
+	close(fd);
+}
+
+/* Offsets, not pointers: the region copied elsewhere, the original unmapped. */
+static void test_relocate(void)
+{
+	size_t size = 16 * MiB;
+	char *a = region_map(size), *b;
+	struct tracker t;
+	struct rng r = rng_seed(3);
+	char *root;
+	size_t nblocks;
+
+	CHECK_OK(luo_heap_format(a, size, NULL, 0));
+	tracker_init(&t, a, size);
+	workload(&t, &r, iters(20000), 3000);
+	root = t.blocks[0].p;
+	CHECK_OK(luo_heap_set_root(a, root));
+
+	b = region_map(size);
+	CHECK(b != a);
+	memcpy(b, a, size);
+	region_unmap(a, size); /* any absolute pointer into a would fault now */
+	check_ok(b, size);
+	CHECK(luo_heap_root(b) == b + (root - a));
+	t.base = b;
+	for (size_t i = 0; i < t.n; i++) {
+		t.blocks[i].p = b + (t.blocks[i].p - a);
+		check_pattern(&t.blocks[i]);
+	}
+	nblocks = t.n;
+	CHECK_EQ(stats(b).bytes_in_use, t.expect_bytes);
+	workload(&t, &r, iters(20000), 3000);
+	check_bytes(&t);
+	check_ok(b, size);
+	tfree_all(&t);
+	CHECK_EQ(stats(b).bytes_in_use, 0);
+	CHECK_EQ(stats(b).bad_frees, 0);
+	check_ok(b, size);
+	tracker_fini(&t);
+	region_unmap(b, size);
+	ok("relocate: %zu live blocks and the root carried to another address, used and freed there", nblocks);
+}
+
+/* A small heap with every kind of chunk, for the corruption tests. */
+static char *hostile_template(size_t size, struct tracker *t)
+{
+	char *base = region_map(size);
+	char *victim;
+	uint64_t w;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	tracker_init(t, base, size);
+	/* A quarantined slab: a free list damaged, then touched. */
+	victim = talloc(t, 2048);
+	CHECK(talloc(t, 2048));
+	CHECK(tfree(t, 0));
+	memcpy(&w, victim, sizeof(w));
+	w ^= 1ull << 20;
+	memcpy(victim, &w, sizeof(w));
+	check_ok(base, size);
+	CHECK(!tfree(t, 0)); /* the slab is quarantined, the free ignored */
+	t->n = 0;
+	memset(t->owned, 0, size / GRANULE);
+	t->expect_bytes = 0;
+	CHECK_EQ(stats(base).quarantined, 1);
+	/* Partial slabs of three classes, a full one, runs, free chunks. */
+	for (int i = 0; i < 40; i++)
+		CHECK(talloc(t, 24));
+	for (int i = 0; i < 30; i++)
+		CHECK(talloc(t, 300));
+	for (int i = 0; i < 8; i++)
+		CHECK(talloc(t, 8000));
+	for (int i = 0; i < 5; i++)
+		CHECK(talloc(t, 4000));
+	CHECK(talloc(t, 3 * LUO_HEAP_CHUNK - 5));
+	CHECK(talloc(t, LUO_HEAP_CHUNK));
+	for (size_t i = 0; i < t->n; i += 3)
+		CHECK(tfree(t, i));
+	CHECK(luo_heap_set_root(base, t->blocks[1].p) == 0);
+	check_ok(base, size);
+	return base;
+}
+
+static void test_header_corruption(void)
+{
+	size_t size = 1 * MiB;
+	struct tracker t;
+	char *tmpl = hostile_template(size, &t), *b = region_map(size), *before = region_map(size);
+	struct luo_heap *h = (struct luo_heap *)b;
+	uint32_t n;
+	int rejected = 0, accepted = 0;
+	char reason[256];
+
+	memcpy(b, tmpl, size);
+	n = h->nchunks;
+
+#define MUTATE(what, stmt, expect)                                                                          \
+	do {                                                                                                \
+		memcpy(b, tmpl, size);                                                                      \
+		stmt;                                                                                       \
+		memcpy(before, b, size);                                                                    \
+		reason[0] = 0;                                                                              \
+		int _r = luo_heap_check(b, size, reason, sizeof(reason));                                  \
+		if (_r != (expect)) {                                                                       \
+			fprintf(stderr, "%s: check returned %d (%s), expected %d\n", what, _r, reason, expect); \
+			exit(1);                                                                            \
+		}                                                                                           \
+		if (_r < 0) {                                                                               \
+			CHECK(reason[0]);                                                                   \
+			CHECK(memcmp(b, before, size) == 0); /* refused: untouched */                       \
+			rejected++;                                                                         \
+		} else {                                                                                    \
+			accepted++;                                                                         \
+		}                                                                                           \
+	} while (0)
+
+	MUTATE("magic", h->magic ^= 1, -EBADMSG);
+	MUTATE("version+1", h->version++, -EBADMSG);
+	MUTATE("version 0", h->version = 0, -EBADMSG);
+	MUTATE("header_size", h->header_size -= 8, -EBADMSG);
+	MUTATE("size+", h->size += LUO_HEAP_CHUNK, -EBADMSG);
+	MUTATE("size-", h->size -= LUO_HEAP_CHUNK, -EBADMSG);
+	MUTATE("size 0", h->size = 0, -EBADMSG);
+	MUTATE("map_offset", h->map_offset += 16, -EBADMSG);
+	MUTATE("map_offset huge", h->map_offset = UINT64_MAX - 8, -EBADMSG);
+	MUTATE("bitmap_offset", h->bitmap_offset += 8, -EBADMSG);
+	MUTATE("data_offset+", h->data_offset += LUO_HEAP_CHUNK, -EBADMSG);
+	MUTATE("data_offset-", h->data_offset -= LUO_HEAP_CHUNK, -EBADMSG);
+	MUTATE("chunk_size", h->chunk_size /= 2, -EBADMSG);
+	MUTATE("nchunks-", h->nchunks--, -EBADMSG);
+	MUTATE("nchunks+", h->nchunks++, -EBADMSG);
+	MUTATE("nchunks max", h->nchunks = UINT32_MAX, -EBADMSG);
+	MUTATE("nclasses", h->nclasses--, -EBADMSG);
+	MUTATE("root in header", h->root = 8, -EBADMSG);
+	MUTATE("root at end", h->root = size, -EBADMSG);
+	MUTATE("root in metadata", h->root = h->data_offset - 1, -EBADMSG);
+	MUTATE("hint past end", h->hint = n + 1, -EBADMSG);
+	MUTATE("hint past free", h->hint = n, -EBADMSG);
+	MUTATE("reserved", h->reserved = 1, -EBADMSG);
+	MUTATE("chunks_free", h->chunks_free++, -EBADMSG);
+	MUTATE("quarantined", h->quarantined--, -EBADMSG);
+	MUTATE("bytes_in_use", h->bytes_in_use += 16, -EBADMSG);
+	for (unsigned k = 0; k < LUO_HEAP_CLASSES; k++) {
+		MUTATE("class_size", h->class_size[k] += 16, -EBADMSG);
+		MUTATE("class_head out of range", h->class_head[k] = n, -EBADMSG);
+		/* Chunk 0 is the quarantined slab: in no list. */
+		MUTATE("class_head to a quarantined chunk", h->class_head[k] = 0, -EBADMSG);
+		if (((struct luo_heap *)tmpl)->class_head[k] != LUO_HEAP_NO_CHUNK)
+			MUTATE("class list dropped", h->class_head[k] = LUO_HEAP_NO_CHUNK, -EBADMSG);
+	}
+	/* Any value is fine for these. */
+	MUTATE("epoch", h->epoch = 0xffffffff, 0);
+	MUTATE("bad_frees", h->bad_frees = 12345, 0);
+	MUTATE("hint lower", h->hint = 0, 0);
+	MUTATE("root elsewhere", h->root = h->data_offset, 0);
+	MUTATE("root none", h->root = 0, 0);
+#undef MUTATE
+	memcpy(b, tmpl, size);
+	CHECK_ERR(luo_heap_check(b, size - LUO_HEAP_CHUNK, reason, sizeof(reason)), EBADMSG);
+	tracker_fini(&t);
+	region_unmap(tmpl, size);
+	region_unmap(b, size);
+	region_unmap(before, size);
+	ok("header corruption: %d mutations refused with a reason and nothing written, %d harmless ones accepted",
+	   rejected, accepted);
+}
+
+/*
+ * Make the header's counters agree with a mutated map, the way a careful
+ * attacker would, so that mutants get past the counters to the deeper
+ * checks and into the allocator. Bounded like the check: it must not trip
+ * on garbage either.
+ */
+static void fix_counters(char *base, const struct luo_heap *tmpl)
+{
+	struct luo_heap *h = (struct luo_heap *)base;
+	struct luo_heap_chunk *map = (struct luo_heap_chunk *)(base + tmpl->map_offset);
+	uint64_t nfree = 0, q = 0, bytes = 0;
+
+	for (uint32_t i = 0; i < tmpl->nchunks;) {
+		uint8_t kind = map[i].kind;
+
+		if (kind == LUO_HEAP_KIND_FREE) {
+			nfree++;
+		} else if (kind == LUO_HEAP_KIND_QUARANTINED) {
+			q++;
+		} else if (kind == LUO_HEAP_KIND_RUN && map[i].next >= 1 && map[i].next <= tmpl->nchunks - i) {
+			bytes += (uint64_t)map[i].next * LUO_HEAP_CHUNK;
+			i += map[i].next;
+			continue;
+		} else if (kind >= LUO_HEAP_KIND_SLAB && kind < LUO_HEAP_KIND_SLAB + LUO_HEAP_CLASSES) {
+			uint32_t c = tmpl->class_size[kind - LUO_HEAP_KIND_SLAB], slots = LUO_HEAP_CHUNK / c;
+
+			if (map[i].nfree <= slots)
+				bytes += (uint64_t)(slots - map[i].nfree) * c;
+		}
+		i++;
+	}
+	h->chunks_free = nfree;
+	h->quarantined = q;
+	h->bytes_in_use = bytes;
+	h->hint = 0;
+}
+
+/* Mutate @b, a copy of @tmpl; offsets from the template, as @b's header may be hit. */
+static void mutate_map(char *b, const struct luo_heap *tmpl, struct rng *r)
+{
+	struct luo_heap *h = (struct luo_heap *)b;
+	struct luo_heap_chunk *map = (struct luo_heap_chunk *)(b + tmpl->map_offset);
+	uint32_t n = tmpl->nchunks, i = (uint32_t)rng_below(r, n);
+	uint64_t meta_end = tmpl->bitmap_offset + (n + 63) / 64 * 8;
+	uint64_t bm = tmpl->bitmap_offset, map_off = tmpl->map_offset;
+	int times = 1 + (int)rng_below(r, 3);
+
+	for (int t = 0; t < times; t++) {
+		switch (rng_below(r, 10)) {
+		case 0: /* bit flips anywhere in the metadata */
+			b[rng_below(r, meta_end)] ^= (char)(1 << rng_below(r, 8));
+			break;
+		case 1: /* random bytes in the map */
+			b[map_off + rng_below(r, meta_end - map_off)] = (char)rng_next(r);
+			break;
+		case 2: /* an entry of random bytes */
+			for (size_t k = 0; k < sizeof(map[i]); k++)
+				((uint8_t *)&map[i])[k] = (uint8_t)rng_next(r);
+			break;
+		case 3: /* an entry copied over another */
+			map[i] = map[rng_below(r, n)];
+			break;
+		case 4: /* a plausible link */
+			if (rng_below(r, 2))
+				map[i].next = rng_below(r, 4) ? (uint32_t)rng_below(r, n + 2) : LUO_HEAP_NO_CHUNK;
+			else
+				map[i].prev = rng_below(r, 4) ? (uint32_t)rng_below(r, n + 2) : LUO_HEAP_NO_CHUNK;
+			break;
+		case 5: { /* a plausible kind, the bitmap following or not */
+			static const uint8_t kinds[] = { 0, 1, 2, 3, 16, 17, 18, 30, 47, 53, 54 };
+			map[i].kind = kinds[rng_below(r, ARRAY_SIZE(kinds))];
+			if (rng_below(r, 2)) {
+				uint64_t *w = (uint64_t *)(b + bm) + i / 64;
+
+				if (map[i].kind == LUO_HEAP_KIND_FREE)
+					*w |= 1ull << (i % 64);
+				else
+					*w &= ~(1ull << (i % 64));
+			}
+			break;
+		}
+		case 6: /* a class list head */
+			h->class_head[rng_below(r, LUO_HEAP_CLASSES)] =
+				rng_below(r, 4) ? (uint32_t)rng_below(r, n + 1) : LUO_HEAP_NO_CHUNK;
+			break;
+		case 7: /* slab counters, plausible */
+			switch (rng_below(r, 3)) {
+			case 0:
+				map[i].nfree = (uint16_t)rng_below(r, 4100);
+				break;
+			case 1:
+				map[i].bump = (uint16_t)rng_below(r, 4100);
+				break;
+			default:
+				map[i].head = rng_below(r, 4) ? (uint16_t)(rng_below(r, 4096) * 16) : LUO_HEAP_NO_SLOT;
+				break;
+			}
+			break;
+		case 8: /* a run length */
+			map[i].next = (uint32_t)rng_below(r, n + 2);
+			break;
+		default: /* a bitmap bit */
+			((uint64_t *)(b + bm))[i / 64] ^= 1ull << (i % 64);
+			break;
+		}
+		i = (uint32_t)rng_below(r, n);
+	}
+	if (rng_below(r, 3))
+		fix_counters(b, tmpl);
+}
+
+/* The first chunk of @b's map that satisfies @pred, or abort. */
+static uint32_t find_chunk(char *b, bool (*pred)(const struct luo_heap_chunk *e))
+{
+	for (uint32_t i = 0; i < hdr(b)->nchunks; i++)
+		if (pred(&map_of(b)[i]))
+			return i;
+	abort();
+}
+
+static bool is_listed_slab(const struct luo_heap_chunk *e)
+{
+	return e->kind >= LUO_HEAP_KIND_SLAB && e->nfree > 0 && e->head != LUO_HEAP_NO_SLOT;
+}
+
+static bool is_full_slab(const struct luo_heap_chunk *e)
+{
+	return e->kind >= LUO_HEAP_KIND_SLAB && e->nfree == 0;
+}
+
+static bool is_run(const struct luo_heap_chunk *e)
+{
+	return e->kind == LUO_HEAP_KIND_RUN && e->next > 1;
+}
+
+static bool is_free(const struct luo_heap_chunk *e)
+{
+	return e->kind == LUO_HEAP_KIND_FREE;
+}
+
+/* One lie at a time in the map, each refused with the reason that names it. */
+static void test_map_targeted(void)
+{
+	size_t size = 1 * MiB;
+	struct tracker t;
+	char *tmpl = hostile_template(size, &t), *b = region_map(size);
+	const struct luo_heap *th = (const struct luo_heap *)tmpl;
+	struct luo_heap_chunk *map = (struct luo_heap_chunk *)(b + th->map_offset);
+	uint64_t *bm = (uint64_t *)(b + th->bitmap_offset);
+	uint32_t n = th->nchunks, slab, full, run, fr, cls, last_run = 0;
+	char reason[256];
+	int count = 0;
+
+	memcpy(b, tmpl, size);
+	slab = find_chunk(b, is_listed_slab);
+	full = find_chunk(b, is_full_slab);
+	run = find_chunk(b, is_run);
+	fr = find_chunk(b, is_free);
+	cls = map[slab].kind - LUO_HEAP_KIND_SLAB;
+	for (uint32_t i = 0; i < n; i++)
+		if (map[i].kind == LUO_HEAP_KIND_RUN)
+			last_run = i;
+
+#define LIE(what, stmt, fix, expect)                                                                        \
+	do {                                                                                                \
+		memcpy(b, tmpl, size);                                                                      \
+		stmt;                                                                                       \
+		if (fix)                                                                                    \
+			fix_counters(b, th);                                                                \
+		reason[0] = 0;                                                                              \
+		CHECK_ERR(luo_heap_check(b, size, reason, sizeof(reason)), EBADMSG);                        \
+		if (!strstr(reason, expect)) {                                                              \
+			fprintf(stderr, "%s: reason \"%s\", expected \"%s\"\n", what, reason, expect);      \
+			exit(1);                                                                            \
+		}                                                                                           \
+		count++;                                                                                    \
+	} while (0)
+
+	LIE("list back link", map[slab].prev = fr, true, "back link");
+	LIE("list cycle", map[slab].next = slab, true, "longer than");
+	LIE("list link out of range", map[slab].next = n, true, "out of range");
+	LIE("full slab in a list", hdr(b)->class_head[map[full].kind - LUO_HEAP_KIND_SLAB] = full, true,
+	    "list longer than its 0 slabs");
+	LIE("another class's slab in a list", hdr(b)->class_head[cls] = full, true,
+	    "not a slab of the class with free slots");
+	LIE("listed slab left out", hdr(b)->class_head[cls] = LUO_HEAP_NO_CHUNK, true, "list ends");
+	LIE("run past the end", (map[last_run].next = n - last_run + 1), true, "chunks left");
+	LIE("run of 0", map[run].next = 0, true, "chunks left");
+	CHECK(fr + 2 <= n);
+	LIE("run over a free chunk",
+	    (map[fr].kind = LUO_HEAP_KIND_RUN, map[fr].next = 2, bm[fr / 64] &= ~(1ull << (fr % 64))), true,
+	    "not a tail");
+	LIE("tail alone", (map[fr].kind = LUO_HEAP_KIND_TAIL, bm[fr / 64] &= ~(1ull << (fr % 64))), true,
+	    "tail without a run");
+	LIE("tail of another run", map[run + 1].prev = run + 7, true, "not a tail");
+	LIE("free chunk used in the bitmap", bm[fr / 64] &= ~(1ull << (fr % 64)), true, "not in the bitmap");
+	LIE("used chunk free in the bitmap", bm[slab / 64] |= 1ull << (slab % 64), true, "free in the bitmap");
+	LIE("bitmap past the end", bm[n / 64] |= 1ull << (n % 64), true, "past the last chunk");
+	LIE("unknown kind", map[full].kind = 4, false, "unknown kind");
+	LIE("class past the table", map[full].kind = LUO_HEAP_KIND_SLAB + LUO_HEAP_CLASSES, false, "unknown kind");
+	LIE("nfree > slots", map[slab].nfree = 5000, true, "more free slots");
+	LIE("bump > slots", map[slab].bump = 5000, true, "high-water");
+	LIE("fewer free than never used", (map[full].bump = 0, map[full].nfree = 1), true, "never-used");
+	LIE("listed without a head", map[slab].head = LUO_HEAP_NO_SLOT, true, "without a free list head");
+	LIE("head misaligned", map[slab].head += 8, true, "not a used slot");
+	LIE("head past the high-water mark", map[slab].head = (uint16_t)(hdr(b)->class_size[cls] * map[slab].bump),
+	    true, "not a used slot");
+	LIE("head without listed slots", map[full].head = 0, true, "head without listed");
+	LIE("free chunks count", hdr(b)->chunks_free--, false, "free chunks");
+#undef LIE
+	tracker_fini(&t);
+	region_unmap(tmpl, size);
+	region_unmap(b, size);
+	ok("map targeted: %d lies, each refused with the reason naming it", count);
+}
+
+/*
+ * Writes into freed blocks (the program's bug, not the old image's): caught
+ * when the damaged slot is popped, the slab quarantined, nothing handed out
+ * twice.
+ */
+static void test_use_after_free(void)
+{
+	size_t size = 2 * MiB;
+	char *base = region_map(size);
+	struct tracker t;
+	char *x, *y;
+	uint64_t w;
+	size_t q = 0;
+
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	tracker_init(&t, base, size);
+	for (int round = 0; round < 3; round++) {
+		size_t n = 16 << round; /* a fresh class each round */
+
+		x = talloc(&t, n);
+		y = talloc(&t, n);
+		CHECK(talloc(&t, n)); /* keeps the slab from emptying */
+		CHECK(tfree_ptr(&t, x));
+		CHECK(tfree_ptr(&t, y)); /* list: y -> x */
+		switch (round) {
+		case 0: /* garbage over the head */
+			memset(y, 0xab, 8);
+			break;
+		case 1: /* a forged end: one listed slot short */
+			w = LUO_HEAP_FREE_TAG << 16 | LUO_HEAP_NO_SLOT;
+			memcpy(y, &w, 8);
+			break;
+		default: /* a forged link to a live slot */
+			w = LUO_HEAP_FREE_TAG << 16 | (uint64_t)(t.blocks[t.n - 1].p - base) % LUO_HEAP_CHUNK;
+			memcpy(y, &w, 8);
+			break;
+		}
+		for (int i = 0; i < 100; i++)
+			CHECK(talloc(&t, n));
+		CHECK_EQ(stats(base).quarantined, ++q);
+		check_ok(base, size);
+	}
+	/*
+	 * Round 2's forgery passes one pop (a valid link); the next pop finds
+	 * the live slot without the tag. Frees into the quarantined slabs are
+	 * ignored: the third block of each round, and round 2's popped slot.
+	 */
+	while (t.n > 0)
+		tfree(&t, t.n - 1);
+	CHECK_EQ(stats(base).bad_frees, 4);
+	CHECK_EQ(stats(base).bytes_in_use, 0);
+	check_ok(base, size);
+	tracker_fini(&t);
+	region_unmap(base, size);
+	ok("use after free: damaged, shortened and forged links quarantine the slab, nothing handed out twice");
+}
+
+/*
+ * Seeded mutations of the map: each is refused with a reason, or accepted
+ * and then survives allocation and frees with no block overlapping another
+ * and a clean check after.
+ */
+static void test_map_fuzz(uint64_t seed)
+{
+	size_t size = 1 * MiB;
+	struct tracker tt;
+	char *tmpl = hostile_template(size, &tt), *b = region_map(size);
+	struct rng r = rng_seed(seed);
+	unsigned long n = iters(5000), accepted = 0;
+	char reason[256];
+
+	for (unsigned long it = 0; it < n; it++) {
+		struct tracker t;
+		int ret;
+
+		memcpy(b, tmpl, size);
+		mutate_map(b, (const struct luo_heap *)tmpl, &r);
+		reason[0] = 0;
+		ret = luo_heap_check(b, size, reason, sizeof(reason));
+		if (ret != 0) {
+			CHECK_EQ(ret, -EBADMSG);
+			CHECK(reason[0]);
+			continue;
+		}
+		accepted++;
+		/* Only this image's blocks are tracked: the old ones are the old image's word. */
+		tracker_init(&t, b, size);
+		for (int k = 0; k < 300; k++) {
+			uint64_t d = rng_below(&r, 10);
+
+			if (d < 5) {
+				talloc(&t, rng_below(&r, 3) ? 1 + rng_below(&r, 3000) : 1 + rng_below(&r, 200 * KiB));
+			} else if (d < 9 && t.n > 0) {
+				CHECK(tfree(&t, rng_below(&r, t.n)));
+			} else {
+				/* A garbage free, anywhere but at a block of ours. */
+				char *p = b + rng_below(&r, size + 64) / 16 * 16;
+
+				if (p >= b + size || !t.owned[(size_t)(p - b) / GRANULE])
+					luo_heap_free(b, p, NULL, NULL);
+			}
+		}
+		check_ok(b, size);
+		tfree_all(&t);
+		check_ok(b, size);
+		tracker_fini(&t);
+	}
+	/* Metadata of random bytes, the header kept or not: refused, whatever it holds. */
+	for (unsigned long it = 0; it < n / 5; it++) {
+		uint64_t meta = ((struct luo_heap *)tmpl)->data_offset;
+		size_t keep = rng_below(&r, 2) ? sizeof(struct luo_heap) : rng_below(&r, 2) ? 16 : 0;
+
+		memcpy(b, tmpl, meta);
+		for (uint64_t k = keep; k < meta; k += 8) {
+			uint64_t w = rng_next(&r);
+
+			memcpy(b + k, &w, 8);
+		}
+		CHECK_ERR(luo_heap_check(b, size, reason, sizeof(reason)), EBADMSG);
+	}
+	tracker_fini(&tt);
+	region_unmap(tmpl, size);
+	region_unmap(b, size);
+	ok("map fuzz: seed %" PRIu64 ", %lu mutants, %lu accepted and used without overlap, the rest refused; "
+	   "%lu random metadata refused",
+	   seed, n, accepted, n / 5);
+}
+
+/*
+ * Damaged slab free lists (in the data, so the check passes): each damaged
+ * slab is quarantined the first time it is touched, frees into it ignored,
+ * and allocation goes on elsewhere with no overlap.
+ */
+static void test_freelist_corruption(uint64_t seed)
+{
+	size_t size = 16 * MiB;
+	char *a = region_map(size), *b = region_map(size);
+	struct rng r = rng_seed(seed);
+	struct tracker t;
+	struct block *freed;
+	size_t nfreed = 0, damaged = 0, expect_bad = 0;
+	uint32_t bad_chunks[64];
+	struct luo_heap_chunk *map;
+
+	CHECK_OK(luo_heap_format(a, size, NULL, 0));
+	tracker_init(&t, a, size);
+	for (int i = 0; i < 12000; i++)
+		CHECK(talloc(&t, 1 + rng_below(&r, 2048)));
+	freed = calloc(t.n, sizeof(*freed));
+	CHECK(freed);
+	for (size_t i = 0; i < t.n; i++)
+		if (rng_below(&r, 2)) {
+			freed[nfreed++] = t.blocks[i];
+			CHECK(tfree(&t, i));
+		}
+
+	memcpy(b, a, size);
+	region_unmap(a, size);
+	t.base = b;
+	for (size_t i = 0; i < t.n; i++)
+		t.blocks[i].p = b + (t.blocks[i].p - a);
+	map = map_of(b);
+
+	/* Damage one listed slot in each of up to 64 slabs that still hold live blocks. */
+	for (size_t f = 0; f < nfreed && damaged < ARRAY_SIZE(bad_chunks); f++) {
+		size_t off = (size_t)(freed[f].p - a), rel = off - hdr(b)->data_offset;
+		uint32_t ci = (uint32_t)(rel / LUO_HEAP_CHUNK), in = (uint32_t)(rel % LUO_HEAP_CHUNK);
+		struct luo_heap_chunk *e = &map[ci];
+		uint32_t cls, csize, slots;
+		uint64_t w, next;
+		bool seen = false;
+		char *slot = b + off;
+
+		if (e->kind < LUO_HEAP_KIND_SLAB)
+			continue; /* released */
+		cls = e->kind - LUO_HEAP_KIND_SLAB;
+		csize = hdr(b)->class_size[cls];
+		slots = LUO_HEAP_CHUNK / csize;
+		if (e->nfree == slots)
+			continue; /* no live block: only allocation would touch it */
+		for (size_t k = 0; k < damaged; k++)
+			seen |= bad_chunks[k] == ci;
+		if (seen)
+			continue;
+		memcpy(&w, slot, sizeof(w));
+		CHECK_EQ(w >> 16, LUO_HEAP_FREE_TAG);
+		next = w & 0xffff;
+		switch (damaged % 7) {
+		case 0:
+			w ^= rng_next(&r) | 1;
+			break;
+		case 1: /* a loop to itself */
+			w = LUO_HEAP_FREE_TAG << 16 | in;
+			break;
+		case 2: /* back to the head: a cycle */
+			w = LUO_HEAP_FREE_TAG << 16 | e->head;
+			break;
+		case 3: /* cut short, or a cycle if it was the end */
+			w = LUO_HEAP_FREE_TAG << 16 | (next != LUO_HEAP_NO_SLOT ? LUO_HEAP_NO_SLOT : e->head);
+			break;
+		case 4: { /* to a live block of the slab */
+			uint32_t live = LUO_HEAP_NO_SLOT;
+
+			for (size_t k = 0; k < t.n && live == LUO_HEAP_NO_SLOT; k++) {
+				size_t lrel = (size_t)(t.blocks[k].p - b) - hdr(b)->data_offset;
+
+				if (lrel / LUO_HEAP_CHUNK == ci)
+					live = (uint32_t)(lrel % LUO_HEAP_CHUNK);
+			}
+			CHECK(live != LUO_HEAP_NO_SLOT);
+			w = LUO_HEAP_FREE_TAG << 16 | live;
+			break;
+		}
+		case 5: /* the tag gone */
+			w = next;
+			break;
+		default: /* misaligned */
+			w = LUO_HEAP_FREE_TAG << 16 | ((in + 8) & 0xffff);
+			break;
+		}
+		memcpy(slot, &w, sizeof(w));
+		/* Half of them claim to be checked already in the epoch the check will start. */
+		if (damaged % 2)
+			e->epoch = (uint8_t)(hdr(b)->epoch + 1);
+		bad_chunks[damaged++] = ci;
+	}
+	CHECK(damaged >= 20);
+	for (size_t i = 0; i < t.n; i++) {
+		size_t rel = (size_t)(t.blocks[i].p - b) - hdr(b)->data_offset;
+
+		for (size_t k = 0; k < damaged; k++)
+			if (bad_chunks[k] == rel / LUO_HEAP_CHUNK)
+				expect_bad++;
+	}
+
+	check_ok(b, size); /* the map is intact: the lists are checked lazily */
+	CHECK_EQ(stats(b).quarantined, 0);
+	/* Free every old block: the damaged slabs are touched, quarantined, their frees ignored. */
+	while (t.n > 0)
+		tfree(&t, t.n - 1);
+	CHECK_EQ(stats(b).quarantined, damaged);
+	CHECK_EQ(stats(b).bad_frees, expect_bad);
+	check_bytes(&t);
+	check_ok(b, size);
+	/* Allocate and free at length: never a block over another, or over the quarantined ones. */
+	workload(&t, &r, iters(30000), 3000);
+	check_bytes(&t);
+	check_ok(b, size);
+	tfree_all(&t);
+	CHECK_EQ(stats(b).bytes_in_use, 0);
+	check_ok(b, size);
+	CHECK_EQ(stats(b).quarantined, damaged);
+	free(freed);
+	tracker_fini(&t);
+	region_unmap(b, size);
+	ok("free-list corruption: seed %" PRIu64 ", %zu slabs damaged 7 ways (half pre-marked as checked), all "
+	   "quarantined, %zu frees into them ignored, no overlap after",
+	   seed, damaged, expect_bad);
+}
+
+/* Printed, not asserted: N small blocks allocated, then freed in random order. */
+static void test_throughput(void)
+{
+	size_t size = 256 * MiB, n = scale == 0 ? 50000 : 500000; /* ~75 MiB at most */
+	char *base = region_map(size);
+	void **p = calloc(n, sizeof(*p));
+	size_t *sz = calloc(n, sizeof(*sz)), *order = calloc(n, sizeof(*order));
+	struct rng r = rng_seed(5);
+	double t0, t_heap_a, t_heap_f, t_malloc_a, t_malloc_f, t_pp_heap, t_pp_malloc;
+
+	CHECK(p && sz && order);
+	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	for (size_t i = 0; i < n; i++) {
+		sz[i] = 16 + rng_below(&r, 241);
+		order[i] = i;
+	}
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = rng_below(&r, i + 1), x = order[i];
+
+		order[i] = order[j];
+		order[j] = x;
+	}
+
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		p[i] = luo_heap_alloc(base, sz[i]);
+		*(char *)p[i] = 1; /* a NULL faults: the region is sized for n */
+	}
+	t_heap_a = now_ns() - t0;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++)
+		luo_heap_free(base, p[order[i]], NULL, NULL);
+	t_heap_f = now_ns() - t0;
+	CHECK_EQ(stats(base).bytes_in_use, 0);
+	CHECK_EQ(stats(base).bad_frees, 0);
+
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		p[i] = malloc(sz[i]);
+		*(char *)p[i] = 1;
+	}
+	t_malloc_a = now_ns() - t0;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++)
+		free(p[order[i]]);
+	t_malloc_f = now_ns() - t0;
+
+	/* One block at a time: the kept slab spares a chunk per round trip. */
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		void *q = luo_heap_alloc(base, sz[i]);
+
+		*(volatile char *)q = 1;
+		luo_heap_free(base, q, NULL, NULL);
+	}
+	t_pp_heap = now_ns() - t0;
+	t0 = now_ns();
+	for (size_t i = 0; i < n; i++) {
+		void *q = malloc(sz[i]);
+
+		*(volatile char *)q = 1;
+		free(q);
+	}
+	t_pp_malloc = now_ns() - t0;
+
+	check_ok(base, size);
+	printf("# throughput, %zu blocks of 16..256 B (ns per call)\n", n);
+	printf("#   luo_heap: alloc %6.1f  free %6.1f  alloc+free %6.1f\n", t_heap_a / (double)n,
+	       t_heap_f / (double)n, t_pp_heap / (double)n);
+	printf("#   malloc:   alloc %6.1f  free %6.1f  alloc+free %6.1f\n", t_malloc_a / (double)n,
+	       t_malloc_f / (double)n, t_pp_malloc / (double)n);
+	free(p);
+	free(sz);
+	free(order);
+	region_unmap(base, size);
+	ok("throughput measured (not asserted)");
+}
+
+int main(void)
+{
+	const char *s = getenv("LUO_HEAP_TEST_SCALE");
+
+	if (s)
+		scale = (unsigned)strtoul(s, NULL, 10);
+	s = getenv("LUO_HEAP_TEST_SEED");
+	if (s)
+		seed_base = strtoull(s, NULL, 10);
+	test_begin();
+	test_format();
+	test_sizes();
+	test_random(seed_base + 1);
+	test_random(seed_base + 2);
+	test_large();
+	test_full();
+	test_bad_frees();
+	test_root();
+	test_release();
+	test_punch_hole();
+	test_relocate();
+	test_header_corruption();
+	test_map_targeted();
+	test_use_after_free();
+	test_map_fuzz(seed_base + 1);
+	test_map_fuzz(seed_base + 2);
+	test_freelist_corruption(seed_base + 1);
+	test_freelist_corruption(seed_base + 2);
+	test_throughput();
+	check_no_fd_leak();
+	return 0;
+}
