@@ -229,7 +229,8 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * image's memory is torn down in that child, after the new image started,
  * so the blackout does not grow with what was mapped (arenas above all).
  * It runs SCHED_IDLE, holds no fd, and the new image's luo_ready() or
- * luo_close() reaps it (only waitpid() with __WALL or __WCLONE sees it).
+ * luo_close() reaps it (only waitpid() with __WALL or __WCLONE sees it;
+ * libluo waits with __WCLONE, so it never reaps the program's children).
  *
  * The blob records this process's argv (from /proc/self/cmdline, as the
  * process may have rewritten it) and binary for a rollback; the old image

@@ -310,7 +310,8 @@ void luo_reaper_reap(struct luo *luo, bool wait)
 	if (luo->reaper_pid <= 0)
 		return;
 	for (;;) {
-		pid_t r = waitpid(luo->reaper_pid, NULL, __WALL | (wait ? 0 : WNOHANG));
+		/* __WCLONE: only children with no exit signal, as the reaper is. */
+		pid_t r = waitpid(luo->reaper_pid, NULL, __WCLONE | (wait ? 0 : WNOHANG));
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -376,10 +377,12 @@ static int adopt_handover(struct luo *luo, unsigned int flags, int registry_erro
 
 	if (read_env(LUO_ABI_EXEC_NS_ENV, UINT64_MAX, &exec_ns, &exec_present) < 0)
 		exec_ns = 0; /* informative only */
-	if (read_env(LUO_ABI_REAPER_ENV, INT32_MAX, &reaper, &reaper_present) == 0 && reaper_present)
-		luo->reaper_pid = (pid_t)reaper;
+	if (read_env(LUO_ABI_REAPER_ENV, INT32_MAX, &reaper, &reaper_present) < 0)
+		reaper_present = false;
 	bool came_back = read_rollback_env(luo);
 	r = read_env(LUO_HANDOVER_FD_ENV, LUO_ABI_FD_NUMBER_MAX, &v, &present);
+	if (present && reaper_present && reaper > 0)
+		luo->reaper_pid = (pid_t)reaper; /* only with a handover: never a stray pid */
 	if (!present) {
 		/* Nothing came back: a stray variable says nothing. */
 		luo->rollback_error = 0;
