@@ -228,7 +228,10 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * reference on the old address space and waits for the exec: the old
  * image's memory is torn down in that child, after the new image started,
  * so the blackout does not grow with what was mapped (arenas above all).
- * It runs SCHED_IDLE, holds no fd, and the new image's luo_ready() or
+ * It runs SCHED_IDLE, waits 100 ms after the exec so that the teardown
+ * does not compete with the new image's start (the old image's private
+ * memory is freed that much later), holds no fd, and the new image's
+ * luo_ready() or
  * luo_close() reaps it (only waitpid() with __WALL or __WCLONE sees it;
  * libluo waits with __WCLONE, so it never reaps the program's children).
  *

@@ -325,12 +325,16 @@ static int check_executable(const char *path)
  * reaps it (LUO_ABI_REAPER_ENV, luo_ready()/luo_close()).
  */
 #define REAPER_STACK (64u << 10)
+/* How long the reaper waits after the exec before it lets the old memory go. */
+#define REAPER_DELAY_NS (100 * 1000 * 1000)
 
 struct reaper {
 	pid_t pid;
 	int wfd;
 	void *stack;
 };
+
+static const struct timespec reaper_delay = { .tv_nsec = REAPER_DELAY_NS };
 
 static int reaper_main(void *arg)
 {
@@ -351,6 +355,8 @@ static int reaper_main(void *arg)
 		if (n >= 0 || errno != EINTR)
 			break;
 	}
+	/* Let the new image start before the teardown competes with it for memory bandwidth. */
+	syscall(SYS_nanosleep, &reaper_delay, NULL);
 	syscall(SYS_exit, 0);
 	return 0;
 }
