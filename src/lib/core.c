@@ -501,7 +501,7 @@ void luo_close(struct luo *luo)
 	free_sessions(luo);
 	free(luo->sessions);
 	free(luo->report);
-	luo_reaper_reap(luo, true);
+	luo_reaper_reap(luo, false); /* no waiting out its delay: at worst a zombie until exit */
 	pthread_mutex_unlock(&luo->lock);
 	pthread_mutex_destroy(&luo->lock);
 	free(luo);
