@@ -231,9 +231,9 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * It runs SCHED_IDLE, waits 100 ms after the exec so that the teardown
  * does not compete with the new image's start (the old image's private
  * memory is freed that much later), holds no fd, and the new image's
- * luo_ready(), luo_close() (without waiting: a handle closed within the
- * delay leaves a zombie until the next luo_update() or exit) or
- * luo_close() reaps it (only waitpid() with __WALL or __WCLONE sees it;
+ * luo_ready() or luo_close() reaps it without waiting (a handle closed
+ * within the delay leaves a zombie until exit), luo_update() waiting (only
+ * waitpid() with __WALL or __WCLONE sees it;
  * libluo waits with __WCLONE, so it never reaps the program's children).
  *
  * The blob records this process's argv (from /proc/self/cmdline, as the
