@@ -5,30 +5,8 @@
 # builds: test-versions.sh; rollback: test-rollback.sh.
 set -euo pipefail
 bin=$1
-tmp=$(mktemp -d)
-server= client=
-cleanup() {
-	[ -n "$client" ] && kill -9 "$client" 2>/dev/null
-	[ -n "$server" ] && kill -9 "$server" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*"
-	for f in "$tmp"/server* "$tmp"/client*; do [ -e "$f" ] && { echo "--- $f"; cat "$f"; }; done
-	exit 1
-}
-
-# Wait (up to 30 s, polling) until PATTERN is in FILE.
-wait_for() {
-	for _ in $(seq 600); do
-		grep -q -- "$2" "$1" && return 0
-		kill -0 "$server" 2>/dev/null || fail "the server died waiting for '$2'"
-		sleep 0.05
-	done
-	fail "timed out waiting for '$2' in $1"
-}
+. "$(dirname "$0")/service-lib.sh"
+wait_for() { wait_in "$@"; }
 
 stop_server() {
 	local rc=0

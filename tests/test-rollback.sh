@@ -12,31 +12,9 @@ set -euo pipefail
 v2=$1
 broken=$2
 luoctl=$3
-tmp=$(mktemp -d)
-server= client=
-cleanup() {
-	[ -n "$client" ] && kill -9 "$client" 2>/dev/null
-	[ -n "$server" ] && kill -9 "$server" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*"
-	echo "--- server output"; cat "$tmp/server" 2>/dev/null || true
-	echo "--- client output"; cat "$tmp/client" 2>/dev/null || true
-	exit 1
-}
-
-# Wait (up to 30 s, polling) until PATTERN is in the server's output.
-wait_for() {
-	for _ in $(seq 600); do
-		grep -q -- "$1" "$tmp/server" && return 0
-		kill -0 "$server" 2>/dev/null || fail "the server died waiting for '$1'"
-		sleep 0.05
-	done
-	fail "timed out waiting for '$1' in the server's output"
-}
+. "$(dirname "$0")/service-lib.sh"
+# Wait until PATTERN is in the server's output [COUNT times].
+wait_for() { wait_in "$tmp/server" "$@"; }
 
 gen_line() { grep -- "] generation $1: " "$tmp/server" | tail -n 1; }
 gen_counter() { gen_line "$1" | sed -n 's/.*: counter \([0-9]*\).*/\1/p'; }

@@ -11,32 +11,9 @@
 set -euo pipefail
 declare -A bin=([v1]=$1 [v2]=$2 [v3]=$3)
 luoctl=$4
-tmp=$(mktemp -d)
-server= client=
-cleanup() {
-	[ -n "$client" ] && kill -9 "$client" 2>/dev/null
-	[ -n "$server" ] && kill -9 "$server" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*"
-	echo "--- server output"; cat "$tmp/server" 2>/dev/null || true
-	echo "--- client output"; cat "$tmp/client" 2>/dev/null || true
-	exit 1
-}
-
-# Wait (up to 30 s, polling) until PATTERN is in the server's output COUNT times.
-wait_for() {
-	local pattern=$1 count=${2:-1}
-	for _ in $(seq 600); do
-		[ "$(grep -c -- "$pattern" "$tmp/server" || true)" -ge "$count" ] && return 0
-		kill -0 "$server" 2>/dev/null || fail "the server died waiting for '$pattern'"
-		sleep 0.05
-	done
-	fail "timed out waiting for '$pattern' (x$count) in the server's output"
-}
+. "$(dirname "$0")/service-lib.sh"
+# Wait until PATTERN is in the server's output [COUNT times].
+wait_for() { wait_in "$tmp/server" "$@"; }
 
 # The line of generation G.
 gen_line() { grep -- "] generation $1: " "$tmp/server" | tail -n 1; }
