@@ -1141,6 +1141,7 @@ static void next_clash(struct luo *luo, struct luo_session *s, const struct stat
 
 	t0 = now_ms();
 	CHECK_ERR(luo_arena_retrieve(s, TOK_ARENA, &a), EADDRINUSE);
+	CHECK(strstr(luo_arena_retrieve_error(s), "already mapped in this image") != NULL);
 	dt = now_ms() - t0;
 	CHECK(a == NULL);
 	CHECK(squatter_intact());
@@ -1191,6 +1192,7 @@ static void next_corrupt_header(struct luo *luo, struct luo_session *s, const st
 
 	t0 = now_ms();
 	CHECK_ERR(luo_arena_retrieve(s, TOK_ARENA, &a), EBADMSG);
+	CHECK(strstr(luo_arena_retrieve_error(s), "arena ") != NULL && strlen(luo_arena_retrieve_error(s)) > 20);
 	dt = now_ms() - t0;
 	CHECK(a == NULL);
 	check_inaccessible(st->base[0], st->size[0]);

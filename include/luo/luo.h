@@ -461,7 +461,7 @@ LUO_EXPORT void *luo_file_data(struct luo_file *file);
  * libluo constructor, before main() and before the program's own
  * constructors; if something already holds part of it (a library mapped
  * there), luo_arena_retrieve() fails with -EADDRINUSE: an arena is never
- * moved. (The reason text is not yet returned to the caller.)
+ * moved. luo_arena_retrieve_error() says where.
  *
  * An arena's calls take its own lock: they may come from any thread.
  */
@@ -505,6 +505,13 @@ LUO_EXPORT int luo_arena_create(struct luo_session *session, uint64_t token, siz
  * this image; -EBADMSG its allocator state is corrupt; -ENOMEM.
  */
 LUO_EXPORT int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_arena **ret_arena);
+
+/*
+ * luo_arena_retrieve_error() - why the last luo_arena_retrieve() on
+ * @session that found its arena failed ("" if none did; a later success
+ * does not clear it); valid while the session is.
+ */
+LUO_EXPORT const char *luo_arena_retrieve_error(const struct luo_session *session);
 
 /**
  * luo_arena_preserve() - hand an arena (created or retrieved) to the next image too.

@@ -354,7 +354,7 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 	struct reservation *rv;
 	struct luo_file *f;
 	struct luo_arena *a;
-	char reason[LUO_REASON_MAX];
+	char reason[LUO_REASON_MAX] = "";
 	void *base;
 	int fd, r;
 
@@ -412,6 +412,10 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 	}
 	r = luo_heap_check(base, d.size, reason, sizeof(reason));
 	if (r < 0) {
+		char why[LUO_REASON_MAX];
+
+		memcpy(why, reason, sizeof(why));
+		luo_reasonf(reason, sizeof(reason), "arena %s/%" PRIu64 ": %s", session->name, token, why);
 		/* Back to an inaccessible reservation: the bytes stay in the memfd. */
 		mmap(base, d.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 		goto fail;
@@ -431,7 +435,17 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 fail:
 	pthread_mutex_unlock(&reservations_lock);
 	safe_close(fd);
+	if (!reason[0])
+		luo_reasonf(reason, sizeof(reason), "arena %s/%" PRIu64 ": %s", session->name, token, strerror(-r));
+	pthread_mutex_lock(&session->luo->lock);
+	memcpy(session->arena_reason, reason, sizeof(reason));
+	pthread_mutex_unlock(&session->luo->lock);
 	return r;
+}
+
+const char *luo_arena_retrieve_error(const struct luo_session *session)
+{
+	return session ? session->arena_reason : "";
 }
 
 void luo_arena_close(struct luo_arena *a)

@@ -44,6 +44,7 @@ struct luo_session {
 	struct luo_file **files;
 	size_t n_files;
 	size_t cap_files;
+	char arena_reason[LUO_REASON_MAX]; /* the last failed luo_arena_retrieve() */
 };
 
 struct luo {
