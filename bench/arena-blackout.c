@@ -14,7 +14,7 @@
  * after and is not counted. Then, in this process, small-object allocation
  * throughput of the arena against glibc malloc, same sizes, same order.
  *
- * Prints one table; the targets (DESIGN.md) are a blackout ratio of at most
+ * Prints one table; the targets (README) are a blackout ratio of at most
  * 1.5 from the smallest to the largest arena and allocator metadata under
  * 0.1% of the arena. Figures from a shared machine: run it a few times.
  */
@@ -139,6 +139,7 @@ static int stage_check(uint64_t size, const char *out)
 {
 	struct result res = { .size = size };
 	struct luo_heap_stats st;
+	struct luo_heap_geom geom;
 	struct luo_timings t;
 	struct luo *luo;
 	struct luo_session *s;
@@ -176,7 +177,8 @@ static int stage_check(uint64_t size, const char *out)
 		n++;
 	}
 	res.nodes = n;
-	if (luo_heap_stats(luo_arena_base(a), &st) == 0) {
+	/* The geometry from the size libluo mapped and checked, as the arena keeps its own. */
+	if (luo_heap_geometry(luo_arena_base(a), luo_arena_size(a), &geom) == 0 && luo_heap_stats(&geom, &st) == 0) {
 		res.used = st.bytes_in_use;
 		res.meta = st.metadata_bytes;
 	}

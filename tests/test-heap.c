@@ -6,10 +6,14 @@
  * simulated and real punch-holes, a copy of the region at another address,
  * writes after free; then hostile regions: every header field, one lie at a
  * time in the chunk map, seeded mutations of the map (accepted ones are then
- * used and must stay consistent), damaged slab free lists. Ends with a
- * throughput comparison against glibc malloc, printed, not asserted.
+ * used and must stay consistent), damaged slab free lists; checked heaps
+ * whose header and map are scribbled over after the check, between calls
+ * and from a concurrent thread (the geometry is private: nothing may land
+ * outside the region). Ends with a throughput comparison against glibc
+ * malloc, printed, not asserted.
  *
- * Regions sit between guard pages. LUO_HEAP_TEST_SCALE=N (default 1)
+ * Regions sit between guard pages (the scribbled ones before a 1 TiB
+ * fence where there is the address space). LUO_HEAP_TEST_SCALE=N (default 1)
  * multiplies iteration counts, 0 runs a tenth (a quick valgrind pass);
  * LUO_HEAP_TEST_SEED=S shifts the seeds (printed) for longer campaigns.
  */
@@ -17,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -102,23 +107,44 @@ static void region_unmap(void *p, size_t size)
 	CHECK(munmap((char *)p - page, size + 2 * page) == 0);
 }
 
-static struct luo_heap_stats stats(void *base)
+static struct luo_heap_stats stats(const struct luo_heap_geom *g)
 {
 	struct luo_heap_stats s;
 
-	CHECK_OK(luo_heap_stats(base, &s));
+	CHECK_OK(luo_heap_stats(g, &s));
 	return s;
 }
 
-static void check_ok(void *base, size_t size)
+static struct luo_heap_geom format_ok(void *base, size_t size)
+{
+	struct luo_heap_geom g;
+
+	CHECK_OK(luo_heap_format(base, size, &g, NULL, 0));
+	CHECK(g.base == base && g.size == size);
+	return g;
+}
+
+/* Check the heap at @base, exit on failure; its geometry. */
+static struct luo_heap_geom check_new(void *base, size_t size)
 {
 	char reason[256] = "";
-	int r = luo_heap_check(base, size, reason, sizeof(reason));
+	struct luo_heap_geom g;
+	int r = luo_heap_check(base, size, &g, reason, sizeof(reason));
 
 	if (r != 0) {
 		fprintf(stderr, "luo_heap_check: %d: %s\n", r, reason);
 		exit(1);
 	}
+	CHECK(g.base == base && g.size == size);
+	return g;
+}
+
+/* Check the heap of @g again: it must pass, with the same geometry. */
+static void check_ok(const struct luo_heap_geom *g)
+{
+	struct luo_heap_geom again = check_new(g->base, g->size);
+
+	CHECK(memcmp(&again, g, sizeof(again)) == 0);
 }
 
 static struct luo_heap *hdr(void *base)
@@ -154,6 +180,7 @@ struct block {
 };
 
 struct tracker {
+	struct luo_heap_geom g;
 	char *base;
 	size_t size;
 	uint8_t *owned;
@@ -169,10 +196,10 @@ struct tracker {
 	size_t last_release_off, last_release_len;
 };
 
-static void tracker_init(struct tracker *t, void *base, size_t size)
+static void tracker_init(struct tracker *t, const struct luo_heap_geom *g)
 {
-	*t = (struct tracker){ .base = base, .size = size, .punch_fd = -1, .next_pat = 1 };
-	t->owned = calloc(size / GRANULE, 1);
+	*t = (struct tracker){ .g = *g, .base = g->base, .size = g->size, .punch_fd = -1, .next_pat = 1 };
+	t->owned = calloc(t->size / GRANULE, 1);
 	CHECK(t->owned);
 }
 
@@ -186,7 +213,7 @@ static void tracker_fini(struct tracker *t)
 static void on_release(void *ctx, size_t offset, size_t len)
 {
 	struct tracker *t = ctx;
-	size_t data = hdr(t->base)->data_offset;
+	size_t data = t->g.data_offset;
 
 	CHECK(offset % LUO_HEAP_CHUNK == 0 && len % LUO_HEAP_CHUNK == 0 && len > 0);
 	CHECK(offset >= data && offset + len <= t->size);
@@ -220,7 +247,7 @@ static void track(struct tracker *t, char *p, size_t n)
 	uintptr_t a = (uintptr_t)p;
 
 	CHECK(a % LUO_HEAP_ALIGN == 0);
-	CHECK(a >= (uintptr_t)t->base + hdr(t->base)->data_offset && a + n <= (uintptr_t)t->base + t->size);
+	CHECK(a >= (uintptr_t)t->base + t->g.data_offset && a + n <= (uintptr_t)t->base + t->size);
 	if (n > LUO_HEAP_SMALL_MAX)
 		CHECK((a - (uintptr_t)t->base) % LUO_HEAP_CHUNK == 0);
 	mark(t, p, n, 1);
@@ -243,7 +270,7 @@ static char *talloc(struct tracker *t, size_t n)
 	char *p;
 
 	errno = 0;
-	p = luo_heap_alloc(t->base, n);
+	p = luo_heap_alloc(&t->g, n);
 	if (!p) {
 		CHECK_EQ(errno, ENOMEM);
 		return NULL;
@@ -270,15 +297,15 @@ static void check_pattern(const struct block *b)
 static bool tfree(struct tracker *t, size_t idx)
 {
 	struct block b = t->blocks[idx];
-	size_t bad = stats(t->base).bad_frees;
+	size_t bad = stats(&t->g).bad_frees;
 	bool freed;
 
 	check_pattern(&b);
 	t->blocks[idx] = t->blocks[--t->n];
 	/* Unmark first: release() checks that no live block is in a freed chunk. */
 	mark(t, b.p, b.n, 0);
-	luo_heap_free(t->base, b.p, on_release, t);
-	freed = stats(t->base).bad_frees == bad;
+	luo_heap_free(&t->g, b.p, on_release, t);
+	freed = stats(&t->g).bad_frees == bad;
 	/* Either way no longer in use: a quarantined slab's blocks are not counted. */
 	t->expect_bytes -= rounded(t->base, b.n);
 	if (!freed)
@@ -302,7 +329,7 @@ static void tfree_all(struct tracker *t)
 
 static void check_bytes(struct tracker *t)
 {
-	CHECK_EQ(stats(t->base).bytes_in_use, t->expect_bytes);
+	CHECK_EQ(stats(&t->g).bytes_in_use, t->expect_bytes);
 }
 
 /* Sizes as a program asks for them: mostly small, some mid, a few runs. */
@@ -346,45 +373,70 @@ static void test_format(void)
 	char *base = region_map(size + LUO_HEAP_CHUNK);
 	char reason[256];
 	struct luo_heap_stats s;
+	struct luo_heap_geom g, zero = { 0 };
 	double t0, t_check;
 
-	CHECK_ERR(luo_heap_format(NULL, size, reason, sizeof(reason)), EINVAL);
-	CHECK_ERR(luo_heap_format(base + 8, size, reason, sizeof(reason)), EINVAL);
-	CHECK_ERR(luo_heap_format(base, size - 4096, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(NULL, size, &g, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(base + 8, size, &g, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(base, size - 4096, &g, reason, sizeof(reason)), EINVAL);
 	CHECK(strstr(reason, "multiple"));
-	CHECK_ERR(luo_heap_format(base, LUO_HEAP_SIZE_MIN - LUO_HEAP_CHUNK, reason, sizeof(reason)), EINVAL);
-	CHECK_ERR(luo_heap_format(base, (size_t)LUO_HEAP_SIZE_MAX + LUO_HEAP_CHUNK, reason, sizeof(reason)), EINVAL);
-	CHECK_ERR(luo_heap_format(base, 0, NULL, 0), EINVAL);
+	CHECK(memcmp(&g, &zero, sizeof(g)) == 0); /* a refusal leaves no geometry to use */
+	CHECK_ERR(luo_heap_format(base, LUO_HEAP_SIZE_MIN - LUO_HEAP_CHUNK, &g, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(base, (size_t)LUO_HEAP_SIZE_MAX + LUO_HEAP_CHUNK, &g, reason, sizeof(reason)),
+		  EINVAL);
+	CHECK_ERR(luo_heap_format(base, 0, &g, NULL, 0), EINVAL);
+	CHECK_ERR(luo_heap_format(base, size, NULL, NULL, 0), EINVAL);
+	CHECK_ERR(luo_heap_geometry(base, size - 4096, &g), EINVAL);
+	CHECK_ERR(luo_heap_geometry(base + 8, size, &g), EINVAL);
+	CHECK_ERR(luo_heap_geometry(base, size, NULL), EINVAL);
 
 	/* Not a heap: refused, and the calls that trust a checked heap do nothing. */
-	CHECK_ERR(luo_heap_check(base, size, reason, sizeof(reason)), EBADMSG);
+	CHECK_ERR(luo_heap_check(base, size, &g, reason, sizeof(reason)), EBADMSG);
 	CHECK(strstr(reason, "magic"));
-	CHECK_ERR(luo_heap_check(NULL, size, reason, sizeof(reason)), EINVAL);
-	CHECK_ERR(luo_heap_check(base, 16, reason, sizeof(reason)), EINVAL);
-	errno = 0;
-	CHECK(!luo_heap_alloc(base, 16) && errno == EINVAL);
-	CHECK_ERR(luo_heap_stats(base, &s), EINVAL);
-	CHECK_ERR(luo_heap_set_root(base, base + LUO_HEAP_CHUNK), EINVAL);
-	CHECK(!luo_heap_root(base));
-	luo_heap_free(base, base + LUO_HEAP_CHUNK, NULL, NULL);
+	CHECK(memcmp(&g, &zero, sizeof(g)) == 0);
+	CHECK_ERR(luo_heap_check(NULL, size, &g, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_check(base, 16, &g, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_check(base, size, NULL, reason, sizeof(reason)), EINVAL);
+	/* With no geometry (the zeroed one a refusal leaves, or none), and with the geometry of no heap. */
+	for (int k = 0; k < 3; k++) {
+		const struct luo_heap_geom *pg = k == 0 ? &zero : k == 1 ? NULL : &g;
+
+		if (k == 2)
+			CHECK_OK(luo_heap_geometry(base, size, &g));
+		errno = 0;
+		CHECK(!luo_heap_alloc(pg, 16) && errno == EINVAL);
+		CHECK_ERR(luo_heap_stats(pg, &s), EINVAL);
+		CHECK_ERR(luo_heap_set_root(pg, base + LUO_HEAP_CHUNK), EINVAL);
+		CHECK(!luo_heap_root(pg));
+		luo_heap_free(pg, base + LUO_HEAP_CHUNK, NULL, NULL);
+	}
+	for (size_t i = 0; i < size; i++)
+		CHECK(base[i] == 0); /* nothing written */
 
 	/* The smallest heap: one metadata chunk, two data chunks. */
-	CHECK_OK(luo_heap_format(base, LUO_HEAP_SIZE_MIN, reason, sizeof(reason)));
-	check_ok(base, LUO_HEAP_SIZE_MIN);
-	s = stats(base);
+	CHECK_OK(luo_heap_format(base, LUO_HEAP_SIZE_MIN, &g, reason, sizeof(reason)));
+	check_ok(&g);
+	s = stats(&g);
 	CHECK_EQ(s.chunks_free, LUO_HEAP_DATA_CHUNKS_MIN);
 	CHECK_EQ(s.metadata_bytes, LUO_HEAP_CHUNK);
 
-	CHECK_OK(luo_heap_format(base, size, reason, sizeof(reason)));
-	check_ok(base, size);
-	s = stats(base);
+	CHECK_OK(luo_heap_format(base, size, &g, reason, sizeof(reason)));
+	check_ok(&g);
+	{
+		struct luo_heap_geom computed;
+
+		/* luo_heap_geometry() computes the same, from the size alone. */
+		CHECK_OK(luo_heap_geometry(base, size, &computed));
+		CHECK(memcmp(&computed, &g, sizeof(g)) == 0);
+	}
+	s = stats(&g);
 	CHECK_EQ(s.chunks_free, size / LUO_HEAP_CHUNK - 1);
 	CHECK_EQ(s.chunks_in_use + s.bytes_in_use + s.bad_frees + s.quarantined, 0);
 	errno = 0;
-	CHECK(!luo_heap_alloc(base, 0) && errno == EINVAL);
+	CHECK(!luo_heap_alloc(&g, 0) && errno == EINVAL);
 	/* Refused on a size other than the one formatted. */
-	CHECK_ERR(luo_heap_check(base, size + LUO_HEAP_CHUNK, reason, sizeof(reason)), EBADMSG);
-	CHECK_ERR(luo_heap_check(base, size - 1, reason, sizeof(reason)), EBADMSG);
+	CHECK_ERR(luo_heap_check(base, size + LUO_HEAP_CHUNK, &g, reason, sizeof(reason)), EBADMSG);
+	CHECK_ERR(luo_heap_check(base, size - 1, &g, reason, sizeof(reason)), EBADMSG);
 	region_unmap(base, size + LUO_HEAP_CHUNK);
 	ok("format: sizes, alignment, limits refused; minimal and 4 MiB heaps check clean");
 
@@ -395,20 +447,20 @@ static void test_format(void)
 		ok("# skip 8 GiB metadata: cannot map 8 GiB here");
 		return;
 	}
-	CHECK_OK(luo_heap_format(base, size, reason, sizeof(reason)));
-	check_ok(base, size);
+	CHECK_OK(luo_heap_format(base, size, &g, reason, sizeof(reason)));
+	check_ok(&g);
 	t0 = now_ns();
-	check_ok(base, size);
+	check_ok(&g);
 	t_check = now_ns() - t0;
-	s = stats(base);
+	s = stats(&g);
 	CHECK(s.metadata_bytes * 1000 < size);
 	{
-		void *small = luo_heap_alloc(base, 100), *big = luo_heap_alloc(base, 3 * MiB);
+		void *small = luo_heap_alloc(&g, 100), *big = luo_heap_alloc(&g, 3 * MiB);
 
 		CHECK(small && big);
-		luo_heap_free(base, big, NULL, NULL);
-		luo_heap_free(base, small, NULL, NULL);
-		check_ok(base, size);
+		luo_heap_free(&g, big, NULL, NULL);
+		luo_heap_free(&g, small, NULL, NULL);
+		check_ok(&g);
 	}
 	ok("format: 8 GiB region: %zu data chunks, metadata %zu bytes (%.4f%%), luo_heap_check %.0f us",
 	   s.chunks_free, s.metadata_bytes, 100.0 * (double)s.metadata_bytes / (double)size, t_check / 1000);
@@ -422,9 +474,10 @@ static void test_sizes(void)
 	char *base = region_map(size);
 	struct tracker t;
 	size_t count = 0;
+	struct luo_heap_geom g;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
-	tracker_init(&t, base, size);
+	g = format_ok(base, size);
+	tracker_init(&t, &g);
 	for (unsigned k = 0; k < LUO_HEAP_CLASSES; k++) {
 		size_t c = hdr(base)->class_size[k];
 
@@ -439,14 +492,14 @@ static void test_sizes(void)
 		count++;
 	}
 	check_bytes(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	for (size_t i = 0; i < t.n; i++)
 		check_pattern(&t.blocks[i]);
 	tfree_all(&t);
 	check_bytes(&t);
-	CHECK_EQ(stats(base).bytes_in_use, 0);
-	CHECK_EQ(stats(base).bad_frees, 0);
-	check_ok(base, size);
+	CHECK_EQ(stats(&g).bytes_in_use, 0);
+	CHECK_EQ(stats(&g).bad_frees, 0);
+	check_ok(&g);
 	tracker_fini(&t);
 	region_unmap(base, size);
 	ok("sizes: %zu blocks at every class boundary and 1 B..192 KiB, rounded as documented", count);
@@ -461,9 +514,10 @@ static void test_random(uint64_t seed)
 	unsigned long ops = iters(200000), done = 0;
 	struct tracker t;
 	struct luo_heap_stats s;
+	struct luo_heap_geom g;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
-	tracker_init(&t, base, size);
+	g = format_ok(base, size);
+	tracker_init(&t, &g);
 	t.zero_on_release = true;
 	while (done < ops) {
 		unsigned long step = ops - done < 20000 ? ops - done : 20000;
@@ -472,23 +526,23 @@ static void test_random(uint64_t seed)
 		done += step;
 		check_bytes(&t);
 		/* A check in the middle: every slab's list is walked again, and passes. */
-		check_ok(base, size);
-		CHECK_EQ(stats(base).quarantined, 0);
-		CHECK_EQ(stats(base).bad_frees, 0);
+		check_ok(&g);
+		CHECK_EQ(stats(&g).quarantined, 0);
+		CHECK_EQ(stats(&g).bad_frees, 0);
 	}
 	for (size_t i = 0; i < t.n; i++)
 		check_pattern(&t.blocks[i]);
 	tfree_all(&t);
-	s = stats(base);
+	s = stats(&g);
 	CHECK_EQ(s.bytes_in_use, 0);
 	/* All chunks back but the one emptied slab each class may keep. */
 	CHECK(s.chunks_in_use <= LUO_HEAP_CLASSES);
 	CHECK(t.releases > 0);
-	check_ok(base, size);
+	check_ok(&g);
 	/* And the whole data area as one run: the kept slabs are reclaimed. */
 	CHECK(talloc(&t, (size_t)hdr(base)->nchunks * LUO_HEAP_CHUNK));
 	tfree_all(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	ok("random: seed %" PRIu64 ", %lu ops, no overlap, contents intact, %zu releases (zeroed), checks clean",
 	   seed, ops, t.releases);
 	tracker_fini(&t);
@@ -502,10 +556,11 @@ static void test_large(void)
 	uint32_t n;
 	struct tracker t;
 	char **p;
+	struct luo_heap_geom g;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	g = format_ok(base, size);
 	n = hdr(base)->nchunks;
-	tracker_init(&t, base, size);
+	tracker_init(&t, &g);
 
 	CHECK(talloc(&t, (size_t)n * LUO_HEAP_CHUNK));
 	CHECK(!talloc(&t, 1)); /* not even a slab */
@@ -518,31 +573,31 @@ static void test_large(void)
 	p = calloc(n, sizeof(*p));
 	CHECK(p);
 	for (uint32_t i = 0; i < n; i++) {
-		p[i] = luo_heap_alloc(base, LUO_HEAP_CHUNK);
+		p[i] = luo_heap_alloc(&g, LUO_HEAP_CHUNK);
 		CHECK(p[i] == base + hdr(base)->data_offset + (size_t)i * LUO_HEAP_CHUNK);
 	}
 	errno = 0;
-	CHECK(!luo_heap_alloc(base, LUO_HEAP_CHUNK) && errno == ENOMEM);
+	CHECK(!luo_heap_alloc(&g, LUO_HEAP_CHUNK) && errno == ENOMEM);
 	for (uint32_t i = 0; i < n; i += 2)
-		luo_heap_free(base, p[i], NULL, NULL);
+		luo_heap_free(&g, p[i], NULL, NULL);
 	/* Holes of one chunk: two do not fit, one goes to the lowest hole. */
 	errno = 0;
-	CHECK(!luo_heap_alloc(base, 2 * LUO_HEAP_CHUNK) && errno == ENOMEM);
-	luo_heap_free(base, p[5], NULL, NULL);
-	CHECK(luo_heap_alloc(base, 2 * LUO_HEAP_CHUNK + 1) == p[4]); /* 4, 5, 6 free: 3 chunks */
-	CHECK(luo_heap_alloc(base, LUO_HEAP_CHUNK) == p[0]);
-	check_ok(base, size);
-	luo_heap_free(base, p[4], NULL, NULL);
-	luo_heap_free(base, p[0], NULL, NULL);
+	CHECK(!luo_heap_alloc(&g, 2 * LUO_HEAP_CHUNK) && errno == ENOMEM);
+	luo_heap_free(&g, p[5], NULL, NULL);
+	CHECK(luo_heap_alloc(&g, 2 * LUO_HEAP_CHUNK + 1) == p[4]); /* 4, 5, 6 free: 3 chunks */
+	CHECK(luo_heap_alloc(&g, LUO_HEAP_CHUNK) == p[0]);
+	check_ok(&g);
+	luo_heap_free(&g, p[4], NULL, NULL);
+	luo_heap_free(&g, p[0], NULL, NULL);
 	for (uint32_t i = 1; i < n; i += 2)
 		if (i != 5)
-			luo_heap_free(base, p[i], NULL, NULL);
-	CHECK_EQ(stats(base).chunks_free, n);
-	CHECK_EQ(stats(base).bad_frees, 0);
+			luo_heap_free(&g, p[i], NULL, NULL);
+	CHECK_EQ(stats(&g).chunks_free, n);
+	CHECK_EQ(stats(&g).bad_frees, 0);
 	/* Coalesced: the whole area again. */
 	CHECK(talloc(&t, (size_t)n * LUO_HEAP_CHUNK));
 	tfree_all(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	free(p);
 	tracker_fini(&t);
 	region_unmap(base, size);
@@ -556,23 +611,24 @@ static void test_full(void)
 	uint32_t n;
 	size_t count = 0;
 	struct tracker t;
+	struct luo_heap_geom g;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	g = format_ok(base, size);
 	n = hdr(base)->nchunks;
-	tracker_init(&t, base, size);
+	tracker_init(&t, &g);
 	while (talloc(&t, 100))
 		count++;
 	CHECK_EQ(count, (size_t)n * (LUO_HEAP_CHUNK / 112));
 	CHECK(!talloc(&t, 16));
 	CHECK(!talloc(&t, LUO_HEAP_CHUNK));
-	CHECK_EQ(stats(base).chunks_free, 0);
+	CHECK_EQ(stats(&g).chunks_free, 0);
 	check_bytes(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	tfree_all(&t);
-	CHECK_EQ(stats(base).chunks_free, n - 1); /* one emptied slab kept */
+	CHECK_EQ(stats(&g).chunks_free, n - 1); /* one emptied slab kept */
 	CHECK(talloc(&t, (size_t)n * LUO_HEAP_CHUNK));
 	tfree_all(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	tracker_fini(&t);
 	region_unmap(base, size);
 	ok("full: %zu blocks of 100 B fill %u chunks, then NULL/ENOMEM; all back after freeing", count, n);
@@ -587,9 +643,10 @@ static void test_bad_frees(void)
 	char stack_var[32];
 	size_t expect = 0;
 	uint64_t tag = LUO_HEAP_FREE_TAG << 16 | 0x40;
+	struct luo_heap_geom g;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
-	tracker_init(&t, base, size);
+	g = format_ok(base, size);
+	tracker_init(&t, &g);
 	a = talloc(&t, 64);
 	b = talloc(&t, 64);
 	c = talloc(&t, 64);
@@ -618,32 +675,32 @@ static void test_bad_frees(void)
 		heap_ptr,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(garbage); i++) {
-		luo_heap_free(base, garbage[i], NULL, NULL);
-		CHECK_EQ(stats(base).bad_frees, ++expect);
+		luo_heap_free(&g, garbage[i], NULL, NULL);
+		CHECK_EQ(stats(&g).bad_frees, ++expect);
 	}
-	luo_heap_free(base, NULL, NULL, NULL);
-	CHECK_EQ(stats(base).bad_frees, expect);
-	check_ok(base, size);
+	luo_heap_free(&g, NULL, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, expect);
+	check_ok(&g);
 
 	/* Double frees: the head of the free list, deeper in it, a run. */
-	luo_heap_free(base, a, NULL, NULL);
-	luo_heap_free(base, a, NULL, NULL);
-	CHECK_EQ(stats(base).bad_frees, ++expect);
-	luo_heap_free(base, b, NULL, NULL);
-	luo_heap_free(base, a, NULL, NULL);
-	CHECK_EQ(stats(base).bad_frees, ++expect);
-	luo_heap_free(base, run, NULL, NULL);
-	luo_heap_free(base, run, NULL, NULL);
-	CHECK_EQ(stats(base).bad_frees, ++expect);
-	check_ok(base, size);
+	luo_heap_free(&g, a, NULL, NULL);
+	luo_heap_free(&g, a, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, ++expect);
+	luo_heap_free(&g, b, NULL, NULL);
+	luo_heap_free(&g, a, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, ++expect);
+	luo_heap_free(&g, run, NULL, NULL);
+	luo_heap_free(&g, run, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, ++expect);
+	check_ok(&g);
 
 	/* User data that looks like a free slot is no double free. */
 	memcpy(c, &tag, sizeof(tag));
-	luo_heap_free(base, c, NULL, NULL);
-	CHECK_EQ(stats(base).bad_frees, expect);
-	luo_heap_free(base, c, NULL, NULL);
-	CHECK_EQ(stats(base).bad_frees, ++expect);
-	check_ok(base, size);
+	luo_heap_free(&g, c, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, expect);
+	luo_heap_free(&g, c, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, ++expect);
+	check_ok(&g);
 
 	/* The slab still hands out distinct slots, and the tracker agrees. */
 	t.n = 0;
@@ -656,10 +713,10 @@ static void test_bad_frees(void)
 		CHECK(talloc(&t, 1 + (size_t)i % 64));
 	check_bytes(&t);
 	tfree_all(&t);
-	luo_heap_free(base, lone, NULL, NULL);
-	CHECK_EQ(stats(base).bytes_in_use, 0);
-	CHECK_EQ(stats(base).bad_frees, expect);
-	check_ok(base, size);
+	luo_heap_free(&g, lone, NULL, NULL);
+	CHECK_EQ(stats(&g).bytes_in_use, 0);
+	CHECK_EQ(stats(&g).bad_frees, expect);
+	check_ok(&g);
 	free(heap_ptr);
 	tracker_fini(&t);
 	region_unmap(base, size);
@@ -671,23 +728,24 @@ static void test_root(void)
 	size_t size = 1 * MiB;
 	char *base = region_map(size);
 	char *p;
+	struct luo_heap_geom g;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
-	CHECK(!luo_heap_root(base));
-	p = luo_heap_alloc(base, 200);
+	g = format_ok(base, size);
+	CHECK(!luo_heap_root(&g));
+	p = luo_heap_alloc(&g, 200);
 	CHECK(p);
-	CHECK_OK(luo_heap_set_root(base, p));
-	CHECK(luo_heap_root(base) == p);
-	CHECK_ERR(luo_heap_set_root(base, base), EINVAL);
-	CHECK_ERR(luo_heap_set_root(base, base + hdr(base)->data_offset - 1), EINVAL);
-	CHECK_ERR(luo_heap_set_root(base, base + size), EINVAL);
-	CHECK_ERR(luo_heap_set_root(base, (void *)((uintptr_t)base - 1)), EINVAL);
+	CHECK_OK(luo_heap_set_root(&g, p));
+	CHECK(luo_heap_root(&g) == p);
+	CHECK_ERR(luo_heap_set_root(&g, base), EINVAL);
+	CHECK_ERR(luo_heap_set_root(&g, base + hdr(base)->data_offset - 1), EINVAL);
+	CHECK_ERR(luo_heap_set_root(&g, base + size), EINVAL);
+	CHECK_ERR(luo_heap_set_root(&g, (void *)((uintptr_t)base - 1)), EINVAL);
 	CHECK_ERR(luo_heap_set_root(NULL, p), EINVAL);
-	CHECK(luo_heap_root(base) == p);
-	check_ok(base, size);
-	CHECK(luo_heap_root(base) == p);
-	CHECK_OK(luo_heap_set_root(base, NULL));
-	CHECK(!luo_heap_root(base));
+	CHECK(luo_heap_root(&g) == p);
+	check_ok(&g);
+	CHECK(luo_heap_root(&g) == p);
+	CHECK_OK(luo_heap_set_root(&g, NULL));
+	CHECK(!luo_heap_root(&g));
 	region_unmap(base, size);
 	ok("root: set, get, refused outside the data area, cleared");
 }
@@ -700,9 +758,10 @@ static void test_release(void)
 	struct rng r = rng_seed(7);
 	size_t chunk[3];
 	char *blk[3][64], *run;
+	struct luo_heap_geom g;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
-	tracker_init(&t, base, size);
+	g = format_ok(base, size);
+	tracker_init(&t, &g);
 	t.zero_on_release = true;
 	/* Three full slabs of 1 KiB slots. */
 	for (int s = 0; s < 3; s++) {
@@ -735,13 +794,13 @@ static void test_release(void)
 	CHECK_EQ(t.releases, 3);
 	CHECK_EQ(t.last_release_off, (size_t)(run - base));
 	CHECK_EQ(t.last_release_len, 4 * LUO_HEAP_CHUNK);
-	check_ok(base, size);
+	check_ok(&g);
 	/* Life goes on in zeroed chunks. */
 	workload(&t, &r, iters(30000), 800);
 	check_bytes(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	tfree_all(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	ok("release: emptied slabs (one kept per class) and runs released at the right offsets; "
 	   "heap correct over zeroed chunks (%zu releases)", t.releases);
 	tracker_fini(&t);
@@ -757,26 +816,27 @@ static void test_punch_hole(void)
 	struct rng r = rng_seed(11);
 	struct stat st_full, st_after;
 	char *base;
+	struct luo_heap_geom g;
 
 	CHECK(fd >= 0);
 	CHECK(ftruncate(fd, (off_t)size) == 0);
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	CHECK(base != MAP_FAILED);
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
-	tracker_init(&t, base, size);
+	g = format_ok(base, size);
+	tracker_init(&t, &g);
 	t.punch_fd = fd;
 	workload(&t, &r, iters(30000), 1500);
 	for (size_t i = 0; i < t.n; i++)
 		check_pattern(&t.blocks[i]);
 	CHECK(fstat(fd, &st_full) == 0);
 	tfree_all(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	CHECK(fstat(fd, &st_after) == 0);
 	/* Left: the metadata and at most one kept slab per class. */
 	CHECK((size_t)st_after.st_blocks * 512 <= hdr(base)->data_offset + LUO_HEAP_CLASSES * LUO_HEAP_CHUNK);
 	workload(&t, &r, iters(10000), 500);
 	tfree_all(&t);
-	check_ok(base, size);
+	check_ok(&g);
 	ok("punch hole: memfd from %lld KiB to %lld KiB resident after freeing all; reused after",
 	   (long long)st_full.st_blocks / 2, (long long)st_after.st_blocks / 2);
 	tracker_fini(&t);
@@ -791,35 +851,37 @@ static void test_relocate(void)
 	char *a = region_map(size), *b;
 	struct tracker t;
 	struct rng r = rng_seed(3);
+	struct luo_heap_geom ga, gb;
 	char *root;
 	size_t nblocks;
 
-	CHECK_OK(luo_heap_format(a, size, NULL, 0));
-	tracker_init(&t, a, size);
+	ga = format_ok(a, size);
+	tracker_init(&t, &ga);
 	workload(&t, &r, iters(20000), 3000);
 	root = t.blocks[0].p;
-	CHECK_OK(luo_heap_set_root(a, root));
+	CHECK_OK(luo_heap_set_root(&ga, root));
 
 	b = region_map(size);
 	CHECK(b != a);
 	memcpy(b, a, size);
 	region_unmap(a, size); /* any absolute pointer into a would fault now */
-	check_ok(b, size);
-	CHECK(luo_heap_root(b) == b + (root - a));
+	gb = check_new(b, size);
+	CHECK(luo_heap_root(&gb) == b + (root - a));
+	t.g = gb;
 	t.base = b;
 	for (size_t i = 0; i < t.n; i++) {
 		t.blocks[i].p = b + (t.blocks[i].p - a);
 		check_pattern(&t.blocks[i]);
 	}
 	nblocks = t.n;
-	CHECK_EQ(stats(b).bytes_in_use, t.expect_bytes);
+	CHECK_EQ(stats(&gb).bytes_in_use, t.expect_bytes);
 	workload(&t, &r, iters(20000), 3000);
 	check_bytes(&t);
-	check_ok(b, size);
+	check_ok(&gb);
 	tfree_all(&t);
-	CHECK_EQ(stats(b).bytes_in_use, 0);
-	CHECK_EQ(stats(b).bad_frees, 0);
-	check_ok(b, size);
+	CHECK_EQ(stats(&gb).bytes_in_use, 0);
+	CHECK_EQ(stats(&gb).bad_frees, 0);
+	check_ok(&gb);
 	tracker_fini(&t);
 	region_unmap(b, size);
 	ok("relocate: %zu live blocks and the root carried to another address, used and freed there", nblocks);
@@ -830,10 +892,11 @@ static char *hostile_template(size_t size, struct tracker *t)
 {
 	char *base = region_map(size);
 	char *victim;
+	struct luo_heap_geom g;
 	uint64_t w;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
-	tracker_init(t, base, size);
+	g = format_ok(base, size);
+	tracker_init(t, &g);
 	/* A quarantined slab: a free list damaged, then touched. */
 	victim = talloc(t, 2048);
 	CHECK(talloc(t, 2048));
@@ -841,12 +904,12 @@ static char *hostile_template(size_t size, struct tracker *t)
 	memcpy(&w, victim, sizeof(w));
 	w ^= 1ull << 20;
 	memcpy(victim, &w, sizeof(w));
-	check_ok(base, size);
+	check_ok(&g);
 	CHECK(!tfree(t, 0)); /* the slab is quarantined, the free ignored */
 	t->n = 0;
 	memset(t->owned, 0, size / GRANULE);
 	t->expect_bytes = 0;
-	CHECK_EQ(stats(base).quarantined, 1);
+	CHECK_EQ(stats(&g).quarantined, 1);
 	/* Partial slabs of three classes, a full one, runs, free chunks. */
 	for (int i = 0; i < 40; i++)
 		CHECK(talloc(t, 24));
@@ -860,8 +923,8 @@ static char *hostile_template(size_t size, struct tracker *t)
 	CHECK(talloc(t, LUO_HEAP_CHUNK));
 	for (size_t i = 0; i < t->n; i += 3)
 		CHECK(tfree(t, i));
-	CHECK(luo_heap_set_root(base, t->blocks[1].p) == 0);
-	check_ok(base, size);
+	CHECK(luo_heap_set_root(&g, t->blocks[1].p) == 0);
+	check_ok(&g);
 	return base;
 }
 
@@ -871,12 +934,14 @@ static void test_header_corruption(void)
 	struct tracker t;
 	char *tmpl = hostile_template(size, &t), *b = region_map(size), *before = region_map(size);
 	struct luo_heap *h = (struct luo_heap *)b;
+	struct luo_heap_geom gm, expect_geom = t.g, zero = { 0 };
 	uint32_t n;
 	int rejected = 0, accepted = 0;
 	char reason[256];
 
 	memcpy(b, tmpl, size);
 	n = h->nchunks;
+	expect_geom.base = b;
 
 #define MUTATE(what, stmt, expect)                                                                          \
 	do {                                                                                                \
@@ -884,7 +949,7 @@ static void test_header_corruption(void)
 		stmt;                                                                                       \
 		memcpy(before, b, size);                                                                    \
 		reason[0] = 0;                                                                              \
-		int _r = luo_heap_check(b, size, reason, sizeof(reason));                                  \
+		int _r = luo_heap_check(b, size, &gm, reason, sizeof(reason));                             \
 		if (_r != (expect)) {                                                                       \
 			fprintf(stderr, "%s: check returned %d (%s), expected %d\n", what, _r, reason, expect); \
 			exit(1);                                                                            \
@@ -892,8 +957,10 @@ static void test_header_corruption(void)
 		if (_r < 0) {                                                                               \
 			CHECK(reason[0]);                                                                   \
 			CHECK(memcmp(b, before, size) == 0); /* refused: untouched */                       \
+			CHECK(memcmp(&gm, &zero, sizeof(gm)) == 0);                                         \
 			rejected++;                                                                         \
 		} else {                                                                                    \
+			CHECK(memcmp(&gm, &expect_geom, sizeof(gm)) == 0);                                  \
 			accepted++;                                                                         \
 		}                                                                                           \
 	} while (0)
@@ -940,7 +1007,7 @@ static void test_header_corruption(void)
 	MUTATE("root none", h->root = 0, 0);
 #undef MUTATE
 	memcpy(b, tmpl, size);
-	CHECK_ERR(luo_heap_check(b, size - LUO_HEAP_CHUNK, reason, sizeof(reason)), EBADMSG);
+	CHECK_ERR(luo_heap_check(b, size - LUO_HEAP_CHUNK, &gm, reason, sizeof(reason)), EBADMSG);
 	tracker_fini(&t);
 	region_unmap(tmpl, size);
 	region_unmap(b, size);
@@ -1099,6 +1166,7 @@ static void test_map_targeted(void)
 	struct luo_heap_chunk *map = (struct luo_heap_chunk *)(b + th->map_offset);
 	uint64_t *bm = (uint64_t *)(b + th->bitmap_offset);
 	uint32_t n = th->nchunks, slab, full, run, fr, cls, last_run = 0;
+	struct luo_heap_geom gm;
 	char reason[256];
 	int count = 0;
 
@@ -1119,7 +1187,7 @@ static void test_map_targeted(void)
 		if (fix)                                                                                    \
 			fix_counters(b, th);                                                                \
 		reason[0] = 0;                                                                              \
-		CHECK_ERR(luo_heap_check(b, size, reason, sizeof(reason)), EBADMSG);                        \
+		CHECK_ERR(luo_heap_check(b, size, &gm, reason, sizeof(reason)), EBADMSG);                   \
 		if (!strstr(reason, expect)) {                                                              \
 			fprintf(stderr, "%s: reason \"%s\", expected \"%s\"\n", what, reason, expect);      \
 			exit(1);                                                                            \
@@ -1178,9 +1246,10 @@ static void test_use_after_free(void)
 	char *x, *y;
 	uint64_t w;
 	size_t q = 0;
+	struct luo_heap_geom g;
 
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
-	tracker_init(&t, base, size);
+	g = format_ok(base, size);
+	tracker_init(&t, &g);
 	for (int round = 0; round < 3; round++) {
 		size_t n = 16 << round; /* a fresh class each round */
 
@@ -1204,8 +1273,8 @@ static void test_use_after_free(void)
 		}
 		for (int i = 0; i < 100; i++)
 			CHECK(talloc(&t, n));
-		CHECK_EQ(stats(base).quarantined, ++q);
-		check_ok(base, size);
+		CHECK_EQ(stats(&g).quarantined, ++q);
+		check_ok(&g);
 	}
 	/*
 	 * Round 2's forgery passes one pop (a valid link); the next pop finds
@@ -1214,9 +1283,9 @@ static void test_use_after_free(void)
 	 */
 	while (t.n > 0)
 		tfree(&t, t.n - 1);
-	CHECK_EQ(stats(base).bad_frees, 4);
-	CHECK_EQ(stats(base).bytes_in_use, 0);
-	check_ok(base, size);
+	CHECK_EQ(stats(&g).bad_frees, 4);
+	CHECK_EQ(stats(&g).bytes_in_use, 0);
+	check_ok(&g);
 	tracker_fini(&t);
 	region_unmap(base, size);
 	ok("use after free: damaged, shortened and forged links quarantine the slab, nothing handed out twice");
@@ -1234,6 +1303,7 @@ static void test_map_fuzz(uint64_t seed)
 	char *tmpl = hostile_template(size, &tt), *b = region_map(size);
 	struct rng r = rng_seed(seed);
 	unsigned long n = iters(5000), accepted = 0;
+	struct luo_heap_geom g;
 	char reason[256];
 
 	for (unsigned long it = 0; it < n; it++) {
@@ -1243,7 +1313,7 @@ static void test_map_fuzz(uint64_t seed)
 		memcpy(b, tmpl, size);
 		mutate_map(b, (const struct luo_heap *)tmpl, &r);
 		reason[0] = 0;
-		ret = luo_heap_check(b, size, reason, sizeof(reason));
+		ret = luo_heap_check(b, size, &g, reason, sizeof(reason));
 		if (ret != 0) {
 			CHECK_EQ(ret, -EBADMSG);
 			CHECK(reason[0]);
@@ -1251,7 +1321,7 @@ static void test_map_fuzz(uint64_t seed)
 		}
 		accepted++;
 		/* Only this image's blocks are tracked: the old ones are the old image's word. */
-		tracker_init(&t, b, size);
+		tracker_init(&t, &g);
 		for (int k = 0; k < 300; k++) {
 			uint64_t d = rng_below(&r, 10);
 
@@ -1264,12 +1334,12 @@ static void test_map_fuzz(uint64_t seed)
 				char *p = b + rng_below(&r, size + 64) / 16 * 16;
 
 				if (p >= b + size || !t.owned[(size_t)(p - b) / GRANULE])
-					luo_heap_free(b, p, NULL, NULL);
+					luo_heap_free(&g, p, NULL, NULL);
 			}
 		}
-		check_ok(b, size);
+		check_ok(&g);
 		tfree_all(&t);
-		check_ok(b, size);
+		check_ok(&g);
 		tracker_fini(&t);
 	}
 	/* Metadata of random bytes, the header kept or not: refused, whatever it holds. */
@@ -1283,7 +1353,7 @@ static void test_map_fuzz(uint64_t seed)
 
 			memcpy(b + k, &w, 8);
 		}
-		CHECK_ERR(luo_heap_check(b, size, reason, sizeof(reason)), EBADMSG);
+		CHECK_ERR(luo_heap_check(b, size, &g, reason, sizeof(reason)), EBADMSG);
 	}
 	tracker_fini(&tt);
 	region_unmap(tmpl, size);
@@ -1308,9 +1378,10 @@ static void test_freelist_corruption(uint64_t seed)
 	size_t nfreed = 0, damaged = 0, expect_bad = 0;
 	uint32_t bad_chunks[64];
 	struct luo_heap_chunk *map;
+	struct luo_heap_geom ga, gb;
 
-	CHECK_OK(luo_heap_format(a, size, NULL, 0));
-	tracker_init(&t, a, size);
+	ga = format_ok(a, size);
+	tracker_init(&t, &ga);
 	for (int i = 0; i < 12000; i++)
 		CHECK(talloc(&t, 1 + rng_below(&r, 2048)));
 	freed = calloc(t.n, sizeof(*freed));
@@ -1400,29 +1471,398 @@ static void test_freelist_corruption(uint64_t seed)
 				expect_bad++;
 	}
 
-	check_ok(b, size); /* the map is intact: the lists are checked lazily */
-	CHECK_EQ(stats(b).quarantined, 0);
+	gb = check_new(b, size); /* the map is intact: the lists are checked lazily */
+	t.g = gb;
+	CHECK_EQ(stats(&gb).quarantined, 0);
 	/* Free every old block: the damaged slabs are touched, quarantined, their frees ignored. */
 	while (t.n > 0)
 		tfree(&t, t.n - 1);
-	CHECK_EQ(stats(b).quarantined, damaged);
-	CHECK_EQ(stats(b).bad_frees, expect_bad);
+	CHECK_EQ(stats(&gb).quarantined, damaged);
+	CHECK_EQ(stats(&gb).bad_frees, expect_bad);
 	check_bytes(&t);
-	check_ok(b, size);
+	check_ok(&gb);
 	/* Allocate and free at length: never a block over another, or over the quarantined ones. */
 	workload(&t, &r, iters(30000), 3000);
 	check_bytes(&t);
-	check_ok(b, size);
+	check_ok(&gb);
 	tfree_all(&t);
-	CHECK_EQ(stats(b).bytes_in_use, 0);
-	check_ok(b, size);
-	CHECK_EQ(stats(b).quarantined, damaged);
+	CHECK_EQ(stats(&gb).bytes_in_use, 0);
+	check_ok(&gb);
+	CHECK_EQ(stats(&gb).quarantined, damaged);
 	free(freed);
 	tracker_fini(&t);
 	region_unmap(b, size);
 	ok("free-list corruption: seed %" PRIu64 ", %zu slabs damaged 7 ways (half pre-marked as checked), all "
 	   "quarantined, %zu frees into them ignored, no overlap after",
 	   seed, damaged, expect_bad);
+}
+
+/*
+ * A region fenced far beyond its guard pages: the region, then LUO_HEAP_SIZE_MAX
+ * bytes of inaccessible reservation (NORESERVE: address space only), so that
+ * an offset the heap took from a scribbled header (anything up to a 1 TiB
+ * region's) faults instead of landing in some other mapping. Falls back to
+ * the plain guard pages where that much address space is not to be had.
+ */
+static char *region_map_fenced(size_t size, size_t *ret_fence)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), fence = (size_t)LUO_HEAP_SIZE_MAX;
+	char *p = mmap(NULL, page + size + fence, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED) {
+		*ret_fence = page;
+		return region_map(size);
+	}
+	CHECK(mprotect(p + page, size, PROT_READ | PROT_WRITE) == 0);
+	*ret_fence = fence;
+	return p + page;
+}
+
+static void region_unmap_fenced(void *p, size_t size, size_t fence)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	CHECK(munmap((char *)p - page, page + size + fence) == 0);
+}
+
+/* [@p, @p + @n) inside the data area of @g (and a block's alignment if @block), or exit. */
+static void check_in_data(const struct luo_heap_geom *g, const void *p, size_t n, bool block, const char *what)
+{
+	uintptr_t a = (uintptr_t)p, lo = (uintptr_t)g->base + g->data_offset, hi = (uintptr_t)g->base + g->size;
+
+	if (a < lo || a > hi || n > hi - a || (block && a % LUO_HEAP_ALIGN != 0)) {
+		fprintf(stderr, "%s: %p (%zu bytes) is not in the data area [%p, %p)\n", what, p, n, (void *)lo,
+			(void *)hi);
+		exit(1);
+	}
+}
+
+static void on_release_scribbled(void *ctx, size_t offset, size_t len)
+{
+	const struct luo_heap_geom *g = ctx;
+
+	CHECK(offset % LUO_HEAP_CHUNK == 0 && len % LUO_HEAP_CHUNK == 0 && len > 0);
+	CHECK(offset >= g->data_offset && offset <= g->size && len <= g->size - offset);
+}
+
+/* A value for a scribbled field: a plausible one near @near, an edge, or anything. */
+static uint64_t scribble_value(struct rng *r, uint64_t near)
+{
+	switch (rng_below(r, 7)) {
+	case 0:
+		return rng_next(r);
+	case 1:
+		return (uint32_t)rng_next(r);
+	case 2:
+		return rng_below(r, near + 3);
+	case 3:
+		return near + rng_below(r, 5) - 2;
+	case 4:
+		return rng_below(r, 2) ? UINT64_MAX : UINT32_MAX;
+	case 5:
+		return (uint64_t)1 << rng_below(r, 64);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * What a child of the old image (which still maps the region) or a stray
+ * write could do to a checked heap's header: its geometry fields, its
+ * other fields, raw random bytes; now and then the magic, version or
+ * header size too (every call must then refuse), and now and then a few
+ * words of the map and bitmap.
+ */
+static void scribble(char *b, const struct luo_heap_geom *g, struct rng *r)
+{
+	struct luo_heap *h = (struct luo_heap *)b;
+	int times = 1 + (int)rng_below(r, 6);
+
+	for (int k = 0; k < times; k++) {
+		switch (rng_below(r, 24)) {
+		case 0:
+			h->size = scribble_value(r, g->size);
+			break;
+		case 1:
+			h->map_offset = scribble_value(r, g->map_offset);
+			break;
+		case 2:
+			h->bitmap_offset = scribble_value(r, g->bitmap_offset);
+			break;
+		case 3:
+			h->data_offset = scribble_value(r, g->data_offset);
+			break;
+		case 4:
+			h->nchunks = (uint32_t)scribble_value(r, g->nchunks);
+			break;
+		case 5:
+			/* The reported case: a larger region whose data is 64 GiB away. */
+			h->size = (uint64_t)64 << 30 | g->size;
+			h->data_offset = (uint64_t)64 << 30;
+			h->nchunks = (uint32_t)(h->size / LUO_HEAP_CHUNK);
+			break;
+		case 6:
+			h->chunk_size = (uint32_t)scribble_value(r, LUO_HEAP_CHUNK);
+			break;
+		case 7:
+			h->nclasses = (uint32_t)scribble_value(r, LUO_HEAP_CLASSES);
+			break;
+		case 8:
+			h->epoch = (uint32_t)scribble_value(r, h->epoch);
+			break;
+		case 9:
+			h->root = scribble_value(r, g->size);
+			break;
+		case 10:
+			h->hint = (uint32_t)scribble_value(r, g->nchunks);
+			break;
+		case 11:
+			h->reserved = (uint32_t)rng_next(r);
+			break;
+		case 12:
+			h->chunks_free = scribble_value(r, g->nchunks);
+			break;
+		case 13:
+			h->quarantined = scribble_value(r, g->nchunks);
+			break;
+		case 14:
+			h->bytes_in_use = scribble_value(r, g->size);
+			break;
+		case 15:
+			h->bad_frees = rng_next(r);
+			break;
+		case 16:
+			h->class_size[rng_below(r, LUO_HEAP_CLASSES)] = (uint32_t)scribble_value(r, LUO_HEAP_CHUNK);
+			break;
+		case 17:
+		case 18:
+			h->class_head[rng_below(r, LUO_HEAP_CLASSES)] = (uint32_t)scribble_value(r, g->nchunks);
+			break;
+		case 19:
+		case 20: /* random bytes over the header, magic, version and header size kept */
+			for (size_t off = 16; off < sizeof(*h); off++)
+				if (rng_below(r, 4) == 0)
+					b[off] = (char)rng_next(r);
+			break;
+		case 21: /* a map entry, or a bitmap word */
+			if (rng_below(r, 2)) {
+				struct luo_heap_chunk *e = (struct luo_heap_chunk *)(b + g->map_offset) +
+							   rng_below(r, g->nchunks);
+
+				for (size_t off = 0; off < sizeof(*e); off++)
+					((uint8_t *)e)[off] = (uint8_t)rng_next(r);
+				if (rng_below(r, 2))
+					e->kind = (uint8_t)(LUO_HEAP_KIND_SLAB + rng_below(r, LUO_HEAP_CLASSES));
+				if (rng_below(r, 2))
+					e->epoch = (uint8_t)h->epoch;
+			} else {
+				((uint64_t *)(b + g->bitmap_offset))[rng_below(r, (g->nchunks + 63) / 64)] = rng_next(r);
+			}
+			break;
+		case 22: /* the whole header, now and then: the calls must refuse */
+			if (rng_below(r, 8) == 0)
+				for (size_t off = 0; off < sizeof(*h); off++)
+					b[off] = (char)rng_next(r);
+			break;
+		default:
+			if (rng_below(r, 8) == 0) {
+				if (rng_below(r, 3) == 0)
+					h->magic ^= UINT64_C(1) << rng_below(r, 64);
+				else if (rng_below(r, 2))
+					h->version = (uint32_t)rng_next(r);
+				else
+					h->header_size = (uint32_t)scribble_value(r, sizeof(*h));
+			}
+			break;
+		}
+	}
+}
+
+/*
+ * One call of the heap on @g, at random, with every result checked against
+ * the geometry: blocks, the root and released ranges inside the data area,
+ * statistics within the chunk count. Live blocks in @live.
+ */
+static void scribbled_call(const struct luo_heap_geom *g, struct rng *r, char **live, size_t *nlive, size_t cap,
+			   unsigned long *handed_out)
+{
+	char *b = g->base;
+	uint64_t d = rng_below(r, 16);
+
+	if (d < 6) {
+		size_t n = rng_below(r, 4) ? 1 + rng_below(r, 3000)
+			   : rng_below(r, 2) ? 1 + rng_below(r, 200 * KiB) : 100000;
+		char *p;
+
+		errno = 0;
+		p = luo_heap_alloc(g, n);
+		if (!p) {
+			CHECK(errno == ENOMEM || errno == EINVAL);
+			return;
+		}
+		check_in_data(g, p, n, true, "luo_heap_alloc");
+		p[0] = 1; /* faults if outside the region after all */
+		p[n - 1] = 1;
+		(*handed_out)++;
+		if (*nlive < cap)
+			live[(*nlive)++] = p;
+	} else if (d < 10 && *nlive > 0) {
+		size_t i = rng_below(r, *nlive);
+
+		luo_heap_free(g, live[i], on_release_scribbled, (void *)g);
+		live[i] = live[--(*nlive)];
+	} else if (d < 11) {
+		/* Garbage: in the region, around it, anywhere. */
+		uintptr_t p = rng_below(r, 2) ? (uintptr_t)b - 4096 + rng_below(r, g->size + 8192)
+					       : (uintptr_t)rng_next(r);
+
+		luo_heap_free(g, (void *)p, on_release_scribbled, (void *)g);
+	} else if (d < 12) {
+		char *p = rng_below(r, 2) && *nlive > 0 ? live[rng_below(r, *nlive)]
+			  : (char *)((uintptr_t)b + rng_below(r, g->size + 4096));
+		int ret = luo_heap_set_root(g, p);
+
+		CHECK(ret == 0 || ret == -EINVAL);
+	} else if (d < 14) {
+		void *p = luo_heap_root(g);
+
+		if (p)
+			check_in_data(g, p, 1, false, "luo_heap_root");
+	} else {
+		struct luo_heap_stats st;
+
+		if (luo_heap_stats(g, &st) == 0) {
+			CHECK(st.chunks_free <= g->nchunks);
+			CHECK_EQ(st.chunks_in_use + st.chunks_free, g->nchunks);
+			CHECK_EQ(st.metadata_bytes, g->data_offset);
+		}
+	}
+}
+
+/*
+ * The geometry is private: after a check, the header (its geometry fields,
+ * the others, raw bytes) and a little of the map are scribbled over, again
+ * and again between calls, and alloc, free, root and stats must stay in
+ * the region: every pointer handed out inside the data area, no access
+ * outside (guard pages, and a 1 TiB fence after the region), no hang.
+ */
+static void test_header_scribble(uint64_t seed)
+{
+	size_t size = 1 * MiB, fence, nlive;
+	struct tracker tt;
+	char *tmpl = hostile_template(size, &tt), *b = region_map_fenced(size, &fence);
+	struct rng r = rng_seed(seed);
+	unsigned long n = iters(4000), handed_out = 0, refused = 0;
+	char *live[64];
+	struct luo_heap_geom g;
+	char *p;
+
+	/* The reported case, first: size and data offset moved after the check. */
+	memcpy(b, tmpl, size);
+	g = check_new(b, size);
+	((struct luo_heap *)b)->size = (uint64_t)64 << 30 | size;
+	((struct luo_heap *)b)->data_offset = (uint64_t)64 << 30;
+	p = luo_heap_alloc(&g, 100000);
+	CHECK(p);
+	check_in_data(&g, p, 100000, true, "luo_heap_alloc after the size moved");
+	p = luo_heap_alloc(&g, 100);
+	CHECK(p);
+	check_in_data(&g, p, 100, true, "luo_heap_alloc after the size moved");
+
+	for (unsigned long it = 0; it < n; it++) {
+		memcpy(b, tmpl, size);
+		g = check_new(b, size);
+		nlive = 0;
+		scribble(b, &g, &r);
+		for (int k = 0; k < 100; k++) {
+			if (rng_below(&r, 10) == 0)
+				scribble(b, &g, &r);
+			scribbled_call(&g, &r, live, &nlive, ARRAY_SIZE(live), &handed_out);
+		}
+		errno = 0;
+		if (!luo_heap_alloc(&g, 16) && errno == EINVAL)
+			refused++;
+	}
+	tracker_fini(&tt);
+	region_unmap(tmpl, size);
+	region_unmap_fenced(b, size, fence);
+	ok("header scribble: seed %" PRIu64 ", %lu checked heaps scribbled over (geometry, other fields, raw bytes, "
+	   "map) between calls; %lu blocks handed out, all in the data area; %lu heaps refusing at the end; "
+	   "%zu bytes fenced after the region",
+	   seed, n, handed_out, refused, fence);
+}
+
+struct scribbler {
+	char *b;
+	size_t size;
+	uint64_t seed;
+	int stop;
+	unsigned long writes;
+};
+
+/* Random words anywhere in the region past the magic, version and header size, as fast as it can. */
+static void *scribbler_main(void *arg)
+{
+	struct scribbler *s = arg;
+	struct rng r = rng_seed(s->seed);
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		/* Mostly the header and the map, which the calls read all the time. */
+		uint64_t span = rng_below(&r, 4) ? 2 * LUO_HEAP_CHUNK : s->size, off = 16 + rng_below(&r, span - 16);
+		uint64_t w = rng_below(&r, 2) ? rng_next(&r) : rng_below(&r, 300);
+
+		__atomic_store_n((uint64_t *)(void *)(s->b + off / 8 * 8), w, __ATOMIC_RELAXED);
+		s->writes++;
+	}
+	return NULL;
+}
+
+/*
+ * The same with the writes concurrent: a thread scribbles the region while
+ * this one calls the heap, so values change between a check and its use
+ * inside a call. Still every pointer in the data area, no stray access.
+ * Every 500 calls the region is copied from the template again (the heap
+ * would leak away otherwise) and checked, under the same writes: the check
+ * too must stay in the region and end, and accept or refuse cleanly.
+ */
+static void test_concurrent_scribble(uint64_t seed)
+{
+	size_t size = 1 * MiB, fence, nlive = 0;
+	struct tracker tt;
+	char *tmpl = hostile_template(size, &tt), *b = region_map_fenced(size, &fence);
+	struct scribbler s = { .b = b, .size = size, .seed = seed };
+	struct rng r = rng_seed(seed + 1000);
+	unsigned long n = iters(100000), handed_out = 0, accepted = 0;
+	struct luo_heap_geom g, again;
+	char *live[64];
+	pthread_t th;
+
+	memcpy(b, tmpl, size);
+	g = check_new(b, size);
+	CHECK(pthread_create(&th, NULL, scribbler_main, &s) == 0);
+	for (unsigned long k = 0; k < n; k++) {
+		if (k % 500 == 499) {
+			int ret;
+
+			memcpy(b, tmpl, size);
+			nlive = 0;
+			ret = luo_heap_check(b, size, &again, NULL, 0);
+			CHECK(ret == 0 || ret == -EBADMSG);
+			if (ret == 0) {
+				CHECK(memcmp(&again, &g, sizeof(g)) == 0);
+				accepted++;
+			}
+		}
+		scribbled_call(&g, &r, live, &nlive, ARRAY_SIZE(live), &handed_out);
+	}
+	__atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
+	CHECK(pthread_join(th, NULL) == 0);
+	tracker_fini(&tt);
+	region_unmap(tmpl, size);
+	region_unmap_fenced(b, size, fence);
+	ok("concurrent scribble: seed %" PRIu64 ", %lu calls while a thread wrote %lu random words into the region; "
+	   "%lu blocks handed out, all in the data area; %lu of %lu checks under the writes accepted",
+	   seed, n, s.writes, handed_out, accepted, n / 500);
 }
 
 /* Printed, not asserted: N small blocks allocated, then freed in random order. */
@@ -1434,9 +1874,10 @@ static void test_throughput(void)
 	size_t *sz = calloc(n, sizeof(*sz)), *order = calloc(n, sizeof(*order));
 	struct rng r = rng_seed(5);
 	double t0, t_heap_a, t_heap_f, t_malloc_a, t_malloc_f, t_pp_heap, t_pp_malloc;
+	struct luo_heap_geom g;
 
 	CHECK(p && sz && order);
-	CHECK_OK(luo_heap_format(base, size, NULL, 0));
+	g = format_ok(base, size);
 	for (size_t i = 0; i < n; i++) {
 		sz[i] = 16 + rng_below(&r, 241);
 		order[i] = i;
@@ -1450,16 +1891,16 @@ static void test_throughput(void)
 
 	t0 = now_ns();
 	for (size_t i = 0; i < n; i++) {
-		p[i] = luo_heap_alloc(base, sz[i]);
+		p[i] = luo_heap_alloc(&g, sz[i]);
 		*(char *)p[i] = 1; /* a NULL faults: the region is sized for n */
 	}
 	t_heap_a = now_ns() - t0;
 	t0 = now_ns();
 	for (size_t i = 0; i < n; i++)
-		luo_heap_free(base, p[order[i]], NULL, NULL);
+		luo_heap_free(&g, p[order[i]], NULL, NULL);
 	t_heap_f = now_ns() - t0;
-	CHECK_EQ(stats(base).bytes_in_use, 0);
-	CHECK_EQ(stats(base).bad_frees, 0);
+	CHECK_EQ(stats(&g).bytes_in_use, 0);
+	CHECK_EQ(stats(&g).bad_frees, 0);
 
 	t0 = now_ns();
 	for (size_t i = 0; i < n; i++) {
@@ -1475,10 +1916,10 @@ static void test_throughput(void)
 	/* One block at a time: the kept slab spares a chunk per round trip. */
 	t0 = now_ns();
 	for (size_t i = 0; i < n; i++) {
-		void *q = luo_heap_alloc(base, sz[i]);
+		void *q = luo_heap_alloc(&g, sz[i]);
 
 		*(volatile char *)q = 1;
-		luo_heap_free(base, q, NULL, NULL);
+		luo_heap_free(&g, q, NULL, NULL);
 	}
 	t_pp_heap = now_ns() - t0;
 	t0 = now_ns();
@@ -1490,7 +1931,7 @@ static void test_throughput(void)
 	}
 	t_pp_malloc = now_ns() - t0;
 
-	check_ok(base, size);
+	check_ok(&g);
 	printf("# throughput, %zu blocks of 16..256 B (ns per call)\n", n);
 	printf("#   luo_heap: alloc %6.1f  free %6.1f  alloc+free %6.1f\n", t_heap_a / (double)n,
 	       t_heap_f / (double)n, t_pp_heap / (double)n);
@@ -1531,6 +1972,9 @@ int main(void)
 	test_map_fuzz(seed_base + 2);
 	test_freelist_corruption(seed_base + 1);
 	test_freelist_corruption(seed_base + 2);
+	test_header_scribble(seed_base + 1);
+	test_header_scribble(seed_base + 2);
+	test_concurrent_scribble(seed_base + 1);
 	test_throughput();
 	check_no_fd_leak();
 	return 0;

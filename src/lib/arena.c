@@ -64,6 +64,8 @@ struct luo_arena {
 	size_t size;
 	int fd;          /* our own reference to the memfd */
 	uint32_t flags;
+	/* The heap's geometry, from format or check: here, never read back from the shared region. */
+	struct luo_heap_geom heap;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -115,22 +117,14 @@ __attribute__((constructor)) static void reserve_incoming(void)
 	const char *env = getenv(LUO_HANDOVER_FD_ENV);
 	char reason[LUO_REASON_MAX];
 	uint64_t fd;
-	struct stat st;
+	size_t len;
 	void *map;
-	int seals;
 
 	if (!env || luo_parse_u64(env, LUO_ABI_FD_NUMBER_MAX, &fd) < 0 || fd < 3)
 		return;
-	seals = fcntl((int)fd, F_GET_SEALS);
-	if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)) !=
-				 (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW))
+	if (luo_handover_map((int)fd, &map, &len, reason, sizeof(reason)) < 0)
 		return;
-	if (fstat((int)fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > LUO_ABI_BLOB_MAX)
-		return;
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, (int)fd, 0);
-	if (map == MAP_FAILED)
-		return;
-	if (luo_blob_parse(map, (size_t)st.st_size, &b, NULL, reason, sizeof(reason)) == 0) {
+	if (luo_blob_parse(map, len, &b, NULL, reason, sizeof(reason)) == 0) {
 		for (size_t i = 0; i < b->n_sessions; i++) {
 			const struct luo_blob_session *bs = &b->sessions[i];
 
@@ -155,7 +149,7 @@ __attribute__((constructor)) static void reserve_incoming(void)
 			}
 		}
 	}
-	munmap(map, (size_t)st.st_size);
+	munmap(map, len);
 }
 
 static struct reservation *find_reservation(const char *session, uint64_t token)
@@ -298,6 +292,16 @@ static void *place(int fd, size_t size)
 	return NULL;
 }
 
+/*
+ * Turn [@base, @base + @size) back into an inaccessible reservation; if
+ * that fails, unmap it. Either way the memfd is no longer mapped there.
+ */
+static void unmap_to_reservation(void *base, size_t size)
+{
+	if (mmap(base, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+		munmap(base, size);
+}
+
 int luo_arena_preserve(struct luo_session *session, uint64_t token, struct luo_arena *arena)
 {
 	struct luo_abi_arena_v1 d = { 0 };
@@ -337,7 +341,7 @@ int luo_arena_create(struct luo_session *session, uint64_t token, size_t size, u
 	}
 	TAKE_FD(fd);
 	apply_flags(a);
-	r = luo_heap_format(base, size, reason, sizeof(reason));
+	r = luo_heap_format(base, size, &a->heap, reason, sizeof(reason));
 	if (r == 0)
 		r = luo_arena_preserve(session, token, a);
 	if (r < 0) {
@@ -351,6 +355,7 @@ int luo_arena_create(struct luo_session *session, uint64_t token, size_t size, u
 int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_arena **ret_arena)
 {
 	struct luo_abi_arena_v1 d;
+	struct luo_heap_geom geom;
 	struct reservation *rv;
 	struct luo_file *f;
 	struct luo_arena *a;
@@ -371,7 +376,7 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 		return -ENOENT;
 	}
 	memcpy(&d, f->data, sizeof(d));
-	fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
+	fd = fcntl(f->fd, F_DUPFD_CLOEXEC, LUO_FD_MIN);
 	pthread_mutex_unlock(&session->luo->lock);
 	if (fd < 0)
 		return -errno;
@@ -410,22 +415,23 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 		r = -errno;
 		goto fail;
 	}
-	r = luo_heap_check(base, d.size, reason, sizeof(reason));
+	r = luo_heap_check(base, d.size, &geom, reason, sizeof(reason));
 	if (r < 0) {
 		char why[LUO_REASON_MAX];
 
 		memcpy(why, reason, sizeof(why));
 		luo_reasonf(reason, sizeof(reason), "arena %s/%" PRIu64 ": %s", session->name, token, why);
 		/* Back to an inaccessible reservation: the bytes stay in the memfd. */
-		mmap(base, d.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		unmap_to_reservation(base, d.size);
 		goto fail;
 	}
 	a = arena_new(fd, base, d.size, d.flags);
 	if (!a) {
-		mmap(base, d.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		unmap_to_reservation(base, d.size);
 		r = -ENOMEM;
 		goto fail;
 	}
+	a->heap = geom;
 	rv->taken = true;
 	pthread_mutex_unlock(&reservations_lock);
 	apply_flags(a);
@@ -452,7 +458,11 @@ void luo_arena_close(struct luo_arena *a)
 {
 	if (!a)
 		return;
-	munmap(a->base, a->size);
+	/*
+	 * Keep the range reserved: the arena may still be preserved, and a
+	 * later luo_arena_create() must not be placed at its address.
+	 */
+	unmap_to_reservation(a->base, a->size);
 	safe_close(a->fd);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
@@ -467,7 +477,7 @@ void *luo_arena_alloc(struct luo_arena *a, size_t size)
 		return NULL;
 	}
 	pthread_mutex_lock(&a->lock);
-	p = luo_heap_alloc(a->base, size);
+	p = luo_heap_alloc(&a->heap, size);
 	pthread_mutex_unlock(&a->lock);
 	return p;
 }
@@ -477,7 +487,7 @@ void luo_arena_free(struct luo_arena *a, void *p)
 	if (!a || !p)
 		return;
 	pthread_mutex_lock(&a->lock);
-	luo_heap_free(a->base, p, release_chunk, a);
+	luo_heap_free(&a->heap, p, release_chunk, a);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -488,7 +498,7 @@ int luo_arena_set_root(struct luo_arena *a, void *p)
 	if (!a)
 		return -EINVAL;
 	pthread_mutex_lock(&a->lock);
-	r = luo_heap_set_root(a->base, p);
+	r = luo_heap_set_root(&a->heap, p);
 	pthread_mutex_unlock(&a->lock);
 	return r;
 }
@@ -500,7 +510,7 @@ void *luo_arena_root(struct luo_arena *a)
 	if (!a)
 		return NULL;
 	pthread_mutex_lock(&a->lock);
-	p = luo_heap_root(a->base);
+	p = luo_heap_root(&a->heap);
 	pthread_mutex_unlock(&a->lock);
 	return p;
 }

@@ -4,13 +4,20 @@
  * contract. Self-contained on purpose (no libluo internals): the arena
  * links it, and tests and fuzzers build it alone.
  *
- * Trust: luo_heap_check() validates everything it can in O(nchunks); after
- * that the header and the map are maintained by this file only. The other
- * entry points trust the header's geometry (sizes and offsets; heap_get()
- * re-checks magic, version and chunk count) but still range-check every
- * chunk index, count and slot offset they read from the map or the data
- * before using it, so a stray write there makes them refuse, quarantine or
- * leak, never step outside the region or loop without bound.
+ * Trust. The geometry (size, map, bitmap and data offsets, chunk count) is
+ * computed from the size the caller mapped, by luo_heap_format() or
+ * luo_heap_check(), and kept in the caller's struct luo_heap_geom; no
+ * offset, bound or count of the geometry is ever read back from the
+ * region, which stays writable by others after the check (a child the old
+ * image forked, a stray write). luo_heap_check() validates everything else
+ * it can in O(nchunks); after that the header and the map are maintained
+ * by this file, but every value the entry points read from the region
+ * (class list heads, map entries, free counts, slot links, the hint, the
+ * root, counters) is read once (LOAD: the value checked is the value used,
+ * whatever is written meanwhile), range-checked against the geometry at
+ * the point of use, and only then acted on, so a write there, even during
+ * a call, makes them refuse, quarantine or leak, never step outside the
+ * region or loop without bound.
  */
 
 #include <errno.h>
@@ -50,13 +57,13 @@ _Static_assert(LUO_HEAP_CHUNKS_MAX < LUO_HEAP_NO_CHUNK, "NO_CHUNK is no index");
 
 /* The map starts here: the header rounded up to a cache line. */
 #define HEAP_MAP_OFFSET ((sizeof(struct luo_heap) + 63) & ~(uint64_t)63)
+_Static_assert(HEAP_MAP_OFFSET % sizeof(struct luo_heap_chunk) == 0, "map entries are aligned: entry_load()");
 
-struct heap_layout {
-	uint64_t map_offset;
-	uint64_t bitmap_offset;
-	uint64_t data_offset;
-	uint32_t nchunks;
-};
+/*
+ * One read of a field of the region: never torn, never repeated by the
+ * compiler, so a value checked in a local is the value used.
+ */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 __attribute__((format(printf, 4, 5))) static int heap_fail(int err, char *reason, size_t reason_len,
 							   const char *fmt, ...)
@@ -77,10 +84,11 @@ static uint64_t bitmap_bytes(uint64_t nchunks)
 }
 
 /*
- * The layout is a function of the size alone: the fewest metadata chunks
- * that hold the header, map and bitmap of the chunks that remain.
+ * The geometry is a function of the size alone: the fewest metadata chunks
+ * that hold the header, map and bitmap of the chunks that remain. Fills
+ * everything but the base.
  */
-static int heap_layout(uint64_t size, struct heap_layout *ret, char *reason, size_t reason_len)
+static int heap_layout(uint64_t size, struct luo_heap_geom *ret, char *reason, size_t reason_len)
 {
 	uint64_t total, meta_chunks, n = 0;
 
@@ -99,6 +107,7 @@ static int heap_layout(uint64_t size, struct heap_layout *ret, char *reason, siz
 	}
 	if (meta_chunks >= total || n < LUO_HEAP_DATA_CHUNKS_MIN || n > LUO_HEAP_CHUNKS_MAX)
 		return heap_fail(-EINVAL, reason, reason_len, "region size %" PRIu64 " leaves no room for data", size);
+	ret->size = size;
 	ret->map_offset = HEAP_MAP_OFFSET;
 	ret->bitmap_offset = HEAP_MAP_OFFSET + n * sizeof(struct luo_heap_chunk);
 	ret->data_offset = meta_chunks * LUO_HEAP_CHUNK;
@@ -106,21 +115,73 @@ static int heap_layout(uint64_t size, struct heap_layout *ret, char *reason, siz
 	return 0;
 }
 
-/* Accessors. @h is trusted to be a checked heap (heap_get()). */
-
-static struct luo_heap_chunk *heap_map(struct luo_heap *h)
+/*
+ * The guard of every call against a geometry that did not come from
+ * luo_heap_format(), luo_heap_check() or luo_heap_geometry(): none, or the
+ * zeroed one they leave when they refuse. The geometry is the caller's own
+ * memory, trusted like any pointer it passes; only those three fill it.
+ */
+static inline bool geom_ok(const struct luo_heap_geom *g)
 {
-	return (struct luo_heap_chunk *)((char *)h + h->map_offset);
+	return g && g->base && g->nchunks != 0;
 }
 
-static uint64_t *heap_bitmap(struct luo_heap *h)
+/* Accessors: offsets and bounds from the geometry only. */
+
+static struct luo_heap *heap_hdr(const struct luo_heap_geom *g)
 {
-	return (uint64_t *)((char *)h + h->bitmap_offset);
+	return g->base;
 }
 
-static char *chunk_data(struct luo_heap *h, uint32_t i)
+static struct luo_heap_chunk *heap_map(const struct luo_heap_geom *g)
 {
-	return (char *)h + h->data_offset + (uint64_t)i * LUO_HEAP_CHUNK;
+	return (struct luo_heap_chunk *)((char *)g->base + g->map_offset);
+}
+
+static uint64_t *heap_bitmap(const struct luo_heap_geom *g)
+{
+	return (uint64_t *)((char *)g->base + g->bitmap_offset);
+}
+
+/* @i < g->nchunks. */
+static char *chunk_data(const struct luo_heap_geom *g, uint32_t i)
+{
+	return (char *)g->base + g->data_offset + (uint64_t)i * LUO_HEAP_CHUNK;
+}
+
+/*
+ * A copy of map entry @e, read once, in two 8-byte loads (entries are 16
+ * bytes at a 16-byte aligned offset from a 16-byte aligned base).
+ */
+static inline struct luo_heap_chunk entry_load(const struct luo_heap_chunk *e)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)e;
+	uint64_t v[2] = { __atomic_load_n(&w[0], __ATOMIC_RELAXED), __atomic_load_n(&w[1], __ATOMIC_RELAXED) };
+	struct luo_heap_chunk c;
+
+	memcpy(&c, v, sizeof(c));
+	return c;
+}
+
+/* The class of a slab kind, or LUO_HEAP_CLASSES if @kind is no slab's. */
+static uint32_t kind_class(uint8_t kind)
+{
+	if (kind < LUO_HEAP_KIND_SLAB || kind >= LUO_HEAP_KIND_SLAB + LUO_HEAP_CLASSES)
+		return LUO_HEAP_CLASSES;
+	return (uint32_t)kind - LUO_HEAP_KIND_SLAB;
+}
+
+/* Counters are only reported, yet never wrap below 0. */
+static void counter_sub(uint64_t *c, uint64_t v)
+{
+	uint64_t cur = LOAD(*c);
+
+	*c = cur - (v <= cur ? v : cur);
+}
+
+static void counter_add(uint64_t *c, uint64_t v)
+{
+	*c = LOAD(*c) + v;
 }
 
 static uint32_t slab_slots(uint32_t cls)
@@ -134,7 +195,10 @@ static uint32_t slot_index(uint32_t off, uint32_t cls)
 	return (uint32_t)(((uint64_t)off * heap_class_recip[cls]) >> 32);
 }
 
-/* Is @off (< LUO_HEAP_CHUNK) the start of one of the first @bump slots? */
+/*
+ * Is @off (< LUO_HEAP_CHUNK) the start of one of the first @bump slots?
+ * With @bump <= the class's slots, such a slot lies wholly in the chunk.
+ */
 static bool slot_used(uint32_t off, uint32_t cls, uint32_t bump)
 {
 	uint32_t idx = slot_index(off, cls);
@@ -159,7 +223,11 @@ static void bits_clear(uint64_t *bm, uint32_t i, uint32_t n)
 		bm[j / 64] &= ~(UINT64_C(1) << (j % 64));
 }
 
-/* First index in [from, to) whose bit is @want, or @to. Word at a time. */
+/*
+ * First index in [from, to) whose bit is @want, or @to. Word at a time;
+ * reads the words of indexes below @to only, and returns at most @to
+ * whatever they hold.
+ */
 static uint32_t bits_find(const uint64_t *bm, uint32_t from, uint32_t to, bool want)
 {
 	uint64_t w;
@@ -168,7 +236,7 @@ static uint32_t bits_find(const uint64_t *bm, uint32_t from, uint32_t to, bool w
 	if (from >= to)
 		return to;
 	i = from / 64;
-	w = (want ? bm[i] : ~bm[i]) & (~UINT64_C(0) << (from % 64));
+	w = (want ? LOAD(bm[i]) : ~LOAD(bm[i])) & (~UINT64_C(0) << (from % 64));
 	for (;;) {
 		if (w) {
 			uint64_t r = (uint64_t)i * 64 + (uint64_t)__builtin_ctzll(w);
@@ -177,64 +245,86 @@ static uint32_t bits_find(const uint64_t *bm, uint32_t from, uint32_t to, bool w
 		i++;
 		if ((uint64_t)i * 64 >= to)
 			return to;
-		w = want ? bm[i] : ~bm[i];
+		w = want ? LOAD(bm[i]) : ~LOAD(bm[i]);
 	}
 }
 
-/* The header at @base if it looks like a heap: the cheap guard of every call. */
-static struct luo_heap *heap_get(void *base)
+/*
+ * The header of the heap @g describes, or NULL: @g must look like a
+ * geometry and the region must still say it holds a heap (magic, version,
+ * header size; nothing else of the header is trusted, or needed).
+ */
+static struct luo_heap *heap_get(const struct luo_heap_geom *g)
 {
-	struct luo_heap *h = base;
+	struct luo_heap *h;
 
-	if (!h || (uintptr_t)h % LUO_HEAP_ALIGN != 0)
+	if (!geom_ok(g))
 		return NULL;
-	if (h->magic != LUO_HEAP_MAGIC || h->version != LUO_HEAP_VERSION || h->header_size != sizeof(*h))
-		return NULL;
-	if (h->nchunks < LUO_HEAP_DATA_CHUNKS_MIN || h->nchunks > LUO_HEAP_CHUNKS_MAX)
+	h = heap_hdr(g);
+	if (LOAD(h->magic) != LUO_HEAP_MAGIC || LOAD(h->version) != LUO_HEAP_VERSION ||
+	    LOAD(h->header_size) != sizeof(*h))
 		return NULL;
 	return h;
 }
 
-int luo_heap_format(void *base, size_t size, char *reason, size_t reason_len)
+int luo_heap_geometry(void *base, size_t size, struct luo_heap_geom *ret_geom)
+{
+	struct luo_heap_geom g = { .base = base };
+
+	if (!ret_geom)
+		return -EINVAL;
+	*ret_geom = (struct luo_heap_geom){ 0 };
+	if (!base || (uintptr_t)base % LUO_HEAP_ALIGN != 0 || heap_layout(size, &g, NULL, 0) < 0)
+		return -EINVAL;
+	*ret_geom = g;
+	return 0;
+}
+
+int luo_heap_format(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len)
 {
 	struct luo_heap *h = base;
-	struct heap_layout l;
+	struct luo_heap_geom g = { .base = base };
 	int r;
 
+	if (!ret_geom)
+		return heap_fail(-EINVAL, reason, reason_len, "no geometry to fill");
+	*ret_geom = (struct luo_heap_geom){ 0 };
 	if (!base || (uintptr_t)base % LUO_HEAP_ALIGN != 0)
 		return heap_fail(-EINVAL, reason, reason_len, "region base %p is not %u-byte aligned", base,
 				 LUO_HEAP_ALIGN);
-	r = heap_layout(size, &l, reason, reason_len);
+	r = heap_layout(size, &g, reason, reason_len);
 	if (r < 0)
 		return r;
 
 	/* Metadata only: data chunks are never read before being handed out. */
-	memset(base, 0, l.data_offset);
+	memset(base, 0, g.data_offset);
 	h->magic = LUO_HEAP_MAGIC;
 	h->version = LUO_HEAP_VERSION;
 	h->header_size = sizeof(*h);
-	h->size = size;
-	h->map_offset = l.map_offset;
-	h->bitmap_offset = l.bitmap_offset;
-	h->data_offset = l.data_offset;
+	/* The geometry, for the next image's luo_heap_check() to compare; this one never reads it back. */
+	h->size = g.size;
+	h->map_offset = g.map_offset;
+	h->bitmap_offset = g.bitmap_offset;
+	h->data_offset = g.data_offset;
 	h->chunk_size = LUO_HEAP_CHUNK;
-	h->nchunks = l.nchunks;
+	h->nchunks = g.nchunks;
 	h->nclasses = LUO_HEAP_CLASSES;
 	h->epoch = 1;
-	h->chunks_free = l.nchunks;
+	h->chunks_free = g.nchunks;
 	for (uint32_t k = 0; k < LUO_HEAP_CLASSES; k++) {
 		h->class_size[k] = heap_class_size[k];
 		h->class_head[k] = LUO_HEAP_NO_CHUNK;
 	}
 	/* The map is all LUO_HEAP_KIND_FREE (0); mark every chunk free. */
-	bits_set(heap_bitmap(h), 0, l.nchunks);
+	bits_set(heap_bitmap(&g), 0, g.nchunks);
+	*ret_geom = g;
 	return 0;
 }
 
 /*
- * What is wrong with a slab entry of class @cls, or NULL. Listed slots are
- * below the high-water mark: nfree - (slots - bump) of them, which is at
- * most bump since nfree <= slots.
+ * What is wrong with (a copy of) a slab entry of class @cls, or NULL.
+ * Listed slots are below the high-water mark: nfree - (slots - bump) of
+ * them, which is at most bump since nfree <= slots.
  */
 static const char *slab_entry_problem(const struct luo_heap_chunk *e, uint32_t cls)
 {
@@ -256,79 +346,90 @@ static const char *slab_entry_problem(const struct luo_heap_chunk *e, uint32_t c
 	return NULL;
 }
 
+/* Of a copy that passed slab_entry_problem(). */
 static uint32_t slab_listed(const struct luo_heap_chunk *e, uint32_t cls)
 {
 	return e->nfree - (slab_slots(cls) - e->bump);
 }
 
-static uint64_t slot_word(struct luo_heap *h, uint32_t i, uint32_t off)
+/* The first word of a slot: @i < nchunks and @off a slot start, so 8 bytes inside the chunk. */
+static uint64_t slot_word(const struct luo_heap_geom *g, uint32_t i, uint32_t off)
 {
-	uint64_t w;
-
-	memcpy(&w, chunk_data(h, i) + off, sizeof(w));
-	return w;
+	return __atomic_load_n((const uint64_t *)(const void *)(chunk_data(g, i) + off), __ATOMIC_RELAXED);
 }
 
-static void slot_set_word(struct luo_heap *h, uint32_t i, uint32_t off, uint64_t w)
+static void slot_set_word(const struct luo_heap_geom *g, uint32_t i, uint32_t off, uint64_t w)
 {
-	memcpy(chunk_data(h, i) + off, &w, sizeof(w));
+	memcpy(chunk_data(g, i) + off, &w, sizeof(w));
 }
 
-/* The next offset a free slot's word links to, or -1 if the word is no free slot's. */
-static int32_t free_link(uint64_t w, const struct luo_heap_chunk *e, uint32_t cls)
+/*
+ * The next offset a free slot's word links to, or -1 if the word is no free
+ * slot's. @bump (<= the class's slots) is the one the caller checked.
+ */
+static int32_t free_link(uint64_t w, uint32_t cls, uint32_t bump)
 {
 	uint32_t next = (uint32_t)(w & 0xffff);
 
 	if (w >> 16 != LUO_HEAP_FREE_TAG)
 		return -1;
-	if (next != LUO_HEAP_NO_SLOT && !slot_used(next, cls, e->bump))
+	if (next != LUO_HEAP_NO_SLOT && !slot_used(next, cls, bump))
 		return -1;
 	return (int32_t)next;
 }
 
-static void class_unlink(struct luo_heap *h, uint32_t cls, uint32_t i)
+/* Take slab @i (< nchunks) off class @cls's list; links out of range are not followed. */
+static void class_unlink(const struct luo_heap_geom *g, uint32_t cls, uint32_t i)
 {
-	struct luo_heap_chunk *map = heap_map(h), *e = &map[i];
+	struct luo_heap *h = heap_hdr(g);
+	struct luo_heap_chunk *map = heap_map(g), *e = &map[i];
+	uint32_t n = g->nchunks, next = LOAD(e->next), prev = LOAD(e->prev);
 
-	if (e->prev == LUO_HEAP_NO_CHUNK) {
-		if (h->class_head[cls] == i)
-			h->class_head[cls] = e->next;
-	} else if (e->prev < h->nchunks) {
-		map[e->prev].next = e->next;
+	if (prev == LUO_HEAP_NO_CHUNK) {
+		if (LOAD(h->class_head[cls]) == i)
+			h->class_head[cls] = next < n ? next : LUO_HEAP_NO_CHUNK;
+	} else if (prev < n) {
+		map[prev].next = next;
 	}
-	if (e->next < h->nchunks)
-		map[e->next].prev = e->prev;
+	if (next < n)
+		map[next].prev = prev;
 	e->next = e->prev = LUO_HEAP_NO_CHUNK;
 }
 
-static void class_push(struct luo_heap *h, uint32_t cls, uint32_t i)
+static void class_push(const struct luo_heap_geom *g, uint32_t cls, uint32_t i)
 {
-	struct luo_heap_chunk *map = heap_map(h), *e = &map[i];
-	uint32_t head = h->class_head[cls];
+	struct luo_heap *h = heap_hdr(g);
+	struct luo_heap_chunk *map = heap_map(g), *e = &map[i];
+	uint32_t head = LOAD(h->class_head[cls]);
 
 	e->prev = LUO_HEAP_NO_CHUNK;
-	e->next = head < h->nchunks ? head : LUO_HEAP_NO_CHUNK;
-	if (head < h->nchunks)
+	e->next = head < g->nchunks ? head : LUO_HEAP_NO_CHUNK;
+	if (head < g->nchunks)
 		map[head].prev = i;
 	h->class_head[cls] = i;
 }
 
-/* Never used again: its live objects cannot be known, so its chunk leaks. */
-static void slab_quarantine(struct luo_heap *h, uint32_t i)
+/*
+ * Never used again: its live objects cannot be known, so its chunk leaks.
+ * @cls is the class the caller found the slab to be (the map may say
+ * otherwise by now: it is not read again).
+ */
+static void slab_quarantine(const struct luo_heap_geom *g, uint32_t i, uint32_t cls)
 {
-	struct luo_heap_chunk *e = &heap_map(h)[i];
-	uint32_t cls = e->kind - LUO_HEAP_KIND_SLAB;
-	uint64_t used = 0;
+	struct luo_heap *h = heap_hdr(g);
+	struct luo_heap_chunk *e = &heap_map(g)[i];
+	uint32_t nfree = LOAD(e->nfree);
 
-	if (e->nfree > 0)
-		class_unlink(h, cls, i);
-	if (e->nfree <= slab_slots(cls))
-		used = (uint64_t)(slab_slots(cls) - e->nfree) * heap_class_size[cls];
-	h->bytes_in_use -= used <= h->bytes_in_use ? used : h->bytes_in_use;
-	memset(e, 0, sizeof(*e));
-	e->kind = LUO_HEAP_KIND_QUARANTINED;
-	e->next = e->prev = LUO_HEAP_NO_CHUNK;
-	h->quarantined++;
+	if (nfree > 0)
+		class_unlink(g, cls, i);
+	if (nfree <= slab_slots(cls))
+		counter_sub(&h->bytes_in_use, (uint64_t)(slab_slots(cls) - nfree) * heap_class_size[cls]);
+	*e = (struct luo_heap_chunk){
+		.kind = LUO_HEAP_KIND_QUARANTINED,
+		.next = LUO_HEAP_NO_CHUNK,
+		.prev = LUO_HEAP_NO_CHUNK,
+	};
+	counter_add(&h->quarantined, 1);
 }
 
 /*
@@ -336,58 +437,60 @@ static void slab_quarantine(struct luo_heap *h, uint32_t i)
  * epoch, one step per listed slot, and quarantine it if the list is not
  * exactly what its map entry says. True if the slab may be used.
  */
-static bool slab_validate_list(struct luo_heap *h, uint32_t i)
+static bool slab_validate_list(const struct luo_heap_geom *g, uint32_t i, uint32_t cls)
 {
-	struct luo_heap_chunk *e = &heap_map(h)[i];
-	uint32_t cls = e->kind - LUO_HEAP_KIND_SLAB, listed, off;
+	struct luo_heap_chunk *e = &heap_map(g)[i], s = entry_load(e);
+	uint32_t epoch = LOAD(heap_hdr(g)->epoch), listed, off;
 
-	if (slab_entry_problem(e, cls))
+	if (slab_entry_problem(&s, cls))
 		goto bad;
-	listed = slab_listed(e, cls);
-	off = e->head;
+	listed = slab_listed(&s, cls);
+	off = s.head;
 	for (uint32_t k = 0; k < listed; k++) {
 		int32_t next;
 
 		/* In range and aligned: the head by slab_entry_problem(), the rest by free_link(). */
 		if (off == LUO_HEAP_NO_SLOT)
 			goto bad; /* ends early */
-		next = free_link(slot_word(h, i, off), e, cls);
+		next = free_link(slot_word(g, i, off), cls, s.bump);
 		if (next < 0)
 			goto bad;
 		off = (uint32_t)next;
 	}
 	if (off != LUO_HEAP_NO_SLOT)
 		goto bad; /* longer than its count, or a cycle */
-	e->epoch = (uint8_t)h->epoch;
+	e->epoch = (uint8_t)epoch;
 	return true;
 bad:
-	slab_quarantine(h, i);
+	slab_quarantine(g, i, cls);
 	return false;
 }
 
-static inline bool slab_validate(struct luo_heap *h, uint32_t i)
+/* @s: a copy of slab @i's entry, of class @cls. */
+static inline bool slab_validate(const struct luo_heap_geom *g, uint32_t i, uint32_t cls,
+				 const struct luo_heap_chunk *s)
 {
-	return heap_map(h)[i].epoch == (uint8_t)h->epoch || slab_validate_list(h, i);
+	return s->epoch == (uint8_t)LOAD(heap_hdr(g)->epoch) || slab_validate_list(g, i, cls);
 }
 
 /*
  * Is the slot at @slot on slab @i's (validated) list? 1 yes, 0 no, -1 the
  * list was damaged since its validation (a write after free).
  */
-static int slab_is_listed(struct luo_heap *h, uint32_t i, uint32_t slot)
+static int slab_is_listed(const struct luo_heap_geom *g, uint32_t i, uint32_t cls, uint32_t slot)
 {
-	struct luo_heap_chunk *e = &heap_map(h)[i];
-	uint32_t cls = e->kind - LUO_HEAP_KIND_SLAB, listed, off = e->head;
+	struct luo_heap_chunk s = entry_load(&heap_map(g)[i]);
+	uint32_t listed, off = s.head;
 
-	if (slab_entry_problem(e, cls))
+	if (slab_entry_problem(&s, cls))
 		return -1;
-	listed = slab_listed(e, cls);
+	listed = slab_listed(&s, cls);
 	for (uint32_t k = 0; k < listed && off != LUO_HEAP_NO_SLOT; k++) {
 		int32_t next;
 
 		if (off == slot)
 			return 1;
-		next = free_link(slot_word(h, i, off), e, cls);
+		next = free_link(slot_word(g, i, off), cls, s.bump);
 		if (next < 0)
 			return -1;
 		off = (uint32_t)next;
@@ -395,87 +498,97 @@ static int slab_is_listed(struct luo_heap *h, uint32_t i, uint32_t slot)
 	return 0;
 }
 
-static void chunks_put(struct luo_heap *h, uint32_t i, uint32_t n, luo_heap_release_fn release, void *ctx);
+static void chunks_put(const struct luo_heap_geom *g, uint32_t i, uint32_t n, luo_heap_release_fn release,
+		       void *ctx);
 
 /*
  * Give the emptied slabs kept for their class (see heap.h, Fragmentation)
  * back to the free chunks: the way out when no chunk run fits. Walks the
- * class lists, O(slabs with free slots), bounded in case one was damaged
- * after the check. Not released: the chunks are about to be reused.
+ * class lists, O(slabs with free slots), at most nchunks steps per class
+ * in case one was damaged after the check. Not released: the chunks are
+ * about to be reused.
  */
-static uint32_t heap_reclaim_empty(struct luo_heap *h)
+static uint32_t heap_reclaim_empty(const struct luo_heap_geom *g)
 {
-	struct luo_heap_chunk *map = heap_map(h);
-	uint32_t reclaimed = 0;
+	struct luo_heap *h = heap_hdr(g);
+	struct luo_heap_chunk *map = heap_map(g);
+	uint32_t n = g->nchunks, reclaimed = 0;
 
 	for (uint32_t k = 0; k < LUO_HEAP_CLASSES; k++) {
-		uint32_t i = h->class_head[k];
+		uint32_t i = LOAD(h->class_head[k]);
 
-		for (uint32_t steps = 0; i < h->nchunks && steps < h->nchunks; steps++) {
-			uint32_t next = map[i].next;
+		for (uint32_t steps = 0; i < n && steps < n; steps++) {
+			struct luo_heap_chunk s = entry_load(&map[i]);
 
-			if (map[i].kind != LUO_HEAP_KIND_SLAB + k)
+			if (s.kind != LUO_HEAP_KIND_SLAB + k)
 				break;
-			if (map[i].nfree == slab_slots(k)) {
-				class_unlink(h, k, i);
-				chunks_put(h, i, 1, NULL, NULL);
+			if (s.nfree == slab_slots(k)) {
+				class_unlink(g, k, i);
+				chunks_put(g, i, 1, NULL, NULL);
 				reclaimed++;
 			}
-			i = next;
+			i = s.next;
 		}
 	}
 	return reclaimed;
 }
 
-/* @n contiguous free chunks at or after the hint, first fit; LUO_HEAP_NO_CHUNK if none. */
-static uint32_t chunks_find(struct luo_heap *h, uint32_t n)
+/* @n (1..nchunks) contiguous free chunks at or after the hint, first fit; LUO_HEAP_NO_CHUNK if none. */
+static uint32_t chunks_find(const struct luo_heap_geom *g, uint32_t n)
 {
-	uint64_t *bm = heap_bitmap(h);
-	uint32_t nchunks = h->nchunks, i, end;
+	struct luo_heap *h = heap_hdr(g);
+	uint64_t *bm = heap_bitmap(g);
+	uint32_t total = g->nchunks, hint = LOAD(h->hint), first, i, end;
 
-	if (h->chunks_free < n)
+	if (LOAD(h->chunks_free) < n)
 		return LUO_HEAP_NO_CHUNK;
-	i = bits_find(bm, h->hint < nchunks ? h->hint : nchunks, nchunks, true);
-	h->hint = i; /* nothing free in between */
-	while (i < nchunks) {
-		end = bits_find(bm, i, nchunks, false);
+	first = bits_find(bm, hint < total ? hint : total, total, true);
+	h->hint = first; /* nothing free in between */
+	/* Each round moves i forward: at most nchunks rounds, whatever the bitmap says meanwhile. */
+	for (i = first; i < total;) {
+		end = bits_find(bm, i, total, false);
 		if (end - i >= n) {
-			struct luo_heap_chunk *map = heap_map(h);
-
+			/* i + n <= end <= total. */
 			bits_clear(bm, i, n);
-			memset(&map[i], 0, (size_t)n * sizeof(*map));
-			h->chunks_free -= n;
-			if (h->hint == i)
+			memset(&heap_map(g)[i], 0, (size_t)n * sizeof(struct luo_heap_chunk));
+			counter_sub(&h->chunks_free, n);
+			if (i == first)
 				h->hint = i + n;
 			return i;
 		}
-		i = bits_find(bm, end, nchunks, true);
+		if (end <= i)
+			end = i + 1; /* the bit changed under us */
+		i = bits_find(bm, end, total, true);
 	}
 	return LUO_HEAP_NO_CHUNK;
 }
 
 /* Take @n contiguous free chunks; LUO_HEAP_NO_CHUNK if none, even after reclaiming. */
-static uint32_t chunks_take(struct luo_heap *h, uint32_t n)
+static uint32_t chunks_take(const struct luo_heap_geom *g, uint32_t n)
 {
 	uint32_t i;
 
-	if (n == 0 || n > h->nchunks)
+	if (n == 0 || n > g->nchunks)
 		return LUO_HEAP_NO_CHUNK;
-	i = chunks_find(h, n);
-	if (i == LUO_HEAP_NO_CHUNK && heap_reclaim_empty(h) > 0)
-		i = chunks_find(h, n);
+	i = chunks_find(g, n);
+	if (i == LUO_HEAP_NO_CHUNK && heap_reclaim_empty(g) > 0)
+		i = chunks_find(g, n);
 	return i;
 }
 
-static void chunks_put(struct luo_heap *h, uint32_t i, uint32_t n, luo_heap_release_fn release, void *ctx)
+/* Chunks [@i, @i + @n) back to the free ones: @i + @n <= nchunks. */
+static void chunks_put(const struct luo_heap_geom *g, uint32_t i, uint32_t n, luo_heap_release_fn release,
+		       void *ctx)
 {
-	memset(&heap_map(h)[i], 0, (size_t)n * sizeof(struct luo_heap_chunk));
-	bits_set(heap_bitmap(h), i, n);
-	h->chunks_free += n;
-	if (i < h->hint)
+	struct luo_heap *h = heap_hdr(g);
+
+	memset(&heap_map(g)[i], 0, (size_t)n * sizeof(struct luo_heap_chunk));
+	bits_set(heap_bitmap(g), i, n);
+	counter_add(&h->chunks_free, n);
+	if (i < LOAD(h->hint))
 		h->hint = i;
 	if (release)
-		release(ctx, h->data_offset + (uint64_t)i * LUO_HEAP_CHUNK, (size_t)n * LUO_HEAP_CHUNK);
+		release(ctx, g->data_offset + (uint64_t)i * LUO_HEAP_CHUNK, (size_t)n * LUO_HEAP_CHUNK);
 }
 
 /*
@@ -500,83 +613,98 @@ static uint32_t size_class(size_t n)
 }
 
 /*
- * A slot of slab @i (validated this epoch), or -1 if the slab turns out
- * damaged since (the caller quarantines it).
+ * A slot of slab @i of class @cls (validated this epoch; @s a copy of its
+ * entry), or -1 if the slab turns out damaged since (the caller
+ * quarantines it). Every count in the copy is checked here before use.
+ * Takes the slab off its class list when that was its last free slot.
  */
-static int32_t slab_take(struct luo_heap *h, uint32_t i)
+static int32_t slab_take(const struct luo_heap_geom *g, uint32_t i, uint32_t cls, const struct luo_heap_chunk *s)
 {
-	struct luo_heap_chunk *e = &heap_map(h)[i];
-	uint32_t cls = e->kind - LUO_HEAP_KIND_SLAB, size = heap_class_size[cls], off;
+	struct luo_heap_chunk *e = &heap_map(g)[i];
+	uint32_t slots = slab_slots(cls), off;
 
-	if (e->nfree == 0 || e->nfree > slab_slots(cls) || e->bump > slab_slots(cls) ||
-	    e->nfree < slab_slots(cls) - e->bump)
+	if (s->kind != LUO_HEAP_KIND_SLAB + cls || s->nfree == 0 || s->nfree > slots || s->bump > slots ||
+	    s->nfree < slots - s->bump)
 		return -1;
-	if (e->head != LUO_HEAP_NO_SLOT) {
+	if (s->head != LUO_HEAP_NO_SLOT) {
 		int32_t next;
-		bool last = slab_listed(e, cls) == 1;
+		bool last = slab_listed(s, cls) == 1;
 
-		if (!slot_used(e->head, cls, e->bump))
+		if (!slot_used(s->head, cls, s->bump))
 			return -1;
-		next = free_link(slot_word(h, i, e->head), e, cls);
+		next = free_link(slot_word(g, i, s->head), cls, s->bump);
 		/* A write after free that broke the link, or the count. */
 		if (next < 0 || last != (next == LUO_HEAP_NO_SLOT))
 			return -1;
-		off = e->head;
+		off = s->head;
 		e->head = (uint16_t)next;
-		slot_set_word(h, i, off, 0); /* so that freeing it finds no tag */
+		slot_set_word(g, i, off, 0); /* so that freeing it finds no tag */
 	} else {
-		if (e->nfree != slab_slots(cls) - e->bump)
+		if (s->nfree != slots - s->bump)
 			return -1; /* listed slots, yet no list */
-		off = (uint32_t)e->bump * size;
-		e->bump++;
+		off = (uint32_t)s->bump * heap_class_size[cls]; /* bump < slots: nfree > 0 never-used slots */
+		e->bump = (uint16_t)(s->bump + 1);
 	}
-	e->nfree--;
+	e->nfree = (uint16_t)(s->nfree - 1);
+	if (s->nfree == 1)
+		class_unlink(g, cls, i);
 	return (int32_t)off;
 }
 
-static void *heap_alloc_small(struct luo_heap *h, uint32_t cls)
+static void *heap_alloc_small(const struct luo_heap_geom *g, uint32_t cls)
 {
-	struct luo_heap_chunk *map = heap_map(h);
+	struct luo_heap *h = heap_hdr(g);
+	struct luo_heap_chunk *map = heap_map(g);
+	uint32_t n = g->nchunks;
 
-	/* Each round hands out a slot or quarantines a slab: bounded by the map. */
-	for (uint64_t round = 0; round < (uint64_t)h->nchunks + 2; round++) {
-		uint32_t i = h->class_head[cls];
+	/* Each round hands out a slot, quarantines a slab or drops a list: bounded by the map. */
+	for (uint64_t round = 0; round < (uint64_t)n + 2; round++) {
+		uint32_t i = LOAD(h->class_head[cls]);
+		struct luo_heap_chunk s;
 		int32_t off;
 
 		if (i == LUO_HEAP_NO_CHUNK) {
-			i = chunks_take(h, 1);
+			i = chunks_take(g, 1);
 			if (i == LUO_HEAP_NO_CHUNK)
 				break;
-			map[i].kind = (uint8_t)(LUO_HEAP_KIND_SLAB + cls);
-			map[i].epoch = (uint8_t)h->epoch;
-			map[i].nfree = (uint16_t)slab_slots(cls);
-			map[i].head = LUO_HEAP_NO_SLOT;
-			map[i].bump = 0;
-			class_push(h, cls, i);
-		} else if (i >= h->nchunks || map[i].kind != LUO_HEAP_KIND_SLAB + cls || map[i].nfree == 0) {
+			s = (struct luo_heap_chunk){
+				.kind = (uint8_t)(LUO_HEAP_KIND_SLAB + cls),
+				.epoch = (uint8_t)LOAD(h->epoch),
+				.nfree = (uint16_t)slab_slots(cls),
+				.head = LUO_HEAP_NO_SLOT,
+				.bump = 0,
+			};
+			map[i] = s;
+			class_push(g, cls, i);
+		} else if (i >= n) {
 			/* The list was damaged after the check: drop it, its slabs leak. */
 			h->class_head[cls] = LUO_HEAP_NO_CHUNK;
 			continue;
+		} else {
+			s = entry_load(&map[i]);
+			if (s.kind != LUO_HEAP_KIND_SLAB + cls || s.nfree == 0) {
+				h->class_head[cls] = LUO_HEAP_NO_CHUNK; /* the same */
+				continue;
+			}
+			/* A validation writes the epoch only: the copy holds for slab_take(). */
+			if (!slab_validate(g, i, cls, &s))
+				continue;
 		}
-		if (!slab_validate(h, i))
-			continue;
-		off = slab_take(h, i);
+		off = slab_take(g, i, cls, &s);
 		if (off < 0) {
-			slab_quarantine(h, i);
+			slab_quarantine(g, i, cls);
 			continue;
 		}
-		if (map[i].nfree == 0)
-			class_unlink(h, cls, i);
-		h->bytes_in_use += heap_class_size[cls];
-		return chunk_data(h, i) + off;
+		counter_add(&h->bytes_in_use, heap_class_size[cls]);
+		return chunk_data(g, i) + off;
 	}
 	errno = ENOMEM;
 	return NULL;
 }
 
-void *luo_heap_alloc(void *base, size_t n)
+void *luo_heap_alloc(const struct luo_heap_geom *g, size_t n)
 {
-	struct luo_heap *h = heap_get(base);
+	struct luo_heap *h = heap_get(g);
 	struct luo_heap_chunk *map;
 	uint64_t len;
 	uint32_t i;
@@ -586,117 +714,120 @@ void *luo_heap_alloc(void *base, size_t n)
 		return NULL;
 	}
 	if (n <= LUO_HEAP_SMALL_MAX)
-		return heap_alloc_small(h, size_class(n));
+		return heap_alloc_small(g, size_class(n));
 
 	len = n / LUO_HEAP_CHUNK + (n % LUO_HEAP_CHUNK != 0);
-	i = len <= h->nchunks ? chunks_take(h, (uint32_t)len) : LUO_HEAP_NO_CHUNK;
+	i = len <= g->nchunks ? chunks_take(g, (uint32_t)len) : LUO_HEAP_NO_CHUNK;
 	if (i == LUO_HEAP_NO_CHUNK) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	map = heap_map(h);
+	/* i + len <= nchunks, the entries zeroed by chunks_find(). */
+	map = heap_map(g);
 	map[i].kind = LUO_HEAP_KIND_RUN;
 	map[i].next = (uint32_t)len;
 	for (uint32_t j = 1; j < len; j++) {
 		map[i + j].kind = LUO_HEAP_KIND_TAIL;
 		map[i + j].prev = i;
 	}
-	h->bytes_in_use += len * LUO_HEAP_CHUNK;
-	return chunk_data(h, i);
+	counter_add(&h->bytes_in_use, len * LUO_HEAP_CHUNK);
+	return chunk_data(g, i);
 }
 
-static bool heap_free_run(struct luo_heap *h, uint32_t i, luo_heap_release_fn release, void *ctx)
+static bool heap_free_run(const struct luo_heap_geom *g, uint32_t i, luo_heap_release_fn release, void *ctx)
 {
-	struct luo_heap_chunk *map = heap_map(h);
-	uint32_t len = map[i].next;
+	struct luo_heap_chunk *map = heap_map(g);
+	uint32_t len = LOAD(map[i].next);
 
-	if (len == 0 || len > h->nchunks - i)
+	if (len == 0 || len > g->nchunks - i)
 		return false;
 	for (uint32_t j = 1; j < len; j++)
-		if (map[i + j].kind != LUO_HEAP_KIND_TAIL || map[i + j].prev != i)
+		if (LOAD(map[i + j].kind) != LUO_HEAP_KIND_TAIL || LOAD(map[i + j].prev) != i)
 			return false;
-	h->bytes_in_use -= (uint64_t)len * LUO_HEAP_CHUNK <= h->bytes_in_use ? (uint64_t)len * LUO_HEAP_CHUNK
-									     : h->bytes_in_use;
-	chunks_put(h, i, len, release, ctx);
+	counter_sub(&heap_hdr(g)->bytes_in_use, (uint64_t)len * LUO_HEAP_CHUNK);
+	chunks_put(g, i, len, release, ctx);
 	return true;
 }
 
-static bool heap_free_slot(struct luo_heap *h, uint32_t i, uint32_t off, luo_heap_release_fn release, void *ctx)
+static bool heap_free_slot(const struct luo_heap_geom *g, uint32_t i, uint32_t cls, uint32_t off,
+			   luo_heap_release_fn release, void *ctx)
 {
-	struct luo_heap_chunk *e = &heap_map(h)[i];
-	uint32_t cls = e->kind - LUO_HEAP_KIND_SLAB, size = heap_class_size[cls];
+	struct luo_heap *h = heap_hdr(g);
+	struct luo_heap_chunk *e = &heap_map(g)[i], s = entry_load(e);
+	uint32_t slots = slab_slots(cls), nfree;
 
-	if (!slab_validate(h, i))
+	if (s.kind != LUO_HEAP_KIND_SLAB + cls)
+		return false; /* changed since the caller looked */
+	if (!slab_validate(g, i, cls, &s))
 		return false;
-	if (!slot_used(off, cls, e->bump))
+	if (s.bump > slots)
+		return false; /* changed since the validation */
+	if (!slot_used(off, cls, s.bump))
 		return false; /* not a slot start, or never handed out */
-	if (slot_word(h, i, off) >> 16 == LUO_HEAP_FREE_TAG) {
+	if (slot_word(g, i, off) >> 16 == LUO_HEAP_FREE_TAG) {
 		/* Tagged: a double free, or user data that looks like the tag. */
-		int listed = slab_is_listed(h, i, off);
+		int listed = slab_is_listed(g, i, cls, off);
 
 		if (listed < 0)
-			slab_quarantine(h, i);
+			slab_quarantine(g, i, cls);
 		if (listed != 0)
 			return false;
 	}
-	if (e->nfree >= slab_slots(cls))
+	if (s.nfree >= slots)
 		return false; /* cannot be: all free, yet this slot was not listed */
-	slot_set_word(h, i, off, LUO_HEAP_FREE_TAG << 16 | e->head);
+	slot_set_word(g, i, off, LUO_HEAP_FREE_TAG << 16 | s.head);
+	nfree = s.nfree + 1u;
 	e->head = (uint16_t)off;
-	e->nfree++;
-	h->bytes_in_use -= size <= h->bytes_in_use ? size : h->bytes_in_use;
-	if (e->nfree == 1)
-		class_push(h, cls, i);
-	if (e->nfree == slab_slots(cls) && !(h->class_head[cls] == i && e->next == LUO_HEAP_NO_CHUNK)) {
-		class_unlink(h, cls, i);
-		chunks_put(h, i, 1, release, ctx);
+	e->nfree = (uint16_t)nfree;
+	counter_sub(&h->bytes_in_use, heap_class_size[cls]);
+	if (nfree == 1)
+		class_push(g, cls, i);
+	if (nfree == slots && !(LOAD(h->class_head[cls]) == i && LOAD(e->next) == LUO_HEAP_NO_CHUNK)) {
+		class_unlink(g, cls, i);
+		chunks_put(g, i, 1, release, ctx);
 	}
 	return true;
 }
 
-void luo_heap_free(void *base, void *p, luo_heap_release_fn release, void *ctx)
+void luo_heap_free(const struct luo_heap_geom *g, void *p, luo_heap_release_fn release, void *ctx)
 {
-	struct luo_heap *h = heap_get(base);
+	struct luo_heap *h = heap_get(g);
 	uint64_t off, rel;
-	uint32_t i, in;
+	uint32_t i, in, cls;
+	uint8_t kind;
 	bool ok = false;
 
 	if (!p || !h)
 		return;
-	if ((uintptr_t)p < (uintptr_t)base)
+	if ((uintptr_t)p < (uintptr_t)g->base)
 		goto bad;
-	off = (uintptr_t)p - (uintptr_t)base;
-	if (off < h->data_offset || off >= h->size)
+	off = (uintptr_t)p - (uintptr_t)g->base;
+	if (off < g->data_offset || off >= g->size)
 		goto bad;
-	rel = off - h->data_offset;
+	rel = off - g->data_offset;
 	i = (uint32_t)(rel / LUO_HEAP_CHUNK);
 	in = (uint32_t)(rel % LUO_HEAP_CHUNK);
-	if (i >= h->nchunks)
+	if (i >= g->nchunks)
 		goto bad;
 
-	switch (heap_map(h)[i].kind) {
-	case LUO_HEAP_KIND_RUN:
-		ok = in == 0 && heap_free_run(h, i, release, ctx);
-		break;
-	case LUO_HEAP_KIND_FREE:
-	case LUO_HEAP_KIND_TAIL:
-	case LUO_HEAP_KIND_QUARANTINED:
-		break;
-	default:
-		if (heap_map(h)[i].kind >= LUO_HEAP_KIND_SLAB &&
-		    heap_map(h)[i].kind < LUO_HEAP_KIND_SLAB + LUO_HEAP_CLASSES)
-			ok = heap_free_slot(h, i, in, release, ctx);
-		break;
+	kind = LOAD(heap_map(g)[i].kind);
+	if (kind == LUO_HEAP_KIND_RUN) {
+		ok = in == 0 && heap_free_run(g, i, release, ctx);
+	} else {
+		/* Free chunks, tails, quarantined slabs and unknown kinds: nothing to free. */
+		cls = kind_class(kind);
+		if (cls < LUO_HEAP_CLASSES)
+			ok = heap_free_slot(g, i, cls, in, release, ctx);
 	}
 	if (ok)
 		return;
 bad:
-	h->bad_frees++;
+	counter_add(&h->bad_frees, 1);
 }
 
-int luo_heap_set_root(void *base, void *p)
+int luo_heap_set_root(const struct luo_heap_geom *g, void *p)
 {
-	struct luo_heap *h = heap_get(base);
+	struct luo_heap *h = heap_get(g);
 	uint64_t off;
 
 	if (!h)
@@ -705,57 +836,72 @@ int luo_heap_set_root(void *base, void *p)
 		h->root = 0;
 		return 0;
 	}
-	if ((uintptr_t)p < (uintptr_t)base)
+	if ((uintptr_t)p < (uintptr_t)g->base)
 		return -EINVAL;
-	off = (uintptr_t)p - (uintptr_t)base;
-	if (off < h->data_offset || off >= h->size)
+	off = (uintptr_t)p - (uintptr_t)g->base;
+	if (off < g->data_offset || off >= g->size)
 		return -EINVAL;
 	h->root = off;
 	return 0;
 }
 
-void *luo_heap_root(void *base)
+void *luo_heap_root(const struct luo_heap_geom *g)
 {
-	struct luo_heap *h = heap_get(base);
+	struct luo_heap *h = heap_get(g);
+	uint64_t root;
 
-	if (!h || h->root < h->data_offset || h->root >= h->size)
+	if (!h)
 		return NULL;
-	return (char *)base + h->root;
+	root = LOAD(h->root);
+	if (root < g->data_offset || root >= g->size)
+		return NULL;
+	return (char *)g->base + root;
 }
 
-int luo_heap_stats(void *base, struct luo_heap_stats *ret_stats)
+int luo_heap_stats(const struct luo_heap_geom *g, struct luo_heap_stats *ret_stats)
 {
-	struct luo_heap *h = heap_get(base);
+	struct luo_heap *h = heap_get(g);
+	uint64_t nfree;
 
 	if (!h || !ret_stats)
 		return -EINVAL;
+	nfree = LOAD(h->chunks_free);
+	if (nfree > g->nchunks)
+		nfree = g->nchunks;
 	*ret_stats = (struct luo_heap_stats){
-		.bytes_in_use = h->bytes_in_use,
-		.chunks_in_use = h->nchunks - (h->chunks_free <= h->nchunks ? h->chunks_free : h->nchunks),
-		.chunks_free = h->chunks_free,
-		.metadata_bytes = h->data_offset,
-		.bad_frees = h->bad_frees,
-		.quarantined = h->quarantined,
+		.bytes_in_use = LOAD(h->bytes_in_use),
+		.chunks_in_use = g->nchunks - nfree,
+		.chunks_free = nfree,
+		.metadata_bytes = g->data_offset,
+		.bad_frees = LOAD(h->bad_frees),
+		.quarantined = LOAD(h->quarantined),
 	};
 	return 0;
 }
 
-/* The map, in one pass: kinds, runs, slabs, bitmap, counters. */
-static int check_map(struct luo_heap *h, uint32_t in_lists[LUO_HEAP_CLASSES], bool *ret_collision, char *reason,
-		     size_t reason_len)
+/*
+ * The map, in one pass: kinds, runs, slabs, bitmap, counters; a slab entry
+ * that already holds @new_epoch is a collision. Each entry is
+ * read once (a copy), so that the pass stays inside the map and ends even
+ * if the region is written meanwhile; what it then says is only as good as
+ * the region, which is the most a check can say.
+ */
+static int check_map(const struct luo_heap_geom *g, uint8_t new_epoch, uint32_t in_lists[LUO_HEAP_CLASSES],
+		     bool *ret_collision, char *reason, size_t reason_len)
 {
-	const struct luo_heap_chunk *map = heap_map(h);
-	const uint64_t *bm = heap_bitmap(h);
-	uint32_t n = h->nchunks, first_free = n;
-	uint64_t nfree = 0, quarantined = 0, bytes = 0;
-	uint8_t new_epoch = (uint8_t)(h->epoch + 1);
+	const struct luo_heap *h = heap_hdr(g);
+	const struct luo_heap_chunk *map = heap_map(g);
+	const uint64_t *bm = heap_bitmap(g);
+	uint32_t n = g->nchunks, first_free = n, hint;
+	uint64_t nfree = 0, quarantined = 0, bytes = 0, v;
 	bool collision = false;
 
 	for (uint32_t i = 0; i < n;) {
-		const struct luo_heap_chunk *e = &map[i];
+		const struct luo_heap_chunk e = entry_load(&map[i]);
 		bool is_free = bit_test(bm, i);
+		uint32_t cls;
 
-		if (e->kind == LUO_HEAP_KIND_FREE) {
+		if (e.kind == LUO_HEAP_KIND_FREE) {
 			if (!is_free)
 				return heap_fail(-EBADMSG, reason, reason_len,
 						 "chunk %u: free in the map, not in the bitmap", i);
@@ -767,15 +913,15 @@ static int check_map(struct luo_heap *h, uint32_t in_lists[LUO_HEAP_CLASSES], bo
 		}
 		if (is_free)
 			return heap_fail(-EBADMSG, reason, reason_len, "chunk %u: kind %u, yet free in the bitmap", i,
-					 e->kind);
-		if (e->kind == LUO_HEAP_KIND_RUN) {
-			uint32_t len = e->next;
+					 e.kind);
+		if (e.kind == LUO_HEAP_KIND_RUN) {
+			uint32_t len = e.next;
 
 			if (len == 0 || len > n - i)
 				return heap_fail(-EBADMSG, reason, reason_len,
 						 "chunk %u: run of %u chunks, %u chunks left", i, len, n - i);
 			for (uint32_t j = 1; j < len; j++) {
-				if (map[i + j].kind != LUO_HEAP_KIND_TAIL || map[i + j].prev != i)
+				if (LOAD(map[i + j].kind) != LUO_HEAP_KIND_TAIL || LOAD(map[i + j].prev) != i)
 					return heap_fail(-EBADMSG, reason, reason_len,
 							 "chunk %u: not a tail of the run at chunk %u", i + j, i);
 				if (bit_test(bm, i + j))
@@ -786,48 +932,52 @@ static int check_map(struct luo_heap *h, uint32_t in_lists[LUO_HEAP_CLASSES], bo
 			i += len;
 			continue;
 		}
-		if (e->kind == LUO_HEAP_KIND_TAIL)
+		if (e.kind == LUO_HEAP_KIND_TAIL)
 			return heap_fail(-EBADMSG, reason, reason_len, "chunk %u: run tail without a run", i);
-		if (e->kind == LUO_HEAP_KIND_QUARANTINED) {
+		if (e.kind == LUO_HEAP_KIND_QUARANTINED) {
 			quarantined++;
 			i++;
 			continue;
 		}
-		if (e->kind >= LUO_HEAP_KIND_SLAB && e->kind < LUO_HEAP_KIND_SLAB + LUO_HEAP_CLASSES) {
-			uint32_t cls = e->kind - LUO_HEAP_KIND_SLAB;
-			const char *problem = slab_entry_problem(e, cls);
+		cls = kind_class(e.kind);
+		if (cls < LUO_HEAP_CLASSES) {
+			const char *problem = slab_entry_problem(&e, cls);
 
 			if (problem)
 				return heap_fail(-EBADMSG, reason, reason_len, "chunk %u: slab of %u bytes: %s", i,
 						 heap_class_size[cls], problem);
-			if (e->nfree > 0) {
-				if ((e->next != LUO_HEAP_NO_CHUNK && e->next >= n) ||
-				    (e->prev != LUO_HEAP_NO_CHUNK && e->prev >= n))
+			if (e.nfree > 0) {
+				if ((e.next != LUO_HEAP_NO_CHUNK && e.next >= n) ||
+				    (e.prev != LUO_HEAP_NO_CHUNK && e.prev >= n))
 					return heap_fail(-EBADMSG, reason, reason_len,
 							 "chunk %u: slab list link out of range", i);
 				in_lists[cls]++;
 			}
-			bytes += (uint64_t)(slab_slots(cls) - e->nfree) * heap_class_size[cls];
-			if (e->epoch == new_epoch)
+			bytes += (uint64_t)(slab_slots(cls) - e.nfree) * heap_class_size[cls];
+			if (e.epoch == new_epoch)
 				collision = true;
 			i++;
 			continue;
 		}
-		return heap_fail(-EBADMSG, reason, reason_len, "chunk %u: unknown kind %u", i, e->kind);
+		return heap_fail(-EBADMSG, reason, reason_len, "chunk %u: unknown kind %u", i, e.kind);
 	}
-	if (n % 64 != 0 && bm[n / 64] >> (n % 64) != 0)
+	if (n % 64 != 0 && LOAD(bm[n / 64]) >> (n % 64) != 0)
 		return heap_fail(-EBADMSG, reason, reason_len, "bitmap: bits set past the last chunk");
-	if (first_free < h->hint)
-		return heap_fail(-EBADMSG, reason, reason_len, "hint %u is past free chunk %u", h->hint, first_free);
-	if (nfree != h->chunks_free)
+	hint = LOAD(h->hint);
+	if (first_free < hint)
+		return heap_fail(-EBADMSG, reason, reason_len, "hint %u is past free chunk %u", hint, first_free);
+	v = LOAD(h->chunks_free);
+	if (nfree != v)
 		return heap_fail(-EBADMSG, reason, reason_len, "%" PRIu64 " free chunks, header says %" PRIu64, nfree,
-				 h->chunks_free);
-	if (quarantined != h->quarantined)
+				 v);
+	v = LOAD(h->quarantined);
+	if (quarantined != v)
 		return heap_fail(-EBADMSG, reason, reason_len, "%" PRIu64 " quarantined chunks, header says %" PRIu64,
-				 quarantined, h->quarantined);
-	if (bytes != h->bytes_in_use)
+				 quarantined, v);
+	v = LOAD(h->bytes_in_use);
+	if (bytes != v)
 		return heap_fail(-EBADMSG, reason, reason_len, "%" PRIu64 " bytes in use, header says %" PRIu64, bytes,
-				 h->bytes_in_use);
+				 v);
 	*ret_collision = collision;
 	return 0;
 }
@@ -839,24 +989,31 @@ static int check_map(struct luo_heap *h, uint32_t in_lists[LUO_HEAP_CLASSES], bo
  * once: a repeat would need one node with two different prevs, or the head
  * (prev none) reached again.
  */
-static int check_class_list(struct luo_heap *h, uint32_t cls, uint32_t count, char *reason, size_t reason_len)
+static int check_class_list(const struct luo_heap_geom *g, uint32_t cls, uint32_t count, char *reason,
+			    size_t reason_len)
 {
-	const struct luo_heap_chunk *map = heap_map(h);
-	uint32_t prev = LUO_HEAP_NO_CHUNK, i = h->class_head[cls];
+	const struct luo_heap_chunk *map = heap_map(g);
+	uint32_t prev = LUO_HEAP_NO_CHUNK, i = LOAD(heap_hdr(g)->class_head[cls]);
 
 	for (uint32_t k = 0; k < count; k++) {
+		struct luo_heap_chunk e;
+
 		if (i == LUO_HEAP_NO_CHUNK)
 			return heap_fail(-EBADMSG, reason, reason_len,
 					 "class %u: list ends after %u of %u slabs with free slots", cls, k, count);
-		if (i >= h->nchunks || map[i].kind != LUO_HEAP_KIND_SLAB + cls || map[i].nfree == 0)
+		if (i >= g->nchunks)
+			return heap_fail(-EBADMSG, reason, reason_len, "class %u: list reaches chunk %u, out of range",
+					 cls, i);
+		e = entry_load(&map[i]);
+		if (e.kind != LUO_HEAP_KIND_SLAB + cls || e.nfree == 0)
 			return heap_fail(-EBADMSG, reason, reason_len,
 					 "class %u: list reaches chunk %u, not a slab of the class with free slots",
 					 cls, i);
-		if (map[i].prev != prev)
+		if (e.prev != prev)
 			return heap_fail(-EBADMSG, reason, reason_len, "class %u: chunk %u: back link %u, expected %u",
-					 cls, i, map[i].prev, prev);
+					 cls, i, e.prev, prev);
 		prev = i;
-		i = map[i].next;
+		i = e.next;
 	}
 	if (i != LUO_HEAP_NO_CHUNK)
 		return heap_fail(-EBADMSG, reason, reason_len,
@@ -864,82 +1021,105 @@ static int check_class_list(struct luo_heap *h, uint32_t cls, uint32_t count, ch
 	return 0;
 }
 
-int luo_heap_check(void *base, size_t size, char *reason, size_t reason_len)
+int luo_heap_check(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len)
 {
 	struct luo_heap *h = base;
-	uint32_t in_lists[LUO_HEAP_CLASSES] = { 0 };
-	struct heap_layout l;
+	struct luo_heap_geom g = { .base = base };
+	uint32_t in_lists[LUO_HEAP_CLASSES] = { 0 }, nchunks, hint, epoch, v32;
+	uint64_t hsize, map_offset, bitmap_offset, data_offset, root, v64;
 	bool collision = false;
 	uint8_t new_epoch;
 	int r;
 
+	if (!ret_geom)
+		return heap_fail(-EINVAL, reason, reason_len, "no geometry to fill");
+	*ret_geom = (struct luo_heap_geom){ 0 };
 	if (!base || (uintptr_t)base % LUO_HEAP_ALIGN != 0)
 		return heap_fail(-EINVAL, reason, reason_len, "region base %p is not %u-byte aligned", base,
 				 LUO_HEAP_ALIGN);
 	if (size < sizeof(*h))
 		return heap_fail(-EINVAL, reason, reason_len, "region of %zu bytes holds no header", size);
 
-	if (h->magic != LUO_HEAP_MAGIC)
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: bad magic %#" PRIx64, h->magic);
-	if (h->version != LUO_HEAP_VERSION)
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: version %u, this build reads %u",
-				 h->version, LUO_HEAP_VERSION);
-	if (h->header_size != sizeof(*h))
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: %u bytes, expected %zu", h->header_size,
-				 sizeof(*h));
-	if (h->size != size)
+	/* Each field read once: what is reported is what was compared. */
+	v64 = LOAD(h->magic);
+	if (v64 != LUO_HEAP_MAGIC)
+		return heap_fail(-EBADMSG, reason, reason_len, "heap header: bad magic %#" PRIx64, v64);
+	v32 = LOAD(h->version);
+	if (v32 != LUO_HEAP_VERSION)
+		return heap_fail(-EBADMSG, reason, reason_len, "heap header: version %u, this build reads %u", v32,
+				 LUO_HEAP_VERSION);
+	v32 = LOAD(h->header_size);
+	if (v32 != sizeof(*h))
+		return heap_fail(-EBADMSG, reason, reason_len, "heap header: %u bytes, expected %zu", v32, sizeof(*h));
+	hsize = LOAD(h->size);
+	if (hsize != size)
 		return heap_fail(-EBADMSG, reason, reason_len, "heap header: region of %" PRIu64 " bytes, mapped %zu",
-				 h->size, size);
-	if (heap_layout(size, &l, reason, reason_len) < 0)
+				 hsize, size);
+	/* The geometry, from the size the caller mapped; the header's copy must agree. */
+	if (heap_layout(size, &g, reason, reason_len) < 0)
 		return -EBADMSG;
-	if (h->chunk_size != LUO_HEAP_CHUNK)
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: chunks of %u bytes, expected %u",
-				 h->chunk_size, LUO_HEAP_CHUNK);
-	if (h->nchunks != l.nchunks || h->map_offset != l.map_offset || h->bitmap_offset != l.bitmap_offset ||
-	    h->data_offset != l.data_offset)
+	v32 = LOAD(h->chunk_size);
+	if (v32 != LUO_HEAP_CHUNK)
+		return heap_fail(-EBADMSG, reason, reason_len, "heap header: chunks of %u bytes, expected %u", v32,
+				 LUO_HEAP_CHUNK);
+	nchunks = LOAD(h->nchunks);
+	map_offset = LOAD(h->map_offset);
+	bitmap_offset = LOAD(h->bitmap_offset);
+	data_offset = LOAD(h->data_offset);
+	if (nchunks != g.nchunks || map_offset != g.map_offset || bitmap_offset != g.bitmap_offset ||
+	    data_offset != g.data_offset)
 		return heap_fail(-EBADMSG, reason, reason_len,
 				 "heap header: layout (%u chunks, map %" PRIu64 ", bitmap %" PRIu64 ", data %" PRIu64
 				 ") is not the one of %zu bytes",
-				 h->nchunks, h->map_offset, h->bitmap_offset, h->data_offset, size);
-	if (h->nclasses != LUO_HEAP_CLASSES)
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: %u size classes, this build has %u",
-				 h->nclasses, LUO_HEAP_CLASSES);
+				 nchunks, map_offset, bitmap_offset, data_offset, size);
+	v32 = LOAD(h->nclasses);
+	if (v32 != LUO_HEAP_CLASSES)
+		return heap_fail(-EBADMSG, reason, reason_len, "heap header: %u size classes, this build has %u", v32,
+				 LUO_HEAP_CLASSES);
 	for (uint32_t k = 0; k < LUO_HEAP_CLASSES; k++) {
-		if (h->class_size[k] != heap_class_size[k])
-			return heap_fail(-EBADMSG, reason, reason_len,
-					 "heap header: class %u is %u bytes, this build's is %u", k, h->class_size[k],
-					 heap_class_size[k]);
-		if (h->class_head[k] != LUO_HEAP_NO_CHUNK && h->class_head[k] >= h->nchunks)
-			return heap_fail(-EBADMSG, reason, reason_len,
-					 "heap header: class %u list head %u out of range", k, h->class_head[k]);
-	}
-	if (h->root != 0 && (h->root < h->data_offset || h->root >= h->size))
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: root %#" PRIx64 " outside the data",
-				 h->root);
-	if (h->hint > h->nchunks)
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: hint %u past %u chunks", h->hint,
-				 h->nchunks);
-	if (h->reserved != 0)
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: reserved field is %#x", h->reserved);
+		uint32_t cs = LOAD(h->class_size[k]), head = LOAD(h->class_head[k]);
 
-	r = check_map(h, in_lists, &collision, reason, reason_len);
+		if (cs != heap_class_size[k])
+			return heap_fail(-EBADMSG, reason, reason_len,
+					 "heap header: class %u is %u bytes, this build's is %u", k, cs,
+					 heap_class_size[k]);
+		if (head != LUO_HEAP_NO_CHUNK && head >= g.nchunks)
+			return heap_fail(-EBADMSG, reason, reason_len,
+					 "heap header: class %u list head %u out of range", k, head);
+	}
+	root = LOAD(h->root);
+	if (root != 0 && (root < g.data_offset || root >= g.size))
+		return heap_fail(-EBADMSG, reason, reason_len, "heap header: root %#" PRIx64 " outside the data",
+				 root);
+	hint = LOAD(h->hint);
+	if (hint > g.nchunks)
+		return heap_fail(-EBADMSG, reason, reason_len, "heap header: hint %u past %u chunks", hint,
+				 g.nchunks);
+	v32 = LOAD(h->reserved);
+	if (v32 != 0)
+		return heap_fail(-EBADMSG, reason, reason_len, "heap header: reserved field is %#x", v32);
+
+	/* The epoch read once: the one the collision is looked for against is the one bumped. */
+	epoch = LOAD(h->epoch);
+	new_epoch = (uint8_t)(epoch + 1);
+	r = check_map(&g, new_epoch, in_lists, &collision, reason, reason_len);
 	if (r < 0)
 		return r;
 	for (uint32_t k = 0; k < LUO_HEAP_CLASSES; k++) {
-		r = check_class_list(h, k, in_lists[k], reason, reason_len);
+		r = check_class_list(&g, k, in_lists[k], reason, reason_len);
 		if (r < 0)
 			return r;
 	}
 
 	/* Accepted: a new epoch, which no slab may claim to be checked in yet. */
-	h->epoch++;
-	new_epoch = (uint8_t)h->epoch;
+	h->epoch = epoch + 1;
 	if (collision) {
-		struct luo_heap_chunk *map = heap_map(h);
+		struct luo_heap_chunk *map = heap_map(&g);
 
-		for (uint32_t i = 0; i < h->nchunks; i++)
-			if (map[i].kind >= LUO_HEAP_KIND_SLAB && map[i].epoch == new_epoch)
+		for (uint32_t i = 0; i < g.nchunks; i++)
+			if (LOAD(map[i].kind) >= LUO_HEAP_KIND_SLAB && LOAD(map[i].epoch) == new_epoch)
 				map[i].epoch = (uint8_t)(new_epoch - 1);
 	}
+	*ret_geom = g;
 	return 0;
 }

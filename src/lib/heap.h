@@ -84,7 +84,7 @@
  * Lifecycle. luo_heap_format() on a fresh region. Then luo_heap_alloc(),
  * luo_heap_free() and luo_heap_set_root() as the program runs. Across the
  * exec the region is mapped again and luo_heap_check() is called on it
- * BEFORE anything else: the previous image is hostile input (DESIGN.md,
+ * BEFORE anything else: the previous image is hostile input (README,
  * Security), so it validates the header (magic, version, sizes, offsets
  * recomputed from the size, the class table) and the whole chunk map in
  * O(nchunks): kinds known, runs inside the map and not overlapping, tails
@@ -92,8 +92,30 @@
  * counts and list heads in range, class lists in range, acyclic, doubly
  * linked consistently and holding exactly the slabs with free slots, and
  * the counters (free and quarantined chunks, bytes in use) recomputed. It
- * allocates nothing, changes nothing when it refuses (-EBADMSG, @reason
- * says where), and never crashes or loops on any bytes.
+ * allocates nothing, changes nothing in the region when it refuses
+ * (-EBADMSG, @reason says where), and never crashes or loops on any bytes.
+ *
+ * The geometry is private. luo_heap_format() and luo_heap_check() fill a
+ * struct luo_heap_geom in the CALLER's memory: the base, and the size,
+ * offsets and chunk count computed from the size the caller mapped (never
+ * read from the region; luo_heap_geometry() computes the same from a base
+ * and size alone), and every other call takes that struct, not the base.
+ * The header keeps its copy of the geometry for the next image's check to
+ * compare, and this image never reads it back. The reason: the region is
+ * shared and writable, and stays so after the check; a child the old
+ * image forked (which still maps it), a stray write, or the program's own
+ * bug can change any byte of it at any time, even during a call. A size
+ * or data offset re-read from there would send allocations outside the
+ * region; from private geometry they cannot go there. Every other value
+ * the calls read from the region (class list heads, map entries, free
+ * counts, slot links, the hint, the root, the epoch, the counters) is read
+ * once and range-checked against the private geometry where it is used,
+ * so such a write makes the heap refuse (the magic, the version or the
+ * header size gone: EINVAL; a free count gone: ENOMEM), quarantine slabs,
+ * lose chunks, count bad frees or report wrong statistics, and nothing
+ * worse for memory safety: no access outside [base, base + size), no
+ * endless loop. It can then also hand out blocks that overlap others:
+ * integrity is only for a region nobody else writes.
  *
  * Slab free lists live in the data and are NOT walked there (that would be
  * O(data)). Instead luo_heap_check() bumps an epoch in the header and each
@@ -109,7 +131,8 @@
  * rewrites any slab entry that already holds the new epoch, so an image
  * cannot pre-mark its slabs as checked.
  *
- * What is guaranteed against a hostile region that passes the check: no
+ * What is guaranteed against a hostile region that passes the check (and
+ * that nobody else writes after it: see above for what remains then): no
  * access outside [base, base + size), no crash, no endless loop, and no two
  * blocks handed out by this image overlapping each other (as long as it
  * frees each of them once, and not through an inherited alias), a region
@@ -149,12 +172,14 @@
  * switch could happen while it is held. The release callback runs under
  * that lock.
  *
- * Errors: luo_heap_format() -EINVAL (bad base or size); luo_heap_check()
- * -EINVAL (NULL or misaligned base, region smaller than a header) or
- * -EBADMSG (anything wrong in the bytes); luo_heap_alloc() NULL with errno
- * ENOMEM (too large, full) or EINVAL (n == 0, no heap at @base);
- * luo_heap_set_root() / luo_heap_stats() -EINVAL. @reason, when not NULL,
- * says why for every error.
+ * Errors: luo_heap_format() -EINVAL (bad base or size, no @ret_geom);
+ * luo_heap_check() -EINVAL (NULL or misaligned base, region smaller than
+ * a header, no @ret_geom) or -EBADMSG (anything wrong in the bytes); both
+ * leave *@ret_geom zeroed, which every other call refuses;
+ * luo_heap_geometry() -EINVAL (bad base or size). luo_heap_alloc() NULL
+ * with errno ENOMEM (too large, full) or EINVAL (n == 0, no geometry, no
+ * heap there any more); luo_heap_set_root() / luo_heap_stats() -EINVAL.
+ * @reason, when not NULL, says why for every error.
  */
 
 #include <stddef.h>
@@ -219,7 +244,12 @@ struct luo_heap_chunk {
 	uint32_t prev;  /* slab with free slots: previous in its class list; tail: head */
 };
 
-/* The header, at the region base. */
+/*
+ * The header, at the region base. The geometry (size, the three offsets,
+ * chunk_size, nchunks) is written for luo_heap_check() to compare with the
+ * one it computes from the mapped size; no call reads it back after that
+ * (struct luo_heap_geom).
+ */
 struct luo_heap {
 	uint64_t magic;         /* LUO_HEAP_MAGIC */
 	uint32_t version;       /* LUO_HEAP_VERSION */
@@ -263,32 +293,58 @@ struct luo_heap_stats {
 };
 
 /*
+ * The geometry of a heap, private to the caller (see "The geometry is
+ * private" above): filled by luo_heap_format() or luo_heap_check() from
+ * the size the caller mapped, then passed to every other call, which takes
+ * every offset, bound and count from it and none from the region. Keep it
+ * in the caller's own memory, never in the region; do not change it.
+ */
+struct luo_heap_geom {
+	void *base;             /* the region */
+	uint64_t size;          /* the region, bytes */
+	uint64_t map_offset;
+	uint64_t bitmap_offset;
+	uint64_t data_offset;   /* data chunk 0 */
+	uint32_t nchunks;       /* data chunks */
+};
+
+/*
  * Make a fresh heap in [@base, @base + @size): @size a multiple of
  * LUO_HEAP_CHUNK in [LUO_HEAP_SIZE_MIN, LUO_HEAP_SIZE_MAX], @base
- * LUO_HEAP_ALIGN aligned. Writes the metadata chunks only. 0 or -EINVAL.
+ * LUO_HEAP_ALIGN aligned. Writes the metadata chunks only, and the
+ * geometry to *@ret_geom. 0 or -EINVAL.
  */
-int luo_heap_format(void *base, size_t size, char *reason, size_t reason_len);
+int luo_heap_format(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len);
 
 /*
  * Validate an incoming heap of @size bytes at @base, see the DOC above;
- * on success bump its epoch. 0, -EINVAL or -EBADMSG.
+ * on success bump its epoch and write the geometry (computed from @size)
+ * to *@ret_geom. 0, -EINVAL or -EBADMSG.
  */
-int luo_heap_check(void *base, size_t size, char *reason, size_t reason_len);
+int luo_heap_check(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len);
+
+/*
+ * The geometry of a region of @size bytes at @base, from @size alone: the
+ * region is neither read nor validated. For a caller that keeps only the
+ * base and size of a heap formatted or checked earlier in this image (the
+ * calls still check the magic). 0 or -EINVAL.
+ */
+int luo_heap_geometry(void *base, size_t size, struct luo_heap_geom *ret_geom);
 
 /* @n bytes, 16-byte aligned, or NULL with errno ENOMEM or EINVAL. */
-void *luo_heap_alloc(void *base, size_t n);
+void *luo_heap_alloc(const struct luo_heap_geom *geom, size_t n);
 
 /*
  * Free @p (NULL is fine; anything that is not a live block is ignored and
  * counted). Chunks that become free are passed to @release (may be NULL).
  */
-void luo_heap_free(void *base, void *p, luo_heap_release_fn release, void *ctx);
+void luo_heap_free(const struct luo_heap_geom *geom, void *p, luo_heap_release_fn release, void *ctx);
 
 /* The root object: NULL, or a pointer into the data area. 0 or -EINVAL. */
-int luo_heap_set_root(void *base, void *p);
-void *luo_heap_root(void *base);
+int luo_heap_set_root(const struct luo_heap_geom *geom, void *p);
+void *luo_heap_root(const struct luo_heap_geom *geom);
 
-/* 0, or -EINVAL if @base holds no heap. */
-int luo_heap_stats(void *base, struct luo_heap_stats *ret_stats);
+/* 0, or -EINVAL if @geom is no geometry or its region holds no heap. */
+int luo_heap_stats(const struct luo_heap_geom *geom, struct luo_heap_stats *ret_stats);
 
 #endif /* LUO_HEAP_H */
