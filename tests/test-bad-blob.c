@@ -867,6 +867,19 @@ static bool handover_named(const struct knobs *k)
 	return !k->env && !k->env_prefix && !k->close_handover;
 }
 
+/*
+ * Named, and a memfd sealed against write, shrink and grow, of 1..
+ * LUO_ABI_BLOB_MAX bytes: only then is the fd libluo's to close. Anything
+ * else the variable names is left alone, close-on-exec untouched.
+ */
+static bool handover_ours(const struct knobs *k)
+{
+	unsigned int seals = k->custom_seals ? k->seals : HANDOVER_SEALS;
+
+	return handover_named(k) && k->hkind == H_MEMFD && (seals & HANDOVER_SEALS) == HANDOVER_SEALS &&
+	       !k->no_content && k->zeros <= LUO_ABI_BLOB_MAX;
+}
+
 static void make_handover(struct ctx *c, const struct knobs *k)
 {
 	char tmpl[] = "/tmp/luo-bad-blob-XXXXXX";
@@ -984,13 +997,13 @@ static void check_handover(struct ctx *c, const struct knobs *k)
 			fail("fd %d, closed before luo_open, is open", c->hfd);
 			close(c->hfd);
 		}
-	} else if (handover_named(k)) {
+	} else if (handover_ours(k)) {
 		if (open) {
 			fail("luo_open left the handover fd %d open", c->hfd);
 			close(c->hfd);
 		}
 	} else if (!open) {
-		fail("luo_open closed fd %d, which the variable did not name validly", c->hfd);
+		fail("luo_open closed fd %d, which is not a valid handover memfd or was not named", c->hfd);
 	} else {
 		close(c->hfd);
 	}
@@ -1233,7 +1246,13 @@ static int open_raw(const void *buf, size_t len)
 
 	set_handover_env(hfd);
 	r = luo_open(LUO_OPEN_FRESH_ON_ERROR, &luo);
-	if (fd_is_open(hfd)) {
+	if (len == 0 || len > LUO_ABI_BLOB_MAX) {
+		/* Not a handover memfd: left alone. */
+		if (!fd_is_open(hfd))
+			fail("luo_open closed fd %d, which is not a valid handover memfd", hfd);
+		else
+			close(hfd);
+	} else if (fd_is_open(hfd)) {
 		fail("luo_open left the handover fd %d open", hfd);
 		close(hfd);
 	}

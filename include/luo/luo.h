@@ -106,7 +106,8 @@ enum {
  * handover is discarded and the next luo_open() is a fresh start: the
  * handover memfd is closed, and so is every listed fd that passed its
  * handler's identity check. Other fds are left alone, close-on-exec
- * untouched, since they may not be libluo's.
+ * untouched, since they may not be libluo's -- the fd the variable names,
+ * too, unless it is a memfd sealed as a handover is.
  *
  * Components: once the sessions are adopted, each component in the blob
  * is loaded through its load callback, at the version negotiated by the
@@ -520,7 +521,11 @@ LUO_EXPORT const char *luo_arena_retrieve_error(const struct luo_session *sessio
  */
 LUO_EXPORT int luo_arena_preserve(struct luo_session *session, uint64_t token, struct luo_arena *arena);
 
-/* Unmap and free the handle; a preserved arena stays preserved. NULL is allowed. */
+/*
+ * Unmap and free the handle; a preserved arena stays preserved. Its address
+ * range stays reserved (inaccessible) for the life of the process, so that
+ * no later arena takes it. NULL is allowed.
+ */
 LUO_EXPORT void luo_arena_close(struct luo_arena *arena);
 
 /* Allocate @size bytes (16-byte aligned) in the arena; NULL and errno ENOMEM when full. */
@@ -582,7 +587,8 @@ struct luo_component {
  * luo_payload_write() - append bytes to a component's payload (in save()).
  *
  * Return: 0; -E2BIG the payload would pass LUO_COMPONENT_DATA_MAX;
- * -ENOMEM; -EINVAL bad arguments.
+ * -ENOMEM; -EINVAL bad arguments. A failure sticks: later writes return
+ * it, and the update fails with it even if save() returns 0.
  */
 LUO_EXPORT int luo_payload_write(struct luo_payload *out, const void *data, size_t len);
 
@@ -714,6 +720,9 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
 	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
 		       "LUO_LAYOUT: the name must be a string literal of 1..47 bytes");                     \
 	_Static_assert((cversion) >= 1, "LUO_LAYOUT: version 0");                                          \
+	_Static_assert(sizeof((struct luo_abi_note_field[]){ __VA_ARGS__ }) <=                             \
+			       sizeof(((struct luo_abi_note_layout *)0)->fields),                                  \
+		       "LUO_LAYOUT: more than LUO_ABI_LAYOUT_FIELDS_MAX fields");                          \
 	static const struct {                                                                             \
 		struct luo_abi_note_header h;                                                             \
 		struct luo_abi_note_layout d;                                                             \

@@ -403,10 +403,15 @@ static int check_tag_order(const struct reader *rd)
  * libfdt allows two properties or two nodes of one name; its lookups return
  * the first. Refuse such trees: what a reader does not see must not exist.
  */
-static int check_unique_names(const struct reader *rd, size_t len)
+static int check_unique_names(const struct reader *rd)
 {
-	/* A name takes at least 4 bytes of the structure block: a safe bound. */
-	size_t max = len / 4 + 1;
+	/*
+	 * No node of ours has more children than LUO_SESSIONS_MAX or
+	 * LUO_SESSION_FILES_MAX, nor more than a few properties: a tree with
+	 * more names in one node is refused here, and what is allocated stays
+	 * small whatever the blob's size.
+	 */
+	size_t max = (LUO_SESSIONS_MAX > LUO_SESSION_FILES_MAX ? LUO_SESSIONS_MAX : LUO_SESSION_FILES_MAX) + 64;
 	_cleanup_free_ const char **names = calloc(max, sizeof(*names));
 	int node, depth = 0;
 
@@ -462,7 +467,7 @@ int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, stru
 
 	r = check_tag_order(&rd);
 	if (!r)
-		r = check_unique_names(&rd, len);
+		r = check_unique_names(&rd);
 	if (r)
 		return r;
 	b = calloc(1, sizeof(*b));

@@ -39,17 +39,13 @@ static size_t n_components;
 static int first_error;
 static char first_error_reason[LUO_REASON_MAX];
 
+/* A session's name rules, and printable bytes only (it goes into notes and reports). */
 static bool name_ok(const char *name)
 {
-	size_t len;
-
-	if (!name)
+	if (!luo_name_valid(name, LUO_COMPONENT_NAME_MAX))
 		return false;
-	len = strnlen(name, LUO_COMPONENT_NAME_MAX + 1);
-	if (len == 0 || len > LUO_COMPONENT_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x21 || (unsigned char)name[i] > 0x7e)
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
 			return false;
 	return true;
 }
@@ -168,10 +164,14 @@ int luo_components_error(char *reason, size_t rlen)
 
 int luo_payload_write(struct luo_payload *out, const void *data, size_t len)
 {
-	if (!out || (!data && len))
+	if (!out)
 		return -EINVAL;
+	if (out->error)
+		return out->error;
+	if (!data && len)
+		return (out->error = -EINVAL);
 	if (len > LUO_COMPONENT_DATA_MAX - out->len)
-		return -E2BIG;
+		return (out->error = -E2BIG);
 	if (out->len + len > out->cap) {
 		size_t cap = out->cap ? out->cap : 256;
 		uint8_t *grown;
@@ -180,7 +180,7 @@ int luo_payload_write(struct luo_payload *out, const void *data, size_t len)
 			cap *= 2;
 		grown = realloc(out->buf, cap);
 		if (!grown)
-			return -ENOMEM;
+			return (out->error = -ENOMEM);
 		out->buf = grown;
 		out->cap = cap;
 	}

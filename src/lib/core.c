@@ -238,6 +238,7 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 {
 	_cleanup_free_ char **envp = NULL;
 	char fd_entry[sizeof(LUO_HANDOVER_FD_ENV) + 32];
+	char reaper_entry[sizeof(LUO_ABI_REAPER_ENV) + 32];
 	char rb_entry[sizeof(LUO_ABI_ROLLBACK_ENV) + 32 + LUO_REASON_MAX];
 	uint8_t id[LUO_ABI_BUILD_ID_MAX];
 	size_t id_len = 0, n = 0, k = 0;
@@ -265,7 +266,7 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 			*p = ' ';
 	while (environ && environ[n])
 		n++;
-	envp = calloc(n + 3, sizeof(*envp));
+	envp = calloc(n + 4, sizeof(*envp));
 	if (!envp) {
 		reason_append(luo, "; no rollback: out of memory");
 		return;
@@ -275,6 +276,11 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 			envp[k++] = environ[i];
 	envp[k++] = fd_entry;
 	envp[k++] = rb_entry;
+	if (luo->reaper_pid > 0) {
+		/* Same process: the old image reaps the reaper this image was left. */
+		snprintf(reaper_entry, sizeof(reaper_entry), "%s=%d", LUO_ABI_REAPER_ENV, (int)luo->reaper_pid);
+		envp[k++] = reaper_entry;
+	}
 	adopted_cloexec(luo, false);
 	if (luo_set_cloexec(handover_fd, false) == 0)
 		execveat(exe, "", (char *const *)origin->argv, envp, AT_EMPTY_PATH);
@@ -334,6 +340,41 @@ static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present
 	return r;
 }
 
+/*
+ * Check that @fd is a memfd sealed against write, shrink and grow, of
+ * 1..LUO_ABI_BLOB_MAX bytes, and map it read-only. Nothing else is done to
+ * @fd. Shared with arena.c's reservation before main().
+ */
+int luo_handover_map(int fd, void **ret_addr, size_t *ret_len, char *reason, size_t rlen)
+{
+	struct stat st;
+	void *addr;
+	int seals;
+
+	if (fcntl(fd, F_GETFD) < 0) {
+		luo_reasonf(reason, rlen, "%s names fd %d, which is not open", LUO_HANDOVER_FD_ENV, fd);
+		return -EBADF;
+	}
+	/* Seals first: once sealed, the size read next cannot change. */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & HANDOVER_SEALS) != HANDOVER_SEALS) {
+		luo_reasonf(reason, rlen, "handover fd %d is not a memfd sealed against write, shrink and grow", fd);
+		return -EBADMSG;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > LUO_ABI_BLOB_MAX) {
+		luo_reasonf(reason, rlen, "handover memfd %d is not of 1..%u bytes", fd, LUO_ABI_BLOB_MAX);
+		return -EBADMSG;
+	}
+	addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (addr == MAP_FAILED) {
+		luo_reasonf(reason, rlen, "cannot map the handover memfd: %s", strerror(errno));
+		return -EBADMSG;
+	}
+	*ret_addr = addr;
+	*ret_len = (size_t)st.st_size;
+	return 0;
+}
+
 /* LUO_HANDOVER_ROLLBACK="ERRNO:reason": this image came back; read, removed. */
 static bool read_rollback_env(struct luo *luo)
 {
@@ -372,8 +413,7 @@ static int adopt_handover(struct luo *luo, unsigned int flags, int registry_erro
 	size_t rlen = sizeof(luo->incoming_reason);
 	uint64_t v, exec_ns = 0, reaper = 0;
 	bool present, exec_present, reaper_present;
-	struct stat st;
-	int r, seals;
+	int r;
 
 	if (read_env(LUO_ABI_EXEC_NS_ENV, UINT64_MAX, &exec_ns, &exec_present) < 0)
 		exec_ns = 0; /* informative only */
@@ -394,29 +434,14 @@ static int adopt_handover(struct luo *luo, unsigned int flags, int registry_erro
 			    LUO_ABI_FD_NUMBER_MAX);
 		return -EBADMSG;
 	}
-	if (luo_set_cloexec((int)v, true) < 0) {
-		luo_reasonf(reason, rlen, "%s names fd %llu, which is not open", LUO_HANDOVER_FD_ENV,
-			    (unsigned long long)v);
-		return -EBADF;
-	}
+	/* Checked before it is ours: a stray number must not touch another fd. */
+	r = luo_handover_map((int)v, &map.addr, &map.len, reason, rlen);
+	if (r < 0)
+		return r;
 	fd = (int)v;
-	/* Seals first: once sealed, the size read next cannot change. */
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || (seals & HANDOVER_SEALS) != HANDOVER_SEALS) {
-		luo_reasonf(reason, rlen, "handover fd %d is not a memfd sealed against write, shrink and grow", fd);
-		return -EBADMSG;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > LUO_ABI_BLOB_MAX) {
-		luo_reasonf(reason, rlen, "handover memfd %d is not of 1..%u bytes", fd, LUO_ABI_BLOB_MAX);
-		return -EBADMSG;
-	}
-	map.len = (size_t)st.st_size;
-	map.addr = mmap(NULL, map.len, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map.addr == MAP_FAILED) {
-		map.addr = NULL;
-		luo_reasonf(reason, rlen, "cannot map the handover memfd: %s", strerror(errno));
-		return -EBADMSG;
-	}
+	r = luo_set_cloexec(fd, true);
+	if (r < 0)
+		return r;
 	r = luo_blob_parse(map.addr, map.len, &b, &origin, reason, rlen);
 	if (r < 0) {
 		if (origin)
@@ -467,8 +492,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 		return r;
 	}
 	pthread_mutex_init(&luo->lock, NULL);
-	for (size_t i = 0; i < LUO_COMPONENTS_MAX; i++)
-		luo->component_status[i] = -ENODATA;
+	forget_components(luo);
 	/*
 	 * A broken component registry fails luo_open() whatever the flags,
 	 * but only after the handover was looked at: it is consumed (or

@@ -27,6 +27,7 @@ static const struct luo_file_handler *const builtins[] = {
 	&luo_handler_fd,
 	&luo_handler_arena, /* never chosen by can_preserve: arenas are preserved by arena.c */
 };
+_Static_assert(ARRAY_SIZE(builtins) == LUO_HANDLERS_BUILTIN, "LUO_HANDLERS_BUILTIN is the size of builtins[]");
 
 static bool handler_valid(const struct luo_file_handler *h)
 {

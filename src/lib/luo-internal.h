@@ -23,6 +23,8 @@
 #include "luo/luo.h"
 
 #define LUO_REASON_MAX 256
+/* libluo's own fd references are never 0..2 (stdio). */
+#define LUO_FD_MIN 3
 
 struct luo_file {
 	struct luo_session *session;
@@ -71,7 +73,6 @@ struct luo {
 	/* The last luo_update()'s negotiation. */
 	struct luo_report_entry *report;
 	size_t n_report;
-	bool has_report;
 
 	/* CLOCK_MONOTONIC ns; 0 = unknown */
 	uint64_t t_freeze;
@@ -104,6 +105,7 @@ struct luo_payload {
 	uint8_t *buf;
 	size_t len;
 	size_t cap;
+	int error; /* the first failed luo_payload_write(): the save fails with it */
 };
 
 /* A component's part in an outgoing blob (update.c -> blob-write.c). */
@@ -214,6 +216,7 @@ bool luo_env_is_ours(const char *entry);
 
 /* core.c */
 void luo_reaper_reap(struct luo *luo, bool wait);
+int luo_handover_map(int fd, void **ret_addr, size_t *ret_len, char *reason, size_t reason_len);
 void luo_reasonf(char *reason, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif /* LUO_INTERNAL_H */

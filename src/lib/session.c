@@ -24,7 +24,6 @@
 #include "luo-internal.h"
 
 /* Lowest fd libluo takes for its references: 0..2 are the caller's. */
-#define LUO_FD_MIN 3
 
 bool luo_name_valid(const char *name, size_t max)
 {

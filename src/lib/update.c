@@ -241,7 +241,6 @@ static int negotiate(struct luo *luo, const char *path, const struct luo_compone
 	free(luo->report);
 	luo->report = rep;
 	luo->n_report = n_rep;
-	luo->has_report = true;
 	for (size_t i = 0; i < n_components; i++) {
 		outs[i].component = components[i];
 		for (size_t j = 0; j < n_rep; j++) {
@@ -265,6 +264,8 @@ static int save_components(struct luo_component_out *outs, size_t n)
 		r = outs[i].component->save(outs[i].version, &outs[i].payload);
 		if (r > 0 || r < -4095)
 			r = -EINVAL; /* not an errno: do not pass it on as one */
+		if (r == 0)
+			r = outs[i].payload.error; /* a failed write the save ignored */
 		if (r < 0)
 			return r;
 	}
@@ -336,27 +337,35 @@ struct reaper {
 
 static const struct timespec reaper_delay = { .tv_nsec = REAPER_DELAY_NS };
 
+/* The child's pipe ends, packed in clone()'s argument. */
+#define REAPER_ARG(rfd, wfd) ((void *)(((uintptr_t)(unsigned int)(wfd) << 32) | (unsigned int)(rfd)))
+
 static int reaper_main(void *arg)
 {
-	int rfd = (int)(intptr_t)arg;
-	char c;
-
+	int rfd = (int)((uintptr_t)arg & 0xffffffffu), wfd = (int)((uintptr_t)arg >> 32);
 	struct sched_param idle = { 0 };
+	char c;
+	long n;
 
-	/* Raw syscalls only: this runs on the old image's memory and TLS. */
+	/*
+	 * Raw syscalls only: this runs on the old image's memory and TLS.
+	 * Drop every fd but the read end: the write end first, or the read
+	 * would never see EOF. Without close_range() (old kernel, seccomp) the
+	 * copies of the other fds cannot be dropped: leave at once, and the
+	 * teardown happens in execve() as it would without a reaper.
+	 */
+	syscall(SYS_close, wfd);
+	if ((rfd > 0 && syscall(SYS_close_range, 0, (unsigned int)rfd - 1, 0) != 0) ||
+	    syscall(SYS_close_range, (unsigned int)rfd + 1, ~0u, 0) != 0)
+		syscall(SYS_exit, 0);
 	/* The teardown must not take CPU time from the new image. */
 	syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &idle);
-	if (rfd > 0)
-		syscall(SYS_close_range, 0, (unsigned int)rfd - 1, 0);
-	syscall(SYS_close_range, (unsigned int)rfd + 1, ~0u, 0);
-	for (;;) { /* until EOF: the old image's execve() closed the write end */
-		long n = syscall(SYS_read, rfd, &c, 1);
-
-		if (n >= 0 || errno != EINTR)
-			break;
-	}
+	do /* EOF: the old image's execve() closed the write end; a byte: it failed */
+		n = syscall(SYS_read, rfd, &c, 1);
+	while (n < 0);
 	/* Let the new image start before the teardown competes with it for memory bandwidth. */
-	syscall(SYS_nanosleep, &reaper_delay, NULL);
+	if (n == 0)
+		syscall(SYS_nanosleep, &reaper_delay, NULL);
 	syscall(SYS_exit, 0);
 	return 0;
 }
@@ -374,7 +383,7 @@ static void reaper_start(struct reaper *rp)
 	if (rp->stack == MAP_FAILED) {
 		rp->stack = NULL;
 	} else {
-		rp->pid = clone(reaper_main, (char *)rp->stack + REAPER_STACK, CLONE_VM, (void *)(intptr_t)p[0]);
+		rp->pid = clone(reaper_main, (char *)rp->stack + REAPER_STACK, CLONE_VM, REAPER_ARG(p[0], p[1]));
 		if (rp->pid < 0) {
 			munmap(rp->stack, REAPER_STACK);
 			rp->stack = NULL;
@@ -387,13 +396,16 @@ static void reaper_start(struct reaper *rp)
 		rp->wfd = p[1];
 }
 
-/* execve() failed: the child goes, we reap it and take the stack back. */
+/* execve() failed: a byte tells the child to go now; we reap it and take the stack back. */
 static void reaper_stop(struct reaper *rp)
 {
 	if (rp->pid < 0)
 		return;
+	if (write(rp->wfd, "x", 1) < 0) {
+		/* it then sees EOF below and leaves after its delay */
+	}
 	close(rp->wfd);
-	while (waitpid(rp->pid, NULL, __WALL) < 0 && errno == EINTR)
+	while (waitpid(rp->pid, NULL, __WCLONE) < 0 && errno == EINTR)
 		;
 	munmap(rp->stack, REAPER_STACK);
 	rp->pid = -1;
@@ -433,7 +445,7 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 	t_exec = luo_now_ns();
 	snprintf(he->exec_entry, sizeof(he->exec_entry), "%s=%llu", LUO_ABI_EXEC_NS_ENV, (unsigned long long)t_exec);
 	execve(path, argv, he->envp);
-	r = -errno;
+	r = -errno; /* at once: the reaper runs on this thread's memory */
 	reaper_stop(&rp);
 	cloexec_restore(luo);
 	return r;
@@ -462,7 +474,6 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 	free(luo->report);
 	luo->report = NULL;
 	luo->n_report = 0;
-	luo->has_report = false;
 	pthread_mutex_unlock(&luo->lock);
 	r = check_executable(path);
 	if (r < 0)
@@ -513,7 +524,7 @@ int luo_update_report(const struct luo *cluo, const struct luo_report_entry **re
 	if (!luo || !ret_entries || !ret_n)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
-	if (luo->has_report) {
+	if (luo->report) { /* never empty: negotiation always reports the format */
 		*ret_entries = luo->report;
 		*ret_n = luo->n_report;
 		r = 0;

@@ -36,7 +36,7 @@ int luo_parse_u64(const char *s, uint64_t max, uint64_t *ret)
 		if (s[i] < '0' || s[i] > '9' || i >= 20)
 			return -EINVAL;
 		d = (unsigned)(s[i] - '0');
-		if (v > (max - d) / 10)
+		if (d > max || v > (max - d) / 10)
 			return -ERANGE;
 		v = v * 10 + d;
 	}
