@@ -447,9 +447,21 @@ static void elf_endp(Elf **e)
 }
 
 /* What one ELF object says beyond its notes. */
+#if defined(__x86_64__)
+#define ELF_MACHINE_HOST EM_X86_64
+#elif defined(__aarch64__)
+#define ELF_MACHINE_HOST EM_AARCH64
+#elif defined(__i386__)
+#define ELF_MACHINE_HOST EM_386
+#else
+#define ELF_MACHINE_HOST EM_NONE /* not checked */
+#endif
+
 struct elf_object {
 	char needed[LUO_MANIFEST_OBJECTS_MAX][NAME_MAX + 1];
 	size_t n_needed;
+	size_t n_dropped;                   /* DT_NEEDED not followed: a path, too long, too many */
+	char dropped_first[NAME_MAX + 1];
 	char runpath[PATH_MAX];
 	char rpath[PATH_MAX];
 };
@@ -476,6 +488,8 @@ static int read_dynamic(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elf_ob
 		if (dyn.d_tag == DT_NEEDED) {
 			if (obj->n_needed < LUO_MANIFEST_OBJECTS_MAX && strlen(s) <= NAME_MAX && strchr(s, '/') == NULL)
 				strcpy(obj->needed[obj->n_needed++], s);
+			else if (obj->n_dropped++ == 0)
+				snprintf(obj->dropped_first, sizeof(obj->dropped_first), "%.*s", NAME_MAX, s);
 		} else if (strlen(s) < PATH_MAX) {
 			strcpy(dyn.d_tag == DT_RUNPATH ? obj->runpath : obj->rpath, s);
 		}
@@ -537,6 +551,10 @@ static int read_object(int fd, const char *origin, struct luo_manifest *m, struc
 	 */
 	if (!gelf_getehdr(e, &eh) || elf_getshdrnum(e, &shnum) != 0 || elf_getshdrstrndx(e, &shstrndx) != 0)
 		return refuse(reason, rlen, "%s: unreadable ELF or section header table: %s", origin, elf_errmsg(-1));
+	if (ELF_MACHINE_HOST != EM_NONE && eh.e_machine != ELF_MACHINE_HOST) {
+		luo_reasonf(reason, rlen, "%s: an ELF file for another machine (e_machine %u)", origin, eh.e_machine);
+		return -ENOEXEC;
+	}
 	if (eh.e_shoff == 0 || shnum == 0)
 		return refuse(reason, rlen, "%s: no section header table: the manifest cannot be read", origin);
 	if (eh.e_shentsize != sizeof(ElfW(Shdr)) || eh.e_shoff > file_size ||
@@ -596,9 +614,33 @@ static void reason_clear(char *reason, size_t rlen)
 
 static int open_elf(const char *path, char *reason, size_t rlen)
 {
+	char proc[64];
 	struct stat st;
-	/* O_NONBLOCK: a FIFO without a writer must not hang the open. */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	/*
+	 * O_PATH first: a path from a hostile binary (RUNPATH /dev) must not
+	 * open a device, whose open alone can act (a watchdog). Only a regular
+	 * file is then opened for reading, through the same inode.
+	 */
+	int pfd = open(path, O_PATH | O_CLOEXEC), fd;
+
+	if (pfd < 0) {
+		int err = errno;
+
+		luo_reasonf(reason, rlen, "%s: %s", path, strerror(err));
+		return -err;
+	}
+	if (fstat(pfd, &st) < 0)
+		st.st_mode = 0;
+	if (!S_ISREG(st.st_mode)) {
+		int err = S_ISDIR(st.st_mode) ? EISDIR : ENOEXEC;
+
+		safe_close(pfd);
+		luo_reasonf(reason, rlen, "%s: not a regular file", path);
+		return -err;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	safe_close(pfd);
 
 	if (fd < 0) {
 		int err = errno;
@@ -638,23 +680,32 @@ static const char *const default_dirs[] = {
 
 /* Bytes of directory list read from ld.so.conf and its includes. */
 #define LDSO_CONF_BYTES_MAX 65536
+/* Files of ld.so.conf and its includes read, in all. */
 #define LDSO_CONF_FILES_MAX 64
 
 /* Append the directories one ld.so.conf file lists to @list (colon-separated). */
-static void ldso_conf_read(const char *path, char *list, size_t cap, int depth)
+static void ldso_conf_read(const char *path, char *list, size_t cap, int depth, int *files_left)
 {
-	_cleanup_free_ char *line = NULL;
-	size_t n = 0;
+	char line[PATH_MAX + 16];
 	FILE *f;
 
-	if (depth > 2)
+	if (depth > 2 || *files_left <= 0)
 		return;
+	--*files_left; /* a budget for the whole tree: include cycles end too */
 	f = fopen(path, "re");
 	if (!f)
 		return;
-	while (getline(&line, &n, f) > 0) {
+	while (fgets(line, sizeof(line), f)) {
 		char *p = line + strspn(line, " \t"), *end;
 
+		if (!strchr(line, '\n') && !feof(f)) {
+			/* Longer than any path: skip the rest of it. */
+			int c;
+
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
 		end = p + strcspn(p, "#\n");
 		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
 			end--;
@@ -664,8 +715,8 @@ static void ldso_conf_read(const char *path, char *list, size_t cap, int depth)
 
 			p += 8 + strspn(p + 8, " \t");
 			if (glob(p, 0, NULL, &g) == 0) {
-				for (size_t i = 0; i < g.gl_pathc && i < LDSO_CONF_FILES_MAX; i++)
-					ldso_conf_read(g.gl_pathv[i], list, cap, depth + 1);
+				for (size_t i = 0; i < g.gl_pathc && *files_left > 0; i++)
+					ldso_conf_read(g.gl_pathv[i], list, cap, depth + 1, files_left);
 				globfree(&g);
 			}
 		} else if (p[0] == '/' && strlen(list) + strlen(p) + 2 < cap) {
@@ -755,6 +806,10 @@ int luo_manifest_read_file(const char *path, struct luo_manifest **ret, char *re
 			strcpy(origin_dir, ".");
 	}
 
+	/* Not followed: said as unresolved, so that luoctl warns. */
+	m->n_unresolved += obj->n_dropped;
+	if (obj->n_dropped)
+		snprintf(m->unresolved_first, sizeof(m->unresolved_first), "%s", obj->dropped_first);
 	for (size_t i = 0; i < obj->n_needed; i++) {
 		const char *name = obj->needed[i];
 
@@ -771,7 +826,9 @@ int luo_manifest_read_file(const char *path, struct luo_manifest **ret, char *re
 				ldso_dirs = calloc(1, LDSO_CONF_BYTES_MAX);
 				if (!ldso_dirs)
 					return -ENOMEM;
-				ldso_conf_read("/etc/ld.so.conf", ldso_dirs, LDSO_CONF_BYTES_MAX, 0);
+				int files_left = LDSO_CONF_FILES_MAX;
+
+				ldso_conf_read("/etc/ld.so.conf", ldso_dirs, LDSO_CONF_BYTES_MAX, 0, &files_left);
 			}
 			r = try_dirs(ldso_dirs, origin_dir, name, m, reason, rlen);
 		}
@@ -864,19 +921,31 @@ int luo_manifest_read_pid(pid_t pid, struct luo_manifest **ret, char *reason, si
 		ino_t seen_ino[LUO_MANIFEST_OBJECTS_MAX];
 
 		while (r >= 0 && getline(&line, &cap, maps) > 0) {
-			char *file = strchr(line, '/'), *nl;
+			char *file = strchr(line, '/'), *nl, *sp = strchr(line, ' ');
 			struct stat st;
-			bool seen = false;
+			bool seen = false, code = sp && sp[1] && sp[2] && sp[3] == 'x';
 
-			if (!file)
+			if (!file || !sp)
 				continue;
 			nl = strchr(file, '\n');
 			if (nl)
 				*nl = '\0';
 			fd = open_elf(file, reason, rlen);
+			if (fd < 0) {
+				/* Replaced on disk ("(deleted)") or elsewhere: the mapping itself. */
+				char mf[96];
+
+				*sp = '\0';
+				snprintf(mf, sizeof(mf), "/proc/%d/map_files/%.40s", (int)pid, line);
+				fd = open_elf(mf, reason, rlen);
+			}
 			reason_clear(reason, rlen);
-			if (fd < 0)
-				continue; /* gone or unreadable: not code we can inspect */
+			if (fd < 0) {
+				/* Code that cannot be read: say so, its notes are missing. */
+				if (code && m->n_unresolved++ == 0)
+					snprintf(m->unresolved_first, sizeof(m->unresolved_first), "%.200s", file);
+				continue;
+			}
 			if (fstat(fd, &st) < 0 || (st.st_dev == exe_st.st_dev && st.st_ino == exe_st.st_ino)) {
 				safe_close(fd);
 				continue;

@@ -31,8 +31,9 @@
  *
  * Exit status: 0 success (check: the update would proceed); 1 check only:
  * the update would be refused; 2 bad usage, a binary or process that cannot
- * be read, or any other error, reported as one line on stderr,
- * "luoctl: WHAT: WHY". Errors are negative errnos inside, as in libluo.
+ * be read, or any other error, reported as a line on stderr, "luoctl: WHAT:
+ * WHY" (bad usage: then the usage). Errors are negative errnos inside, as in
+ * libluo.
  */
 
 #include <errno.h>
