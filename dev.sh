@@ -49,43 +49,45 @@ build() {
 	setup_dir build
 }
 
-# Count the results in a meson test log (JSON lines): "passed failed".
+# Count the results in a meson test log (JSON lines): "passed failed skipped".
 count_results() {
 	python3 - "$1" <<'PY'
 import json, sys
-ok = bad = 0
+ok = bad = skip = 0
 for line in open(sys.argv[1]):
     r = json.loads(line)["result"]
     if r in ("OK", "EXPECTEDFAIL"):
         ok += 1
-    elif r != "SKIP":
+    elif r == "SKIP":
+        skip += 1
+    else:
         bad += 1
-print(ok, bad)
+print(ok, bad, skip)
 PY
 }
 
 run_tests() {
-	local passed=0 failed=0 p f status=0
+	local passed=0 failed=0 skipped=0 p f k status=0
 	build
 	say "tests"
 	meson test -C build --print-errorlogs || status=1
-	read -r p f < <(count_results build/meson-logs/testlog.json); passed=$((passed + p)); failed=$((failed + f))
+	read -r p f k < <(count_results build/meson-logs/testlog.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
 
 	say "tests under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer"
 	setup_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C build-asan --print-errorlogs || status=1
-	read -r p f < <(count_results build-asan/meson-logs/testlog.json); passed=$((passed + p)); failed=$((failed + f))
+	read -r p f k < <(count_results build-asan/meson-logs/testlog.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
 
 	say "API tests under valgrind memcheck (errors and definite leaks fail)"
 	meson test -C build --suite api --print-errorlogs --timeout-multiplier 10 \
 		--wrapper 'valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite' || status=1
 	# meson names the log after the wrapper
-	read -r p f < <(count_results build/meson-logs/testlog-valgrind.json); passed=$((passed + p)); failed=$((failed + f))
+	read -r p f k < <(count_results build/meson-logs/testlog-valgrind.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
 
 	echo
-	echo "$passed passed, $failed failed"
+	echo "$passed passed, $failed failed, $skipped skipped"
 	return $status
 }
 
@@ -174,7 +176,7 @@ test) run_tests ;;
 build) build ;;
 deps) deps ;;
 *)
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 	[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]
 	;;
 esac

@@ -5,13 +5,15 @@
  * in a checked-in file. A layout that changes without a version bump fails
  * here, naming the component and the version.
  *
- *   test-abi-guard --pinned FILE BINARY...
+ *   test-abi-guard [--all-pinned] --pinned FILE BINARY...
  *	every layout in the binaries' manifests must match its pinned line
  *	("component version fingerprint"); a (component, version) with no
- *	line fails too, and so do two binaries that disagree. Exit 0 / 1.
+ *	line fails too, and so do two binaries that disagree; with
+ *	--all-pinned, so does a pinned line no binary declares (a layout
+ *	dropped from the source). Exit 0 / 1.
  *
  *   test-abi-guard --expect-caught COMPONENT --pinned FILE BINARY...
- *	the same check must fail, and name COMPONENT: proves the guard
+ *	the same check must fail with COMPONENT's layout changed: proves the guard
  *	catches a deliberately changed layout (tests/abi-guard-fixture.c).
  *
  * Why a pinned file and not a comparison between builds: a layout changed
@@ -129,10 +131,16 @@ static int check_binary(const char *path)
 int main(int argc, char **argv)
 {
 	const char *expect = NULL, *pinned = NULL;
+	bool all_pinned = false;
 	int i = 1, problems = 0;
 	size_t n_seen = 0;
 
 	for (; i < argc && argv[i][0] == '-'; i += 2) {
+		if (strcmp(argv[i], "--all-pinned") == 0) {
+			all_pinned = true;
+			i--;
+			continue;
+		}
 		if (i + 1 >= argc)
 			break;
 		if (strcmp(argv[i], "--expect-caught") == 0)
@@ -156,9 +164,10 @@ int main(int argc, char **argv)
 	if (expect) {
 		char needle[LUO_ABI_NOTE_NAME_SIZE + 16];
 
-		snprintf(needle, sizeof(needle), "component '%s'", expect);
+		/* Caught as a changed layout, not merely unpinned or unreadable. */
+		snprintf(needle, sizeof(needle), "component '%s' version", expect);
 		printf("%s", messages);
-		if (problems > 0 && strstr(messages, needle)) {
+		if (problems > 0 && strstr(messages, needle) && strstr(messages, "layout changed")) {
 			printf("ok - the guard caught the changed layout of '%s'\n", expect);
 			return 0;
 		}
@@ -169,6 +178,14 @@ int main(int argc, char **argv)
 		printf("%snot ok - %d layout problem(s)\n", messages, problems);
 		return 1;
 	}
+	if (n_seen == 0 || (all_pinned && n_seen != n_pins)) {
+		for (size_t k = 0; k < n_pins; k++)
+			if (!pins[k].seen)
+				printf("component '%s' version %u: pinned, but no binary declares its layout\n",
+				       pins[k].component, pins[k].version);
+		printf("not ok - %zu of %zu pinned layouts seen\n", n_seen, n_pins);
+		return 1;
+	}
 	printf("ok - %zu pinned layouts match, no unpinned layout\n", n_seen);
-	return n_seen > 0 ? 0 : 1;
+	return 0;
 }

@@ -31,6 +31,11 @@ static uint64_t allocated(const struct luo_arena *a)
 	snprintf(path, sizeof(path), "/proc/self/map_files/%" PRIxPTR "-%" PRIxPTR, start,
 		 start + luo_arena_size(a));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (errno == EPERM || errno == EACCES)) {
+		/* Opening map_files needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE. */
+		printf("SKIP: %s: %s (needs CAP_SYS_ADMIN)\n", path, strerror(errno));
+		exit(77);
+	}
 	CHECK(fd >= 0);
 	CHECK(fstat(fd, &st) == 0);
 	close(fd);
@@ -81,7 +86,7 @@ int main(void)
 		luo_arena_free(a, small[i]);
 	after = allocated(a);
 	/* One emptied slab per class may be kept for reuse: a chunk, 64 KiB. */
-	CHECK(after <= empty + 1 * MIB);
+	CHECK(after <= empty + 64 * 1024);
 	printf("ok - 100,000 objects of 256 B: memfd %" PRIu64 " KiB full, %" PRIu64 " KiB after the frees\n",
 	       full >> 10, after >> 10);
 

@@ -172,7 +172,7 @@ static void check_cloexec_as_before(void)
 int main(int argc, char **argv)
 {
 	char dir_template[] = "/tmp/luo-test-XXXXXX";
-	char notexec[300], garbage[300], badinterp[300];
+	char notexec[300], garbage[300], badinterp[4096];
 	char *nargv[] = { argv[1], NULL };
 	struct luo *luo;
 	struct luo_session *s;
@@ -226,7 +226,8 @@ int main(int argc, char **argv)
 	printf("ok - a file with no manifest refused before anything is frozen\n");
 
 	/* execve() itself fails: after freeze and serialization. */
-	snprintf(badinterp, sizeof(badinterp), "%s/bad-interp", dir_template);
+	/* Beside the next image: its RUNPATH ($ORIGIN/...) must still find libluo. */
+	snprintf(badinterp, sizeof(badinterp), "%s-bad-interp", argv[1]);
 	copy_with_bad_interpreter(argv[1], badinterp);
 	call_log[0] = '\0';
 	CHECK_ERR(luo_update(luo, badinterp, nargv, NULL), ENOENT);

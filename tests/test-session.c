@@ -3,7 +3,7 @@
  * test-session: the in-process contract of libluo's public API.
  *
  * Maps the in-process items of the kernel's LUO selftests and user API
- * semantics (see REFERENCE.md) onto luo.h, one function per behaviour:
+ * semantics onto luo.h, one function per behaviour:
  *
  *   - the handle: open/close, exclusive open, bad flags, what a fresh
  *     start reports (not incoming, update number 0, no timings, ready);

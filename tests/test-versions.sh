@@ -153,27 +153,31 @@ for pair in "${!live[@]}"; do
 done
 python3 - "$tmp/matrix.json" "${expect[@]}" <<'EOF' || fail "luoctl matrix --json disagrees"
 import json, sys
+
+def check(ok, *what):
+    if not ok:
+        sys.exit("matrix --json: %r" % (what,))
 doc = json.load(open(sys.argv[1]))
 cells = {(c["from"], c["to"]): c for c in doc["cells"]}
 args = sys.argv[2:]
-assert len(cells) == 6 and len(args) == 6 * 5, (len(cells), len(args))
+check(len(cells) == 6 and len(args) == 6 * 5, len(cells), len(args))
 for i in range(0, len(args), 5):
     frm, to, verdict, counter, stats = args[i:i + 5]
     c = cells[(frm, to)]
     want_proceed = verdict != "REFUSED"
-    assert c["proceed"] == want_proceed, (frm, to, c)
-    assert c["refused"] == ([] if want_proceed else ["counter"]), (frm, to, c)
+    check(c["proceed"] == want_proceed, frm, to, c)
+    check(c["refused"] == ([] if want_proceed else ["counter"]), frm, to, c)
     # A refused pair still reports each entry's verdict: stats has no
     # common version between v1 and v3 either.
-    assert c["dropped"] == (["stats"] if stats == "dropped" or not want_proceed else []), (frm, to, c)
+    check(c["dropped"] == (["stats"] if stats == "dropped" or not want_proceed else []), frm, to, c)
     if want_proceed:
-        assert c["versions"].get("counter") == int(counter), (frm, to, c)
+        check(c["versions"].get("counter") == int(counter), frm, to, c)
         if stats == "dropped":
-            assert "stats" not in c["versions"], (frm, to, c)
+            check("stats" not in c["versions"], frm, to, c)
         else:
-            assert c["versions"].get("stats") == int(stats), (frm, to, c)
+            check(c["versions"].get("stats") == int(stats), frm, to, c)
     else:
-        assert "counter" not in c["versions"], (frm, to, c)
+        check("counter" not in c["versions"], frm, to, c)
 print("ok - luoctl matrix --json agrees: proceed, refused, dropped and versions of every pair")
 EOF
 
