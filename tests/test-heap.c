@@ -215,7 +215,8 @@ static void on_release(void *ctx, size_t offset, size_t len)
 	struct tracker *t = ctx;
 	size_t data = t->g.data_offset;
 
-	CHECK(offset % LUO_HEAP_CHUNK == 0 && len % LUO_HEAP_CHUNK == 0 && len > 0);
+	CHECK(offset >= data && (offset - data) % LUO_HEAP_CHUNK == 0 && len % LUO_HEAP_CHUNK == 0 && len > 0);
+	CHECK(offset % LUO_HEAP_PAGE == 0); /* punch-hole works on pages */
 	CHECK(offset >= data && offset + len <= t->size);
 	/* No live block in there. */
 	for (size_t g = offset / GRANULE; g < (offset + len) / GRANULE; g++)
@@ -248,8 +249,8 @@ static void track(struct tracker *t, char *p, size_t n)
 
 	CHECK(a % LUO_HEAP_ALIGN == 0);
 	CHECK(a >= (uintptr_t)t->base + t->g.data_offset && a + n <= (uintptr_t)t->base + t->size);
-	if (n > LUO_HEAP_SMALL_MAX)
-		CHECK((a - (uintptr_t)t->base) % LUO_HEAP_CHUNK == 0);
+	if (n > LUO_HEAP_SMALL_MAX) /* runs start on a chunk of the data area */
+		CHECK((a - (uintptr_t)t->base - t->g.data_offset) % LUO_HEAP_CHUNK == 0);
 	mark(t, p, n, 1);
 	if (t->n == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 1024;
@@ -378,7 +379,7 @@ static void test_format(void)
 
 	CHECK_ERR(luo_heap_format(NULL, size, &g, reason, sizeof(reason)), EINVAL);
 	CHECK_ERR(luo_heap_format(base + 8, size, &g, reason, sizeof(reason)), EINVAL);
-	CHECK_ERR(luo_heap_format(base, size - 4096, &g, reason, sizeof(reason)), EINVAL);
+	CHECK_ERR(luo_heap_format(base, size - 1024, &g, reason, sizeof(reason)), EINVAL);
 	CHECK(strstr(reason, "multiple"));
 	CHECK(memcmp(&g, &zero, sizeof(g)) == 0); /* a refusal leaves no geometry to use */
 	CHECK_ERR(luo_heap_format(base, LUO_HEAP_SIZE_MIN - LUO_HEAP_CHUNK, &g, reason, sizeof(reason)), EINVAL);
@@ -386,7 +387,7 @@ static void test_format(void)
 		  EINVAL);
 	CHECK_ERR(luo_heap_format(base, 0, &g, NULL, 0), EINVAL);
 	CHECK_ERR(luo_heap_format(base, size, NULL, NULL, 0), EINVAL);
-	CHECK_ERR(luo_heap_geometry(base, size - 4096, &g), EINVAL);
+	CHECK_ERR(luo_heap_geometry(base, size - 1024, &g), EINVAL);
 	CHECK_ERR(luo_heap_geometry(base + 8, size, &g), EINVAL);
 	CHECK_ERR(luo_heap_geometry(base, size, NULL), EINVAL);
 
@@ -413,12 +414,28 @@ static void test_format(void)
 	for (size_t i = 0; i < size; i++)
 		CHECK(base[i] == 0); /* nothing written */
 
-	/* The smallest heap: one metadata chunk, two data chunks. */
+	/* The smallest heap: one metadata page, two data chunks. */
 	CHECK_OK(luo_heap_format(base, LUO_HEAP_SIZE_MIN, &g, reason, sizeof(reason)));
 	check_ok(&g);
 	s = stats(&g);
 	CHECK_EQ(s.chunks_free, LUO_HEAP_DATA_CHUNKS_MIN);
-	CHECK_EQ(s.metadata_bytes, LUO_HEAP_CHUNK);
+	CHECK_EQ(s.metadata_bytes, LUO_HEAP_PAGE);
+
+	/* The region for exactly 4 MiB of data: 64 chunks, the metadata in one page on top. */
+	CHECK_EQ(luo_heap_region_size(size), size + LUO_HEAP_PAGE);
+	CHECK_EQ(luo_heap_region_size(size + 1), 0);
+	CHECK_EQ(luo_heap_region_size(LUO_HEAP_CHUNK), 0);
+	CHECK_EQ(luo_heap_region_size(((uint64_t)LUO_HEAP_CHUNKS_MAX + 1) * LUO_HEAP_CHUNK), 0);
+	CHECK(luo_heap_region_size((uint64_t)LUO_HEAP_CHUNKS_MAX * LUO_HEAP_CHUNK) <= LUO_HEAP_SIZE_MAX);
+	CHECK_OK(luo_heap_format(base, size + LUO_HEAP_PAGE, &g, reason, sizeof(reason)));
+	check_ok(&g);
+	s = stats(&g);
+	CHECK_EQ(s.chunks_free, size / LUO_HEAP_CHUNK);
+	CHECK_EQ(s.metadata_bytes, LUO_HEAP_PAGE);
+	/* Between two exact sizes: as many chunks as fit, the rest unused. */
+	CHECK_OK(luo_heap_format(base, size + LUO_HEAP_CHUNK, &g, reason, sizeof(reason)));
+	check_ok(&g);
+	CHECK_EQ(stats(&g).chunks_free, size / LUO_HEAP_CHUNK);
 
 	CHECK_OK(luo_heap_format(base, size, &g, reason, sizeof(reason)));
 	check_ok(&g);
@@ -769,8 +786,10 @@ static void test_release(void)
 			blk[s][i] = talloc(&t, 1024);
 			CHECK(blk[s][i]);
 		}
-		chunk[s] = (size_t)(blk[s][0] - base) / LUO_HEAP_CHUNK * LUO_HEAP_CHUNK;
-		CHECK_EQ((size_t)(blk[s][63] - base) / LUO_HEAP_CHUNK * LUO_HEAP_CHUNK, chunk[s]);
+		/* Offsets from the base of the chunk holding the slab (chunks start at data_offset). */
+		chunk[s] = g.data_offset + (size_t)(blk[s][0] - base - g.data_offset) / LUO_HEAP_CHUNK * LUO_HEAP_CHUNK;
+		CHECK_EQ(g.data_offset + (size_t)(blk[s][63] - base - g.data_offset) / LUO_HEAP_CHUNK * LUO_HEAP_CHUNK,
+			 chunk[s]);
 	}
 	CHECK(chunk[0] != chunk[1] && chunk[1] != chunk[2]);
 	/* Slab 1 emptied alone in its class: kept. Then 0 and 2: released. */
@@ -1267,7 +1286,7 @@ static void test_use_after_free(void)
 			memcpy(y, &w, 8);
 			break;
 		default: /* a forged link to a live slot */
-			w = LUO_HEAP_FREE_TAG << 16 | (uint64_t)(t.blocks[t.n - 1].p - base) % LUO_HEAP_CHUNK;
+			w = LUO_HEAP_FREE_TAG << 16 | (uint64_t)(t.blocks[t.n - 1].p - base - g.data_offset) % LUO_HEAP_CHUNK;
 			memcpy(y, &w, 8);
 			break;
 		}
@@ -1541,8 +1560,9 @@ static void on_release_scribbled(void *ctx, size_t offset, size_t len)
 {
 	const struct luo_heap_geom *g = ctx;
 
-	CHECK(offset % LUO_HEAP_CHUNK == 0 && len % LUO_HEAP_CHUNK == 0 && len > 0);
-	CHECK(offset >= g->data_offset && offset <= g->size && len <= g->size - offset);
+	CHECK(offset >= g->data_offset && (offset - g->data_offset) % LUO_HEAP_CHUNK == 0);
+	CHECK(len % LUO_HEAP_CHUNK == 0 && len > 0);
+	CHECK(offset <= g->size && len <= g->size - offset);
 }
 
 /* A value for a scribbled field: a plausible one near @near, an edge, or anything. */

@@ -153,9 +153,13 @@ struct luo_abi_fd_v1 {
  * header) is versioned inside it (heap.h).
  */
 #define LUO_ABI_ARENA_VERSION 1u
-/* Arena addresses are aligned to 2 MiB (huge pages); sizes to 64 KiB. */
+/*
+ * Arena addresses are aligned to 2 MiB (huge pages); region sizes to pages:
+ * the data asked for (a multiple of 64 KiB) plus the allocator's metadata
+ * pages (heap.h, format 2).
+ */
 #define LUO_ABI_ARENA_ADDR_ALIGN (2u << 20)
-#define LUO_ABI_ARENA_SIZE_ALIGN (64u << 10)
+#define LUO_ABI_ARENA_SIZE_ALIGN 4096u
 /* Arenas lie below this address (47-bit user space). */
 #define LUO_ABI_ARENA_ADDR_END (1ull << 47)
 struct luo_abi_arena_v1 {

@@ -467,7 +467,12 @@ LUO_EXPORT void *luo_file_data(struct luo_file *file);
  * An arena's calls take its own lock: they may come from any thread.
  */
 
-/* Arena sizes: LUO_ARENA_SIZE_MIN..LUO_ARENA_SIZE_MAX, multiples of 64 KiB. */
+/*
+ * Arena sizes, the data asked for: LUO_ARENA_SIZE_MIN..LUO_ARENA_SIZE_MAX,
+ * multiples of 64 KiB. The allocator's metadata comes on top, in whole
+ * pages (16 bytes per 64 KiB, plus a header: 0.025% of the data, 8 KiB for
+ * 16 MiB), so the mapping (luo_arena_size()) is a little larger.
+ */
 #define LUO_ARENA_SIZE_MIN (1u << 20)
 #define LUO_ARENA_SIZE_MAX (1ull << 40)
 /* Incoming arenas one image reserves. */
@@ -497,15 +502,35 @@ LUO_EXPORT int luo_arena_create(struct luo_session *session, uint64_t token, siz
 /**
  * luo_arena_retrieve() - map the incoming arena under @token at its address.
  *
- * Once per token. The region's allocator state is checked as hostile
- * input first (its header and chunk map; each slab's free list when first
- * used, a bad one is quarantined).
+ * Once per token. The region's allocator state is hostile input, checked
+ * in three steps so that the blackout does not grow with the arena: here
+ * its header, in O(1); on the first luo_arena_alloc(), luo_arena_free()
+ * or luo_arena_set_root() (or luo_arena_check(), to choose the moment) its
+ * chunk map, in O(size); each slab's free list when that slab is first
+ * used (a bad one is quarantined). Reading the program's own structures
+ * through luo_arena_root() needs none of it: the allocator's check never
+ * vouched for them anyway.
  *
  * Return: 0; -EINVAL outgoing or finished session, or retrieved already;
  * -ENOENT no arena under @token; -EADDRINUSE its address range is taken in
- * this image; -EBADMSG its allocator state is corrupt; -ENOMEM.
+ * this image; -EBADMSG its allocator header is corrupt; -ENOMEM.
  */
 LUO_EXPORT int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_arena **ret_arena);
+
+/**
+ * luo_arena_check() - run the deferred check of a retrieved arena's allocator now.
+ * @ret_reason: optional; why it was refused, valid while the arena is.
+ *
+ * Idempotent; 0 at once for a created arena or one checked already. After
+ * a refusal the allocator is disabled for good: luo_arena_alloc() returns
+ * NULL with errno EBADMSG, luo_arena_free() does nothing,
+ * luo_arena_set_root() returns -EBADMSG; the mapping and luo_arena_root()
+ * stay, the program's data is untouched.
+ *
+ * Return: 0; -EBADMSG the chunk map, bitmap, class lists or counters are
+ * corrupt; -EINVAL no arena.
+ */
+LUO_EXPORT int luo_arena_check(struct luo_arena *arena, const char **ret_reason);
 
 /*
  * luo_arena_retrieve_error() - why the last luo_arena_retrieve() on
@@ -528,7 +553,10 @@ LUO_EXPORT int luo_arena_preserve(struct luo_session *session, uint64_t token, s
  */
 LUO_EXPORT void luo_arena_close(struct luo_arena *arena);
 
-/* Allocate @size bytes (16-byte aligned) in the arena; NULL and errno ENOMEM when full. */
+/*
+ * Allocate @size bytes (16-byte aligned) in the arena; NULL and errno
+ * ENOMEM when full, EBADMSG when luo_arena_check() refused the allocator.
+ */
 LUO_EXPORT void *luo_arena_alloc(struct luo_arena *arena, size_t size);
 /* Free; a pointer that is not a live allocation is ignored (and counted). */
 LUO_EXPORT void luo_arena_free(struct luo_arena *arena, void *ptr);
@@ -536,6 +564,7 @@ LUO_EXPORT void luo_arena_free(struct luo_arena *arena, void *ptr);
 LUO_EXPORT int luo_arena_set_root(struct luo_arena *arena, void *ptr);
 LUO_EXPORT void *luo_arena_root(struct luo_arena *arena);
 LUO_EXPORT void *luo_arena_base(const struct luo_arena *arena);
+/* The mapping: the size asked for at creation plus the metadata pages. */
 LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
 
 /* ------------------------------------------------------------------------ */

@@ -23,7 +23,12 @@
  *                        size and seals, and the recorded address and size
  *   luo_arena_retrieve() maps the memfd over its reservation (MAP_FIXED on
  *                        our own reservation only), then checks the
- *                        allocator's state; a clash is -EADDRINUSE
+ *                        allocator's header, O(1); a clash is -EADDRINUSE
+ *   first alloc/free/set_root, or luo_arena_check(): the rest of the
+ *                        allocator's state, O(size) (the chunk map): after
+ *                        the blackout, not in it. A refusal disables the
+ *                        allocator for good; the mapping stays, since the
+ *                        program may already hold pointers into it
  *
  * Failure paths: create undoes everything it did (unmap, close) on any
  * error; retrieve leaves the reservation in place on error (the address
@@ -66,6 +71,13 @@ struct luo_arena {
 	uint32_t flags;
 	/* The heap's geometry, from format or check: here, never read back from the shared region. */
 	struct luo_heap_geom heap;
+	/*
+	 * Retrieved: the heap's header was checked at retrieval, its map not
+	 * yet (arena_heap_ready()). check_error: the map check refused it.
+	 */
+	bool map_unchecked;
+	int check_error;
+	char check_reason[LUO_REASON_MAX];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -84,9 +96,10 @@ static struct reservation reservations[LUO_ARENAS_MAX];
 static size_t n_reservations;
 static pthread_mutex_t reservations_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* @size is the region's: the data asked for plus the allocator's metadata pages. */
 static bool range_ok(uint64_t addr, uint64_t size)
 {
-	return size >= LUO_ARENA_SIZE_MIN && size <= LUO_ARENA_SIZE_MAX && size % LUO_ABI_ARENA_SIZE_ALIGN == 0 &&
+	return size >= LUO_ARENA_SIZE_MIN && size <= LUO_HEAP_SIZE_MAX && size % LUO_ABI_ARENA_SIZE_ALIGN == 0 &&
 	       addr % LUO_ABI_ARENA_ADDR_ALIGN == 0 && addr >= LUO_ABI_ARENA_ADDR_ALIGN &&
 	       addr < LUO_ABI_ARENA_ADDR_END && size <= LUO_ABI_ARENA_ADDR_END - addr;
 }
@@ -324,8 +337,10 @@ int luo_arena_create(struct luo_session *session, uint64_t token, size_t size, u
 	int r;
 
 	if (!session || !ret_arena || session->incoming || size < LUO_ARENA_SIZE_MIN || size > LUO_ARENA_SIZE_MAX ||
-	    size % LUO_ABI_ARENA_SIZE_ALIGN || (flags & ~(unsigned int)(LUO_ARENA_HUGEPAGES | LUO_ARENA_PREFAULT)))
+	    size % LUO_HEAP_CHUNK || (flags & ~(unsigned int)(LUO_ARENA_HUGEPAGES | LUO_ARENA_PREFAULT)))
 		return -EINVAL;
+	/* @size of data; the allocator's metadata pages come on top. */
+	size = (size_t)luo_heap_region_size(size);
 	fd = memfd_create("luo-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
@@ -415,7 +430,8 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 		r = -errno;
 		goto fail;
 	}
-	r = luo_heap_check(base, d.size, &geom, reason, sizeof(reason));
+	/* O(1) here; the map, O(size), on the first allocator call (arena_heap_ready()). */
+	r = luo_heap_check_header(base, d.size, &geom, reason, sizeof(reason));
 	if (r < 0) {
 		char why[LUO_REASON_MAX];
 
@@ -432,6 +448,7 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 		goto fail;
 	}
 	a->heap = geom;
+	a->map_unchecked = true;
 	rv->taken = true;
 	pthread_mutex_unlock(&reservations_lock);
 	apply_flags(a);
@@ -468,16 +485,54 @@ void luo_arena_close(struct luo_arena *a)
 	free(a);
 }
 
+/*
+ * The deferred part of the incoming heap's check (lock held): run once, on
+ * the first call that uses the allocator's state. 0, or -EBADMSG for good:
+ * the allocator refuses every call after, the mapping stays (the program
+ * may hold pointers into it).
+ */
+static int arena_heap_ready(struct luo_arena *a)
+{
+	if (a->map_unchecked) {
+		char why[LUO_REASON_MAX] = "";
+		int r = luo_heap_check_map(&a->heap, why, sizeof(why));
+
+		a->map_unchecked = false;
+		if (r < 0) {
+			a->check_error = r;
+			luo_reasonf(a->check_reason, sizeof(a->check_reason), "arena at %p: %s", a->base, why);
+		}
+	}
+	return a->check_error;
+}
+
+int luo_arena_check(struct luo_arena *a, const char **ret_reason)
+{
+	int r;
+
+	if (!a)
+		return -EINVAL;
+	pthread_mutex_lock(&a->lock);
+	r = arena_heap_ready(a);
+	pthread_mutex_unlock(&a->lock);
+	if (ret_reason)
+		*ret_reason = r < 0 ? a->check_reason : "";
+	return r;
+}
+
 void *luo_arena_alloc(struct luo_arena *a, size_t size)
 {
-	void *p;
+	void *p = NULL;
 
 	if (!a) {
 		errno = EINVAL;
 		return NULL;
 	}
 	pthread_mutex_lock(&a->lock);
-	p = luo_heap_alloc(&a->heap, size);
+	if (arena_heap_ready(a) < 0)
+		errno = EBADMSG;
+	else
+		p = luo_heap_alloc(&a->heap, size);
 	pthread_mutex_unlock(&a->lock);
 	return p;
 }
@@ -487,7 +542,8 @@ void luo_arena_free(struct luo_arena *a, void *p)
 	if (!a || !p)
 		return;
 	pthread_mutex_lock(&a->lock);
-	luo_heap_free(&a->heap, p, release_chunk, a);
+	if (arena_heap_ready(a) == 0)
+		luo_heap_free(&a->heap, p, release_chunk, a);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -498,7 +554,9 @@ int luo_arena_set_root(struct luo_arena *a, void *p)
 	if (!a)
 		return -EINVAL;
 	pthread_mutex_lock(&a->lock);
-	r = luo_heap_set_root(&a->heap, p);
+	r = arena_heap_ready(a);
+	if (r == 0)
+		r = luo_heap_set_root(&a->heap, p);
 	pthread_mutex_unlock(&a->lock);
 	return r;
 }

@@ -83,34 +83,48 @@ static uint64_t bitmap_bytes(uint64_t nchunks)
 	return (nchunks + 63) / 64 * 8;
 }
 
+/* Header, map and bitmap of @n data chunks, rounded up to whole pages: data_offset. */
+static uint64_t meta_bytes(uint64_t n)
+{
+	uint64_t b = HEAP_MAP_OFFSET + n * sizeof(struct luo_heap_chunk) + bitmap_bytes(n);
+
+	return (b + LUO_HEAP_PAGE - 1) / LUO_HEAP_PAGE * LUO_HEAP_PAGE;
+}
+
+uint64_t luo_heap_region_size(uint64_t data_bytes)
+{
+	uint64_t n = data_bytes / LUO_HEAP_CHUNK;
+
+	if (data_bytes % LUO_HEAP_CHUNK || n < LUO_HEAP_DATA_CHUNKS_MIN || n > LUO_HEAP_CHUNKS_MAX)
+		return 0;
+	return meta_bytes(n) + n * LUO_HEAP_CHUNK;
+}
+
 /*
- * The geometry is a function of the size alone: the fewest metadata chunks
- * that hold the header, map and bitmap of the chunks that remain. Fills
+ * The geometry is a function of the size alone: as many data chunks as
+ * fit after the pages holding their header, map and bitmap. Fills
  * everything but the base.
  */
 static int heap_layout(uint64_t size, struct luo_heap_geom *ret, char *reason, size_t reason_len)
 {
-	uint64_t total, meta_chunks, n = 0;
+	uint64_t n;
 
-	if (size % LUO_HEAP_CHUNK != 0)
+	if (size % LUO_HEAP_PAGE != 0)
 		return heap_fail(-EINVAL, reason, reason_len, "region size %" PRIu64 " is not a multiple of %u",
-				 size, LUO_HEAP_CHUNK);
+				 size, LUO_HEAP_PAGE);
 	if (size < LUO_HEAP_SIZE_MIN || size > LUO_HEAP_SIZE_MAX)
 		return heap_fail(-EINVAL, reason, reason_len, "region size %" PRIu64 " not in [%zu, %" PRIu64 "]",
 				 size, LUO_HEAP_SIZE_MIN, LUO_HEAP_SIZE_MAX);
-	total = size / LUO_HEAP_CHUNK;
-	for (meta_chunks = 1; meta_chunks < total; meta_chunks++) {
-		n = total - meta_chunks;
-		if (HEAP_MAP_OFFSET + n * sizeof(struct luo_heap_chunk) + bitmap_bytes(n) <=
-		    meta_chunks * LUO_HEAP_CHUNK)
-			break;
-	}
-	if (meta_chunks >= total || n < LUO_HEAP_DATA_CHUNKS_MIN || n > LUO_HEAP_CHUNKS_MAX)
+	/* From below (each chunk costs more than LUO_HEAP_CHUNK), then up while one more fits. */
+	n = (size - HEAP_MAP_OFFSET - LUO_HEAP_PAGE) / (LUO_HEAP_CHUNK + sizeof(struct luo_heap_chunk) + 1);
+	while (meta_bytes(n + 1) + (n + 1) * LUO_HEAP_CHUNK <= size)
+		n++;
+	if (n < LUO_HEAP_DATA_CHUNKS_MIN || n > LUO_HEAP_CHUNKS_MAX)
 		return heap_fail(-EINVAL, reason, reason_len, "region size %" PRIu64 " leaves no room for data", size);
 	ret->size = size;
 	ret->map_offset = HEAP_MAP_OFFSET;
 	ret->bitmap_offset = HEAP_MAP_OFFSET + n * sizeof(struct luo_heap_chunk);
-	ret->data_offset = meta_chunks * LUO_HEAP_CHUNK;
+	ret->data_offset = meta_bytes(n);
 	ret->nchunks = (uint32_t)n;
 	return 0;
 }
@@ -1021,15 +1035,12 @@ static int check_class_list(const struct luo_heap_geom *g, uint32_t cls, uint32_
 	return 0;
 }
 
-int luo_heap_check(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len)
+int luo_heap_check_header(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len)
 {
 	struct luo_heap *h = base;
 	struct luo_heap_geom g = { .base = base };
-	uint32_t in_lists[LUO_HEAP_CLASSES] = { 0 }, nchunks, hint, epoch, v32;
+	uint32_t nchunks, hint, v32;
 	uint64_t hsize, map_offset, bitmap_offset, data_offset, root, v64;
-	bool collision = false;
-	uint8_t new_epoch;
-	int r;
 
 	if (!ret_geom)
 		return heap_fail(-EINVAL, reason, reason_len, "no geometry to fill");
@@ -1098,15 +1109,29 @@ int luo_heap_check(void *base, size_t size, struct luo_heap_geom *ret_geom, char
 	v32 = LOAD(h->reserved);
 	if (v32 != 0)
 		return heap_fail(-EBADMSG, reason, reason_len, "heap header: reserved field is %#x", v32);
+	*ret_geom = g;
+	return 0;
+}
 
+int luo_heap_check_map(const struct luo_heap_geom *g, char *reason, size_t reason_len)
+{
+	uint32_t in_lists[LUO_HEAP_CLASSES] = { 0 }, epoch;
+	bool collision = false;
+	struct luo_heap *h;
+	uint8_t new_epoch;
+	int r;
+
+	if (!geom_ok(g))
+		return heap_fail(-EINVAL, reason, reason_len, "no geometry");
+	h = heap_hdr(g);
 	/* The epoch read once: the one the collision is looked for against is the one bumped. */
 	epoch = LOAD(h->epoch);
 	new_epoch = (uint8_t)(epoch + 1);
-	r = check_map(&g, new_epoch, in_lists, &collision, reason, reason_len);
+	r = check_map(g, new_epoch, in_lists, &collision, reason, reason_len);
 	if (r < 0)
 		return r;
 	for (uint32_t k = 0; k < LUO_HEAP_CLASSES; k++) {
-		r = check_class_list(&g, k, in_lists[k], reason, reason_len);
+		r = check_class_list(g, k, in_lists[k], reason, reason_len);
 		if (r < 0)
 			return r;
 	}
@@ -1114,11 +1139,31 @@ int luo_heap_check(void *base, size_t size, struct luo_heap_geom *ret_geom, char
 	/* Accepted: a new epoch, which no slab may claim to be checked in yet. */
 	h->epoch = epoch + 1;
 	if (collision) {
-		struct luo_heap_chunk *map = heap_map(&g);
+		struct luo_heap_chunk *map = heap_map(g);
 
-		for (uint32_t i = 0; i < g.nchunks; i++)
+		for (uint32_t i = 0; i < g->nchunks; i++)
 			if (LOAD(map[i].kind) >= LUO_HEAP_KIND_SLAB && LOAD(map[i].epoch) == new_epoch)
 				map[i].epoch = (uint8_t)(new_epoch - 1);
+	}
+	return 0;
+}
+
+int luo_heap_check(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len)
+{
+	struct luo_heap_geom g;
+	int r;
+
+	if (!ret_geom)
+		return heap_fail(-EINVAL, reason, reason_len, "no geometry to fill");
+	r = luo_heap_check_header(base, size, &g, reason, reason_len);
+	if (r < 0) {
+		*ret_geom = g;
+		return r;
+	}
+	r = luo_heap_check_map(&g, reason, reason_len);
+	if (r < 0) {
+		*ret_geom = (struct luo_heap_geom){ 0 };
+		return r;
 	}
 	*ret_geom = g;
 	return 0;

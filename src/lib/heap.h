@@ -19,19 +19,23 @@
  *   map_offset   struct luo_heap_chunk map[nchunks], 16 bytes per data chunk
  *   bitmap_off.  uint64_t free[ceil(nchunks / 64)]: bit i set = chunk i free
  *   data_offset  nchunks data chunks of LUO_HEAP_CHUNK (64 KiB), the first
- *                one at the first 64 KiB boundary after the bitmap
+ *                one at the first page (4 KiB) boundary after the bitmap
  *
  * Metadata is 16 bytes of map plus 1 bit of bitmap per 64 KiB data chunk,
  * 16.125 / 65536 = 0.0246% of the data, plus the header, rounded up to
- * whole chunks (so that runs are 64 KiB aligned):
+ * whole pages. An arena asks luo_heap_region_size() for the region that
+ * holds exactly the data it was asked for, so the metadata comes on top:
  *
- *   region    data chunks   metadata            share
- *   64 MiB           1023   1 chunk,  64 KiB    0.098%
- *   1 GiB           16379   5 chunks, 320 KiB   0.031%
- *   8 GiB          131039   33 chunks, 2.06 MiB 0.025%
- *   1 TiB (max)  16773089   4127 chunks, 258 MiB 0.025%
+ *   data      data chunks   metadata    share of the region
+ *   1 MiB              16   4 KiB       0.39%
+ *   16 MiB            256   8 KiB       0.049%
+ *   1 GiB           16384   264 KiB     0.025%
+ *   8 GiB          131072   2.02 MiB    0.025%
+ *   1 TiB (max)  16777216   258 MiB     0.025%
  *
- * Small regions pay the rounding: the minimum, 192 KiB, is 1/3 metadata.
+ * (Format 1 rounded the metadata up to whole chunks: 64 KiB, 0.39% of a
+ * 16 MiB arena.) A region of another size holds as many chunks as fit;
+ * what is left past the last one is not used.
  *
  * Algorithm. A request of at most LUO_HEAP_SMALL_MAX (32 KiB) bytes is
  * rounded up to one of LUO_HEAP_CLASSES size classes and served from a slab:
@@ -61,7 +65,7 @@
  * from 1 MiB on). Slab tails (64 KiB mod class size) are at most 4 KiB
  * (classes 5120 and 6144: 6.25%), under 2.5% for every other class, 0 for
  * powers of two. Alignment: every block is LUO_HEAP_ALIGN (16) aligned
- * relative to the base, runs 64 KiB aligned; the base itself is at least
+ * relative to the base, runs page (4 KiB) aligned; the base itself is at least
  * 16-byte aligned (page-aligned in practice).
  *
  * Fragmentation: the usual slab weakness. A slab goes back to the free
@@ -195,13 +199,15 @@
 #define LUO_HEAP_CLASSES 38u
 /* Slots in one slab (16-byte class). */
 #define LUO_HEAP_SLOTS_MAX (LUO_HEAP_CHUNK / LUO_HEAP_ALIGN)
+/* The metadata is rounded up to pages; region sizes are multiples of it. */
+#define LUO_HEAP_PAGE 4096u
 /* Data chunks, at least (at least a run and a slab). */
 #define LUO_HEAP_DATA_CHUNKS_MIN 2u
-/* Region sizes: a multiple of LUO_HEAP_CHUNK in [MIN, MAX]. */
-#define LUO_HEAP_SIZE_MIN ((size_t)(1u + LUO_HEAP_DATA_CHUNKS_MIN) * LUO_HEAP_CHUNK)
-#define LUO_HEAP_SIZE_MAX ((uint64_t)1 << 40)
-/* Data chunks, at most: chunk indexes fit in 32 bits with room to spare. */
-#define LUO_HEAP_CHUNKS_MAX (uint32_t)(LUO_HEAP_SIZE_MAX / LUO_HEAP_CHUNK)
+/* Data chunks, at most (1 TiB of data): indexes fit in 32 bits with room to spare. */
+#define LUO_HEAP_CHUNKS_MAX (uint32_t)(((uint64_t)1 << 40) / LUO_HEAP_CHUNK)
+/* Region sizes: a multiple of LUO_HEAP_PAGE in [MIN, MAX]; MAX leaves room for the metadata of 1 TiB. */
+#define LUO_HEAP_SIZE_MIN ((size_t)LUO_HEAP_PAGE + LUO_HEAP_DATA_CHUNKS_MIN * LUO_HEAP_CHUNK)
+#define LUO_HEAP_SIZE_MAX (((uint64_t)1 << 40) + ((uint64_t)1 << 30))
 
 /*
  * DOC: the persisted format
@@ -212,7 +218,7 @@
  * machine.
  */
 #define LUO_HEAP_MAGIC UINT64_C(0x314145484f554c00) /* "\0LUOHEA1" */
-#define LUO_HEAP_VERSION 1u
+#define LUO_HEAP_VERSION 2u /* 2: metadata rounded to pages, not chunks */
 
 /* No chunk: ends of class lists, empty class heads. */
 #define LUO_HEAP_NO_CHUNK UINT32_MAX
@@ -277,8 +283,8 @@ _Static_assert(sizeof(struct luo_heap_chunk) == 16, "map entries are 16 bytes");
 _Static_assert(sizeof(struct luo_heap) == 416, "the header is 416 bytes");
 
 /*
- * Called with a chunk range that became free: @offset from the base and
- * @len, both multiples of LUO_HEAP_CHUNK. The heap will not read those
+ * Called with a chunk range that became free: @offset from the base (a
+ * multiple of LUO_HEAP_PAGE) and @len (of LUO_HEAP_CHUNK). The heap will not read those
  * bytes again before handing them out anew.
  */
 typedef void (*luo_heap_release_fn)(void *ctx, size_t offset, size_t len);
@@ -309,8 +315,15 @@ struct luo_heap_geom {
 };
 
 /*
+ * The region size whose heap holds exactly @data_bytes of data chunks (a
+ * multiple of LUO_HEAP_CHUNK, LUO_HEAP_DATA_CHUNKS_MIN..LUO_HEAP_CHUNKS_MAX
+ * chunks): the data plus the metadata pages. 0 for any other @data_bytes.
+ */
+uint64_t luo_heap_region_size(uint64_t data_bytes);
+
+/*
  * Make a fresh heap in [@base, @base + @size): @size a multiple of
- * LUO_HEAP_CHUNK in [LUO_HEAP_SIZE_MIN, LUO_HEAP_SIZE_MAX], @base
+ * LUO_HEAP_PAGE in [LUO_HEAP_SIZE_MIN, LUO_HEAP_SIZE_MAX], @base
  * LUO_HEAP_ALIGN aligned. Writes the metadata chunks only, and the
  * geometry to *@ret_geom. 0 or -EINVAL.
  */
@@ -322,6 +335,22 @@ int luo_heap_format(void *base, size_t size, struct luo_heap_geom *ret_geom, cha
  * to *@ret_geom. 0, -EINVAL or -EBADMSG.
  */
 int luo_heap_check(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len);
+
+/*
+ * luo_heap_check() in two steps, for a caller that defers the O(nchunks)
+ * part (arena.c: to the first allocator call, out of the blackout).
+ * luo_heap_check_header() checks the header alone in O(1) -- magic,
+ * version, geometry, class table, class heads, root and hint in range --
+ * and fills *@ret_geom (zeroed on failure: 0, -EINVAL, -EBADMSG). Until
+ * luo_heap_check_map() has returned 0 on that geometry, the caller must
+ * make no other call with it but luo_heap_root(), which range-checks what
+ * it reads. luo_heap_check_map() is the rest of the check: the map, the
+ * bitmap, the class lists, the counters, then the epoch bump. 0, -EINVAL
+ * (no geometry) or -EBADMSG; it changes nothing in the region when it
+ * refuses, and the caller must then make no call but luo_heap_root().
+ */
+int luo_heap_check_header(void *base, size_t size, struct luo_heap_geom *ret_geom, char *reason, size_t reason_len);
+int luo_heap_check_map(const struct luo_heap_geom *geom, char *reason, size_t reason_len);
 
 /*
  * The geometry of a region of @size bytes at @base, from @size alone: the
