@@ -23,7 +23,11 @@ wait_in() {
 	local file=$1 pattern=$2 count=${3:-1}
 	for _ in $(seq 600); do
 		[ "$(grep -c -- "$pattern" "$file" 2>/dev/null || true)" -ge "$count" ] && return 0
-		kill -0 "$server" 2>/dev/null || fail "the server died waiting for '$pattern'"
+		if ! kill -0 "$server" 2>/dev/null; then
+			# It may have printed the line and exited between the two looks.
+			[ "$(grep -c -- "$pattern" "$file" 2>/dev/null || true)" -ge "$count" ] && return 0
+			fail "the server died waiting for '$pattern'"
+		fi
 		sleep 0.05
 	done
 	fail "timed out waiting for '$pattern' (x$count) in $file"
