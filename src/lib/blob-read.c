@@ -49,11 +49,9 @@ static const void *prop(const struct reader *rd, int node, const char *name, int
 	return p;
 }
 
-static int get_u32(const struct reader *rd, int node, const char *name, uint32_t *ret)
+/* The checks of one property's value, wherever it was found (NULL: missing). */
+static int want_u32(const struct reader *rd, int node, const char *name, const void *p, int len, uint32_t *ret)
 {
-	int len;
-	const void *p = prop(rd, node, name, &len);
-
 	if (!p || len != (int)sizeof(uint32_t))
 		return refuse(rd, "property '%s' of node '%s' missing or not 4 bytes", name,
 			      fdt_get_name(rd->fdt, node, NULL));
@@ -61,11 +59,8 @@ static int get_u32(const struct reader *rd, int node, const char *name, uint32_t
 	return 0;
 }
 
-static int get_u64(const struct reader *rd, int node, const char *name, uint64_t *ret)
+static int want_u64(const struct reader *rd, int node, const char *name, const void *p, int len, uint64_t *ret)
 {
-	int len;
-	const void *p = prop(rd, node, name, &len);
-
 	if (!p || len != (int)sizeof(uint64_t))
 		return refuse(rd, "property '%s' of node '%s' missing or not 8 bytes", name,
 			      fdt_get_name(rd->fdt, node, NULL));
@@ -74,16 +69,38 @@ static int get_u64(const struct reader *rd, int node, const char *name, uint64_t
 }
 
 /* A string of 1..@max bytes, NUL-terminated, no NUL inside, copied out. */
-static int get_string(const struct reader *rd, int node, const char *name, size_t max, char *out)
+static int want_string(const struct reader *rd, int node, const char *name, const char *p, int len, size_t max,
+		       char *out)
 {
-	int len;
-	const char *p = prop(rd, node, name, &len);
-
 	if (!p || len < 2 || (size_t)len > max + 1 || p[len - 1] != '\0' || strlen(p) != (size_t)len - 1)
 		return refuse(rd, "property '%s' of node '%s' missing, empty, unterminated or longer than %zu bytes",
 			      name, fdt_get_name(rd->fdt, node, NULL), max);
 	memcpy(out, p, (size_t)len);
 	return 0;
+}
+
+static int get_u32(const struct reader *rd, int node, const char *name, uint32_t *ret)
+{
+	int len = 0;
+	const void *p = prop(rd, node, name, &len);
+
+	return want_u32(rd, node, name, p, len, ret);
+}
+
+static int get_u64(const struct reader *rd, int node, const char *name, uint64_t *ret)
+{
+	int len = 0;
+	const void *p = prop(rd, node, name, &len);
+
+	return want_u64(rd, node, name, p, len, ret);
+}
+
+static int get_string(const struct reader *rd, int node, const char *name, size_t max, char *out)
+{
+	int len = 0;
+	const char *p = prop(rd, node, name, &len);
+
+	return want_string(rd, node, name, p, len, max, out);
 }
 
 static int count_subnodes(const struct reader *rd, int parent, size_t max, size_t *ret)
@@ -114,31 +131,58 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(((const struct luo_blob_session *)a)->name, ((const struct luo_blob_session *)b)->name);
 }
 
+/*
+ * A file node, in one pass over its properties: a session may hold
+ * thousands, and a lookup by name would walk them again for each of the
+ * five. Names are unique in a node (check_structure()), so each is seen
+ * once; others are ignored, as a lookup would ignore them.
+ */
 static int read_file(const struct reader *rd, int node, struct luo_blob_file *f)
 {
+	enum { TOKEN, FD, HANDLER, HVERSION, DATA, N_PROPS };
+	static const char *const names[N_PROPS] = {
+		[TOKEN] = LUO_ABI_PROP_FILE_TOKEN,	       [FD] = LUO_ABI_PROP_FILE_FD,
+		[HANDLER] = LUO_ABI_PROP_FILE_HANDLER,	       [HVERSION] = LUO_ABI_PROP_FILE_HANDLER_VERSION,
+		[DATA] = LUO_ABI_PROP_FILE_DATA,
+	};
+	const void *val[N_PROPS] = { NULL };
+	int len[N_PROPS] = { 0 }, off, r;
 	uint32_t fd;
-	int len, r;
-	const void *data;
 
-	r = get_u64(rd, node, LUO_ABI_PROP_FILE_TOKEN, &f->token);
+	fdt_for_each_property_offset(off, rd->fdt, node) {
+		const char *name = NULL;
+		int plen = -1;
+		const void *p = fdt_getprop_by_offset(rd->fdt, off, &name, &plen);
+
+		/* libfdt 1.6.1's fdt_check_full lets a negative length through. */
+		if (!p || !name || plen < 0)
+			continue; /* as prop() would: missing, if it is one of ours */
+		for (int k = 0; k < N_PROPS; k++)
+			if (strcmp(name, names[k]) == 0) {
+				val[k] = p;
+				len[k] = plen;
+				break;
+			}
+	}
+	r = want_u64(rd, node, names[TOKEN], val[TOKEN], len[TOKEN], &f->token);
 	if (!r)
-		r = get_u32(rd, node, LUO_ABI_PROP_FILE_FD, &fd);
+		r = want_u32(rd, node, names[FD], val[FD], len[FD], &fd);
 	if (!r)
-		r = get_string(rd, node, LUO_ABI_PROP_FILE_HANDLER, LUO_HANDLER_NAME_MAX, f->handler);
+		r = want_string(rd, node, names[HANDLER], val[HANDLER], len[HANDLER], LUO_HANDLER_NAME_MAX,
+				f->handler);
 	if (!r)
-		r = get_u32(rd, node, LUO_ABI_PROP_FILE_HANDLER_VERSION, &f->handler_version);
+		r = want_u32(rd, node, names[HVERSION], val[HVERSION], len[HVERSION], &f->handler_version);
 	if (r)
 		return r;
 	if (fd < 3 || fd > LUO_ABI_FD_NUMBER_MAX)
 		return refuse(rd, "file '%s': fd %u out of range 3..%d", fdt_get_name(rd->fdt, node, NULL), fd,
 			      LUO_ABI_FD_NUMBER_MAX);
 	f->fd = (int)fd;
-	data = prop(rd, node, LUO_ABI_PROP_FILE_DATA, &len);
-	if (!data || len > LUO_FILE_DATA_MAX)
+	if (!val[DATA] || len[DATA] > LUO_FILE_DATA_MAX)
 		return refuse(rd, "file '%s': data missing or longer than %d bytes", fdt_get_name(rd->fdt, node, NULL),
 			      LUO_FILE_DATA_MAX);
-	f->data = data;
-	f->data_len = (uint32_t)len;
+	f->data = val[DATA];
+	f->data_len = (uint32_t)len[DATA];
 	return 0;
 }
 
@@ -315,76 +359,91 @@ static int read_argv(const struct reader *rd, struct luo_blob *b)
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* Nodes nest at most this deep (root 0, sessions 1, session 2, file 3). */
+#define TREE_DEPTH_MAX 8
+/*
+ * Names (properties and children) in one node: no node of ours has more
+ * children than LUO_SESSIONS_MAX or LUO_SESSION_FILES_MAX, nor more than a
+ * few properties. A node with more is refused, so what the walk keeps
+ * stays small whatever the blob's size.
+ */
+#define NODE_NAMES_MAX ((LUO_SESSIONS_MAX > LUO_SESSION_FILES_MAX ? LUO_SESSIONS_MAX : LUO_SESSION_FILES_MAX) + 64)
+
+struct name_entry {
+	const char *name;
+	bool is_node;
+};
+
+static int cmp_entry(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	const struct name_entry *x = a, *y = b;
+
+	if (x->is_node != y->is_node)
+		return x->is_node ? 1 : -1;
+	return strcmp(x->name, y->name);
 }
 
-/* No two properties, and no two children, of one node share a name. */
-static int check_node_names(const struct reader *rd, int node, const char **names, size_t max)
+/* The names of one node, entries[from..n): sorted, no two alike of a kind. */
+static int check_names(const struct reader *rd, struct name_entry *entries, size_t from, size_t n, int node)
 {
-	size_t n = 0;
-	int off, child;
-
-	fdt_for_each_property_offset(off, rd->fdt, node) {
-		const char *name;
-
-		if (!fdt_getprop_by_offset(rd->fdt, off, &name, NULL) || !name || n >= max)
-			return refuse(rd, "unreadable or too many properties in node '%s'",
-				      fdt_get_name(rd->fdt, node, NULL));
-		names[n++] = name;
-	}
-	qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 1; i < n; i++)
-		if (strcmp(names[i], names[i - 1]) == 0)
-			return refuse(rd, "property '%s' twice in node '%s'", names[i],
-				      fdt_get_name(rd->fdt, node, NULL));
-	n = 0;
-	fdt_for_each_subnode(child, rd->fdt, node) {
-		const char *name = fdt_get_name(rd->fdt, child, NULL);
-
-		if (!name || n >= max)
-			return refuse(rd, "unreadable or too many children in node '%s'",
-				      fdt_get_name(rd->fdt, node, NULL));
-		names[n++] = name;
-	}
-	qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 1; i < n; i++)
-		if (strcmp(names[i], names[i - 1]) == 0)
-			return refuse(rd, "node '%s' twice in node '%s'", names[i], fdt_get_name(rd->fdt, node, NULL));
+	qsort(entries + from, n - from, sizeof(*entries), cmp_entry);
+	for (size_t i = from + 1; i < n; i++)
+		if (entries[i].is_node == entries[i - 1].is_node && strcmp(entries[i].name, entries[i - 1].name) == 0)
+			return refuse(rd, "%s '%s' twice in node '%s'", entries[i].is_node ? "node" : "property",
+				      entries[i].name, fdt_get_name(rd->fdt, node, NULL));
 	return 0;
 }
 
-/* Nodes nest at most this deep (root 0, sessions 1, session 2, file 3). */
-#define TREE_DEPTH_MAX 8
-
 /*
- * libfdt's property lookups stop at a node's first child: a property after
- * it is invisible. Refuse such trees, and deeper ones than ours.
+ * One walk of the structure block, for what fdt_check_full() lets through
+ * and libfdt's lookups would not see:
+ *  - a property after a child node (lookups stop at the first child);
+ *  - two properties, or two children, of one name in a node (lookups
+ *    return the first): what a reader does not see must not exist;
+ *  - nodes deeper than ours, nodes with more names than NODE_NAMES_MAX.
+ * The names of the open nodes are kept on one stack (a node's children
+ * are pushed after its properties, grandchildren popped when their parent
+ * closes), so the walk is linear in the blob.
  */
-static int check_tag_order(const struct reader *rd)
+static int check_structure(const struct reader *rd)
 {
+	_cleanup_free_ struct name_entry *entries = NULL;
+	size_t n = 0, cap = 0, from[TREE_DEPTH_MAX + 1];
 	bool had_child[TREE_DEPTH_MAX + 1];
-	int off = 0, next = 0, depth = -1;
+	int node_at[TREE_DEPTH_MAX + 1];
+	int off = 0, next = 0, depth = -1, r;
 	uint32_t tag;
 
 	do {
+		const char *name = NULL;
+
 		tag = fdt_next_tag(rd->fdt, off, &next);
 		switch (tag) {
 		case FDT_BEGIN_NODE:
-			if (depth >= 0)
+			if (depth >= 0) {
 				had_child[depth] = true;
-			if (++depth > TREE_DEPTH_MAX)
+				name = fdt_get_name(rd->fdt, off, NULL);
+				if (!name)
+					return refuse(rd, "unreadable node name");
+			}
+			if (depth + 1 > TREE_DEPTH_MAX)
 				return refuse(rd, "nodes nested deeper than %d", TREE_DEPTH_MAX);
-			had_child[depth] = false;
 			break;
 		case FDT_END_NODE:
-			if (--depth < -1)
+			if (depth < 0)
 				return refuse(rd, "unbalanced nodes");
+			r = check_names(rd, entries, from[depth], n, node_at[depth]);
+			if (r)
+				return r;
+			n = from[depth];
+			depth--;
 			break;
 		case FDT_PROP:
 			if (depth < 0 || had_child[depth])
 				return refuse(rd, "a property after a child node");
+			if (!fdt_getprop_by_offset(rd->fdt, off, &name, NULL) || !name)
+				return refuse(rd, "unreadable property in node '%s'",
+					      fdt_get_name(rd->fdt, node_at[depth], NULL));
 			break;
 		case FDT_NOP:
 		case FDT_END:
@@ -392,40 +451,32 @@ static int check_tag_order(const struct reader *rd)
 		default:
 			return refuse(rd, "unknown tag in the structure block");
 		}
+		if (name) {
+			/* A name of the node at @depth (a property, or a child about to open). */
+			if (n - from[depth] >= NODE_NAMES_MAX)
+				return refuse(rd, "too many properties or children in node '%s'",
+					      fdt_get_name(rd->fdt, node_at[depth], NULL));
+			if (n == cap) {
+				size_t ncap = cap ? 2 * cap : 64;
+				struct name_entry *e = reallocarray(entries, ncap, sizeof(*e));
+
+				if (!e)
+					return -ENOMEM;
+				entries = e;
+				cap = ncap;
+			}
+			entries[n++] = (struct name_entry){ .name = name, .is_node = tag == FDT_BEGIN_NODE };
+		}
+		if (tag == FDT_BEGIN_NODE) {
+			depth++;
+			had_child[depth] = false;
+			from[depth] = n;
+			node_at[depth] = off;
+		}
 		off = next;
 	} while (tag != FDT_END && next >= 0);
 	if (next < 0 || depth != -1)
 		return refuse(rd, "cannot walk the structure block");
-	return 0;
-}
-
-/*
- * libfdt allows two properties or two nodes of one name; its lookups return
- * the first. Refuse such trees: what a reader does not see must not exist.
- */
-static int check_unique_names(const struct reader *rd)
-{
-	/*
-	 * No node of ours has more children than LUO_SESSIONS_MAX or
-	 * LUO_SESSION_FILES_MAX, nor more than a few properties: a tree with
-	 * more names in one node is refused here, and what is allocated stays
-	 * small whatever the blob's size.
-	 */
-	size_t max = (LUO_SESSIONS_MAX > LUO_SESSION_FILES_MAX ? LUO_SESSIONS_MAX : LUO_SESSION_FILES_MAX) + 64;
-	_cleanup_free_ const char **names = calloc(max, sizeof(*names));
-	int node, depth = 0;
-
-	if (!names)
-		return -ENOMEM;
-	/* Past the root's end, depth goes below 0 and the walk is over. */
-	for (node = 0; node >= 0 && depth >= 0; node = fdt_next_node(rd->fdt, node, &depth)) {
-		int r = check_node_names(rd, node, names, max);
-
-		if (r)
-			return r;
-	}
-	if (node < 0 && node != -FDT_ERR_NOTFOUND)
-		return refuse(rd, "cannot walk the tree");
 	return 0;
 }
 
@@ -465,9 +516,7 @@ int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, stru
 	if (fdt_totalsize(buf) != len)
 		return refuse(&rd, "tree size %u differs from blob size %zu", fdt_totalsize(buf), len);
 
-	r = check_tag_order(&rd);
-	if (!r)
-		r = check_unique_names(&rd);
+	r = check_structure(&rd);
 	if (r)
 		return r;
 	b = calloc(1, sizeof(*b));
