@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef LUOD_H
+#define LUOD_H
+
+/*
+ * DOC: luod's internal header
+ *
+ * luod is split by concept:
+ *
+ *   main.c      options, the socket, systemd, signals, the epoll loop
+ *   table.c     held sessions keyed by (uid, name), per-uid usage, limits
+ *   conn.c      one client connection: the request state machine, replies
+ *               and the bounded output queue
+ *   handover.c  luod's own live update: everything it holds mapped into
+ *               libluo sessions and one component, and back
+ *
+ * Everything runs on one thread; no function here blocks on a client.
+ * Errors are negative errnos.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "luo/agent.h"
+#include "luo/luo.h"
+
+/* Every limit a named maximum. */
+#define LUOD_CONNECTIONS_MAX 1024u        /* accepted at once; more wait in the backlog */
+#define LUOD_BACKLOG 128
+#define LUOD_DEFAULT_MAX_SESSIONS 4096u   /* per uid */
+#define LUOD_DEFAULT_MAX_FDS 16384u       /* per uid */
+#define LUOD_DEFAULT_MAX_BYTES (1ull << 30) /* per uid: 1 GiB */
+#define LUOD_LIMIT_SESSIONS_MAX 65536u    /* what --max-sessions accepts */
+#define LUOD_LIMIT_FDS_MAX LUO_FILES_MAX  /* what --max-fds accepts */
+#define LUOD_LIMIT_BYTES_MAX (1ull << 50)
+/*
+ * Fds held for all owners together (deposits under way included). A
+ * self-update hands over these, the connections and the listener in
+ * libluo sessions, which hold LUO_FILES_MAX files at most.
+ */
+#define LUOD_HELD_FDS_MAX (LUO_FILES_MAX - LUOD_CONNECTIONS_MAX - 16u)
+/* Bytes of replies queued for one slow reader (a LIST of every session fits). */
+#define LUOD_OUTQ_BYTES_MAX (16u << 20)
+/* How long an update waits for deposits under way and queued replies. */
+#define LUOD_UPDATE_DRAIN_MS 2000
+/* libluo session names for the handover: "luod.<n>". */
+#define LUOD_HANDOVER_SESSION_PREFIX "luod."
+
+struct luod_limits {
+	uint64_t max_sessions;
+	uint64_t max_fds;
+	uint64_t max_bytes;
+};
+
+struct conn;
+
+/* One held session. */
+struct held {
+	struct held *hnext;             /* hash chain */
+	struct held *prev, *next;       /* every session, oldest first */
+	uint32_t uid;
+	uint32_t flags;                 /* LUO_AGENT_DEPOSIT_* */
+	uint32_t n_fds;                 /* fds[0] is the blob memfd */
+	int *fds;
+	uint64_t bytes;
+	uint64_t deposited_s, updated_s, generation;
+	struct conn *owner;             /* the attached depositor, NULL if detached */
+	uint32_t first_token;           /* handover only */
+	char name[LUO_AGENT_NAME_SIZE];
+};
+
+struct uid_usage {
+	uint32_t uid;
+	uint64_t sessions, fds, bytes;
+};
+
+enum luod_source_kind {
+	LUOD_SRC_LISTEN = 1,
+	LUOD_SRC_SIGNAL,
+	LUOD_SRC_CONN,
+};
+
+struct outmsg {
+	struct outmsg *next;
+	size_t len;
+	size_t n_fds;
+	int fds[LUO_AGENT_FDS_PER_MSG];
+	unsigned char buf[];
+};
+
+/* Why a connection is closed: decides what happens to its sessions. */
+enum conn_close_why {
+	CONN_CLOSE_PEER,     /* EOF or error: the client is gone (crash semantics) */
+	CONN_CLOSE_PROTOCOL, /* it broke the protocol: the same, it was its doing */
+	CONN_CLOSE_AGENT,    /* luod's own doing (update drain, shutdown): sessions kept, detached */
+};
+
+struct conn {
+	enum luod_source_kind kind;     /* LUOD_SRC_CONN; first, for epoll */
+	struct conn *prev, *next;
+	int fd;
+	uint32_t uid, gid;
+	int32_t pid;
+	uint32_t events;                /* registered with epoll */
+	bool dead;                      /* close at the end of this event */
+	enum conn_close_why dead_why;
+	uint32_t token;                 /* handover only */
+	uint16_t cur_op;                /* the request being answered (replies echo it) */
+	/* A DEPOSIT under way. */
+	bool depositing;
+	struct luo_agent_request dep;
+	uint32_t dep_got;
+	int *dep_fds;
+	int dep_err;                    /* refused already: fds are discarded */
+	char dep_reason[LUO_AGENT_REASON_SIZE];
+	/* Replies the socket could not take yet; no request is read meanwhile. */
+	struct outmsg *outq, **outq_tail;
+	size_t outq_bytes;
+};
+
+struct luod {
+	int epfd, listen_fd, sig_fd;
+	enum luod_source_kind listen_src, sig_src;
+	struct luod_limits lim;
+	uint64_t held_fds_max;          /* LUOD_HELD_FDS_MAX, or less if RLIMIT_NOFILE is lower */
+	/* Connections. */
+	struct conn *conns;
+	uint32_t n_conns;
+	/* Held sessions. */
+	struct held **hash;
+	struct held *first, *last;
+	uint64_t n_sessions, n_fds, n_bytes;
+	uint64_t pending_fds;           /* reserved by deposits under way */
+	struct uid_usage *uids;
+	size_t n_uids, cap_uids;
+	/* Who we are. */
+	uint64_t lu_number, started_s;
+	char exe[LUO_AGENT_PATH_SIZE];
+	char **argv;
+	struct luo *luo;
+	uid_t euid;
+	/* A self-update asked for, waiting for the drain. */
+	bool update_wanted;
+	struct conn *update_conn;       /* OP_UPDATE requester, or NULL (SIGHUP) */
+	uint32_t update_seq, update_reply_size;
+	uint64_t update_deadline_ms;
+	bool quit;
+};
+
+/* main.c */
+void luod_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t luod_now_s(void);
+uint64_t luod_now_ms(void);
+int luod_epoll_set(struct luod *d, int fd, void *src, uint32_t events, bool add);
+
+/* table.c */
+int table_init(struct luod *d);
+void table_free(struct luod *d);
+struct held *table_find(struct luod *d, uint32_t uid, const char *name);
+struct uid_usage *table_usage(struct luod *d, uint32_t uid, bool create);
+/* Take @h (filled, fds owned) in place of the session of its (uid, name). */
+void table_put(struct luod *d, struct held *h);
+void table_drop(struct luod *d, struct held *h);
+void held_free(struct held *h);
+/* The blob check and byte count of a deposit: 0 or -EBADFD/-EFBIG/-errno. */
+int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reason, size_t len);
+
+/* conn.c */
+int conn_accept(struct luod *d);
+void conn_event(struct luod *d, struct conn *c, uint32_t events);
+void conn_close(struct luod *d, struct conn *c, enum conn_close_why why);
+/* Start reading again (after an update was refused or done). */
+void conn_resume_all(struct luod *d);
+int conn_adopt(struct luod *d, int fd, struct conn **ret_conn);
+void conn_reply(struct luod *d, struct conn *c, uint32_t seq, uint32_t reply_size, int error,
+		const char *reason);
+bool conn_busy(const struct conn *c);
+
+/* handover.c */
+int handover_register(void);
+/* After luo_open(): adopt what the previous image held, if anything. 1 adopted, 0 fresh. */
+int handover_restore(struct luod *d);
+/* Ask for a self-update; -EBUSY if one is wanted already. */
+int handover_request(struct luod *d, struct conn *requester, uint32_t seq, uint32_t reply_size);
+/* Called from the loop: run the update once nothing is under way or the drain timed out. */
+void handover_poll(struct luod *d);
+
+#endif /* LUOD_H */

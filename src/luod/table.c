@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: table.c, the sessions luod holds
+ *
+ * Lifecycle: a session enters with table_put() once a DEPOSIT has all its
+ * fds and passed every check (conn.c); it replaces the session of the same
+ * (uid, name) in one step, so a reader never sees a half deposit. It leaves
+ * with table_drop(): a DROP, its connection gone without DETACH and without
+ * LUO_AGENT_DEPOSIT_KEEP_ON_CRASH, or luod's exit. The agent's fds of a
+ * session are closed when it leaves; a RETRIEVE sends copies.
+ *
+ * Usage per uid (sessions, fds, bytes) is kept next to the table so that a
+ * limit check is O(1); bytes are the blob's size plus st_size of each fd
+ * that is a regular file (memfds are), i.e. memory the agent keeps alive.
+ * Sockets, pipes and the like count 0 bytes: their buffers are the
+ * kernel's, bounded by its own limits.
+ *
+ * Failure paths: table_usage() with @create may fail with NULL (ENOMEM);
+ * callers check before they commit, so a failure never leaves the table
+ * half changed.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "luod.h"
+
+#define TABLE_HASH_SIZE 4096u /* buckets; chains stay short up to LUOD_HELD_FDS_MAX sessions */
+
+static uint32_t table_hash(uint32_t uid, const char *name)
+{
+	uint32_t h = 2166136261u ^ uid;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % TABLE_HASH_SIZE;
+}
+
+int table_init(struct luod *d)
+{
+	d->hash = calloc(TABLE_HASH_SIZE, sizeof(*d->hash));
+	return d->hash ? 0 : -ENOMEM;
+}
+
+void held_free(struct held *h)
+{
+	if (!h)
+		return;
+	if (h->fds)
+		for (uint32_t i = 0; i < h->n_fds; i++)
+			safe_close(h->fds[i]);
+	free(h->fds);
+	free(h);
+}
+
+void table_free(struct luod *d)
+{
+	while (d->first)
+		table_drop(d, d->first);
+	free(d->hash);
+	d->hash = NULL;
+	free(d->uids);
+	d->uids = NULL;
+	d->n_uids = d->cap_uids = 0;
+}
+
+struct held *table_find(struct luod *d, uint32_t uid, const char *name)
+{
+	for (struct held *h = d->hash[table_hash(uid, name)]; h; h = h->hnext)
+		if (h->uid == uid && strcmp(h->name, name) == 0)
+			return h;
+	return NULL;
+}
+
+struct uid_usage *table_usage(struct luod *d, uint32_t uid, bool create)
+{
+	struct uid_usage *u;
+
+	for (size_t i = 0; i < d->n_uids; i++)
+		if (d->uids[i].uid == uid)
+			return &d->uids[i];
+	if (!create)
+		return NULL;
+	if (d->n_uids == d->cap_uids) {
+		size_t cap = d->cap_uids ? d->cap_uids * 2 : 8;
+
+		u = reallocarray(d->uids, cap, sizeof(*u));
+		if (!u)
+			return NULL;
+		d->uids = u;
+		d->cap_uids = cap;
+	}
+	u = &d->uids[d->n_uids++];
+	*u = (struct uid_usage){ .uid = uid };
+	return u;
+}
+
+static void table_unlink(struct luod *d, struct held *h)
+{
+	struct held **pp = &d->hash[table_hash(h->uid, h->name)];
+	struct uid_usage *u = table_usage(d, h->uid, false);
+
+	while (*pp && *pp != h)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = h->hnext;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		d->first = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		d->last = h->prev;
+	h->hnext = h->prev = h->next = NULL;
+	d->n_sessions--;
+	d->n_fds -= h->n_fds;
+	d->n_bytes -= h->bytes;
+	if (u) {
+		u->sessions--;
+		u->fds -= h->n_fds;
+		u->bytes -= h->bytes;
+	}
+}
+
+void table_put(struct luod *d, struct held *h)
+{
+	struct held *old = table_find(d, h->uid, h->name);
+	/* The caller made sure it exists (table_usage(create) before committing). */
+	struct uid_usage *u = table_usage(d, h->uid, true);
+
+	if (old) {
+		h->deposited_s = old->deposited_s;
+		h->generation = old->generation + 1;
+		table_unlink(d, old);
+		held_free(old);
+	} else {
+		h->generation = 1;
+	}
+	h->hnext = d->hash[table_hash(h->uid, h->name)];
+	d->hash[table_hash(h->uid, h->name)] = h;
+	h->prev = d->last;
+	h->next = NULL;
+	if (d->last)
+		d->last->next = h;
+	else
+		d->first = h;
+	d->last = h;
+	d->n_sessions++;
+	d->n_fds += h->n_fds;
+	d->n_bytes += h->bytes;
+	if (u) {
+		u->sessions++;
+		u->fds += h->n_fds;
+		u->bytes += h->bytes;
+	}
+}
+
+void table_drop(struct luod *d, struct held *h)
+{
+	table_unlink(d, h);
+	held_free(h);
+}
+
+int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reason, size_t len)
+{
+	const unsigned int want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
+	char path[64], target[64];
+	uint64_t bytes = 0;
+	struct stat st;
+	ssize_t n;
+	int seals;
+
+	/* The blob: a memfd (F_GET_SEALS works on nothing else), sealed. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fds[0]);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0 || (target[n] = '\0', strncmp(target, "/memfd:", 7) != 0)) {
+		snprintf(reason, len, "the first fd (the blob) is not a memfd");
+		return -EBADFD;
+	}
+	seals = fcntl(fds[0], F_GET_SEALS);
+	if (seals < 0 || ((unsigned int)seals & want) != want) {
+		snprintf(reason, len, "the blob memfd is not sealed against write, shrink and grow");
+		return -EBADFD;
+	}
+	if (fstat(fds[0], &st) < 0) {
+		snprintf(reason, len, "fstat of the blob: %s", strerror(errno));
+		return -errno;
+	}
+	if (st.st_size <= 0 || (uint64_t)st.st_size > LUO_ABI_BLOB_MAX) {
+		snprintf(reason, len, "the blob is %lld bytes, not 1..%u", (long long)st.st_size, LUO_ABI_BLOB_MAX);
+		return st.st_size <= 0 ? -EBADFD : -EFBIG;
+	}
+	bytes = (uint64_t)st.st_size;
+	for (uint32_t i = 1; i < n_fds; i++) {
+		if (fstat(fds[i], &st) < 0) {
+			snprintf(reason, len, "fstat of fd %u: %s", i, strerror(errno));
+			return -errno;
+		}
+		if (S_ISREG(st.st_mode) && st.st_size > 0)
+			bytes += (uint64_t)st.st_size;
+	}
+	*ret_bytes = bytes;
+	return 0;
+}

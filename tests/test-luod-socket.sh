@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# luod's start: the socket directory created 0700 and the socket 0600 (not
+# the system agent); a directory others may write refused; a file that is
+# not a socket never replaced; a second agent on a live socket refused; a
+# stale socket (its agent SIGKILLed) replaced; strict number parsing.
+# Usage: test-luod-socket.sh LUOD
+set -uo pipefail
+luod=$1
+tmp=$(mktemp -d /tmp/test-luod-socket.XXXXXX)
+agent=
+cleanup() { [ -n "$agent" ] && kill "$agent" 2>/dev/null && wait "$agent" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+wait_sock() { for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.02; done; fail "no socket $1"; }
+
+"$luod" --socket "$tmp/d/agent.sock" 2>"$tmp/log" &
+agent=$!
+wait_sock "$tmp/d/agent.sock"
+[ "$(stat -c %a "$tmp/d")" = 700 ] || fail "directory mode $(stat -c %a "$tmp/d")"
+[ "$(stat -c %a "$tmp/d/agent.sock")" = 600 ] || fail "socket mode $(stat -c %a "$tmp/d/agent.sock")"
+
+"$luod" --socket "$tmp/d/agent.sock" 2>"$tmp/err" && fail "a second agent started"
+grep -q "another agent answers" "$tmp/err" || fail "second agent: $(cat "$tmp/err")"
+
+kill -9 "$agent"; wait "$agent" 2>/dev/null; agent=
+"$luod" --socket "$tmp/d/agent.sock" 2>"$tmp/log2" &
+agent=$!
+for _ in $(seq 200); do grep -q "replaced the stale socket" "$tmp/log2" && break; sleep 0.02; done
+grep -q "replaced the stale socket" "$tmp/log2" || fail "stale socket not replaced: $(cat "$tmp/log2")"
+kill "$agent"; wait "$agent"; rc=$?; agent=
+[ $rc -eq 0 ] || fail "SIGTERM exit status $rc"
+
+mkdir -m 0777 "$tmp/open"; chmod 0777 "$tmp/open"
+"$luod" --socket "$tmp/open/agent.sock" 2>"$tmp/err" && fail "started in a world-writable directory"
+grep -q "refusing socket directory" "$tmp/err" || fail "open dir: $(cat "$tmp/err")"
+
+touch "$tmp/d/file"
+"$luod" --socket "$tmp/d/file" 2>"$tmp/err" && fail "replaced a regular file"
+[ -f "$tmp/d/file" ] || fail "the regular file is gone"
+
+for bad in "--max-fds 12x" "--max-fds -1" "--max-fds 99999999999999999999999" "--max-sessions 0" \
+	"--max-bytes ''" "--socket-mode 0999" "--bogus"; do
+	eval "\"$luod\" --socket \"$tmp/d/x.sock\" $bad" 2>/dev/null && fail "accepted $bad"
+done
+"$luod" --help | grep -q -- "--max-sessions" || fail "--help"
+"$luod" --version | grep -q "protocol" || fail "--version"
+echo "ok - socket directory, modes, stale and live sockets, options"
