@@ -14,6 +14,13 @@
  * it. Each image prints one line when it starts: generation, build, counter,
  * what became of each component, and the blackout.
  *
+ * It also listens on its control socket (luo_control_listen()), so that
+ * `luoctl update --pid PID NEW_BINARY` asks it to update to NEW_BINARY and
+ * waits for the outcome: the refusal and its report, or the new image's
+ * timings, or the rollback. That update runs with this process's argv, so
+ * the next image gets the same options (--port 0 included: the socket comes
+ * in the handover; only a fresh start would listen on a new port).
+ *
  * The client connects again and again for S seconds (or until SIGINT or
  * SIGTERM) and checks that every answer is exactly one more than the last:
  * a lost counter or a refused connection shows at once. It prints a summary
@@ -427,6 +434,8 @@ static void usage(FILE *f)
 		"        The next image runs \"serve --port <the port in use>\" with the\n"
 		"        same --next and --next-file. A refused or failed update is\n"
 		"        reported; the service keeps serving. SIGTERM/SIGINT: stop.\n"
+		"        `luoctl update --pid PID NEW_BINARY` (the control socket) updates\n"
+		"        it too, with this image's own arguments, and waits for the outcome.\n"
 		"client  send INC for S seconds (default 2; SIGINT/SIGTERM stop it\n"
 		"        sooner) and check every answer is one more than the last; print\n"
 		"        a summary; exit 1 on any error or refused connection, or none\n"
@@ -675,6 +684,21 @@ static void update(struct luo *luo, const struct serve_opts *o)
 	fprintf(stderr, "luo-counter: still serving\n");
 }
 
+/*
+ * luoctl update --pid: luo_control_dispatch() runs the update with this
+ * process's own argv (so the next image gets the same options), and
+ * returns only if it did not happen, after luoctl got the refusal and its
+ * report. Such a refusal is luoctl's to show: it is not printed here, nor
+ * counted in stats.
+ */
+static void control(struct luo *luo)
+{
+	int r = luo_control_dispatch(luo);
+
+	if (r < 0)
+		fprintf(stderr, "luo-counter: control socket: %s\n", strerror(-r));
+}
+
 static int serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -686,7 +710,7 @@ static int serve(int argc, char **argv)
 		{ 0 },
 	};
 	struct serve_opts o = { 0 };
-	int c, r, listen_fd, sig_fd;
+	int c, r, listen_fd, sig_fd, ctl_fd;
 	char comp_counter[96], comp_stats[96], state[160], sstate[160];
 	struct luo *luo;
 	struct luo_session *s;
@@ -774,6 +798,16 @@ static int serve(int argc, char **argv)
 	if (sig_fd < 0)
 		die("signalfd", errno);
 
+	/*
+	 * Before luo_ready(): that answers the luoctl update which led here,
+	 * and luoctl may ask again at once.
+	 */
+	r = luo_control_listen(luo, &ctl_fd);
+	if (r < 0) {
+		fprintf(stderr, "luo-counter: no control socket (luoctl update --pid): %s; SIGHUP still works\n",
+			strerror(-r));
+		ctl_fd = -1;
+	}
 	luo_ready(luo);
 	snprintf(o.bound, sizeof(o.bound), "%d", bound_port(listen_fd));
 	component_outcome(luo, "counter", comp_counter, sizeof(comp_counter));
@@ -801,13 +835,17 @@ static int serve(int argc, char **argv)
 	}
 
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = listen_fd, .events = POLLIN }, { .fd = sig_fd, .events = POLLIN } };
+		struct pollfd pfd[3] = { { .fd = listen_fd, .events = POLLIN },
+					 { .fd = sig_fd, .events = POLLIN },
+					 { .fd = ctl_fd, .events = POLLIN } }; /* -1: ignored */
 		struct signalfd_siginfo si;
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
 			die("poll", errno);
 		if (pfd[0].revents & POLLIN)
 			serve_one(listen_fd);
+		if (pfd[2].revents & POLLIN)
+			control(luo);
 		if (!(pfd[1].revents & POLLIN) || read(sig_fd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGHUP) {

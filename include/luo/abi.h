@@ -89,6 +89,14 @@
 #define LUO_ABI_REAPER_ENV "LUO_HANDOVER_REAPER"
 /* Set by a new image that hands the blob back to the old one: "ERRNO:reason". */
 #define LUO_ABI_ROLLBACK_ENV "LUO_HANDOVER_ROLLBACK"
+/*
+ * The control connection (include/luo/agent.h) whose UPDATE led to this
+ * exec: the new image (or the old one, after a rollback) answers on it from
+ * luo_ready(). An fd number; only taken together with LUO_HANDOVER_FD.
+ */
+#define LUO_ABI_CONTROL_FD_ENV "LUO_HANDOVER_CONTROL_FD"
+/* The control socket's listening fd (luo_control_listen()): it crosses the exec, never rebound. */
+#define LUO_ABI_CONTROL_LISTEN_FD_ENV "LUO_HANDOVER_CONTROL_LISTEN_FD"
 #define LUO_ABI_ARGV_MAX 4096
 #define LUO_ABI_ARGV_BYTES_MAX (256u << 10)
 /* Components in one blob (an image registers at most LUO_COMPONENTS_MAX). */

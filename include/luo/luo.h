@@ -84,11 +84,17 @@ enum {
 	 * flag above, instead of going back to the previous binary.
 	 */
 	LUO_OPEN_NO_ROLLBACK = 1u << 1,
+	/*
+	 * Connect to the agent, luod (see luo_session_deposit()). Not finding
+	 * it is no error: luo_agent_error() tells.
+	 */
+	LUO_OPEN_AGENT = 1u << 2,
 };
 
 /**
  * luo_open() - open the orchestrator; adopt the incoming handover if any.
- * @flags:   LUO_OPEN_FRESH_ON_ERROR, LUO_OPEN_NO_ROLLBACK; other bits: -EINVAL.
+ * @flags:   LUO_OPEN_FRESH_ON_ERROR, LUO_OPEN_NO_ROLLBACK, LUO_OPEN_AGENT;
+ *           other bits: -EINVAL.
  * @ret_luo: the handle.
  *
  * If LUO_HANDOVER_FD names a sealed memfd holding a valid handover blob, its
@@ -140,7 +146,8 @@ LUO_EXPORT int luo_open(unsigned int flags, struct luo **ret_luo);
 /**
  * luo_close() - close the handle; NULL is allowed.
  *
- * Outgoing sessions are unpreserved, incoming ones finished (what was never
+ * With an agent connection, DETACH first: what was deposited stays held,
+ * KEEP_ON_CRASH or not. Outgoing sessions are unpreserved, incoming ones finished (what was never
  * retrieved is closed). Session handles are invalid afterwards.
  */
 LUO_EXPORT void luo_close(struct luo *luo);
@@ -213,6 +220,13 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * failure), serializes the outgoing sessions into a memfd sealed against
  * write, shrink and grow, clears close-on-exec on the preserved fds and the
  * blob only, and execve()s. Incoming sessions are not carried forward.
+ * With an agent connection, luo_update() sends DETACH (and waits for its
+ * answer, at most the agent's I/O timeout) just before execve(): every
+ * session this process deposited is then held by the agent until dropped,
+ * whether execve() succeeds or not. So if the update then fails, sessions
+ * deposited without LUO_DEPOSIT_KEEP_ON_CRASH are no longer tied to this
+ * process: a crash afterwards leaves them in the agent, as a clean exit
+ * would (deposit such a session again to tie it to the process again).
  * stdio buffers are not flushed (execve() drops them): fflush(NULL) first.
  *
  * Negotiation comes first, before anything is frozen: the manifest of
@@ -313,8 +327,22 @@ LUO_EXPORT int luo_session_create(struct luo *luo, const char *name, struct luo_
 /**
  * luo_session_retrieve() - take an incoming session by name.
  *
+ * With LUO_OPEN_AGENT, a name that no session of the exec handover (nor an
+ * outgoing one) has is asked of the agent: its deposit becomes an incoming
+ * session like the exec handover's (see "The agent" below). The agent
+ * keeps its copy: a retrieve takes nothing away, a refused one neither.
+ *
  * Return: 0; -EINVAL bad name, or already retrieved; -ENOENT no incoming
- * session has this name (always so on a fresh start).
+ * session has this name (always so on a fresh start), and the agent holds
+ * none either, or there is no agent. From the agent, a deposit refused as
+ * the exec handover would be, with every fd it brought closed, nothing
+ * adopted and luo_agent_error()'s reason saying why: -EBADMSG its blob is
+ * malformed, does not hold exactly this one session, or the fds do not
+ * match its files; -EPROTO a handler version, or a mandatory component's
+ * version, this build cannot read, or a handler it does not have; -EBADFD
+ * a received fd is not the object recorded for it; -EIO a mandatory
+ * component's load failed. And: -ECONNRESET, -ETIMEDOUT the connection
+ * failed (retry: the next call connects again); -ENOMEM.
  */
 LUO_EXPORT int luo_session_retrieve(struct luo *luo, const char *name, struct luo_session **ret_session);
 
@@ -379,6 +407,152 @@ LUO_EXPORT int luo_session_finish(struct luo_session *session);
  * incoming one is finished (can_finish is not asked) and is gone.
  */
 LUO_EXPORT void luo_session_close(struct luo_session *session);
+
+/* ------------------------------------------------------------------------ */
+/* The agent: sessions that survive the process (luod)                        */
+
+/*
+ * With LUO_OPEN_AGENT, luo_open() connects to luod (the socket named by
+ * LUO_AGENT_SOCKET, else /run/luo/agent.sock for root and
+ * $XDG_RUNTIME_DIR/luo/agent.sock for other users; include/luo/agent.h).
+ * An outgoing session can then be deposited there, as often as the
+ * program likes; after the process exits, crashes or is restarted by its
+ * supervisor, the next one retrieves it by name with the usual calls:
+ * luo_session_retrieve() looks in the agent when the exec handover has no
+ * session of that name, then luo_session_retrieve_fd(),
+ * luo_arena_retrieve() and luo_component_incoming() work as after an exec.
+ * A session is keyed by the owner's uid and its name: pick names that
+ * other services of the same uid do not use.
+ *
+ * The connection: SOCK_SEQPACKET, close-on-exec; the agent must run as
+ * root or as this uid (else -EACCES: the fds would go to someone else);
+ * each send or receive waits at most 5 s, so a stuck agent costs a call
+ * -ETIMEDOUT, never the service. A connection that fails (timeout, the
+ * agent gone, a message that breaks the protocol) is closed, and the next
+ * call on the agent connects again; so does a call after luo_open() did
+ * not find the agent. The connection takes nothing over from the one
+ * before: deposits stay tied to the connection that made them.
+ *
+ * A retrieved deposit is checked as the exec handover is (its blob as
+ * hostile input, every fd against its handler's record). Arenas come back
+ * at their address (reserved when the session is retrieved, since no
+ * constructor saw them coming: a range already taken is -EADDRINUSE from
+ * luo_arena_retrieve()). Components come with the first retrieved
+ * deposit that carries them (LUO_DEPOSIT_COMPONENTS), once per process,
+ * and only if the exec handover brought none; luo_component_incoming()
+ * then tells the outcome as after an exec.
+ */
+
+/* Flags for luo_session_deposit(). */
+enum {
+	/*
+	 * Keep the deposited state if this process dies without luo_close()
+	 * or luo_update() (a crash). Without it, the agent forgets the
+	 * session when the process dies; a clean luo_close() keeps it.
+	 */
+	LUO_DEPOSIT_KEEP_ON_CRASH = 1u << 0,
+	/*
+	 * Carry the state of every registered component too, each saved at
+	 * its write_max. The retriever loads them (once per process, with
+	 * the first retrieved session that carries them) if its build reads
+	 * that version; a mandatory one it cannot read makes
+	 * luo_session_retrieve() fail with -EPROTO, leaving the deposit
+	 * where it is.
+	 */
+	LUO_DEPOSIT_COMPONENTS = 1u << 1,
+};
+
+/**
+ * luo_session_deposit() - send the outgoing session's current state to the agent.
+ * @flags: LUO_DEPOSIT_*; other bits: -EINVAL.
+ *
+ * The files are frozen and unfrozen around the copy like an update's, the
+ * blob is written as for an exec handover, and the agent replaces what it
+ * held under this name atomically. The session stays outgoing and usable.
+ *
+ * The session's files stay frozen until their fds were sent, not while
+ * the agent answers. Components (LUO_DEPOSIT_COMPONENTS) are saved at
+ * their write_max, with the lock held, as in luo_update().
+ *
+ * Return: 0; -EINVAL incoming session or bad flags; -ENOTCONN no agent
+ * (luo_open() without LUO_OPEN_AGENT, or none answered, now either);
+ * -EDQUOT the agent's limit for this uid (sessions, fds or bytes);
+ * -ENFILE the agent is out of fds; -ECONNRESET the agent went away
+ * (retry: the next call connects again); -ETIMEDOUT it did not answer in
+ * time (the connection is closed: retry); -EBADMSG it broke the protocol;
+ * -ENOSPC the blob would pass LUO_ABI_BLOB_MAX; other refusals of the
+ * agent (include/luo/agent.h); or a handler's freeze error, a component's
+ * save error, -ENOMEM. luo_agent_error() gives the agent's reason.
+ */
+LUO_EXPORT int luo_session_deposit(struct luo_session *session, unsigned int flags);
+
+/**
+ * luo_session_withdraw() - ask the agent to forget the session @name.
+ *
+ * Return: 0; -EINVAL bad name; -ENOENT it holds none; -ENOTCONN,
+ * -ECONNRESET, -ETIMEDOUT, -EBADMSG as above.
+ */
+LUO_EXPORT int luo_session_withdraw(struct luo *luo, const char *name);
+
+/**
+ * luo_agent_error() - whether the agent is connected, and why the last call failed.
+ * @ret_reason: optional; valid until luo_close(), for people: why there
+ *              is no connection, or else why the last call on the agent
+ *              failed -- its refusal of a deposit, a withdraw or a
+ *              retrieve, or libluo's refusal of a retrieved deposit (the
+ *              exec handover's refusals are luo_incoming_error()'s). ""
+ *              if none failed since the connection was made; a later
+ *              success does not clear it.
+ *
+ * Return: 0 connected; -ENOTCONN LUO_OPEN_AGENT not given; else the
+ * error of the connection, at luo_open() or since (-ENOENT no socket,
+ * -ECONNREFUSED no agent listening, -EACCES not allowed or the agent runs
+ * as another uid, -EPROTONOSUPPORT another protocol version, -ETIMEDOUT,
+ * -ECONNRESET, -EBADMSG the connection failed later).
+ */
+LUO_EXPORT int luo_agent_error(const struct luo *luo, const char **ret_reason);
+
+/* ------------------------------------------------------------------------ */
+/* The control socket: live updates asked from outside (luoctl update)       */
+
+/**
+ * luo_control_listen() - listen for luoctl update --pid on this process's control socket.
+ * @ret_fd: the listening fd, owned by libluo; poll it for POLLIN and call
+ *          luo_control_dispatch() then.
+ *
+ * The address is abstract (include/luo/agent.h): "\0luo-control.<pid>".
+ * Idempotent: a second call returns the same fd. Call it before
+ * luo_ready(), which answers the luoctl that asked for the update that
+ * led here: luoctl may ask again at once. The socket crosses every exec
+ * handover and rollback (like a preserved fd): in an image that came by
+ * exec, this takes back the one the old image listened on, without a bind;
+ * connections waiting in its backlog are served by the new image.
+ *
+ * Return: 0; -EADDRINUSE another socket holds the address; the errors of
+ * socket(), bind(), listen().
+ */
+LUO_EXPORT int luo_control_listen(struct luo *luo, int *ret_fd);
+
+/**
+ * luo_control_dispatch() - serve what is pending on the control socket.
+ *
+ * Does not block. Accepts a connection from the same uid (or root),
+ * reads its request, and for UPDATE calls luo_update() with the
+ * program's own argv: on success it does not return (the new image's
+ * luo_ready() answers the caller with the timings); a refusal is answered
+ * with the error and the negotiation report, and the service keeps
+ * running. Call it where the program may call luo_update() itself: the
+ * components' save callbacks run inside.
+ *
+ * Return: 0 nothing pending or a request served (refusals included: the
+ * refused luo_update()'s error is for the caller, luo_update_report()
+ * has the report); -EBADF luo_control_listen() not called; -EMFILE,
+ * -ENFILE, -ENOBUFS, -ENOMEM accept() failed (the connection stays
+ * pending). Each call serves a bounded number of connections, and waits
+ * at most a second for a connected peer's request or for it to read its
+ * answer; stdio is flushed (fflush(NULL)) before luo_update().
+ */
+LUO_EXPORT int luo_control_dispatch(struct luo *luo);
 
 /* ------------------------------------------------------------------------ */
 /* File handlers                                                             */

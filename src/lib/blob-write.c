@@ -132,7 +132,7 @@ static int write_tree(void *fdt, size_t size, const struct luo *luo, const struc
 	if (!r)
 		r = fdt_begin_node(fdt, LUO_ABI_NODE_SESSIONS);
 	for (size_t i = 0; !r && i < luo->n_sessions; i++) {
-		if (luo->sessions[i]->incoming)
+		if (luo->sessions[i]->incoming || (hdr->only && luo->sessions[i] != hdr->only))
 			continue;
 		r = write_session(fdt, index++, luo->sessions[i]);
 	}
@@ -149,7 +149,8 @@ static int write_tree(void *fdt, size_t size, const struct luo *luo, const struc
 
 int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, void **ret_buf, size_t *ret_len)
 {
-	size_t size = 4096 + luo->n_sessions * 256 + luo->n_out_files * (LUO_FILE_DATA_MAX + 256);
+	size_t n_files = hdr->only ? hdr->only->n_files : luo->n_out_files;
+	size_t size = 4096 + luo->n_sessions * 256 + n_files * (LUO_FILE_DATA_MAX + 256);
 	size_t argv_bytes = 0, argc = 0;
 
 	if (hdr->build_id_len > LUO_ABI_BUILD_ID_MAX || !hdr->argv || !hdr->argv[0])

@@ -74,44 +74,50 @@ static void free_sessions(struct luo *luo)
 	luo->n_out_files = 0;
 }
 
-/* Adopt one recorded file. Returns 0 or the reason it cannot be. */
-static int adopt_file(struct luo *luo, struct luo_session *s, const struct luo_blob_file *bf, int handover_fd)
+/*
+ * Adopt one recorded file, whose fd is @fd: the recorded number for an exec
+ * handover, a received one for the agent (agent-client.c). Returns 0 or the
+ * reason it cannot be, written to @reason. A file that fails its handler's
+ * check is added with fd -1: @fd is left to the caller.
+ */
+int luo_adopt_file(struct luo_session *s, const struct luo_blob_file *bf, int fd, int handover_fd, char *reason,
+		   size_t rlen)
 {
 	const struct luo_file_handler *h = luo_handler_by_name(bf->handler);
 	struct luo_file *f;
 	int r;
 
 	if (!h) {
-		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+		luo_reasonf(reason, rlen,
 			    "session '%s', token %llu: no handler '%s' in this build", s->name,
 			    (unsigned long long)bf->token, bf->handler);
 		return -ENOENT;
 	}
 	if (bf->handler_version != h->version) {
-		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+		luo_reasonf(reason, rlen,
 			    "session '%s', token %llu: handler '%s' version %u; this build reads %u", s->name,
 			    (unsigned long long)bf->token, h->name, bf->handler_version, h->version);
 		return -EPROTO;
 	}
 	if (bf->data_len != h->data_size) {
-		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+		luo_reasonf(reason, rlen,
 			    "session '%s', token %llu: %u bytes of '%s' data, expected %u", s->name,
 			    (unsigned long long)bf->token, bf->data_len, h->name, h->data_size);
 		return -EBADMSG;
 	}
-	if (bf->fd == handover_fd) {
-		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+	if (fd == handover_fd) {
+		luo_reasonf(reason, rlen,
 			    "session '%s', token %llu: fd %d is the handover memfd itself", s->name,
-			    (unsigned long long)bf->token, bf->fd);
+			    (unsigned long long)bf->token, fd);
 		return -EBADMSG;
 	}
-	if (fcntl(bf->fd, F_GETFD) < 0) {
-		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+	if (fcntl(fd, F_GETFD) < 0) {
+		luo_reasonf(reason, rlen,
 			    "session '%s', token %llu: fd %d is not open", s->name, (unsigned long long)bf->token,
-			    bf->fd);
+			    fd);
 		return -EBADF;
 	}
-	r = luo_session_add_incoming_file(s, h, bf->token, bf->fd, bf->data);
+	r = luo_session_add_incoming_file(s, h, bf->token, fd, bf->data);
 	if (r < 0)
 		return r;
 	f = s->files[s->n_files - 1];
@@ -119,14 +125,14 @@ static int adopt_file(struct luo *luo, struct luo_session *s, const struct luo_b
 	if (r < 0) {
 		f->fd = -1; /* not known to be ours: leave it alone */
 		if (r == -ENOMEM || r == -EBADMSG) {
-			luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			luo_reasonf(reason, rlen,
 				    "session '%s', token %llu: malformed '%s' record", s->name,
 				    (unsigned long long)bf->token, h->name);
 			return r;
 		}
-		luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+		luo_reasonf(reason, rlen,
 			    "session '%s', token %llu: fd %d is not the recorded '%s' object", s->name,
-			    (unsigned long long)bf->token, bf->fd, h->name);
+			    (unsigned long long)bf->token, fd, h->name);
 		return -EBADFD;
 	}
 	f->validated = true;
@@ -150,7 +156,8 @@ static int adopt_sessions(struct luo *luo, const struct luo_blob *b, int handove
 			char keep[LUO_REASON_MAX];
 
 			memcpy(keep, luo->incoming_reason, sizeof(keep));
-			r = adopt_file(luo, s, &bs->files[j], handover_fd);
+			r = luo_adopt_file(s, &bs->files[j], bs->files[j].fd, handover_fd, luo->incoming_reason,
+					   sizeof(luo->incoming_reason));
 			if (r < 0 && first == 0)
 				first = r;
 			else if (r < 0)
@@ -160,8 +167,11 @@ static int adopt_sessions(struct luo *luo, const struct luo_blob *b, int handove
 	return first;
 }
 
-/* Load every component the blob carries. Returns 0 or the refusal. */
-static int load_components(struct luo *luo, const struct luo_blob *b)
+/*
+ * Load every component the blob carries. Returns 0 or the refusal, written
+ * to @reason. Shared with the agent's retrieve (agent-client.c).
+ */
+int luo_load_components(struct luo *luo, const struct luo_blob *b, char *reason, size_t rlen)
 {
 	const struct luo_component *comps[LUO_COMPONENTS_MAX];
 	size_t n = luo_components_list(comps, ARRAY_SIZE(comps));
@@ -187,7 +197,7 @@ static int load_components(struct luo *luo, const struct luo_blob *b)
 				luo->component_status[i] = -EIO;
 				continue;
 			}
-			luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			luo_reasonf(reason, rlen,
 				    "component '%s': version %u; this build reads %u..%u", c->name, bc->version,
 				    c->read_min, c->read_max);
 			return -EPROTO;
@@ -198,7 +208,7 @@ static int load_components(struct luo *luo, const struct luo_blob *b)
 				luo->component_status[i] = -EIO;
 				continue;
 			}
-			luo_reasonf(luo->incoming_reason, sizeof(luo->incoming_reason),
+			luo_reasonf(reason, rlen,
 				    "component '%s': load of version %u failed (%d)", c->name, bc->version, r);
 			return -EIO;
 		}
@@ -266,7 +276,7 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 			*p = ' ';
 	while (environ && environ[n])
 		n++;
-	envp = calloc(n + 4, sizeof(*envp));
+	envp = calloc(n + 6, sizeof(*envp)); /* + ours, two for control.c, NULL */
 	if (!envp) {
 		reason_append(luo, "; no rollback: out of memory");
 		return;
@@ -281,10 +291,12 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 		snprintf(reaper_entry, sizeof(reaper_entry), "%s=%d", LUO_ABI_REAPER_ENV, (int)luo->reaper_pid);
 		envp[k++] = reaper_entry;
 	}
+	luo_control_exec_env(luo, envp);
 	adopted_cloexec(luo, false);
 	if (luo_set_cloexec(handover_fd, false) == 0)
 		execveat(exe, "", (char *const *)origin->argv, envp, AT_EMPTY_PATH);
 	r = errno;
+	luo_control_exec_undo(luo);
 	luo_set_cloexec(handover_fd, true);
 	adopted_cloexec(luo, true);
 	reason_append(luo, "; rollback to %s failed: %s", origin->producer_path, strerror(r));
@@ -455,7 +467,7 @@ static int adopt_handover(struct luo *luo, unsigned int flags, int registry_erro
 		luo_components_error(reason, rlen);
 	}
 	if (r == 0)
-		r = load_components(luo, b);
+		r = luo_load_components(luo, b, reason, rlen);
 	if (r < 0) {
 		if (b->argc > 0)
 			maybe_rollback(luo, b, fd, r, may_roll_back, came_back);
@@ -481,7 +493,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	struct luo *luo;
 	int r, registry_error;
 
-	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK)))
+	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK | LUO_OPEN_AGENT)))
 		return -EINVAL;
 	luo = calloc(1, sizeof(*luo));
 	if (!luo)
@@ -492,6 +504,9 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 		return r;
 	}
 	pthread_mutex_init(&luo->lock, NULL);
+	luo->agent_fd = -1;
+	luo->control_fd = -1;
+	luo->control_reply_fd = -1;
 	forget_components(luo);
 	/*
 	 * A broken component registry fails luo_open() whatever the flags,
@@ -500,6 +515,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	 */
 	registry_error = luo_components_error(NULL, 0);
 	luo->t_open_start = luo_now_ns();
+	luo_control_adopt(luo); /* before the handover: a rollback passes it on */
 	r = adopt_handover(luo, flags, registry_error);
 	if (registry_error < 0) {
 		luo_close(luo);
@@ -513,6 +529,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 		luo->incoming_error = r;
 	}
 	luo->t_open_end = luo_now_ns();
+	luo_agent_open(luo, flags & LUO_OPEN_AGENT); /* not finding it is no error: luo_agent_error() */
 	*ret_luo = luo;
 	return 0;
 }
@@ -522,9 +539,11 @@ void luo_close(struct luo *luo)
 	if (!luo)
 		return;
 	pthread_mutex_lock(&luo->lock);
+	luo_agent_close(luo); /* DETACH: a clean close keeps the deposits */
 	free_sessions(luo);
 	free(luo->sessions);
 	free(luo->report);
+	luo_control_close(luo);
 	luo_reaper_reap(luo, false); /* no waiting out its delay: at worst a zombie until exit */
 	pthread_mutex_unlock(&luo->lock);
 	pthread_mutex_destroy(&luo->lock);
@@ -571,6 +590,7 @@ int luo_ready(struct luo *luo)
 	}
 	luo_reaper_reap(luo, false);
 	pthread_mutex_unlock(&luo->lock);
+	luo_control_answer(luo); /* an update asked by luoctl: its answer */
 	return 0;
 }
 

@@ -74,6 +74,17 @@ struct luo {
 	struct luo_report_entry *report;
 	size_t n_report;
 
+	/* The agent connection (agent-client.c); -1 none. */
+	int agent_fd;
+	int agent_error;
+	char agent_reason[LUO_REASON_MAX];
+	uint32_t agent_seq;
+	bool components_from_agent; /* a retrieved deposit's components were loaded */
+
+	/* The control socket (control.c); -1 none. */
+	int control_fd;        /* listening */
+	int control_reply_fd;  /* incoming: the requester to answer from luo_ready() */
+
 	/* CLOCK_MONOTONIC ns; 0 = unknown */
 	uint64_t t_freeze;
 	uint64_t t_serialize;
@@ -203,6 +214,7 @@ struct luo_blob_header {
 	size_t build_id_len;
 	uint64_t freeze_ns;
 	uint64_t serialize_ns;
+	const struct luo_session *only; /* NULL: every outgoing session; else this one (a deposit) */
 };
 int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, void **ret_buf, size_t *ret_len);
 
@@ -214,9 +226,33 @@ int luo_self_argv(char **ret_buf, char ***ret_argv);
 /* update.c: an environment entry libluo sets for the next image */
 bool luo_env_is_ours(const char *entry);
 
+/*
+ * control.c: the control socket's listening fd and connection across an
+ * exec. exec_env clears their close-on-exec and names them in @envp's
+ * first NULL slots (the caller leaves two free, then NULL); exec_undo sets
+ * it again. adopt: in
+ * luo_open(), before the handover; answer: in luo_ready(), lock not held;
+ * close: in luo_close(), lock held.
+ */
+void luo_control_exec_env(struct luo *luo, char **envp);
+void luo_control_exec_undo(struct luo *luo);
+void luo_control_adopt(struct luo *luo);
+void luo_control_answer(struct luo *luo);
+void luo_control_close(struct luo *luo);
+
 /* core.c */
 void luo_reaper_reap(struct luo *luo, bool wait);
 int luo_handover_map(int fd, void **ret_addr, size_t *ret_len, char *reason, size_t reason_len);
 void luo_reasonf(char *reason, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int luo_adopt_file(struct luo_session *s, const struct luo_blob_file *bf, int fd, int handover_fd, char *reason,
+		   size_t rlen);
+int luo_load_components(struct luo *luo, const struct luo_blob *b, char *reason, size_t rlen);
+
+/* agent-client.c: the connection to luod (lock held, or in luo_open()/luo_close()) */
+void luo_agent_open(struct luo *luo, bool wanted);
+void luo_agent_close(struct luo *luo);
+void luo_agent_detach_locked(struct luo *luo); /* luo_update(), just before execve() */
+/* luo_session_retrieve()'s fallback: the session @name from the agent, as an incoming one. */
+int luo_agent_retrieve_locked(struct luo *luo, const char *name, struct luo_session **ret);
 
 #endif /* LUO_INTERNAL_H */

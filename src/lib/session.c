@@ -207,7 +207,9 @@ int luo_session_retrieve(struct luo *luo, const char *name, struct luo_session *
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
 	s = find_session(luo, name);
-	if (!s || !s->incoming)
+	if (!s && luo->agent_error != -ENOTCONN) /* LUO_OPEN_AGENT: not in the exec handover, ask the agent */
+		r = luo_agent_retrieve_locked(luo, name, &s);
+	else if (!s || !s->incoming)
 		r = -ENOENT;
 	else if (s->retrieved)
 		r = -EINVAL;

@@ -49,7 +49,8 @@ struct handover_env {
 bool luo_env_is_ours(const char *entry)
 {
 	static const char *const names[] = { LUO_HANDOVER_FD_ENV "=", LUO_ABI_EXEC_NS_ENV "=",
-					     LUO_ABI_ROLLBACK_ENV "=", LUO_ABI_REAPER_ENV "=" };
+					     LUO_ABI_ROLLBACK_ENV "=", LUO_ABI_REAPER_ENV "=",
+					     LUO_ABI_CONTROL_FD_ENV "=", LUO_ABI_CONTROL_LISTEN_FD_ENV "=" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strncmp(entry, names[i], strlen(names[i])) == 0)
@@ -64,7 +65,7 @@ static int env_build(struct handover_env *he, char *const envp[])
 
 	while (envp[n])
 		n++;
-	he->envp = calloc(n + 4, sizeof(*he->envp));
+	he->envp = calloc(n + 6, sizeof(*he->envp)); /* + ours, two for control.c, NULL */
 	if (!he->envp)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
@@ -440,13 +441,16 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 		cloexec_restore(luo);
 		return r;
 	}
+	luo_control_exec_env(luo, he->envp); /* the control socket, and the connection that asked */
 	reaper_start(&rp);
 	snprintf(he->reaper_entry, sizeof(he->reaper_entry), "%s=%d", LUO_ABI_REAPER_ENV, (int)rp.pid);
 	t_exec = luo_now_ns();
 	snprintf(he->exec_entry, sizeof(he->exec_entry), "%s=%llu", LUO_ABI_EXEC_NS_ENV, (unsigned long long)t_exec);
+	luo_agent_detach_locked(luo); /* the agent keeps the deposits across the exec */
 	execve(path, argv, he->envp);
 	r = -errno; /* at once: the reaper runs on this thread's memory */
 	reaper_stop(&rp);
+	luo_control_exec_undo(luo);
 	cloexec_restore(luo);
 	return r;
 }

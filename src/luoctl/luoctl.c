@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * DOC: luoctl, what binaries declare and what an update between them would do
+ * DOC: luoctl, what binaries declare and what an update between them would do;
+ * live updates of running services; the agent's state
  *
  *   luoctl manifest BINARY [--json]
  *   luoctl check NEW (--against OLD | --pid PID) [--json]
  *   luoctl matrix BINARY BINARY... [--json]
+ *   luoctl update --pid PID NEW_BINARY [--timeout SECONDS] [--json]
+ *   luoctl status [--socket PATH] [--json]
+ *   luoctl sessions [--uid UID | --all] [--socket PATH] [--json]
+ *   luoctl drop SESSION [--uid UID] [--socket PATH]
+ *   luoctl agent update [--timeout SECONDS] [--socket PATH] [--json]
  *
  * manifest prints the manifest of a binary on disk: the components, file
  * handlers and container format it declares in its .note.luo notes and in
@@ -23,15 +29,33 @@
  * fleet of versions: which can update to which, which drop optional state,
  * which are refused and because of what.
  *
+ * update speaks the control protocol of include/luo/agent.h to the service
+ * PID: it connects to the abstract address "\0luo-control.<PID>", checks
+ * with SO_PEERCRED that PID listens there under our uid (or we are root),
+ * sends UPDATE with the realpath of NEW_BINARY and waits, at most
+ * --timeout seconds, for the one answer: refused (the error, a reason and
+ * the negotiation report), done (the new image's timings, from its
+ * luo_ready()) or rolled back (-EUCLEAN and the reason). A connection
+ * closed without an answer, or no answer in time, leaves the outcome
+ * unknown: exit 2, said so.
+ *
+ * status, sessions, drop and agent update are requests STATUS (+ LIST),
+ * LIST, DROP and UPDATE to luod, at --socket, $LUO_AGENT_SOCKET or agent.h's
+ * default. Every message received is checked as agent.h says (sizes,
+ * version, seq, counts against a named maximum); names and reasons from
+ * the peer are hostile like the binaries' and escaped the same way.
+ *
  * The binaries are hostile input. The manifest reader checks every note
  * (manifest.h); here, names and paths are escaped on output: control bytes
  * as \xNN in text, so that a name cannot drive the terminal, and JSON
  * strings per RFC 8259, with control bytes and bytes that are not UTF-8 as
  * \u00XX, so that the output always parses.
  *
- * Exit status: 0 success (check: the update would proceed); 1 check only:
- * the update would be refused; 2 bad usage, a binary or process that cannot
- * be read, or any other error, reported as a line on stderr, "luoctl: WHAT:
+ * Exit status: 0 success (check: the update would proceed; update: done);
+ * 1 the answer is no: check: the update would be refused; update: refused,
+ * failed or rolled back, the service keeps serving; drop: no such session
+ * or not ours; agent update: refused; 2 bad usage, a binary or process that
+ * cannot be read, no peer, no answer, a malformed one, or any other error, reported as a line on stderr, "luoctl: WHAT:
  * WHY" (bad usage: then the usage). Errors are negative errnos inside, as in
  * libluo.
  */
@@ -39,17 +63,26 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "luo/abi.h"
+#include "luo/agent.h"
 #include "luo/luo.h"
 #include "manifest.h"
+#include "wire.h"
 
 #ifndef LUOCTL_VERSION
 #define LUOCTL_VERSION "unknown"
@@ -66,6 +99,17 @@
 #define MATRIX_BINARIES_MAX 256
 /* Width of a matrix cell: "REFUSED" and "ok-drop". */
 #define CELL_WIDTH 7
+/* update / agent update: how long to wait for the answer, by default and at most. */
+#define UPDATE_TIMEOUT_DEFAULT_S 30
+#define TIMEOUT_MAX_S 3600
+/* status / sessions / drop: the agent answers at once or not at all. */
+#define AGENT_TIMEOUT_S 10
+/* Report entries of a refused update taken from a service (it sends <= 256). */
+#define UPDATE_REPORTS_MAX 1024
+/* Sessions in one LIST reply taken from the agent. */
+#define AGENT_LIST_MAX (1u << 20)
+/* The seq of the one request luoctl sends on a control connection. */
+#define CONTROL_SEQ 1
 
 static void usage(FILE *f)
 {
@@ -73,6 +117,11 @@ static void usage(FILE *f)
 	      "       luoctl check NEW --against OLD [--json]\n"
 	      "       luoctl check NEW --pid PID [--json]\n"
 	      "       luoctl matrix BINARY BINARY... [--json]\n"
+	      "       luoctl update --pid PID NEW_BINARY [--timeout SECONDS] [--json]\n"
+	      "       luoctl status [--socket PATH] [--json]\n"
+	      "       luoctl sessions [--uid UID | --all] [--socket PATH] [--json]\n"
+	      "       luoctl drop SESSION [--uid UID] [--socket PATH]\n"
+	      "       luoctl agent update [--timeout SECONDS] [--socket PATH] [--json]\n"
 	      "       luoctl --help | --version\n"
 	      "\n"
 	      "manifest  print the components, file handlers and format a binary declares\n"
@@ -83,15 +132,32 @@ static void usage(FILE *f)
 	      "          whether it would proceed (exit 0) or be refused (exit 1)\n"
 	      "matrix    negotiate every ordered pair of binaries; print a table of\n"
 	      "          ok / ok-drop / REFUSED, rows updating from, columns to\n"
+	      "update    ask the running libluo service PID (its control socket) to\n"
+	      "          live-update to NEW_BINARY and wait: done with the timings (exit\n"
+	      "          0), or refused with the report, or rolled back (exit 1)\n"
+	      "status    luod's pid, liveupdate-number, uptime, totals, your usage and\n"
+	      "          limits, and the sessions you may see\n"
+	      "sessions  the sessions luod holds: yours, UID's, or --all you may see\n"
+	      "drop      make luod forget SESSION (yours, or UID's) and close its fds\n"
+	      "agent update  make luod live-update itself; held sessions survive\n"
 	      "\n"
 	      "  --json          machine-readable output, one JSON object\n"
 	      "  --against OLD   check: the binary updated from\n"
-	      "  --pid PID       check: the running process updated from\n"
+	      "  --pid PID       check: the running process updated from; update: the\n"
+	      "                  service to update\n"
+	      "  --timeout SECONDS  update, agent update: wait at most this long for the\n"
+	      "                  answer (1..3600, default 30)\n"
+	      "  --socket PATH   luod's socket (default: $LUO_AGENT_SOCKET, else\n"
+	      "                  /run/luo/agent.sock for root, $XDG_RUNTIME_DIR/luo/agent.sock)\n"
+	      "  --uid UID       sessions, drop: that owner's (root only, unless yours)\n"
+	      "  --all           sessions: every session you may see\n"
 	      "  -h, --help      this text\n"
 	      "  --version       the version of luoctl\n"
 	      "\n"
-	      "Exit status: 0 success or update would proceed, 1 update would be refused\n"
-	      "(check), 2 bad usage or error.\n",
+	      "Exit status: 0 success or update would proceed; 1 the answer is no: update\n"
+	      "would be refused (check), was refused, failed or rolled back (update),\n"
+	      "no such session (drop), agent update refused; 2 bad usage or error (no\n"
+	      "control socket or agent, no answer, a connection closed without one).\n",
 	      f);
 }
 
@@ -532,31 +598,68 @@ static int parse_pid(const char *s, pid_t *ret)
  */
 struct cmd_opts {
 	bool json;
+	bool all;
 	const char *against;
 	const char *pid;
+	const char *timeout;
+	const char *socket;
+	const char *uid;
 };
 
-enum { OPT_JSON = 0x100, OPT_AGAINST, OPT_PID };
+enum { OPT_JSON = 0x100, OPT_AGAINST, OPT_PID, OPT_TIMEOUT, OPT_SOCKET, OPT_UID, OPT_ALL };
+enum cmd_kind { CMD_MANIFEST, CMD_CHECK, CMD_MATRIX, CMD_UPDATE, CMD_STATUS, CMD_SESSIONS, CMD_DROP, CMD_AGENT };
 
-static int cmd_opts_parse(int argc, char **argv, bool with_check, struct cmd_opts *ret)
+#define OPT_BIT(o) (1u << ((o) - OPT_JSON))
+
+/* The options each command takes (--help: all). */
+static const unsigned int cmd_options[] = {
+	[CMD_MANIFEST] = OPT_BIT(OPT_JSON),
+	[CMD_CHECK] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_AGAINST) | OPT_BIT(OPT_PID),
+	[CMD_MATRIX] = OPT_BIT(OPT_JSON),
+	[CMD_UPDATE] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_PID) | OPT_BIT(OPT_TIMEOUT),
+	[CMD_STATUS] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_SOCKET),
+	[CMD_SESSIONS] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_SOCKET) | OPT_BIT(OPT_UID) | OPT_BIT(OPT_ALL),
+	[CMD_DROP] = OPT_BIT(OPT_SOCKET) | OPT_BIT(OPT_UID),
+	[CMD_AGENT] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_SOCKET) | OPT_BIT(OPT_TIMEOUT),
+};
+
+/* Set *@slot to optarg, unless the option came before. */
+static int opt_once(const char **slot, const char *name)
+{
+	char what[48];
+
+	if (*slot) {
+		snprintf(what, sizeof(what), "%s given twice", name);
+		return usage_error(what, NULL);
+	}
+	*slot = optarg;
+	return -1;
+}
+
+static int cmd_opts_parse(int argc, char **argv, enum cmd_kind cmd, struct cmd_opts *ret)
 {
 	static const struct option all[] = {
-		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "against", required_argument, NULL, OPT_AGAINST },
 		{ "pid", required_argument, NULL, OPT_PID },
-		{ NULL, 0, NULL, 0 },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "uid", required_argument, NULL, OPT_UID },
+		{ "all", no_argument, NULL, OPT_ALL },
 	};
-	static const struct option common[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct option mine[ARRAY_SIZE(all) + 2];
 	struct cmd_opts o = { 0 };
-	int c;
+	size_t n = 0;
+	int c, r = -1;
+
+	mine[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+		if (cmd_options[cmd] & OPT_BIT(all[i].val))
+			mine[n++] = all[i];
+	mine[n] = (struct option){ NULL, 0, NULL, 0 };
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", with_check ? all : common, NULL)) >= 0) {
+	while (r < 0 && (c = getopt_long(argc, argv, ":h", mine, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -564,15 +667,23 @@ static int cmd_opts_parse(int argc, char **argv, bool with_check, struct cmd_opt
 		case OPT_JSON:
 			o.json = true;
 			break;
+		case OPT_ALL:
+			o.all = true;
+			break;
 		case OPT_AGAINST:
-			if (o.against)
-				return usage_error("--against given twice", NULL);
-			o.against = optarg;
+			r = opt_once(&o.against, "--against");
 			break;
 		case OPT_PID:
-			if (o.pid)
-				return usage_error("--pid given twice", NULL);
-			o.pid = optarg;
+			r = opt_once(&o.pid, "--pid");
+			break;
+		case OPT_TIMEOUT:
+			r = opt_once(&o.timeout, "--timeout");
+			break;
+		case OPT_SOCKET:
+			r = opt_once(&o.socket, "--socket");
+			break;
+		case OPT_UID:
+			r = opt_once(&o.uid, "--uid");
 			break;
 		case ':':
 			return usage_error("missing argument to", argv[optind - 1]);
@@ -586,6 +697,8 @@ static int cmd_opts_parse(int argc, char **argv, bool with_check, struct cmd_opt
 			return usage_error(optopt ? "option takes no argument" : "unknown option", argv[optind - 1]);
 		}
 	}
+	if (r >= 0)
+		return r;
 	*ret = o;
 	return -1;
 }
@@ -596,7 +709,7 @@ static int cmd_manifest(int argc, char **argv)
 	struct cmd_opts o;
 	int r;
 
-	r = cmd_opts_parse(argc, argv, false, &o);
+	r = cmd_opts_parse(argc, argv, CMD_MANIFEST, &o);
 	if (r >= 0)
 		return r;
 	if (argc - optind != 1)
@@ -622,7 +735,7 @@ static int cmd_check(int argc, char **argv)
 	size_t i, n = 0;
 	int r;
 
-	r = cmd_opts_parse(argc, argv, true, &o);
+	r = cmd_opts_parse(argc, argv, CMD_CHECK, &o);
 	if (r >= 0)
 		return r;
 	if (argc - optind != 1)
@@ -864,7 +977,7 @@ static int cmd_matrix(int argc, char **argv)
 	size_t i, n;
 	int r;
 
-	r = cmd_opts_parse(argc, argv, false, &o);
+	r = cmd_opts_parse(argc, argv, CMD_MATRIX, &o);
 	if (r >= 0)
 		return r;
 	if (argc - optind < 2)
@@ -888,6 +1001,731 @@ static int cmd_matrix(int argc, char **argv)
 	return r < 0 ? EXIT_TROUBLE : 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Talking to a service (control socket) and to luod                         */
+
+/* Digits only, 1..@max seconds. */
+static int parse_seconds(const char *s, int max, int *ret)
+{
+	int64_t v = 0;
+	size_t i;
+
+	if (!s[0])
+		return -EINVAL;
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+		if (v > max)
+			return -ERANGE;
+	}
+	if (v == 0)
+		return -EINVAL;
+	*ret = (int)v;
+	return 0;
+}
+
+/* A uid: digits only, below the protocol's special values. */
+static int parse_uid(const char *s, uint32_t *ret)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!s[0])
+		return -EINVAL;
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v >= LUO_AGENT_UID_ALL)
+			return -ERANGE;
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * One message before @deadline (CLOCK_MONOTONIC ms). Return: its length,
+ * 0 the peer closed, -ETIMEDOUT, or the error of luo_wire_recv() (a
+ * message carrying fds is refused: none is expected here).
+ */
+static ssize_t recv_until(int fd, void *buf, size_t cap, int64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t n_fds;
+	int no_fds[1];
+
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r > 0)
+			break;
+	}
+	return luo_wire_recv(fd, buf, cap, no_fds, 0, &n_fds);
+}
+
+/*
+ * The next message, checked as agent.h says: size, version, @op (0: any),
+ * the echoed @seq; copied into @out (ours bytes, zero-extended).
+ * Return: 0; 0 with *@closed set when the peer closed; or a negative
+ * errno, said on stderr with @what.
+ */
+static int recv_struct(int fd, int64_t deadline, size_t ver0, uint16_t op, uint32_t seq, void *out, size_t ours,
+		       const char *what, bool *closed)
+{
+	union {
+		struct luo_agent_header hdr;
+		char buf[LUO_AGENT_MSG_MAX];
+	} in;
+	struct luo_agent_header hdr;
+	ssize_t n;
+	int r;
+
+	*closed = false;
+	n = recv_until(fd, in.buf, sizeof(in.buf), deadline);
+	if (n == 0) {
+		*closed = true;
+		return 0;
+	}
+	if (n < 0) {
+		print_error(what, (int)n, n == -ETIMEDOUT ? "no answer in time" : "cannot receive");
+		return (int)n;
+	}
+	r = luo_wire_header(in.buf, (size_t)n, ver0, op, &hdr);
+	if (r == 0 && hdr.seq != seq)
+		r = -EBADMSG;
+	if (r == 0)
+		r = luo_wire_struct_in(out, ours, in.buf, (size_t)n);
+	if (r < 0) {
+		print_error(what, r, "malformed message");
+		return r;
+	}
+	return 0;
+}
+
+static const char *errno_name(int err)
+{
+	switch (-err) {
+	case EPROTO: return "EPROTO";
+	case EUCLEAN: return "EUCLEAN";
+	case ENOENT: return "ENOENT";
+	case EPERM: return "EPERM";
+	case EACCES: return "EACCES";
+	case EINVAL: return "EINVAL";
+	case EBUSY: return "EBUSY";
+	case ENOEXEC: return "ENOEXEC";
+	case ENOSPC: return "ENOSPC";
+	case EDQUOT: return "EDQUOT";
+	case ENOMEM: return "ENOMEM";
+	case EBADMSG: return "EBADMSG";
+	case E2BIG: return "E2BIG";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+	case ECONNABORTED: return "ECONNABORTED";
+	case ENODATA: return "ENODATA";
+	}
+	return NULL;
+}
+
+/* "-71 (EPROTO: Protocol error)" as JSON members "error" and "message". */
+static void json_error(int err)
+{
+	const char *name = errno_name(err);
+
+	printf("\"error\":%d,\"errno\":", err);
+	if (name)
+		json_puts(stdout, name);
+	else
+		fputs("null", stdout);
+	fputs(",\"message\":", stdout);
+	json_puts(stdout, err ? strerror(-err) : "");
+}
+
+/* A fixed array from the wire, as a string: cut at its size. */
+#define WIRE_STR(arr) (arr), sizeof(arr)
+
+/* Connect to "\0luo-control.<pid>" and check who listens there. */
+static int control_connect(pid_t pid, int *ret_fd)
+{
+	_cleanup_close_ int fd = -1;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct ucred cred;
+	socklen_t cred_len = sizeof(cred);
+	char what[64];
+	int n;
+
+	snprintf(what, sizeof(what), "pid %d", (int)pid);
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "%s%d", LUO_CONTROL_ADDRESS_PREFIX, (int)pid);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		print_error("socket", -errno, NULL);
+		return -errno;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) <
+	    0) {
+		int r = -errno;
+
+		fprintf(stderr,
+			"luoctl: pid %d: no control socket @%s%d (%s): is it a libluo service that called "
+			"luo_control_listen(), in this network namespace?\n",
+			(int)pid, LUO_CONTROL_ADDRESS_PREFIX, (int)pid, strerror(-r));
+		return r;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0 || cred_len != sizeof(cred)) {
+		print_error(what, -errno, "cannot read the control socket's credentials");
+		return -EIO;
+	}
+	if (cred.pid != pid) {
+		fprintf(stderr, "luoctl: pid %d: the control socket @%s%d is held by pid %d, not %d: refusing to use it\n",
+			(int)pid, LUO_CONTROL_ADDRESS_PREFIX, (int)pid, (int)cred.pid, (int)pid);
+		return -EPERM;
+	}
+	if (cred.uid != geteuid() && geteuid() != 0) {
+		fprintf(stderr, "luoctl: pid %d: runs as uid %u, not as ours (%u): only that uid or root may update it\n",
+			(int)pid, (unsigned)cred.uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static void report_line_print(const struct luo_control_report *rep)
+{
+	fputs("  ", stdout);
+	text_put(stdout, WIRE_STR(rep->line), 0);
+	fputc('\n', stdout);
+}
+
+static void report_json(const struct luo_control_report *rep)
+{
+	printf("{\"kind\":\"%s\",\"name\":", kind_name(rep->kind));
+	json_put(stdout, WIRE_STR(rep->name));
+	printf(",\"verdict\":\"%s\",\"version\":%" PRIu32 ",\"line\":", verdict_name((enum luo_verdict)rep->verdict),
+	       rep->version);
+	json_put(stdout, WIRE_STR(rep->line));
+	fputc('}', stdout);
+}
+
+static double ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+static int cmd_update(int argc, char **argv)
+{
+	_cleanup_free_ struct luo_control_report *reps = NULL;
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	struct luo_control_update req;
+	struct luo_agent_reply reply;
+	struct luo_control_done done;
+	struct cmd_opts o;
+	const char *result;
+	int64_t deadline;
+	bool closed;
+	pid_t pid;
+	int r, timeout = UPDATE_TIMEOUT_DEFAULT_S;
+	char what[64];
+
+	r = cmd_opts_parse(argc, argv, CMD_UPDATE, &o);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 1)
+		return usage_error("update: need exactly one NEW_BINARY", NULL);
+	if (!o.pid)
+		return usage_error("update: need --pid PID", NULL);
+	if (parse_pid(o.pid, &pid) < 0)
+		return usage_error("bad PID", o.pid);
+	if (o.timeout && parse_seconds(o.timeout, TIMEOUT_MAX_S, &timeout) < 0)
+		return usage_error("bad --timeout (seconds, 1..3600)", o.timeout);
+	snprintf(what, sizeof(what), "pid %d", (int)pid);
+
+	/* The service resolves nothing: it gets the file we mean, absolute. */
+	path = realpath(argv[optind], NULL);
+	if (!path) {
+		print_error(argv[optind], -errno, NULL);
+		return EXIT_TROUBLE;
+	}
+	if (strlen(path) >= sizeof(req.path)) {
+		print_error(argv[optind], -ENAMETOOLONG, NULL);
+		return EXIT_TROUBLE;
+	}
+	if (control_connect(pid, &fd) < 0)
+		return EXIT_TROUBLE;
+
+	memset(&req, 0, sizeof(req));
+	luo_wire_header_init(&req.hdr, sizeof(req), LUO_CONTROL_OP_UPDATE, CONTROL_SEQ);
+	req.reply_size = sizeof(struct luo_agent_reply);
+	/* One size for the report entries and the done message: the larger. */
+	req.info_size = (uint32_t)MAX(sizeof(struct luo_control_report), sizeof(struct luo_control_done));
+	memcpy(req.path, path, strlen(path));
+	r = luo_wire_send(fd, &req, sizeof(req), NULL, 0);
+	if (r < 0) {
+		print_error(what, r, "cannot send the request");
+		return EXIT_TROUBLE;
+	}
+
+	deadline = now_ms() + (int64_t)timeout * 1000;
+	r = recv_struct(fd, deadline, LUO_AGENT_REPLY_SIZE_VER0, 0, CONTROL_SEQ, &reply, sizeof(reply), what, &closed);
+	if (r < 0)
+		return EXIT_TROUBLE;
+	if (closed) {
+		fprintf(stderr,
+			"luoctl: pid %d: the service closed the connection without an answer (it exited or crashed, "
+			"or its new image never called luo_ready()); check its state and logs\n",
+			(int)pid);
+		return EXIT_TROUBLE;
+	}
+	reply.reason[sizeof(reply.reason) - 1] = '\0';
+	memset(&done, 0, sizeof(done));
+	if (reply.error == 0) {
+		if (reply.count != 1) {
+			print_error(what, -EBADMSG, "success without its timings");
+			return EXIT_TROUBLE;
+		}
+		r = recv_struct(fd, deadline, LUO_CONTROL_DONE_SIZE_VER0, LUO_CONTROL_OP_DONE, CONTROL_SEQ, &done,
+				sizeof(done), what, &closed);
+		if (r < 0 || closed) {
+			if (closed)
+				print_error(what, -ECONNRESET, "closed before the timings");
+			return EXIT_TROUBLE;
+		}
+		result = "done";
+	} else if (reply.error == -EUCLEAN) {
+		result = "rolled-back";
+	} else {
+		if (reply.count > UPDATE_REPORTS_MAX) {
+			print_error(what, -EBADMSG, "too many report entries");
+			return EXIT_TROUBLE;
+		}
+		reps = calloc(reply.count ? reply.count : 1, sizeof(*reps));
+		if (!reps) {
+			print_error(what, -ENOMEM, NULL);
+			return EXIT_TROUBLE;
+		}
+		for (uint32_t i = 0; i < reply.count; i++) {
+			r = recv_struct(fd, deadline, LUO_CONTROL_REPORT_SIZE_VER0, LUO_CONTROL_OP_REPORT, CONTROL_SEQ,
+					&reps[i], sizeof(reps[i]), what, &closed);
+			if (r < 0 || closed) {
+				if (closed)
+					print_error(what, -ECONNRESET, "closed in the middle of the report");
+				return EXIT_TROUBLE;
+			}
+		}
+		result = "refused";
+	}
+
+	if (o.json) {
+		printf("{\"pid\":%d,\"binary\":", (int)pid);
+		json_puts(stdout, path);
+		printf(",\"result\":\"%s\",", result);
+		json_error(reply.error);
+		fputs(",\"reason\":", stdout);
+		json_put(stdout, WIRE_STR(reply.reason));
+		printf(",\"liveupdate_number\":%" PRIu64, reply.lu_number);
+		if (reply.error == 0)
+			printf(",\"new_pid\":%d,\"timings_ms\":{\"blackout\":%.3f,\"freeze\":%.3f,\"serialize\":%.3f,"
+			       "\"exec\":%.3f,\"restore\":%.3f,\"ready\":%.3f}",
+			       (int)done.pid, ms(done.blackout_ns), ms(done.freeze_ns), ms(done.serialize_ns),
+			       ms(done.exec_ns), ms(done.restore_ns), ms(done.ready_ns));
+		fputs(",\"report\":[", stdout);
+		for (uint32_t i = 0; reps && i < reply.count; i++) {
+			if (i)
+				fputc(',', stdout);
+			report_json(&reps[i]);
+		}
+		fputs("]}\n", stdout);
+	} else {
+		printf("update pid %d -> ", (int)pid);
+		text_puts(stdout, path);
+		if (reply.error == 0) {
+			printf(": done, same pid %d, liveupdate-number %" PRIu64 "\n", (int)done.pid, done.lu_number);
+			printf("  blackout %.3f ms (freeze %.3f, serialize %.3f, exec %.3f, restore %.3f, ready %.3f)\n",
+			       ms(done.blackout_ns), ms(done.freeze_ns), ms(done.serialize_ns), ms(done.exec_ns),
+			       ms(done.restore_ns), ms(done.ready_ns));
+		} else if (reply.error == -EUCLEAN) {
+			fputs(": rolled back, the old binary serves again: ", stdout);
+			text_put(stdout, WIRE_STR(reply.reason), 0);
+			printf(" (liveupdate-number %" PRIu64 ")\n", reply.lu_number);
+		} else {
+			fputs(": refused: ", stdout);
+			text_put(stdout, WIRE_STR(reply.reason), 0);
+			printf(" (%s); the service keeps running\n", strerror(-reply.error));
+			for (uint32_t i = 0; i < reply.count; i++)
+				report_line_print(&reps[i]);
+		}
+	}
+	if (reply.error == 0 && done.pid != pid) {
+		fprintf(stderr, "luoctl: pid %d: the answer came from pid %d\n", (int)pid, (int)done.pid);
+		return EXIT_TROUBLE;
+	}
+	return reply.error == 0 ? 0 : EXIT_REFUSED;
+}
+
+/* The agent's socket: --socket, else $LUO_AGENT_SOCKET, else agent.h's defaults. */
+static int agent_connect(const char *opt, int *ret_fd)
+{
+	_cleanup_close_ int fd = -1;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *env = getenv(LUO_AGENT_SOCKET_ENV), *xdg;
+	int n;
+
+	if (opt)
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", opt);
+	else if (env && *env)
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", env);
+	else if (geteuid() == 0)
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", LUO_AGENT_SOCKET_SYSTEM);
+	else if ((xdg = getenv("XDG_RUNTIME_DIR")) && *xdg == '/')
+		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", xdg, LUO_AGENT_SOCKET_USER);
+	else {
+		fprintf(stderr, "luoctl: agent: no socket: give --socket PATH, or set %s or XDG_RUNTIME_DIR\n",
+			LUO_AGENT_SOCKET_ENV);
+		return -ENOENT;
+	}
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+		fputs("luoctl: agent: ", stderr);
+		text_puts(stderr, opt ? opt : env ? env : "");
+		fprintf(stderr, ": socket path longer than %zu bytes\n", sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		print_error("socket", -errno, NULL);
+		return -errno;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1)) <
+	    0) {
+		int r = -errno;
+
+		fputs("luoctl: agent ", stderr);
+		text_puts(stderr, sa.sun_path);
+		fprintf(stderr, ": %s (is luod running?)\n", strerror(-r));
+		return r;
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* Send one request and read its reply (checked, reason terminated). */
+static int agent_call(int fd, uint16_t op, uint32_t seq, uint32_t uid, const char *name, size_t info_size,
+		      int64_t deadline, struct luo_agent_reply *ret_reply)
+{
+	struct luo_agent_request req;
+	bool closed;
+	int r;
+
+	memset(&req, 0, sizeof(req));
+	luo_wire_header_init(&req.hdr, sizeof(req), op, seq);
+	req.uid = uid;
+	req.reply_size = sizeof(struct luo_agent_reply);
+	req.info_size = (uint32_t)info_size;
+	if (name)
+		memcpy(req.name, name, strlen(name)); /* checked: under LUO_AGENT_NAME_SIZE */
+	r = luo_wire_send(fd, &req, sizeof(req), NULL, 0);
+	if (r < 0) {
+		print_error("agent", r, "cannot send the request");
+		return r;
+	}
+	r = recv_struct(fd, deadline, LUO_AGENT_REPLY_SIZE_VER0, 0, seq, ret_reply, sizeof(*ret_reply), "agent",
+			&closed);
+	if (r < 0)
+		return r;
+	if (closed) {
+		fputs("luoctl: agent: closed the connection without an answer\n", stderr);
+		return -ECONNRESET;
+	}
+	ret_reply->reason[sizeof(ret_reply->reason) - 1] = '\0';
+	return 0;
+}
+
+/* "luoctl: agent: REASON (strerror)" for an error reply. */
+static void agent_refused(const char *what, const struct luo_agent_reply *reply)
+{
+	fprintf(stderr, "luoctl: %s: ", what);
+	if (reply->reason[0]) {
+		text_put(stderr, WIRE_STR(reply->reason), 0);
+		fprintf(stderr, " (%s)\n", strerror(-reply->error));
+	} else {
+		fprintf(stderr, "%s\n", strerror(-reply->error));
+	}
+}
+
+/* Seconds between @then and now (CLOCK_REALTIME), 0 if in the future. */
+static uint64_t age_s(uint64_t then)
+{
+	time_t now = time(NULL);
+
+	return now > 0 && (uint64_t)now > then ? (uint64_t)now - then : 0;
+}
+
+/* "1d02h", "3h04m", "5m06s", "7s". */
+static void duration_str(uint64_t s, char buf[static 32])
+{
+	if (s >= 86400)
+		snprintf(buf, 32, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(buf, 32, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
+	else if (s >= 60)
+		snprintf(buf, 32, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+	else
+		snprintf(buf, 32, "%" PRIu64 "s", s);
+}
+
+/* Read @count session infos and print them; text table or JSON array members. */
+static int sessions_read_print(int fd, uint32_t seq, uint32_t count, int64_t deadline, bool json)
+{
+	bool closed;
+
+	if (!json)
+		printf("%-10s  %-32s  %6s  %12s  %8s  %8s  %10s  %s\n", "OWNER", "NAME", "FDS", "BYTES", "AGE", "UPDATED",
+		       "GENERATION", "ATTACHED");
+	for (uint32_t i = 0; i < count; i++) {
+		struct luo_agent_session_info info;
+		char age[32], upd[32];
+		int r;
+
+		r = recv_struct(fd, deadline, LUO_AGENT_SESSION_INFO_SIZE_VER0, LUO_AGENT_OP_INFO, seq, &info,
+				sizeof(info), "agent", &closed);
+		if (r < 0)
+			return r;
+		if (closed) {
+			fputs("luoctl: agent: closed in the middle of the list\n", stderr);
+			return -ECONNRESET;
+		}
+		if (json) {
+			printf("%s{\"uid\":%" PRIu32 ",\"name\":", i ? "," : "", info.uid);
+			json_put(stdout, WIRE_STR(info.name));
+			printf(",\"fds\":%" PRIu32 ",\"bytes\":%" PRIu64 ",\"deposited_s\":%" PRIu64
+			       ",\"updated_s\":%" PRIu64 ",\"age_s\":%" PRIu64 ",\"generation\":%" PRIu64
+			       ",\"attached_pid\":%" PRId32 ",\"keep_on_crash\":%s}",
+			       info.n_fds, info.bytes, info.deposited_s, info.updated_s, age_s(info.deposited_s),
+			       info.generation, info.owner_pid,
+			       (info.flags & LUO_AGENT_DEPOSIT_KEEP_ON_CRASH) ? "true" : "false");
+			continue;
+		}
+		duration_str(age_s(info.deposited_s), age);
+		duration_str(age_s(info.updated_s), upd);
+		printf("%-10" PRIu32 "  ", info.uid);
+		text_put(stdout, WIRE_STR(info.name), 32);
+		printf("  %6" PRIu32 "  %12" PRIu64 "  %8s  %8s  %10" PRIu64 "  ", info.n_fds, info.bytes, age, upd,
+		       info.generation);
+		if (info.owner_pid > 0)
+			printf("pid %" PRId32 "%s\n", info.owner_pid,
+			       (info.flags & LUO_AGENT_DEPOSIT_KEEP_ON_CRASH) ? ", kept on crash" : "");
+		else
+			puts("detached");
+	}
+	return 0;
+}
+
+static int agent_list(int fd, uint32_t seq, uint32_t uid, int64_t deadline, bool json)
+{
+	struct luo_agent_reply reply;
+	int r;
+
+	r = agent_call(fd, LUO_AGENT_OP_LIST, seq, uid, NULL, sizeof(struct luo_agent_session_info), deadline, &reply);
+	if (r < 0)
+		return EXIT_TROUBLE;
+	if (reply.error < 0) {
+		agent_refused("agent: list", &reply);
+		return reply.error == -EPERM ? EXIT_REFUSED : EXIT_TROUBLE;
+	}
+	if (reply.count > AGENT_LIST_MAX) {
+		print_error("agent", -EBADMSG, "too many sessions in the list");
+		return EXIT_TROUBLE;
+	}
+	if (json)
+		fputs("\"sessions\":[", stdout);
+	else
+		printf("sessions  %" PRIu32 "\n", reply.count);
+	if (sessions_read_print(fd, seq, reply.count, deadline, json) < 0)
+		return EXIT_TROUBLE;
+	if (json)
+		fputc(']', stdout);
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	_cleanup_close_ int fd = -1;
+	struct luo_agent_reply reply;
+	struct luo_agent_status st;
+	struct cmd_opts o;
+	int64_t deadline;
+	char up[32];
+	bool closed;
+	int r;
+
+	r = cmd_opts_parse(argc, argv, CMD_STATUS, &o);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 0)
+		return usage_error("status: unexpected argument", argv[optind]);
+	if (agent_connect(o.socket, &fd) < 0)
+		return EXIT_TROUBLE;
+	deadline = now_ms() + AGENT_TIMEOUT_S * 1000;
+	if (agent_call(fd, LUO_AGENT_OP_STATUS, 1, LUO_AGENT_UID_SELF, NULL, sizeof(st), deadline, &reply) < 0)
+		return EXIT_TROUBLE;
+	if (reply.error < 0) {
+		agent_refused("agent: status", &reply);
+		return EXIT_TROUBLE;
+	}
+	if (reply.count != 1) {
+		print_error("agent", -EBADMSG, "status without its record");
+		return EXIT_TROUBLE;
+	}
+	r = recv_struct(fd, deadline, LUO_AGENT_STATUS_SIZE_VER0, LUO_AGENT_OP_INFO, 1, &st, sizeof(st), "agent",
+			&closed);
+	if (r < 0 || closed) {
+		if (closed)
+			fputs("luoctl: agent: closed before the status record\n", stderr);
+		return EXIT_TROUBLE;
+	}
+	if (o.json) {
+		printf("{\"agent\":{\"pid\":%" PRId32 ",\"liveupdate_number\":%" PRIu64 ",\"started_s\":%" PRIu64
+		       ",\"uptime_s\":%" PRIu64 ",\"connections\":%" PRIu32 ",\"sessions\":%" PRIu64 ",\"fds\":%" PRIu64
+		       ",\"bytes\":%" PRIu64 "},\"caller\":{\"uid\":%u,\"sessions\":%" PRIu64 ",\"fds\":%" PRIu64
+		       ",\"bytes\":%" PRIu64 ",\"max_sessions\":%" PRIu64 ",\"max_fds\":%" PRIu64 ",\"max_bytes\":%" PRIu64
+		       "},",
+		       st.pid, st.lu_number, st.started_s, age_s(st.started_s), st.connections, st.sessions, st.fds,
+		       st.bytes, (unsigned)geteuid(), st.own_sessions, st.own_fds, st.own_bytes, st.max_sessions,
+		       st.max_fds, st.max_bytes);
+	} else {
+		duration_str(age_s(st.started_s), up);
+		printf("agent     pid %" PRId32 ", liveupdate-number %" PRIu64 ", up %s, %" PRIu32 " connection%s\n",
+		       st.pid, st.lu_number, up, st.connections, st.connections == 1 ? "" : "s");
+		printf("held      %" PRIu64 " sessions, %" PRIu64 " fds, %" PRIu64 " bytes (all owners)\n", st.sessions,
+		       st.fds, st.bytes);
+		printf("you       uid %u: %" PRIu64 "/%" PRIu64 " sessions, %" PRIu64 "/%" PRIu64 " fds, %" PRIu64
+		       "/%" PRIu64 " bytes (used/limit)\n",
+		       (unsigned)geteuid(), st.own_sessions, st.max_sessions, st.own_fds, st.max_fds, st.own_bytes,
+		       st.max_bytes);
+	}
+	r = agent_list(fd, 2, LUO_AGENT_UID_ALL, deadline, o.json);
+	if (r != 0)
+		return r;
+	if (o.json)
+		fputs("}\n", stdout);
+	return 0;
+}
+
+static int cmd_sessions(int argc, char **argv)
+{
+	_cleanup_close_ int fd = -1;
+	struct cmd_opts o;
+	uint32_t uid = LUO_AGENT_UID_SELF;
+	int r;
+
+	r = cmd_opts_parse(argc, argv, CMD_SESSIONS, &o);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 0)
+		return usage_error("sessions: unexpected argument", argv[optind]);
+	if (o.uid && o.all)
+		return usage_error("sessions: --uid and --all exclude each other", NULL);
+	if (o.uid && parse_uid(o.uid, &uid) < 0)
+		return usage_error("bad UID", o.uid);
+	if (o.all)
+		uid = LUO_AGENT_UID_ALL;
+	if (agent_connect(o.socket, &fd) < 0)
+		return EXIT_TROUBLE;
+	if (o.json)
+		fputc('{', stdout);
+	r = agent_list(fd, 1, uid, now_ms() + AGENT_TIMEOUT_S * 1000, o.json);
+	if (r != 0)
+		return r;
+	if (o.json)
+		fputs("}\n", stdout);
+	return 0;
+}
+
+static int cmd_drop(int argc, char **argv)
+{
+	_cleanup_close_ int fd = -1;
+	struct luo_agent_reply reply;
+	struct cmd_opts o;
+	uint32_t uid = LUO_AGENT_UID_SELF;
+	const char *name;
+	int r;
+
+	r = cmd_opts_parse(argc, argv, CMD_DROP, &o);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 1)
+		return usage_error("drop: need exactly one SESSION", NULL);
+	name = argv[optind];
+	if (!name[0] || strlen(name) >= LUO_AGENT_NAME_SIZE)
+		return usage_error("drop: a session name is 1..63 bytes:", name);
+	if (o.uid && parse_uid(o.uid, &uid) < 0)
+		return usage_error("bad UID", o.uid);
+	if (agent_connect(o.socket, &fd) < 0)
+		return EXIT_TROUBLE;
+	if (agent_call(fd, LUO_AGENT_OP_DROP, 1, uid, name, 0, now_ms() + AGENT_TIMEOUT_S * 1000, &reply) < 0)
+		return EXIT_TROUBLE;
+	if (reply.error < 0) {
+		char what[LUO_AGENT_NAME_SIZE + 16];
+
+		snprintf(what, sizeof(what), "drop %s", name);
+		agent_refused(what, &reply);
+		return reply.error == -ENOENT || reply.error == -EPERM ? EXIT_REFUSED : EXIT_TROUBLE;
+	}
+	fputs("dropped session ", stdout);
+	text_puts(stdout, name);
+	fputc('\n', stdout);
+	return 0;
+}
+
+static int cmd_agent(int argc, char **argv)
+{
+	_cleanup_close_ int fd = -1;
+	struct luo_agent_reply reply;
+	struct cmd_opts o;
+	int r, timeout = UPDATE_TIMEOUT_DEFAULT_S;
+
+	r = cmd_opts_parse(argc, argv, CMD_AGENT, &o);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 1 || strcmp(argv[optind], "update") != 0)
+		return usage_error("agent: the only subcommand is 'update'", NULL);
+	if (o.timeout && parse_seconds(o.timeout, TIMEOUT_MAX_S, &timeout) < 0)
+		return usage_error("bad --timeout (seconds, 1..3600)", o.timeout);
+	if (agent_connect(o.socket, &fd) < 0)
+		return EXIT_TROUBLE;
+	if (agent_call(fd, LUO_AGENT_OP_UPDATE, 1, 0, NULL, 0, now_ms() + (int64_t)timeout * 1000, &reply) < 0)
+		return EXIT_TROUBLE;
+	if (o.json) {
+		printf("{\"result\":\"%s\",", reply.error == 0 ? "done" : "refused");
+		json_error(reply.error);
+		fputs(",\"reason\":", stdout);
+		json_put(stdout, WIRE_STR(reply.reason));
+		printf(",\"liveupdate_number\":%" PRIu64 "}\n", reply.lu_number);
+	} else if (reply.error == 0) {
+		printf("agent updated: liveupdate-number %" PRIu64 "\n", reply.lu_number);
+	} else {
+		fputs("agent update refused: ", stdout);
+		text_put(stdout, WIRE_STR(reply.reason), 0);
+		printf(" (%s); the agent keeps running\n", strerror(-reply.error));
+	}
+	return reply.error == 0 ? 0 : EXIT_REFUSED;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -897,6 +1735,11 @@ int main(int argc, char **argv)
 		{ "manifest", cmd_manifest },
 		{ "check", cmd_check },
 		{ "matrix", cmd_matrix },
+		{ "update", cmd_update },
+		{ "status", cmd_status },
+		{ "sessions", cmd_sessions },
+		{ "drop", cmd_drop },
+		{ "agent", cmd_agent },
 	};
 	int (*run)(int argc, char **argv) = NULL;
 	size_t i;

@@ -1,0 +1,524 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: the control socket, live updates asked from outside (luoctl update --pid)
+ *
+ * The listening socket is bound once per process: at every exec handover
+ * (asked from here or not) and rollback it crosses the exec like a
+ * preserved fd (LUO_HANDOVER_CONTROL_LISTEN_FD), so the address is never
+ * free, connections waiting in its backlog are served by the next image,
+ * and the next luo_control_listen() only takes it back -- no bind in the
+ * blackout. The new image checks it before taking it: a listening AF_UNIX
+ * SOCK_SEQPACKET socket bound to this pid's address, else it is ignored.
+ *
+ * Lifecycle of one request, across images of the same process:
+ *
+ *   old image   luo_control_listen()     bind "\0luo-control.<pid>", listen
+ *               luo_control_dispatch()   accept, SO_PEERCRED (same uid or
+ *                                        root, else closed unanswered), read
+ *                                        one UPDATE, luo_update() with the
+ *                                        program's own argv
+ *     refused:  answered at once (error, reason, then the negotiation
+ *               report, one message per entry); the connection is closed,
+ *               the service keeps serving
+ *     switched: update.c clears close-on-exec on the connection just before
+ *               execve() and names it, with the request's seq, in
+ *               LUO_HANDOVER_CONTROL_FD="<fd>:<seq>" (luo_control_exec_env());
+ *               close-on-exec is restored if execve() fails
+ *   new image   luo_open()               luo_control_adopt(): the variables
+ *                                        are read and removed; the listener
+ *                                        and the connection are taken only if
+ *                                        they are what they should be and a
+ *                                        handover came with them;
+ *                                        close-on-exec again
+ *               luo_control_listen()     takes the listener back
+ *               luo_ready()              luo_control_answer(): error 0 and
+ *                                        the timings; or, in an image that
+ *                                        came back by rollback, -EUCLEAN and
+ *                                        the reason; or the refused
+ *                                        handover's error (fresh start)
+ *   rollback    core.c rollback() passes the connection on to the old image
+ *               the same way (luo_control_exec_env()), which answers it
+ *               from its luo_ready()
+ *   luo_close() closes the listening socket; a connection still waiting
+ *               for its answer gets -ECONNABORTED and the reason, if any
+ *
+ * Failure paths: a request that breaks agent.h's rules is answered with
+ * the error (-EBADMSG, -EPROTONOSUPPORT, -EOPNOTSUPP, -E2BIG, -EINVAL) and
+ * the connection closed; nothing else happens. A peer that sends nothing
+ * within CONTROL_IO_TIMEOUT_MS, or does not read its answer, is dropped:
+ * the service's loop waits at most that long per connection. The answer
+ * from the new image is written at the *_SIZE_VER0 sizes, which every
+ * requester reads: the sizes the requester asked for stayed in the old
+ * image. Only the abstract address is used: no file, nothing to clean up
+ * after a crash; it is per network namespace.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "luo-internal.h"
+#include "wire.h"
+
+/* Connections waiting to be accepted. */
+#define CONTROL_BACKLOG 8
+/* Connections one luo_control_dispatch() call serves: it never loops forever. */
+#define CONTROL_ACCEPT_MAX 8
+/* How long a peer may take to send its request, or to read its answer. */
+#define CONTROL_IO_TIMEOUT_MS 1000
+/* Report entries sent with a refusal (a negotiation has far fewer). */
+#define CONTROL_REPORTS_MAX 256
+/*
+ * A new image binds the address only if the old one's socket did not come
+ * with the exec (the old image never listened, or the variable was lost).
+ * Should the old socket still exist -- the mm reaper (update.c) holds a
+ * copy of every fd until its close_range(), microseconds after the exec --
+ * retry, only in an image that came by exec, with waits from 10 us
+ * doubling up to 1 ms, 100 ms in all.
+ */
+#define CONTROL_BIND_WAIT_MIN_NS 10000
+#define CONTROL_BIND_WAIT_STEP_MAX_NS (1000 * 1000)
+#define CONTROL_BIND_WAIT_MAX_NS (100 * 1000 * 1000)
+
+/*
+ * "LUO_HANDOVER_CONTROL_FD=<fd>:<seq>", and the seq the answer echoes: the
+ * request's, which the new image knows only from there. Process-wide, as
+ * one struct luo is open at a time; guarded by its lock.
+ */
+static char control_entry[sizeof(LUO_ABI_CONTROL_FD_ENV) + 32];
+static char listen_entry[sizeof(LUO_ABI_CONTROL_LISTEN_FD_ENV) + 16];
+static uint32_t control_seq;
+
+static int control_address(struct sockaddr_un *sa, socklen_t *ret_len)
+{
+	int n;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "%s%d", LUO_CONTROL_ADDRESS_PREFIX, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(sa->sun_path) - 1)
+		return -ENAMETOOLONG;
+	*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	return 0;
+}
+
+static int control_socket(bool after_exec)
+{
+	long wait_ns = CONTROL_BIND_WAIT_MIN_NS, waited_ns = 0;
+	_cleanup_close_ int fd = -1;
+	struct sockaddr_un sa;
+	socklen_t len;
+	int r;
+
+	r = control_address(&sa, &len);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		struct timespec wait = { .tv_nsec = wait_ns };
+
+		if (bind(fd, (struct sockaddr *)&sa, len) == 0)
+			break;
+		if (errno != EADDRINUSE || !after_exec || waited_ns >= CONTROL_BIND_WAIT_MAX_NS)
+			return -errno;
+		nanosleep(&wait, NULL);
+		waited_ns += wait_ns;
+		wait_ns = wait_ns * 2 > CONTROL_BIND_WAIT_STEP_MAX_NS ? CONTROL_BIND_WAIT_STEP_MAX_NS : wait_ns * 2;
+	}
+	if (listen(fd, CONTROL_BACKLOG) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+int luo_control_listen(struct luo *luo, int *ret_fd)
+{
+	int fd;
+
+	if (!luo || !ret_fd)
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	if (luo->control_fd < 0) {
+		fd = control_socket(luo->incoming || luo->rollback_error != 0);
+		if (fd < 0) {
+			pthread_mutex_unlock(&luo->lock);
+			return fd;
+		}
+		luo->control_fd = fd;
+	}
+	*ret_fd = luo->control_fd;
+	pthread_mutex_unlock(&luo->lock);
+	return 0;
+}
+
+static void set_timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = CONTROL_IO_TIMEOUT_MS / 1000,
+			      .tv_usec = (CONTROL_IO_TIMEOUT_MS % 1000) * 1000 };
+
+	/* Best effort: without them a peer can only stall its own answer longer. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* The reply; @reason is made one line. */
+static int send_reply(int fd, size_t size, uint32_t seq, int error, uint32_t count, uint64_t lu_number,
+		      const char *reason)
+{
+	struct luo_agent_reply reply;
+
+	memset(&reply, 0, sizeof(reply));
+	luo_wire_header_init(&reply.hdr, size, LUO_CONTROL_OP_UPDATE, seq);
+	reply.error = error;
+	reply.count = count;
+	reply.lu_number = lu_number;
+	snprintf(reply.reason, sizeof(reply.reason), "%s", reason ? reason : "");
+	for (char *p = reply.reason; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	return luo_wire_send(fd, &reply, size, NULL, 0);
+}
+
+/* A refused luo_update(): the error, why, and the report of its negotiation. */
+static void answer_refusal(struct luo *luo, int fd, const struct luo_control_update *req, int error)
+{
+	size_t reply_size = luo_wire_out_size(req->reply_size, sizeof(struct luo_agent_reply),
+					      LUO_AGENT_REPLY_SIZE_VER0);
+	size_t info_size = luo_wire_out_size(req->info_size, sizeof(struct luo_control_report),
+					     LUO_CONTROL_REPORT_SIZE_VER0);
+	const struct luo_report_entry *e = NULL;
+	char reason[LUO_AGENT_REASON_SIZE];
+	size_t n = 0, len;
+
+	if (luo_update_report(luo, &e, &n) < 0)
+		n = 0;
+	luo_reasonf(reason, sizeof(reason), "%s", strerror(-error));
+	if (error == -EPROTO) {
+		const char *sep = ": no common version for";
+
+		luo_reasonf(reason, sizeof(reason), "refused at negotiation");
+		for (size_t i = 0; i < n; i++) {
+			len = strlen(reason);
+			if (e[i].verdict != LUO_VERDICT_REFUSE || len + 1 >= sizeof(reason))
+				continue;
+			luo_reasonf(reason + len, sizeof(reason) - len, "%s %s", sep, e[i].name);
+			sep = ",";
+		}
+	}
+	if (n > CONTROL_REPORTS_MAX)
+		n = CONTROL_REPORTS_MAX;
+	if (send_reply(fd, reply_size, req->hdr.seq, error, (uint32_t)n, luo_liveupdate_number(luo), reason) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct luo_control_report rep;
+
+		memset(&rep, 0, sizeof(rep));
+		luo_wire_header_init(&rep.hdr, info_size, LUO_CONTROL_OP_REPORT, req->hdr.seq);
+		rep.kind = e[i].kind;
+		rep.verdict = (uint32_t)e[i].verdict;
+		rep.version = e[i].version;
+		snprintf(rep.name, sizeof(rep.name), "%s", e[i].name);
+		luo_report_entry_format(&e[i], rep.line, sizeof(rep.line));
+		for (char *p = rep.line; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				*p = ' ';
+		if (luo_wire_send(fd, &rep, info_size, NULL, 0) < 0)
+			return;
+	}
+}
+
+/* Check one UPDATE request (agent.h's rules). Return: 0, or the error to answer. */
+static int request_check(const void *buf, size_t len, struct luo_control_update *req)
+{
+	struct luo_agent_header hdr;
+	int r;
+
+	memset(req, 0, sizeof(*req));
+	r = luo_wire_header(buf, len, sizeof(hdr), 0, &hdr);
+	if (len >= sizeof(hdr))
+		req->hdr = hdr; /* the seq to echo, even in a refusal */
+	if (r < 0)
+		return r;
+	if (hdr.op != LUO_CONTROL_OP_UPDATE)
+		return -EOPNOTSUPP;
+	if (len < LUO_CONTROL_UPDATE_SIZE_VER0)
+		return -EBADMSG;
+	r = luo_wire_struct_in(req, sizeof(*req), buf, len);
+	if (r < 0)
+		return r;
+	if (req->flags != 0 || req->reserved != 0)
+		return -EINVAL;
+	if (req->reply_size < LUO_AGENT_REPLY_SIZE_VER0 || req->info_size < LUO_CONTROL_REPORT_SIZE_VER0)
+		return -EINVAL;
+	if (luo_wire_name(req->path, sizeof(req->path)) < 0 || req->path[0] != '/')
+		return -EINVAL;
+	return 0;
+}
+
+/* One accepted connection; closed by the caller unless it crossed an exec. */
+static void serve_connection(struct luo *luo, int fd)
+{
+	union {
+		struct luo_control_update req;
+		char buf[LUO_AGENT_MSG_MAX];
+	} in;
+	struct luo_control_update req;
+	_cleanup_free_ char *argv_buf = NULL;
+	_cleanup_free_ char **argv = NULL;
+	struct ucred cred;
+	socklen_t cred_len = sizeof(cred);
+	int fds[1];
+	size_t n_fds;
+	ssize_t n;
+	int r;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0 || cred_len != sizeof(cred))
+		return;
+	if (cred.uid != geteuid() && cred.uid != 0)
+		return; /* not ours to command: closed, unanswered */
+	set_timeouts(fd);
+	n = luo_wire_recv(fd, in.buf, sizeof(in.buf), fds, 0, &n_fds);
+	if (n == 0 || n == -EAGAIN || n == -EINTR)
+		return; /* gone, or nothing said in time */
+	r = n < 0 ? (int)n : request_check(in.buf, (size_t)n, &req);
+	if (r < 0) {
+		/* A request we cannot read gets the smallest reply every requester reads. */
+		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, n < 0 ? 0 : req.hdr.seq, r, 0, luo_liveupdate_number(luo),
+			   strerror(-r));
+		return;
+	}
+	r = luo_self_argv(&argv_buf, &argv);
+	if (r == 0) {
+		pthread_mutex_lock(&luo->lock);
+		if (luo->control_reply_fd >= 0) {
+			r = -EBUSY; /* the answer of the last update is not given yet */
+		} else {
+			luo->control_reply_fd = fd;
+			control_seq = req.hdr.seq;
+		}
+		pthread_mutex_unlock(&luo->lock);
+	}
+	if (r < 0) {
+		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, r, 0, luo_liveupdate_number(luo), strerror(-r));
+		return;
+	}
+	fflush(NULL); /* execve() would drop what stdio buffers */
+	r = luo_update(luo, req.path, argv, NULL);
+	/* Still here: refused or failed, everything as before. */
+	pthread_mutex_lock(&luo->lock);
+	luo->control_reply_fd = -1;
+	pthread_mutex_unlock(&luo->lock);
+	answer_refusal(luo, fd, &req, r);
+}
+
+int luo_control_dispatch(struct luo *luo)
+{
+	int lfd;
+
+	if (!luo)
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	lfd = luo->control_fd;
+	pthread_mutex_unlock(&luo->lock);
+	if (lfd < 0)
+		return -EBADF;
+	for (int i = 0; i < CONTROL_ACCEPT_MAX; i++) {
+		_cleanup_close_ int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -errno; /* -EMFILE, -ENFILE, -ENOMEM...: still pending */
+		}
+		serve_connection(luo, fd);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Across the exec: update.c, core.c                                        */
+
+void luo_control_exec_env(struct luo *luo, char **envp)
+{
+	size_t k = 0;
+
+	while (envp[k])
+		k++;
+	/* The caller left two free slots, then NULL. */
+	if (luo->control_fd >= 0 && luo_set_cloexec(luo->control_fd, false) == 0) {
+		snprintf(listen_entry, sizeof(listen_entry), "%s=%d", LUO_ABI_CONTROL_LISTEN_FD_ENV, luo->control_fd);
+		envp[k++] = listen_entry;
+	}
+	/* Else closed by the exec: the next image binds again, or the requester sees the end, not a lie. */
+	if (luo->control_reply_fd >= 0 && luo_set_cloexec(luo->control_reply_fd, false) == 0) {
+		snprintf(control_entry, sizeof(control_entry), "%s=%d:%u", LUO_ABI_CONTROL_FD_ENV,
+			 luo->control_reply_fd, control_seq);
+		envp[k++] = control_entry;
+	}
+}
+
+void luo_control_exec_undo(struct luo *luo)
+{
+	if (luo->control_fd >= 0)
+		luo_set_cloexec(luo->control_fd, true);
+	if (luo->control_reply_fd >= 0)
+		luo_set_cloexec(luo->control_reply_fd, true);
+}
+
+/* Whether @fd is our control socket: listening, AF_UNIX SOCK_SEQPACKET, this pid's address. */
+static bool is_our_listener(int fd)
+{
+	struct sockaddr_un want, got;
+	socklen_t want_len, got_len = sizeof(got);
+	int v = 0;
+	socklen_t len = sizeof(v);
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 || v != AF_UNIX)
+		return false;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0 || v != SOCK_SEQPACKET)
+		return false;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || v != 1)
+		return false;
+	if (control_address(&want, &want_len) < 0 || getsockname(fd, (struct sockaddr *)&got, &got_len) < 0)
+		return false;
+	return got_len == want_len && memcmp(&got, &want, want_len) == 0;
+}
+
+/* LUO_HANDOVER_CONTROL_LISTEN_FD: read, removed; taken if it is our listener. */
+static void adopt_listener(struct luo *luo, bool with_handover)
+{
+	const char *v = getenv(LUO_ABI_CONTROL_LISTEN_FD_ENV);
+	uint64_t n;
+	int r;
+
+	if (!v)
+		return;
+	r = luo_parse_u64(v, LUO_ABI_FD_NUMBER_MAX, &n);
+	unsetenv(LUO_ABI_CONTROL_LISTEN_FD_ENV);
+	if (r < 0 || n < LUO_FD_MIN || !with_handover || !is_our_listener((int)n))
+		return;
+	if (luo_set_cloexec((int)n, true) < 0 || fcntl((int)n, F_SETFL, fcntl((int)n, F_GETFL) | O_NONBLOCK) < 0)
+		return;
+	luo->control_fd = (int)n;
+}
+
+void luo_control_adopt(struct luo *luo)
+{
+	const char *v = getenv(LUO_ABI_CONTROL_FD_ENV);
+	bool with_handover = getenv(LUO_HANDOVER_FD_ENV) != NULL;
+	int type = 0, domain = 0;
+	socklen_t len = sizeof(int);
+	char num[16];
+	const char *colon;
+	struct stat st;
+	uint64_t n, seq;
+	int r = -EINVAL;
+
+	adopt_listener(luo, with_handover);
+	if (!v)
+		return;
+	/* "<fd>:<seq>", both decimal, nothing else. */
+	colon = strchr(v, ':');
+	if (colon && (size_t)(colon - v) < sizeof(num)) {
+		memcpy(num, v, (size_t)(colon - v));
+		num[colon - v] = '\0';
+		r = luo_parse_u64(num, LUO_ABI_FD_NUMBER_MAX, &n);
+		if (r == 0)
+			r = luo_parse_u64(colon + 1, UINT32_MAX, &seq);
+	}
+	unsetenv(LUO_ABI_CONTROL_FD_ENV);
+	/* A stray number must not make us write to, or close, another fd. */
+	if (r < 0 || n < LUO_FD_MIN || !with_handover)
+		return;
+	if (fstat((int)n, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	if (getsockopt((int)n, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+		return;
+	len = sizeof(int);
+	if (getsockopt((int)n, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+		return;
+	if (luo_set_cloexec((int)n, true) < 0)
+		return;
+	luo->control_reply_fd = (int)n;
+	control_seq = (uint32_t)seq;
+}
+
+void luo_control_answer(struct luo *luo)
+{
+	_cleanup_close_ int fd = -1;
+	struct luo_control_done done;
+	struct luo_timings t;
+	char reason[LUO_AGENT_REASON_SIZE];
+	const char *why;
+	uint32_t seq;
+	int r;
+
+	pthread_mutex_lock(&luo->lock);
+	fd = TAKE_FD(luo->control_reply_fd);
+	seq = control_seq;
+	pthread_mutex_unlock(&luo->lock);
+	if (fd < 0)
+		return;
+	set_timeouts(fd);
+	r = luo_rollback(luo, &why);
+	if (r < 0) {
+		luo_reasonf(reason, sizeof(reason), "the new image failed: %s (%s)", why, strerror(-r));
+		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, -EUCLEAN, 0, luo->lu_number, reason);
+		return;
+	}
+	r = luo_incoming_error(luo, &why);
+	if (r < 0) {
+		luo_reasonf(reason, sizeof(reason), "the new image refused the handover and started fresh: %s", why);
+		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, r, 0, luo->lu_number, reason);
+		return;
+	}
+	r = luo_timings(luo, &t);
+	if (r < 0) {
+		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, r, 0, luo->lu_number, "no timings in the new image");
+		return;
+	}
+	if (send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, 0, 1, luo->lu_number, "") < 0)
+		return;
+	memset(&done, 0, sizeof(done));
+	luo_wire_header_init(&done.hdr, LUO_CONTROL_DONE_SIZE_VER0, LUO_CONTROL_OP_DONE, seq);
+	done.pid = (int32_t)getpid();
+	done.lu_number = luo->lu_number;
+	done.freeze_ns = t.freeze_ns;
+	done.serialize_ns = t.serialize_ns;
+	done.exec_ns = t.exec_ns;
+	done.restore_ns = t.restore_ns;
+	done.ready_ns = t.ready_ns;
+	done.blackout_ns = t.blackout_ns;
+	luo_wire_send(fd, &done, LUO_CONTROL_DONE_SIZE_VER0, NULL, 0);
+}
+
+void luo_control_close(struct luo *luo)
+{
+	luo->control_fd = safe_close(luo->control_fd);
+	if (luo->control_reply_fd >= 0) {
+		char reason[LUO_AGENT_REASON_SIZE];
+
+		luo_reasonf(reason, sizeof(reason), "libluo was closed before luo_ready()%s%s",
+			 luo->incoming_reason[0] ? ": " : "", luo->incoming_reason);
+		set_timeouts(luo->control_reply_fd);
+		send_reply(luo->control_reply_fd, LUO_AGENT_REPLY_SIZE_VER0, control_seq, -ECONNABORTED, 0, luo->lu_number,
+			   reason);
+		luo->control_reply_fd = safe_close(luo->control_reply_fd);
+	}
+}
