@@ -20,6 +20,8 @@
  *              root's sessions and each other's
  *   crash      a client SIGKILLed: only its KEEP_ON_CRASH session stays;
  *              with DETACH before exit, both stay
+ *   update-rollback  (LUOD LUOD_REFUSE) the new image refuses the handover:
+ *              the rolled-back luod answers OP_UPDATE -EUCLEAN, state intact
  *   update     1,000 sessions held across SIGHUP and OP_UPDATE: same pid,
  *              liveupdate-number +1 each, every session retrievable with
  *              the same identities and data; a connection made before the
@@ -901,6 +903,26 @@ static void test_limits(void)
 	/* The refused deposit left the previous one in place. */
 	CHECK(status(c, &st) == 0 && st.own_sessions == 3 && st.own_fds == 6, "after refusals: %llu sessions %llu fds",
 	      (unsigned long long)st.own_sessions, (unsigned long long)st.own_fds);
+	/*
+	 * Deposits under way count too: another connection of this uid that
+	 * announces 3 fds and stalls after the first holds 6 + 3; replacing s0
+	 * (2 fds) by 2 fds is then over the limit, and fits again once the
+	 * staller is gone.
+	 */
+	{
+		int staller = cl_connect(), blob = make_blob("stall");
+
+		req_send(staller, LUO_AGENT_OP_DEPOSIT, 0, 3, LUO_AGENT_UID_SELF, "s2", &blob, 1);
+		close(blob);
+		msleep(100); /* luod has read the DEPOSIT */
+		r = deposit_n(c, "s0", 2, 0, reason);
+		CHECK(r == -EDQUOT && strstr(reason, "max-fds"), "fds of a deposit under way not counted: %s (%s)",
+		      strerror(-r), reason);
+		close(staller);
+		msleep(100);
+		r = deposit_n(c, "s1", 2, 0, reason);
+		CHECK(r == 0, "after the staller left: %s", reason);
+	}
 	/* LUO_AGENT_SESSION_FDS_MAX + 1: -EINVAL, and the connection is closed (its fds cannot be followed). */
 	close(c);
 	stop_luod();
@@ -1341,12 +1363,80 @@ static void test_update_refused(void)
 	stop_luod();
 }
 
+static void copy_binary(const char *from, const char *to)
+{
+	char buf[65536];
+	int in, out;
+	ssize_t n;
+
+	in = open(from, O_RDONLY | O_CLOEXEC);
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	CHECK(in >= 0 && out >= 0, "copy %s to %s", from, to);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		CHECK(write(out, buf, (size_t)n) == n, "copy");
+	close(in);
+	close(out);
+}
+
+/*
+ * A self-update whose new image refuses the handover (luod-refuse: its
+ * table load fails): libluo rolls back to the running binary, which must
+ * answer the OP_UPDATE requester -EUCLEAN, not success, and keep serving
+ * with the same state and liveupdate-number.
+ */
+static void test_update_rollback(const char *refuse_bin)
+{
+	static char copy[128], orig[128], libdir[4096];
+	char reason[LUO_AGENT_REASON_SIZE];
+	struct luo_agent_reply rep;
+	struct luo_agent_status st;
+	int c, r, fds[2], got[2];
+	const char *slash;
+	uint32_t seq;
+	size_t k;
+
+	/* luod runs from "orig" (renamed after its start); its recorded path, "copy", becomes luod-refuse. */
+	snprintf(copy, sizeof(copy), "%s/luod-copy", dir);
+	snprintf(orig, sizeof(orig), "%s/luod-orig", dir);
+	copy_binary(luod_bin, copy);
+	slash = strrchr(luod_bin, '/');
+	snprintf(libdir, sizeof(libdir), "%.*s/../lib", slash ? (int)(slash - luod_bin) : 1, slash ? luod_bin : ".");
+	setenv("LD_LIBRARY_PATH", libdir, 1);
+	luod_bin = copy;
+	start_luod(NULL, NULL, NULL, NULL);
+	c = cl_connect();
+	fds[0] = make_blob("r");
+	fds[1] = make_memfd("data", 4);
+	struct ident id1 = ident_of(fds[1]);
+	r = deposit(c, "kept", 0, fds, 2, reason);
+	CHECK(r == 0, "deposit: %s", reason);
+	close_all(fds, 2);
+	CHECK(rename(copy, orig) == 0, "rename the running binary");
+	copy_binary(refuse_bin, copy);
+
+	seq = req_send(c, LUO_AGENT_OP_UPDATE, 0, 0, 0, NULL, NULL, 0);
+	r = reply_recv(c, seq, &rep);
+	CHECK(r == -EUCLEAN && rep.lu_number == 0 && rep.hdr.op == LUO_AGENT_OP_UPDATE,
+	      "rolled-back update answered %d (%s), lu %llu, op %u", r, strerror(-r),
+	      (unsigned long long)rep.lu_number, rep.hdr.op);
+	printf("rolled back as expected: %s (%s)\n", strerror(-r), rep.reason);
+	CHECK(status(c, &st) == 0 && st.lu_number == 0 && st.pid == luod_pid && st.sessions == 1,
+	      "still serving after the rollback");
+	r = retrieve(c, LUO_AGENT_UID_SELF, "kept", got, 2, &k);
+	CHECK(r == 0 && k == 2 && same(got[1], id1), "session after a rolled-back update");
+	close_all(got, k);
+	close(c);
+	stop_luod();
+	unlink(orig);
+}
+
 int main(int argc, char **argv)
 {
 	int before, after;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: test-luod LUOD basic|malformed|limits|users|crash|update|update-refused\n");
+	if (argc != 3 && !(argc == 4 && strcmp(argv[2], "update-rollback") == 0)) {
+		fprintf(stderr, "usage: test-luod LUOD basic|malformed|limits|users|crash|update|update-refused\n"
+				"       test-luod LUOD update-rollback LUOD_REFUSE\n");
 		return 2;
 	}
 	luod_bin = argv[1];
@@ -1372,6 +1462,8 @@ int main(int argc, char **argv)
 		test_update();
 	else if (strcmp(argv[2], "update-refused") == 0)
 		test_update_refused();
+	else if (strcmp(argv[2], "update-rollback") == 0)
+		test_update_rollback(argv[3]);
 	else {
 		fprintf(stderr, "test-luod: unknown mode %s\n", argv[2]);
 		rmdir(dir);

@@ -29,7 +29,14 @@
  * carrying more than LUO_AGENT_FDS_PER_MSG, is refused with -EBADMSG and
  * the fds it brought are closed; the agent then closes the connection,
  * since the stream of messages can no longer be trusted. Requests are
- * answered in order, one at a time, each reply echoing the request's seq.
+ * answered in order, one at a time. Each reply (struct luo_agent_reply)
+ * echoes the op and the seq of the request it answers -- a DEPOSIT's
+ * reply, after its last OP_FDS message, op DEPOSIT and the DEPOSIT's seq;
+ * the control socket's, LUO_CONTROL_OP_UPDATE -- and the messages that
+ * follow a reply (OP_FDS, OP_INFO, LUO_CONTROL_OP_REPORT / _DONE) carry
+ * that seq too; a requester refuses anything else (-EBADMSG). A message
+ * refused before its header could be read (shorter than the header,
+ * truncated, oversized) is answered with seq 0 (by the agent, op 0).
  *
  * The agent (luod)
  * ----------------
@@ -59,7 +66,8 @@
  *             Errors: -EINVAL bad name or flags, n_fds 0 or over
  *             LUO_AGENT_SESSION_FDS_MAX; -EBADFD the first fd is not a
  *             sealed memfd; -EFBIG the blob is over LUO_ABI_BLOB_MAX;
- *             -EDQUOT the owner's session, fd or byte limit; -ENFILE the
+ *             -EDQUOT the owner's session, fd (its other deposits under
+ *             way counted) or byte limit; -ENFILE the
  *             agent is out of fds.
  *   RETRIEVE  name, uid. Reply: n_fds as deposited, then the fds: with the
  *             reply and as many OP_FDS messages as needed (the agent keeps
@@ -84,7 +92,10 @@
  *             sent meanwhile wait in the sockets and are answered by the
  *             new image. The reply comes from the new image: error 0 and
  *             its liveupdate-number, or the refusal (the old image keeps
- *             serving). -EBUSY an update is already under way.
+ *             serving). -EUCLEAN the new image refused the handover and
+ *             libluo rolled back: the old image, back with the same state,
+ *             answers with the new one's reason. -EBUSY an update is
+ *             already under way.
  *
  * The control socket of a service
  * -------------------------------

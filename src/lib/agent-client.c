@@ -135,15 +135,16 @@ static int agent_send(struct luo *luo, uint16_t op, uint32_t flags, uint32_t n_f
 	};
 
 	luo_wire_header_init(&req.hdr, sizeof(req), op, ++luo->agent_seq);
+	luo->agent_op = op;
 	if (name)
 		memcpy(req.name, name, strlen(name)); /* checked: <= LUO_SESSION_NAME_MAX */
 	return luo_wire_send(luo->agent_fd, &req, sizeof(req), fds, n_first);
 }
 
 /*
- * Receive one message of the current request: @op (0: a reply, whose op is
- * not checked), at least @ver0 bytes, into @out (@ours bytes, zero-extended),
- * with up to @max_fds fds. On error the connection is closed.
+ * Receive one message of the current request: @op (0: its reply, which
+ * echoes the request's op), at least @ver0 bytes, into @out (@ours bytes,
+ * zero-extended), with up to @max_fds fds. On error the connection is closed.
  */
 static int agent_recv(struct luo *luo, uint16_t op, size_t ver0, void *out, size_t ours, int *fds, size_t max_fds,
 		      size_t *ret_n_fds)
@@ -160,7 +161,7 @@ static int agent_recv(struct luo *luo, uint16_t op, size_t ver0, void *out, size
 	n = luo_wire_recv(luo->agent_fd, buf.b, sizeof(buf.b), fds, max_fds, &n_fds);
 	if (n <= 0)
 		return agent_broken(luo, io_error((int)n), "receive");
-	r = luo_wire_header(buf.b, (size_t)n, ver0, op, &h);
+	r = luo_wire_header(buf.b, (size_t)n, ver0, op ? op : luo->agent_op, &h);
 	if (r == 0 && h.seq != luo->agent_seq)
 		r = -EBADMSG;
 	if (r == 0)

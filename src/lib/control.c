@@ -27,7 +27,8 @@
  *   new image   luo_open()               luo_control_adopt(): the variables
  *                                        are read and removed; the listener
  *                                        and the connection are taken only if
- *                                        they are what they should be and a
+ *                                        they are what they should be (both
+ *                                        bound to this pid's address) and a
  *                                        handover came with them;
  *                                        close-on-exec again
  *               luo_control_listen()     takes the listener back
@@ -400,6 +401,26 @@ static bool is_our_listener(int fd)
 	return got_len == want_len && memcmp(&got, &want, want_len) == 0;
 }
 
+/*
+ * Whether @fd is a connection accepted on our control socket: an AF_UNIX
+ * socket's accepted end carries its listener's address, so a stray fd
+ * named in the environment (a pipe, a socketpair, a connection to
+ * something else) is never written to nor closed.
+ */
+static bool is_our_connection(int fd)
+{
+	struct sockaddr_un want, got;
+	socklen_t want_len, got_len = sizeof(got);
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || v != 0)
+		return false;
+	if (control_address(&want, &want_len) < 0 || getsockname(fd, (struct sockaddr *)&got, &got_len) < 0)
+		return false;
+	return got_len == want_len && memcmp(&got, &want, want_len) == 0;
+}
+
 /* LUO_HANDOVER_CONTROL_LISTEN_FD: read, removed; taken if it is our listener. */
 static void adopt_listener(struct luo *luo, bool with_handover)
 {
@@ -452,6 +473,8 @@ void luo_control_adopt(struct luo *luo)
 		return;
 	len = sizeof(int);
 	if (getsockopt((int)n, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+		return;
+	if (!is_our_connection((int)n))
 		return;
 	if (luo_set_cloexec((int)n, true) < 0)
 		return;

@@ -79,6 +79,7 @@ struct luo {
 	int agent_error;
 	char agent_reason[LUO_REASON_MAX];
 	uint32_t agent_seq;
+	uint16_t agent_op;      /* of the request under way: its reply echoes it */
 	bool components_from_agent; /* a retrieved deposit's components were loaded */
 
 	/* The control socket (control.c); -1 none. */

@@ -1282,7 +1282,8 @@ static int cmd_update(int argc, char **argv)
 	}
 
 	deadline = now_ms() + (int64_t)timeout * 1000;
-	r = recv_struct(fd, deadline, LUO_AGENT_REPLY_SIZE_VER0, 0, CONTROL_SEQ, &reply, sizeof(reply), what, &closed);
+	r = recv_struct(fd, deadline, LUO_AGENT_REPLY_SIZE_VER0, LUO_CONTROL_OP_UPDATE, CONTROL_SEQ, &reply,
+			sizeof(reply), what, &closed);
 	if (r < 0)
 		return EXIT_TROUBLE;
 	if (closed) {
@@ -1443,7 +1444,7 @@ static int agent_call(int fd, uint16_t op, uint32_t seq, uint32_t uid, const cha
 		print_error("agent", r, "cannot send the request");
 		return r;
 	}
-	r = recv_struct(fd, deadline, LUO_AGENT_REPLY_SIZE_VER0, 0, seq, ret_reply, sizeof(*ret_reply), "agent",
+	r = recv_struct(fd, deadline, LUO_AGENT_REPLY_SIZE_VER0, op, seq, ret_reply, sizeof(*ret_reply), "agent",
 			&closed);
 	if (r < 0)
 		return r;
@@ -1711,13 +1712,18 @@ static int cmd_agent(int argc, char **argv)
 	if (agent_call(fd, LUO_AGENT_OP_UPDATE, 1, 0, NULL, 0, now_ms() + (int64_t)timeout * 1000, &reply) < 0)
 		return EXIT_TROUBLE;
 	if (o.json) {
-		printf("{\"result\":\"%s\",", reply.error == 0 ? "done" : "refused");
+		printf("{\"result\":\"%s\",",
+		       reply.error == 0 ? "done" : reply.error == -EUCLEAN ? "rolled-back" : "refused");
 		json_error(reply.error);
 		fputs(",\"reason\":", stdout);
 		json_put(stdout, WIRE_STR(reply.reason));
 		printf(",\"liveupdate_number\":%" PRIu64 "}\n", reply.lu_number);
 	} else if (reply.error == 0) {
 		printf("agent updated: liveupdate-number %" PRIu64 "\n", reply.lu_number);
+	} else if (reply.error == -EUCLEAN) {
+		fputs("agent update rolled back, the old image serves again: ", stdout);
+		text_put(stdout, WIRE_STR(reply.reason), 0);
+		printf(" (liveupdate-number %" PRIu64 ")\n", reply.lu_number);
 	} else {
 		fputs("agent update refused: ", stdout);
 		text_put(stdout, WIRE_STR(reply.reason), 0);

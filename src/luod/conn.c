@@ -92,6 +92,16 @@ static void conn_kill(struct conn *c, enum conn_close_why why)
 	}
 }
 
+/* The deposit under way no longer reserves its fds against its owner's limit. */
+static void deposit_unreserve(struct luod *d, struct conn *c)
+{
+	struct uid_usage *u = c->dep_reserved ? table_usage(d, c->uid, false) : NULL;
+
+	if (u)
+		u->pending_fds -= c->dep.n_fds;
+	c->dep_reserved = false;
+}
+
 /* Send one message, or queue it behind the ones waiting. */
 static void conn_send(struct conn *c, const void *msg, size_t len, const int *fds, size_t n_fds)
 {
@@ -224,6 +234,7 @@ void conn_close(struct luod *d, struct conn *c, enum conn_close_why why)
 		if (c->dep_fds && !c->dep_err)
 			luo_wire_close_fds(c->dep_fds, c->dep_got);
 		d->pending_fds -= c->dep.n_fds;
+		deposit_unreserve(d, c);
 	}
 	free(c->dep_fds);
 	outq_free(c);
@@ -385,6 +396,7 @@ static void deposit_finish(struct luod *d, struct conn *c)
 	free(c->dep_fds);
 	c->dep_fds = NULL;
 	d->pending_fds -= q->n_fds;
+	deposit_unreserve(d, c);
 	c->depositing = false;
 	conn_reply(d, c, q->hdr.seq, q->reply_size, r, r < 0 ? reason : NULL);
 }
@@ -415,7 +427,7 @@ static void deposit_fail(struct conn *c, int error, const char *reason)
 static void op_deposit(struct luod *d, struct conn *c, const struct luo_agent_request *q, int *fds, size_t n)
 {
 	struct held *old;
-	struct uid_usage *u;
+	struct uid_usage *u = NULL;
 
 	if (q->n_fds == 0 || q->n_fds > LUO_AGENT_SESSION_FDS_MAX) {
 		luo_wire_close_fds(fds, n);
@@ -443,25 +455,36 @@ static void op_deposit(struct luod *d, struct conn *c, const struct luo_agent_re
 		deposit_fail(c, -EINVAL, "DEPOSIT: unknown flags");
 	if (q->uid != 0 && q->uid != LUO_AGENT_UID_SELF && q->uid != c->uid)
 		deposit_fail(c, -EPERM, "DEPOSIT: sessions are deposited under the caller's own uid");
+	/*
+	 * The fds of deposits under way are held by luod too: they count
+	 * against the owner's max-fds, else one uid stalling deposits on many
+	 * connections would take the agent's whole fd budget from the others.
+	 */
+	if (!c->dep_err && !(u = table_usage(d, c->uid, true)))
+		deposit_fail(c, -ENOMEM, "out of memory");
 	if (!c->dep_err) {
 		old = table_find(d, c->uid, q->name);
-		u = table_usage(d, c->uid, false);
-		if (!old && u && u->sessions + 1 > d->lim.max_sessions) {
+		if (!old && u->sessions + 1 > d->lim.max_sessions) {
 			char buf[LUO_AGENT_REASON_SIZE];
 
 			snprintf(buf, sizeof(buf), "max-sessions: uid %u holds %llu sessions, the limit", c->uid,
 				 (unsigned long long)u->sessions);
 			deposit_fail(c, -EDQUOT, buf);
-		} else if ((u ? u->fds : 0) - (old ? old->n_fds : 0) + q->n_fds > d->lim.max_fds) {
+		} else if (u->fds - (old ? old->n_fds : 0) + u->pending_fds + q->n_fds > d->lim.max_fds) {
 			char buf[LUO_AGENT_REASON_SIZE];
 
-			snprintf(buf, sizeof(buf), "max-fds: uid %u would hold %llu fds, limit %llu", c->uid,
-				 (unsigned long long)((u ? u->fds : 0) - (old ? old->n_fds : 0) + q->n_fds),
+			snprintf(buf, sizeof(buf), "max-fds: uid %u would hold %llu fds (deposits under way included), limit %llu",
+				 c->uid,
+				 (unsigned long long)(u->fds - (old ? old->n_fds : 0) + u->pending_fds + q->n_fds),
 				 (unsigned long long)d->lim.max_fds);
 			deposit_fail(c, -EDQUOT, buf);
 		} else if (d->n_fds + d->pending_fds > d->held_fds_max) {
 			deposit_fail(c, -ENFILE, "the agent holds as many fds as it can (held-fds limit)");
 		}
+	}
+	if (!c->dep_err) {
+		u->pending_fds += q->n_fds;
+		c->dep_reserved = true;
 	}
 	deposit_take(d, c, fds, n);
 }
@@ -650,6 +673,7 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 
 	if (len < sizeof(hdr)) {
 		luo_wire_close_fds(fds, n_fds);
+		c->cur_op = 0; /* nothing to echo */
 		conn_refuse(d, c, 0, -EBADMSG, "message shorter than its header");
 		return;
 	}
@@ -751,6 +775,7 @@ static void conn_read(struct luod *d, struct conn *c, bool force)
 			return;
 		}
 		if (n == -EBADMSG) {
+			c->cur_op = 0; /* not read: nothing to echo */
 			conn_refuse(d, c, 0, -EBADMSG, "truncated message, or more fds than a message may carry");
 			return;
 		}
@@ -760,6 +785,7 @@ static void conn_read(struct luod *d, struct conn *c, bool force)
 		}
 		if ((size_t)n > LUO_AGENT_MSG_MAX) {
 			luo_wire_close_fds(fds, n_fds);
+			c->cur_op = 0;
 			conn_refuse(d, c, 0, -EBADMSG, "message larger than LUO_AGENT_MSG_MAX");
 			return;
 		}

@@ -47,8 +47,10 @@
  * negotiation, the exec itself -- leaves the old image serving: the libluo
  * sessions made for the update are closed (their duplicates too), the
  * requester gets the error, reading resumes. A refused handover in the new
- * image makes libluo roll back to the previous binary; if even that is
- * impossible luod starts empty (LUO_OPEN_FRESH_ON_ERROR) and says so.
+ * image makes libluo roll back to the previous binary, which adopts the
+ * same state and answers the OP_UPDATE requester -EUCLEAN with the new
+ * image's reason (never success); if even that is impossible luod starts
+ * empty (LUO_OPEN_FRESH_ON_ERROR) and says so.
  */
 
 #include <errno.h>
@@ -255,6 +257,10 @@ static int table_load(uint32_t version, const void *data, size_t len)
 
 	if (version != TABLE_VERSION || len < sizeof(t))
 		return -EBADMSG;
+#ifdef LUOD_TEST_REFUSE_HANDOVER
+	/* tests only (luod-refuse): a new image that refuses, to exercise the rollback */
+	return -EIO;
+#endif
 	memcpy(&t, p, sizeof(t));
 	if (t.n_conns > LUOD_CONNECTIONS_MAX || t.n_sessions > LUOD_HELD_FDS_MAX || t.n_tokens > LUO_FILES_MAX ||
 	    t.listen_token != 0 || t.reserved != 0 || (t.update_conn != NO_CONN && t.update_conn >= t.n_conns) ||
@@ -573,9 +579,19 @@ int handover_restore(struct luod *d)
 		luod_log("handover: %u session(s) lost (an fd did not come, or out of memory)", lost);
 	if (t.update_conn != NO_CONN && conns[t.update_conn]) {
 		struct conn *c = conns[t.update_conn];
+		const char *why = NULL;
+		char reason[LUO_AGENT_REASON_SIZE];
+		/*
+		 * Back by rollback: this is the old image again, the update did
+		 * not happen, and the requester must not hear that it did.
+		 */
+		int rb = luo_rollback(d->luo, &why);
 
+		if (rb < 0)
+			snprintf(reason, sizeof(reason), "self-update rolled back: %s (%s)", why ? why : "",
+				 strerror(-rb));
 		c->cur_op = LUO_AGENT_OP_UPDATE;
-		conn_reply(d, c, t.update_seq, t.update_reply_size, 0, NULL);
+		conn_reply(d, c, t.update_seq, t.update_reply_size, rb < 0 ? -EUCLEAN : 0, rb < 0 ? reason : NULL);
 		if (c->dead)
 			conn_close(d, c, c->dead_why);
 	}

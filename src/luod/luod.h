@@ -74,6 +74,7 @@ struct held {
 struct uid_usage {
 	uint32_t uid;
 	uint64_t sessions, fds, bytes;
+	uint64_t pending_fds;           /* announced by this uid's deposits under way */
 };
 
 enum luod_source_kind {
@@ -114,6 +115,7 @@ struct conn {
 	uint32_t dep_got;
 	int *dep_fds;
 	int dep_err;                    /* refused already: fds are discarded */
+	bool dep_reserved;              /* dep.n_fds counted in the uid's pending_fds */
 	char dep_reason[LUO_AGENT_REASON_SIZE];
 	/* Replies the socket could not take yet; no request is read meanwhile. */
 	struct outmsg *outq, **outq_tail;
