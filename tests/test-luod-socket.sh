@@ -44,4 +44,39 @@ for bad in "--max-fds 12x" "--max-fds -1" "--max-fds 99999999999999999999999" "-
 done
 "$luod" --help | grep -q -- "--max-sessions" || fail "--help"
 "$luod" --version | grep -q "protocol" || fail "--version"
-echo "ok - socket directory, modes, stale and live sockets, options"
+# Out of fds: luod stops accepting for a while instead of spinning on a
+# listener that stays readable, and serves again once connections close.
+prlimit --nofile=64:64 "$luod" --socket "$tmp/d/fd.sock" 2>"$tmp/log3" &
+agent=$!
+wait_sock "$tmp/d/fd.sock"
+python3 - "$tmp/d/fd.sock" "$agent" <<'PY' || fail "out of fds: $(tail -3 "$tmp/log3")"
+import os, socket, sys, time
+path, pid = sys.argv[1], int(sys.argv[2])
+def cpu():
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])  # utime + stime, in ticks
+conns = []
+for _ in range(100):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)  # past luod's fds, these wait in the backlog
+    conns.append(s)
+time.sleep(0.3)
+t0 = cpu()
+time.sleep(1.0)
+used = cpu() - t0
+hz = os.sysconf("SC_CLK_TCK")
+if used > hz // 5:
+    sys.exit(f"luod used {used / hz:.2f} s of CPU in 1 s while out of fds")
+for s in conns:
+    s.close()
+time.sleep(0.5)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.settimeout(5)
+s.connect(path)
+s.send(b"x")  # a malformed message: luod answers it, so it is accepting again
+if not s.recv(4096):
+    sys.exit("no answer after the connections closed")
+PY
+grep -q "not accepting for" "$tmp/log3" || fail "out of fds not logged: $(tail -3 "$tmp/log3")"
+kill "$agent"; wait "$agent"; agent=
+echo "ok - socket directory, modes, stale and live sockets, options, out of fds"

@@ -303,10 +303,19 @@ int conn_accept(struct luod *d)
 		}
 		fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+			int e = errno;
+
+			if (e == EAGAIN || e == EINTR || e == ECONNABORTED)
 				return 0;
-			luod_log("accept: %s", strerror(errno));
-			return -errno;
+			/*
+			 * Out of fds or memory: the pending connection stays in the
+			 * backlog and the listener stays readable, so epoll would wake
+			 * us at once, forever. Stop listening for a while (main.c).
+			 */
+			(void)luod_epoll_set(d, d->listen_fd, &d->listen_src, 0, false);
+			d->accept_paused_until_ms = luod_now_ms() + LUOD_ACCEPT_PAUSE_MS;
+			luod_log("accept: %s; not accepting for %u ms", strerror(e), LUOD_ACCEPT_PAUSE_MS);
+			return -e;
 		}
 		r = conn_adopt(d, fd, &c);
 		if (r < 0) {

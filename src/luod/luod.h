@@ -28,6 +28,7 @@
 
 /* Every limit a named maximum. */
 #define LUOD_CONNECTIONS_MAX 1024u        /* accepted at once; more wait in the backlog */
+#define LUOD_ACCEPT_PAUSE_MS 100u        /* accept4() out of fds or memory: listen again after this */
 #define LUOD_BACKLOG 128
 #define LUOD_DEFAULT_MAX_SESSIONS 4096u   /* per uid */
 #define LUOD_DEFAULT_MAX_FDS 16384u       /* per uid */
@@ -148,6 +149,7 @@ struct luod {
 	struct conn *update_conn;       /* OP_UPDATE requester, or NULL (SIGHUP) */
 	uint32_t update_seq, update_reply_size;
 	uint64_t update_deadline_ms;
+	uint64_t accept_paused_until_ms; /* accept4() ran out of fds or memory: retry then (0: not paused) */
 	bool quit;
 };
 

@@ -423,6 +423,13 @@ static void loop(struct luod *d)
 
 			timeout = now >= d->update_deadline_ms ? 0 : (int)(d->update_deadline_ms - now);
 		}
+		if (d->accept_paused_until_ms) {
+			uint64_t now = luod_now_ms();
+			int wait = now >= d->accept_paused_until_ms ? 0 : (int)(d->accept_paused_until_ms - now);
+
+			if (timeout < 0 || wait < timeout)
+				timeout = wait;
+		}
 		n = epoll_wait(d->epfd, evs, LUOD_EPOLL_BATCH, timeout);
 		if (n < 0 && errno != EINTR) {
 			luod_log("epoll_wait: %s", strerror(errno));
@@ -434,7 +441,7 @@ static void loop(struct luod *d)
 			switch (*k) {
 			case LUOD_SRC_LISTEN:
 				(void)conn_accept(d);
-				if (d->n_conns >= LUOD_CONNECTIONS_MAX)
+				if (d->n_conns >= LUOD_CONNECTIONS_MAX || d->accept_paused_until_ms)
 					listening = false;
 				break;
 			case LUOD_SRC_SIGNAL:
@@ -445,7 +452,9 @@ static void loop(struct luod *d)
 				break;
 			}
 		}
-		if (!listening && d->n_conns < LUOD_CONNECTIONS_MAX &&
+		if (d->accept_paused_until_ms && luod_now_ms() >= d->accept_paused_until_ms)
+			d->accept_paused_until_ms = 0;
+		if (!listening && d->n_conns < LUOD_CONNECTIONS_MAX && !d->accept_paused_until_ms &&
 		    luod_epoll_set(d, d->listen_fd, &d->listen_src, EPOLLIN, false) == 0)
 			listening = true;
 		handover_poll(d);
