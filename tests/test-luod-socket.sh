@@ -79,4 +79,33 @@ if not s.recv(4096):
 PY
 grep -q "not accepting for" "$tmp/log3" || fail "out of fds not logged: $(tail -3 "$tmp/log3")"
 kill "$agent"; wait "$agent"; agent=
-echo "ok - socket directory, modes, stale and live sockets, options, out of fds"
+# systemd's notify protocol (Type=notify): READY=1 at start; a self-update
+# (SIGHUP, as systemctl reload sends) says RELOADING=1, then the new image
+# READY=1, from the same pid.
+python3 - "$luod" "$tmp/d" <<'PY' || fail "sd_notify"
+import os, signal, socket, subprocess, sys, time
+luod, d = sys.argv[1], sys.argv[2]
+ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+ns.bind(d + "/notify")
+ns.settimeout(10)
+env = dict(os.environ, NOTIFY_SOCKET=d + "/notify")
+p = subprocess.Popen([luod, "--socket", d + "/n.sock"], env=env, stderr=subprocess.DEVNULL)
+def expect(word):
+    while True:
+        msg = ns.recv(4096).decode()
+        if word in msg.split("\n"):
+            return msg
+try:
+    expect("READY=1")
+    p.send_signal(signal.SIGHUP)
+    expect("RELOADING=1")
+    msg = expect("READY=1")
+    if "failed" in msg:
+        sys.exit("the self-update failed: " + msg)
+    if p.poll() is not None:
+        sys.exit("luod exited")
+finally:
+    p.terminate()
+    p.wait()
+PY
+echo "ok - socket directory, modes, stale and live sockets, options, out of fds, sd_notify"
