@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # luo's one entry point for people and CI.
 #
-#   ./dev.sh demo    install what is missing, build, run the live-update demo
+#   ./dev.sh demo    install what is missing, build, run the live-update demo:
+#                    kvcache, a memcached-protocol cache, updated under load
+#   ./dev.sh demo-counter  the versioning walk of luo-counter (v1 -> v2 -> v3,
+#                    a refusal, a downgrade; luoctl matrix)
 #   ./dev.sh test    install what is missing, build, run every test: plain,
 #                    under ASan+UBSan (LeakSanitizer on), and the API tests
 #                    under valgrind memcheck
@@ -11,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need. Why each: README, "Dependencies".
-PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev libelf-dev libsystemd-dev valgrind)
+PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev libelf-dev libsystemd-dev valgrind
+	libmemcached-tools)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -117,7 +121,7 @@ demo_update() {
 	sleep 0.5
 }
 
-demo() {
+demo_counter() {
 	local d=build/examples/counter client_rc=0 port client
 	build
 	demo_tmp=$(mktemp -d)
@@ -170,13 +174,99 @@ TXT
 	fi
 }
 
+# stat_of PORT NAME: one field of kvcache's "stats".
+stat_of() {
+	python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"stats\r\n")
+buf = b""
+while not buf.endswith(b"END\r\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+for line in buf.decode().splitlines():
+    f = line.split()
+    if len(f) == 3 and f[0] == "STAT" and f[1] == sys.argv[2]:
+        print(f[2])
+PY
+}
+
+demo() {
+	local d=build/examples/kvcache pid port client client_rc=0 slap slap_rc=0 before after
+	local items=200000
+	build
+	demo_tmp=$(mktemp -d)
+	trap demo_cleanup EXIT
+	say "demo: a memcached-protocol cache live-updates under load, keeping its items and its clients"
+	cat <<'TXT'
+kvcache keeps its items and hash index in a luo arena: memory that the next
+binary maps at the same address, so nothing is copied or rebuilt. Its
+listening socket and every open client connection cross the update too.
+Two clients run throughout: memcaslap (libmemcached's load generator, with
+verification on) and a verifying client that owns 200,000 keys, keeps four
+persistent connections and opens new ones non-stop. Meanwhile:
+  1. luoctl update --pid: v1 -> v2 (item format 1 -> 2, migrated lazily)
+  2. luoctl update --pid: v2 -> v3 (format 3: no common version, refused
+     before anything is frozen; v2 keeps serving)
+TXT
+	"$d/kvcache-v1" --port-file "$demo_tmp/port" --memory 256 > "$demo_tmp/server" 2>&1 &
+	demo_server=$!
+	pid=$demo_server
+	for _ in $(seq 200); do [ -s "$demo_tmp/port" ] && break; sleep 0.05; done
+	port=$(cat "$demo_tmp/port")
+	build/tests/test-kvcache-client --port "$port" --items "$items" --conns 4 --seconds 5 \
+		--ready-file "$demo_tmp/ready" > "$demo_tmp/client" 2>&1 &
+	client=$!
+	for _ in $(seq 400); do [ -e "$demo_tmp/ready" ] && break; sleep 0.05; done
+	slap=$(command -v memcaslap || command -v memaslap)
+	"$slap" -s "127.0.0.1:$port" -T 2 -c 16 -t 4s -v 0.1 > "$demo_tmp/memcaslap" 2>&1 &
+	local slap_pid=$!
+	before=$(stat_of "$port" curr_items)
+	sleep 1
+	echo
+	echo "\$ luoctl update --pid $pid kvcache-v2"
+	build/src/luoctl/luoctl update --pid "$pid" "$d/kvcache-v2" | sed 's/^/  /' || true
+	sleep 1
+	echo
+	echo "\$ luoctl update --pid $pid kvcache-v3"
+	build/src/luoctl/luoctl update --pid "$pid" "$d/kvcache-v3" | sed 's/^/  /' || true
+	wait "$slap_pid" || slap_rc=$?
+	wait "$client" || client_rc=$?
+	after=$(stat_of "$port" curr_items)
+	echo
+	echo "what the clients saw:"
+	echo "  verifying client: $(tail -1 "$demo_tmp/client")"
+	echo "  memcaslap:        $(grep -E '^(verify_failed|verify_misses|get_misses):' "$demo_tmp/memcaslap" | tr '\n' ' ')"
+	grep -E "^Run time|^Ops:|^TPS" "$demo_tmp/memcaslap" | head -3 | sed 's/^/                    /'
+	echo "  items in the cache: $before before the update (the verifying client's, all read back"
+	echo "  intact at the end), $after after both (memcaslap added its own)"
+	echo "  the server, same pid $pid throughout:"
+	grep -E "generation|refused|EPROTO" "$demo_tmp/server" | head -8 | sed 's/^/    /'
+	kill -TERM "$demo_server"
+	wait "$demo_server" || true
+	demo_server=
+	echo
+	if [ "$client_rc" -eq 0 ] && [ "$slap_rc" -eq 0 ] &&
+		grep -q "^verify_failed: 0$" "$demo_tmp/memcaslap" && grep -q "^verify_misses: 0$" "$demo_tmp/memcaslap"; then
+		echo "demo: OK -- v1 -> v2 under load: no client error, no refused connection, no item lost;"
+		echo "      v2 -> v3 refused before the switch, v2 kept serving. (./dev.sh demo-counter: the versioning walk)"
+	else
+		echo "demo: FAILED -- see the clients' lines above"
+		sed 's/^/  /' "$demo_tmp/server" | tail -20
+		return 1
+	fi
+}
+
 case "${1:-}" in
 demo) demo ;;
+demo-counter) demo_counter ;;
 test) run_tests ;;
 build) build ;;
 deps) deps ;;
 *)
-	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 	[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]
 	;;
 esac
