@@ -61,7 +61,6 @@
 
 /* The longest a send or a receive waits for the agent. */
 #define AGENT_IO_TIMEOUT_MS 5000
-#define DEPOSIT_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define DEPOSIT_FLAGS_ALL (LUO_DEPOSIT_KEEP_ON_CRASH | LUO_DEPOSIT_COMPONENTS)
 
 _Static_assert(LUO_AGENT_NAME_SIZE == LUO_SESSION_NAME_MAX + 1, "agent.h: session names");
@@ -388,28 +387,6 @@ static int deposit_components_save(struct deposit_components *dc)
 	return 0;
 }
 
-static int blob_memfd(const void *buf, size_t len)
-{
-	_cleanup_close_ int fd = -1;
-	size_t off = 0;
-
-	fd = memfd_create("luo-deposit", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return -errno;
-	while (off < len) {
-		ssize_t n = write(fd, (const char *)buf + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		off += (size_t)n;
-	}
-	if (fcntl(fd, F_ADD_SEALS, DEPOSIT_SEALS) < 0)
-		return -errno;
-	return TAKE_FD(fd);
-}
-
 /* The blob of @s alone, sealed in a memfd. Files frozen by the caller. */
 static int deposit_blob(struct luo *luo, const struct luo_session *s, const struct deposit_components *dc)
 {
@@ -440,7 +417,7 @@ static int deposit_blob(struct luo *luo, const struct luo_session *s, const stru
 	r = luo_blob_build(luo, &hdr, &blob, &len);
 	if (r < 0)
 		return r;
-	return blob_memfd(blob, len);
+	return luo_blob_to_memfd("luo-deposit", blob, len);
 }
 
 /* DEPOSIT, the blob and @s's fds in blob order; files frozen by the caller. */
@@ -605,22 +582,11 @@ static bool components_touched(const struct luo *luo)
 	return false;
 }
 
-struct mapping {
-	void *addr;
-	size_t len;
-};
-
-static void unmapp(struct mapping *m)
-{
-	if (m->addr)
-		munmap(m->addr, m->len);
-}
-
 /* Check the received blob and adopt its one session; @s is linked last in @luo. */
 static int retrieve_adopt(struct luo *luo, const char *name, struct received *rc, struct luo_session *s,
 			  char *reason, size_t rlen)
 {
-	_cleanup_(unmapp) struct mapping map = { 0 };
+	_cleanup_(luo_unmapp) struct luo_mapping map = { 0 };
 	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
 	const struct luo_blob_session *bs;
 	int r;

@@ -56,17 +56,6 @@ extern char **environ;
 
 #define HANDOVER_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
 
-struct mapping {
-	void *addr;
-	size_t len;
-};
-
-static void unmapp(struct mapping *m)
-{
-	if (m->addr)
-		munmap(m->addr, m->len);
-}
-
 static void free_sessions(struct luo *luo)
 {
 	while (luo->n_sessions > 0)
@@ -416,7 +405,7 @@ static bool read_rollback_env(struct luo *luo)
 
 static int adopt_handover(struct luo *luo, unsigned int flags, int registry_error)
 {
-	_cleanup_(unmapp) struct mapping map = { 0 };
+	_cleanup_(luo_unmapp) struct luo_mapping map = { 0 };
 	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
 	_cleanup_(luo_blob_freep) struct luo_blob *origin = NULL;
 	bool may_roll_back = !(flags & LUO_OPEN_NO_ROLLBACK);

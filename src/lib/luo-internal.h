@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include "luo/abi.h"
@@ -244,6 +245,20 @@ void luo_control_close(struct luo *luo);
 /* core.c */
 void luo_reaper_reap(struct luo *luo, bool wait);
 int luo_handover_map(int fd, void **ret_addr, size_t *ret_len, char *reason, size_t reason_len);
+/* update.c: a memfd named @name holding @buf, sealed write/shrink/grow/seal; an fd or -errno. */
+int luo_blob_to_memfd(const char *name, const void *buf, size_t len);
+
+/* A mapping unmapped at scope exit: _cleanup_(luo_unmapp) struct luo_mapping m = { 0 }. */
+struct luo_mapping {
+	void *addr;
+	size_t len;
+};
+
+static inline void luo_unmapp(struct luo_mapping *m)
+{
+	if (m->addr)
+		munmap(m->addr, m->len);
+}
 void luo_reasonf(char *reason, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int luo_adopt_file(struct luo_session *s, const struct luo_blob_file *bf, int fd, int handover_fd, char *reason,
 		   size_t rlen);

@@ -279,12 +279,13 @@ static void outs_free(struct luo_component_out *outs, size_t n)
 		free(outs[i].payload.buf);
 }
 
-static int blob_to_memfd(const void *buf, size_t len)
+/* A memfd holding @buf, sealed as a handover blob is (also a deposit's, agent-client.c). */
+int luo_blob_to_memfd(const char *name, const void *buf, size_t len)
 {
 	_cleanup_close_ int fd = -1;
 	size_t off = 0;
 
-	fd = memfd_create("luo-handover", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
 	while (off < len) {
@@ -429,7 +430,7 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 	r = luo_blob_build(luo, &hdr, &blob, &blob_len);
 	if (r < 0)
 		return r;
-	blob_fd = blob_to_memfd(blob, blob_len);
+	blob_fd = luo_blob_to_memfd("luo-handover", blob, blob_len);
 	if (blob_fd < 0)
 		return blob_fd;
 	snprintf(he->fd_entry, sizeof(he->fd_entry), "%s=%d", LUO_HANDOVER_FD_ENV, blob_fd);
