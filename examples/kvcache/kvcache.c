@@ -903,7 +903,13 @@ static void update(bool from_control)
 		goto resume;
 	}
 	if (from_control) {
-		/* libluo answers luoctl; a refusal is luoctl's to show. */
+		/*
+		 * libluo answers luoctl; a refusal is luoctl's to show. The quiesce
+		 * is logged as on SIGHUP: it is part of what clients wait, before
+		 * libluo's own blackout starts (bench/blackout reads it here).
+		 */
+		logf_("live update asked through the control socket: %zu connections quiesced in %" PRIu64 " us",
+		      srv.nrecs, srv.last_quiesce_us);
 		r = luo_control_dispatch(srv.luo);
 		if (r < 0)
 			logf_("control socket: %s", strerror(-r));
