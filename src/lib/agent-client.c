@@ -322,34 +322,6 @@ int luo_agent_error(const struct luo *cluo, const char **ret_reason)
 /* ------------------------------------------------------------------------ */
 /* Deposit                                                                   */
 
-static void session_unfreeze(struct luo_session *s)
-{
-	for (size_t j = s->n_files; j-- > 0;) {
-		struct luo_file *f = s->files[j];
-
-		if (!f->frozen)
-			continue;
-		if (f->handler->ops->unfreeze)
-			f->handler->ops->unfreeze(f);
-		f->frozen = false;
-	}
-}
-
-static int session_freeze(struct luo_session *s)
-{
-	for (size_t j = 0; j < s->n_files; j++) {
-		struct luo_file *f = s->files[j];
-		int r = f->handler->ops->freeze ? f->handler->ops->freeze(f) : 0;
-
-		if (r < 0) {
-			session_unfreeze(s);
-			return r;
-		}
-		f->frozen = true;
-	}
-	return 0;
-}
-
 struct deposit_components {
 	struct luo_component_out outs[LUO_COMPONENTS_MAX];
 	size_t n;
@@ -460,7 +432,7 @@ static int deposit_locked(struct luo *luo, struct luo_session *s, unsigned int f
 	r = agent_ensure(luo);
 	if (r < 0)
 		return r;
-	r = session_freeze(s);
+	r = luo_session_freeze_locked(s);
 	if (r < 0)
 		return r;
 	if (flags & LUO_DEPOSIT_COMPONENTS)
@@ -472,7 +444,7 @@ static int deposit_locked(struct luo *luo, struct luo_session *s, unsigned int f
 	if (r == 0)
 		r = deposit_send(luo, s, blob_fd, flags);
 	/* The agent holds its own references now: the files serve again. */
-	session_unfreeze(s);
+	luo_session_unfreeze_locked(s);
 	if (r < 0)
 		return r;
 	return agent_reply(luo, &rep);

@@ -148,6 +148,9 @@ bool luo_name_valid(const char *name, size_t max);
 /* Preserve with handler @h (NULL: the first that can), data set from @init_data first. */
 int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const struct luo_file_handler *h,
 			    const void *init_data);
+/* Freeze a session's files all-or-nothing / unfreeze the frozen ones, last first. */
+int luo_session_freeze_locked(struct luo_session *s);
+void luo_session_unfreeze_locked(struct luo_session *s);
 struct luo_file *luo_session_take_file_locked(struct luo_session *s, uint64_t token,
 					      const struct luo_file_handler *h);
 

@@ -421,3 +421,33 @@ void luo_session_close(struct luo_session *s)
 	luo_session_free(s);
 	pthread_mutex_unlock(&luo->lock);
 }
+
+/* Undo luo_session_freeze_locked(): the frozen files, last first. */
+void luo_session_unfreeze_locked(struct luo_session *s)
+{
+	for (size_t j = s->n_files; j-- > 0;) {
+		struct luo_file *f = s->files[j];
+
+		if (!f->frozen)
+			continue;
+		if (f->handler->ops->unfreeze)
+			f->handler->ops->unfreeze(f);
+		f->frozen = false;
+	}
+}
+
+/* Freeze every file, all or nothing (reverse unfreeze on failure). */
+int luo_session_freeze_locked(struct luo_session *s)
+{
+	for (size_t j = 0; j < s->n_files; j++) {
+		struct luo_file *f = s->files[j];
+		int r = f->handler->ops->freeze ? f->handler->ops->freeze(f) : 0;
+
+		if (r < 0) {
+			luo_session_unfreeze_locked(s);
+			return r;
+		}
+		f->frozen = true;
+	}
+	return 0;
+}

@@ -80,37 +80,21 @@ static int env_build(struct handover_env *he, char *const envp[])
 
 static void freeze_undo(struct luo *luo)
 {
-	for (size_t i = luo->n_sessions; i-- > 0;) {
-		struct luo_session *s = luo->sessions[i];
-
-		for (size_t j = s->n_files; j-- > 0;) {
-			struct luo_file *f = s->files[j];
-
-			if (!f->frozen)
-				continue;
-			if (f->handler->ops->unfreeze)
-				f->handler->ops->unfreeze(f);
-			f->frozen = false;
-		}
-	}
+	for (size_t i = luo->n_sessions; i-- > 0;)
+		luo_session_unfreeze_locked(luo->sessions[i]);
 }
 
 static int freeze_all(struct luo *luo)
 {
 	for (size_t i = 0; i < luo->n_sessions; i++) {
-		struct luo_session *s = luo->sessions[i];
+		int r;
 
-		if (s->incoming)
+		if (luo->sessions[i]->incoming)
 			continue;
-		for (size_t j = 0; j < s->n_files; j++) {
-			struct luo_file *f = s->files[j];
-			int r = f->handler->ops->freeze ? f->handler->ops->freeze(f) : 0;
-
-			if (r < 0) {
-				freeze_undo(luo);
-				return r;
-			}
-			f->frozen = true;
+		r = luo_session_freeze_locked(luo->sessions[i]);
+		if (r < 0) {
+			freeze_undo(luo);
+			return r;
 		}
 	}
 	return 0;
