@@ -415,6 +415,7 @@ static int deposit_send(struct luo *luo, const struct luo_session *s, int blob_f
 			luo_wire_header_init(&m.hdr, sizeof(m), LUO_AGENT_OP_FDS, luo->agent_seq);
 			r = luo_wire_send(luo->agent_fd, &m, sizeof(m), batch, k);
 		}
+		LUO_FAULT_POINT("deposit-send");
 		sent += k;
 	}
 	if (r < 0)
@@ -447,6 +448,7 @@ static int deposit_locked(struct luo *luo, struct luo_session *s, unsigned int f
 	luo_session_unfreeze_locked(s);
 	if (r < 0)
 		return r;
+	LUO_FAULT_POINT("deposit-unreplied");
 	return agent_reply(luo, &rep);
 }
 
@@ -461,6 +463,8 @@ int luo_session_deposit(struct luo_session *session, unsigned int flags)
 	pthread_mutex_lock(&luo->lock);
 	r = session->incoming ? -EINVAL : deposit_locked(luo, session, flags);
 	pthread_mutex_unlock(&luo->lock);
+	if (r == 0)
+		LUO_FAULT_POINT("after-deposit");
 	return r;
 }
 
@@ -530,6 +534,7 @@ static int retrieve_fds(struct luo *luo, const char *name, struct received *rc)
 	}
 	memcpy(rc->fds, batch, got * sizeof(int));
 	rc->n = got;
+	LUO_FAULT_POINT("retrieve");
 	while (rc->n < rep.n_fds) {
 		struct luo_agent_fds m;
 		size_t left = rep.n_fds - rc->n;

@@ -76,6 +76,7 @@ int luo_adopt_file(struct luo_session *s, const struct luo_blob_file *bf, int fd
 	struct luo_file *f;
 	int r;
 
+	LUO_FAULT_POINT("restore");
 	if (!h) {
 		luo_reasonf(reason, rlen,
 			    "session '%s', token %llu: no handler '%s' in this build", s->name,
@@ -482,6 +483,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	struct luo *luo;
 	int r, registry_error;
 
+	LUO_FAULT_POINT("open-start");
 	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK | LUO_OPEN_AGENT)))
 		return -EINVAL;
 	luo = calloc(1, sizeof(*luo));
@@ -519,6 +521,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	}
 	luo->t_open_end = luo_now_ns();
 	luo_agent_open(luo, flags & LUO_OPEN_AGENT); /* not finding it is no error: luo_agent_error() */
+	LUO_FAULT_POINT("after-open");
 	*ret_luo = luo;
 	return 0;
 }
@@ -580,6 +583,7 @@ int luo_ready(struct luo *luo)
 	luo_reaper_reap(luo, false);
 	pthread_mutex_unlock(&luo->lock);
 	luo_control_answer(luo); /* an update asked by luoctl: its answer */
+	LUO_FAULT_POINT("after-ready");
 	return 0;
 }
 

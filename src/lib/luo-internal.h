@@ -24,6 +24,19 @@
 #include "luo/luo.h"
 
 #define LUO_REASON_MAX 256
+
+/*
+ * Fault points, for the crash matrix only (tests/crash-matrix.md): in
+ * libluo-faults, built with -DLUO_FAULT_INJECTION, LUO_FAULT_POINT("name")
+ * kills the process with SIGKILL when LUO_TEST_CRASH_AT names that point
+ * (fault.c); in every other build it is nothing and @name is not evaluated.
+ */
+#ifdef LUO_FAULT_INJECTION
+void luo_fault_point(const char *name);
+#define LUO_FAULT_POINT(name) luo_fault_point(name)
+#else
+#define LUO_FAULT_POINT(name) do { } while (0)
+#endif
 /* libluo's own fd references are never 0..2 (stdio). */
 #define LUO_FD_MIN 3
 

@@ -120,6 +120,7 @@ static void session_finish_files(struct luo_session *s)
 	for (size_t i = s->n_files; i-- > 0;) {
 		struct luo_file *f = s->files[i];
 
+		LUO_FAULT_POINT("finish");
 		if (f->validated)
 			f->handler->ops->finish(f, f->retrieved);
 		file_free(f);
@@ -283,6 +284,7 @@ int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const
 		r = -errno;
 		goto out_free;
 	}
+	LUO_FAULT_POINT("preserve");
 	r = h->ops->preserve(f);
 	if (r < 0)
 		goto out_close;

@@ -281,6 +281,7 @@ int luo_blob_to_memfd(const char *name, const void *buf, size_t len)
 			return n < 0 ? -errno : -EIO;
 		off += (size_t)n;
 	}
+	LUO_FAULT_POINT(strcmp(name, "luo-deposit") == 0 ? "deposit-unsealed" : "serialize-unsealed");
 	if (fcntl(fd, F_ADD_SEALS, BLOB_SEALS) < 0)
 		return -errno;
 	return TAKE_FD(fd);
@@ -414,6 +415,7 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 	r = luo_blob_build(luo, &hdr, &blob, &blob_len);
 	if (r < 0)
 		return r;
+	LUO_FAULT_POINT("serialize-built");
 	blob_fd = luo_blob_to_memfd("luo-handover", blob, blob_len);
 	if (blob_fd < 0)
 		return blob_fd;
@@ -432,6 +434,7 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 	t_exec = luo_now_ns();
 	snprintf(he->exec_entry, sizeof(he->exec_entry), "%s=%llu", LUO_ABI_EXEC_NS_ENV, (unsigned long long)t_exec);
 	luo_agent_detach_locked(luo); /* the agent keeps the deposits across the exec */
+	LUO_FAULT_POINT("before-exec");
 	execve(path, argv, he->envp);
 	r = -errno; /* at once: the reaper runs on this thread's memory */
 	reaper_stop(&rp);
@@ -493,6 +496,7 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 		hdr.freeze_ns = luo_now_ns();
 		r = freeze_all(luo);
 		if (r == 0) {
+			LUO_FAULT_POINT("after-freeze");
 			r = save_components(outs, n_components);
 			if (r == 0)
 				r = switch_image(luo, path, argv, &he, &hdr);
