@@ -6,8 +6,9 @@
 #   ./dev.sh demo-counter  the versioning walk of luo-counter (v1 -> v2 -> v3,
 #                    a refusal, a downgrade; luoctl matrix)
 #   ./dev.sh test    install what is missing, build, run every test: plain,
-#                    under ASan+UBSan (LeakSanitizer on), and the API tests
-#                    under valgrind memcheck
+#                    under ASan+UBSan (LeakSanitizer on), each fuzz target
+#                    for 15 s (clang, libFuzzer), and the API tests under
+#                    valgrind memcheck
 #   ./dev.sh build   install what is missing and build (into ./build)
 #   ./dev.sh deps    only install the missing Debian packages (as root)
 set -euo pipefail
@@ -15,7 +16,7 @@ cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need. Why each: README, "Dependencies".
 PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev libelf-dev libsystemd-dev valgrind
-	libmemcached-tools)
+	libmemcached-tools clang)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -83,6 +84,10 @@ run_tests() {
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C build-asan --print-errorlogs || status=1
 	read -r p f k < <(count_results build-asan/meson-logs/testlog.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
+
+	say "fuzzing: each libFuzzer target 15 s from its committed corpus (fuzz/run.sh)"
+	FUZZ_SKIP_BROKEN=1 fuzz/run.sh 15 || status=1
+	read -r p f k < <(count_results build-fuzz/meson-logs/fuzzlog.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
 
 	say "API tests under valgrind memcheck (errors and definite leaks fail)"
 	meson test -C build --suite api --print-errorlogs --timeout-multiplier 10 \
@@ -266,7 +271,7 @@ test) run_tests ;;
 build) build ;;
 deps) deps ;;
 *)
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 	[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]
 	;;
 esac

@@ -386,6 +386,9 @@ static int cmp_entry(const void *a, const void *b)
 /* The names of one node, entries[from..n): sorted, no two alike of a kind. */
 static int check_names(const struct reader *rd, struct name_entry *entries, size_t from, size_t n, int node)
 {
+	/* A node with no names may come before any was kept: entries is NULL then (fuzz-blob). */
+	if (n - from < 2)
+		return 0;
 	qsort(entries + from, n - from, sizeof(*entries), cmp_entry);
 	for (size_t i = from + 1; i < n; i++)
 		if (entries[i].is_node == entries[i - 1].is_node && strcmp(entries[i].name, entries[i - 1].name) == 0)
@@ -539,7 +542,16 @@ int luo_blob_parse(const void *buf, size_t len, struct luo_blob **ret_blob, stru
 	if (r)
 		return r;
 	p = prop(&rd, 0, LUO_ABI_PROP_PRODUCER_BUILD_ID, &plen);
+#ifdef LUO_TEST_BROKEN_BOUNDS
+	/*
+	 * Tests only, never in libluo: an off-by-one in this bound, which the
+	 * bad-blob corpus and fuzz-blob must catch (tests/meson.build,
+	 * fuzz/meson.build). One byte more than build_id[] is accepted.
+	 */
+	if (!p || plen > LUO_ABI_BUILD_ID_MAX + 1)
+#else
 	if (!p || plen > LUO_ABI_BUILD_ID_MAX)
+#endif
 		return refuse(&rd, "producer build-id missing or longer than %d bytes", LUO_ABI_BUILD_ID_MAX);
 	memcpy(b->build_id, p, (size_t)plen);
 	b->build_id_len = (size_t)plen;
