@@ -44,6 +44,7 @@
 
 #include "luod.h"
 #include "wire.h"
+#include "fuzz-cursor.h"
 
 #define REQUIRE(cond)                                                         \
 	do {                                                                  \
@@ -92,20 +93,6 @@ struct client {
 	struct conn *c;  /* luod's */
 	uint32_t uid;
 };
-
-struct cursor {
-	const uint8_t *in;
-	size_t len, pos;
-};
-
-static uint64_t take(struct cursor *c, size_t bytes)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < bytes; i++, c->pos++)
-		v |= (uint64_t)(c->pos < c->len ? c->in[c->pos] : 0) << (8 * i);
-	return v;
-}
 
 static int count_fds(void)
 {

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "heap.h"
+#include "fuzz-cursor.h"
 
 #define HEAP_CHUNKS 8u
 #define LIVE_MAX 32u
@@ -59,20 +60,6 @@ struct live {
 static uint8_t *region;
 static size_t region_size;
 static char reason[256];
-
-struct cursor {
-	const uint8_t *in;
-	size_t len, pos;
-};
-
-static uint64_t take(struct cursor *c, size_t bytes)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < bytes; i++, c->pos++)
-		v |= (uint64_t)(c->pos < c->len ? c->in[c->pos] : 0) << (8 * i);
-	return v;
-}
 
 static void release(void *ctx, size_t offset, size_t len)
 {
