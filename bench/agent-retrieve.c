@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The time to retrieve a session of 1,000 fds from the agent (target:
- * 5 ms, DESIGN.md), and the same transfer done by hand as the baseline.
+ * 5 ms), and the same transfer done by hand as the baseline.
  *
  *   agent-retrieve [LUOD] [--iterations N]
  *
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
 	deposit_session();
 	bench_agent(ns, n);
 	report("agent: retrieve a session of 1,000 fds", ns, n);
-	printf("%-44s %.1f ms\n", "  target (DESIGN.md)", TARGET_MS);
+	printf("%-44s %.1f ms\n", "  target", TARGET_MS);
 	bench_raw(ns, n);
 	report("baseline: 1,000 fds by SCM_RIGHTS, by hand", ns, n);
 

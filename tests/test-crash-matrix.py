@@ -4,7 +4,7 @@
 is killed with SIGKILL at every step of its lifecycle (LUO_TEST_CRASH_AT
 names the fault point), in the exec handover and through the agent; then it
 is started again as a supervisor would, and what comes back is checked
-against DESIGN.md:
+against what luo promises:
 
   - with the agent, the last deposited state is retrievable and whole
     (every file of the generation the component names, none missing);

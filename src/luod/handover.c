@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * DOC: handover.c, luod's own live update (flow 1 of DESIGN.md, on itself)
+ * DOC: handover.c, luod's own live update (an exec handover of itself)
  *
  * Lifecycle: SIGHUP or an OP_UPDATE (root or luod's uid) asks for an
  * update (handover_request()). luod then drains: it stops reading new

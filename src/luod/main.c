@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * DOC: luod, the agent that holds sessions for services (flow 2 of DESIGN.md)
+ * DOC: luod, the agent that holds sessions for services
  *
  *   luod [--socket PATH] [--socket-mode MODE] [--max-sessions N]
  *        [--max-fds N] [--max-bytes N] [--help] [--version]
