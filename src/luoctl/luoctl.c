@@ -81,6 +81,7 @@
 #include "luo/abi.h"
 #include "luo/agent.h"
 #include "luo/luo.h"
+#include "luo-internal.h" /* luo_parse_u64() */
 #include "manifest.h"
 #include "wire.h"
 
@@ -570,25 +571,17 @@ static void report_entry_json(const struct luo_report_entry *e)
 /* ------------------------------------------------------------------------ */
 /* Commands                                                                  */
 
-/* Digits only, no sign or blank, 1..INT_MAX (pid_t). */
+/* Decimal digits only (luo_parse_u64(): no sign, blank or leading zero), 1..INT32_MAX (pid_t). */
 static int parse_pid(const char *s, pid_t *ret)
 {
-	int64_t v = 0;
-	size_t i;
+	uint64_t v;
+	int r = luo_parse_u64(s, INT32_MAX, &v);
 
-	if (!s[0])
-		return -EINVAL;
-	for (i = 0; s[i]; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (s[i] - '0');
-		if (v > INT32_MAX)
-			return -ERANGE;
-	}
-	if (v == 0)
-		return -EINVAL;
-	*ret = (pid_t)v;
-	return 0;
+	if (r == 0 && v == 0)
+		r = -EINVAL;
+	if (r == 0)
+		*ret = (pid_t)v;
+	return r;
 }
 
 /*
@@ -1004,44 +997,28 @@ static int cmd_matrix(int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* Talking to a service (control socket) and to luod                         */
 
-/* Digits only, 1..@max seconds. */
+/* Decimal digits only, 1..@max seconds. */
 static int parse_seconds(const char *s, int max, int *ret)
 {
-	int64_t v = 0;
-	size_t i;
+	uint64_t v;
+	int r = luo_parse_u64(s, (uint64_t)max, &v);
 
-	if (!s[0])
-		return -EINVAL;
-	for (i = 0; s[i]; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (s[i] - '0');
-		if (v > max)
-			return -ERANGE;
-	}
-	if (v == 0)
-		return -EINVAL;
-	*ret = (int)v;
-	return 0;
+	if (r == 0 && v == 0)
+		r = -EINVAL;
+	if (r == 0)
+		*ret = (int)v;
+	return r;
 }
 
-/* A uid: digits only, below the protocol's special values. */
+/* A uid: decimal digits only, below the protocol's special values. */
 static int parse_uid(const char *s, uint32_t *ret)
 {
-	uint64_t v = 0;
-	size_t i;
+	uint64_t v;
+	int r = luo_parse_u64(s, LUO_AGENT_UID_ALL - 1, &v);
 
-	if (!s[0])
-		return -EINVAL;
-	for (i = 0; s[i]; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-		if (v >= LUO_AGENT_UID_ALL)
-			return -ERANGE;
-	}
-	*ret = (uint32_t)v;
-	return 0;
+	if (r == 0)
+		*ret = (uint32_t)v;
+	return r;
 }
 
 static int64_t now_ms(void)
@@ -1239,7 +1216,7 @@ static int cmd_update(int argc, char **argv)
 	const char *result;
 	int64_t deadline;
 	bool closed;
-	pid_t pid;
+	pid_t pid = 0;
 	int r, timeout = UPDATE_TIMEOUT_DEFAULT_S;
 	char what[64];
 
