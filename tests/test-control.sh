@@ -88,7 +88,7 @@ update_ok v2 v3 --json
 rc=0
 "$luoctl" update --pid "$server" "${bin[v1]}" > "$tmp/out" 2> "$tmp/err" || rc=$?
 [ "$rc" -eq 1 ] || { cat "$tmp/out" "$tmp/err"; fail "v3 -> v1: exit $rc, expected 1"; }
-grep -q "^update pid $server -> .*: refused: refused at negotiation: no common version for counter" "$tmp/out" ||
+grep -q "^update pid $server -> .*: refused: refused at negotiation: counter (no common version)" "$tmp/out" ||
 	{ cat "$tmp/out"; fail "v3 -> v1: no refusal line"; }
 grep -qE "^  component +counter +mandatory .*: REFUSE " "$tmp/out" || { cat "$tmp/out"; fail "v3 -> v1: no report"; }
 kill -0 "$server" || fail "v3 -> v1: the service is gone"

@@ -46,10 +46,11 @@
  *   v1 <-> v3  counter has no common version and is mandatory: the update
  *              is refused, nothing changes, the old image keeps serving
  *
- * A struct, once released at a version, never changes: each build records
- * the layout of every (component, version) it can read or write with
- * LUO_LAYOUT(), and luo_update() refuses to use a version whose layouts
- * differ between the two images.
+ * A struct, once released at a version, never changes: each build names
+ * the payload type of every (component, version) it can read or write with
+ * LUO_PAYLOAD_TYPE(), luo-describe records the compiler's description of
+ * it, and luo_update() refuses to use a version whose types differ between
+ * the two images.
  *
  * -DCOUNTER_BROKEN_LOAD builds a v2 whose "counter" load always fails
  * (-EIO), as a release with a bug in its loader would: its luo_open() finds
@@ -153,11 +154,18 @@ struct counter_v2 {
 	uint64_t updates;
 };
 
-/* "counter" v3: and when the service started fresh (Unix time; 0 unknown). */
+/*
+ * A time's unit is said by a typedef of the program's own: it is part of
+ * the type luo-describe records, so a change of unit (seconds become
+ * milliseconds) is a change of type that negotiation sees.
+ */
+typedef uint64_t counter_unix_seconds_t;
+
+/* "counter" v3: and when the service started fresh (0 unknown). */
 struct counter_v3 {
 	uint64_t count;
 	uint64_t updates;
-	uint64_t started_at;
+	counter_unix_seconds_t started_at;
 };
 
 /* "stats" v1: connections accepted. */
@@ -178,27 +186,28 @@ struct stats_v3 {
 	uint64_t rollbacks;
 };
 
+/*
+ * Each (component, version) names its payload type once; luo-describe (the
+ * post-link step) writes the compiler's description of it into the binary,
+ * and negotiation uses a version only if both images describe it alike.
+ */
 #if COUNTER_KNOWS(1)
-LUO_LAYOUT(counter_v1_layout, "counter", 1, struct counter_v1, LUO_FIELD(struct counter_v1, count, uint64_t));
+LUO_PAYLOAD_TYPE(counter_v1_type, "counter", 1, struct counter_v1);
 #endif
 #if COUNTER_KNOWS(2)
-LUO_LAYOUT(counter_v2_layout, "counter", 2, struct counter_v2, LUO_FIELD(struct counter_v2, count, uint64_t),
-	   LUO_FIELD(struct counter_v2, updates, uint64_t));
+LUO_PAYLOAD_TYPE(counter_v2_type, "counter", 2, struct counter_v2);
 #endif
 #if COUNTER_KNOWS(3)
-LUO_LAYOUT(counter_v3_layout, "counter", 3, struct counter_v3, LUO_FIELD(struct counter_v3, count, uint64_t),
-	   LUO_FIELD(struct counter_v3, updates, uint64_t), LUO_FIELD(struct counter_v3, started_at, uint64_t));
+LUO_PAYLOAD_TYPE(counter_v3_type, "counter", 3, struct counter_v3);
 #endif
 #if STATS_KNOWS(1)
-LUO_LAYOUT(stats_v1_layout, "stats", 1, struct stats_v1, LUO_FIELD(struct stats_v1, connections, uint64_t));
+LUO_PAYLOAD_TYPE(stats_v1_type, "stats", 1, struct stats_v1);
 #endif
 #if STATS_KNOWS(2)
-LUO_LAYOUT(stats_v2_layout, "stats", 2, struct stats_v2, LUO_FIELD(struct stats_v2, connections, uint64_t),
-	   LUO_FIELD(struct stats_v2, failed_updates, uint64_t));
+LUO_PAYLOAD_TYPE(stats_v2_type, "stats", 2, struct stats_v2);
 #endif
 #if STATS_KNOWS(3)
-LUO_LAYOUT(stats_v3_layout, "stats", 3, struct stats_v3, LUO_FIELD(struct stats_v3, connections, uint64_t),
-	   LUO_FIELD(struct stats_v3, failed_updates, uint64_t), LUO_FIELD(struct stats_v3, rollbacks, uint64_t));
+LUO_PAYLOAD_TYPE(stats_v3_type, "stats", 3, struct stats_v3);
 #endif
 
 /*

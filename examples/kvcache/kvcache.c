@@ -109,33 +109,25 @@ struct kv_store_v3 {
 	uint64_t hash_seed;
 };
 
+/*
+ * The types each format hands over, proven by the compiler (luo-describe
+ * writes their descriptions into the binary after linking): the payload,
+ * and the arena's root with everything reachable from it -- the items,
+ * the hash table, the counters. A change to any of them without a new
+ * format is refused before the switch, naming the struct and the member.
+ */
 #if KV_FORMAT_KNOWS(1)
-LUO_LAYOUT(kv_store_v1_layout, "kvcache-store", 1, struct kv_store_v1, LUO_FIELD(struct kv_store_v1, root, uint64_t),
-	   LUO_FIELD(struct kv_store_v1, limit, uint64_t), LUO_FIELD(struct kv_store_v1, format, uint32_t),
-	   LUO_FIELD(struct kv_store_v1, nbuckets, uint32_t));
+LUO_PAYLOAD_TYPE(kv_store_v1_type, "kvcache-store", 1, struct kv_store_v1);
+LUO_ARENA_TYPE(kv_arena_v1_type, "kvcache-store", 1, struct kv_root);
 #endif
 #if KV_FORMAT_KNOWS(2)
-LUO_LAYOUT(kv_store_v2_layout, "kvcache-store", 2, struct kv_store_v2, LUO_FIELD(struct kv_store_v2, root, uint64_t),
-	   LUO_FIELD(struct kv_store_v2, limit, uint64_t), LUO_FIELD(struct kv_store_v2, format, uint32_t),
-	   LUO_FIELD(struct kv_store_v2, nbuckets, uint32_t));
+LUO_PAYLOAD_TYPE(kv_store_v2_type, "kvcache-store", 2, struct kv_store_v2);
+LUO_ARENA_TYPE(kv_arena_v2_type, "kvcache-store", 2, struct kv_root);
 #endif
 #if KV_FORMAT_KNOWS(3)
-LUO_LAYOUT(kv_store_v3_layout, "kvcache-store", 3, struct kv_store_v3, LUO_FIELD(struct kv_store_v3, root, uint64_t),
-	   LUO_FIELD(struct kv_store_v3, limit, uint64_t), LUO_FIELD(struct kv_store_v3, format, uint32_t),
-	   LUO_FIELD(struct kv_store_v3, nbuckets, uint32_t), LUO_FIELD(struct kv_store_v3, hash_seed, uint64_t));
+LUO_PAYLOAD_TYPE(kv_store_v3_type, "kvcache-store", 3, struct kv_store_v3);
+LUO_ARENA_TYPE(kv_arena_v3_type, "kvcache-store", 3, struct kv_root);
 #endif
-
-/*
- * The arena's own structures are no payload, so LUO_LAYOUT() cannot pin
- * them; these do, at build time: a change here is a new format.
- */
-_Static_assert(sizeof(struct kv_item) == 56 && offsetof(struct kv_item, cas) == 24 &&
-		       offsetof(struct kv_item, atime) == 44 && offsetof(struct kv_item, nkey) == 52 &&
-		       offsetof(struct kv_item, data) == 56,
-	       "struct kv_item is format 1..3: changing it needs a new format");
-_Static_assert(offsetof(struct kv_root, c) == 72 && sizeof(struct kv_counters) == 32 * 8 &&
-		       offsetof(struct kv_root, lru) == 72 + 32 * 8,
-	       "struct kv_root is format 1..3: changing it needs a new format");
 
 /*
  * "kvcache-conns" v1: an array of records, one per open connection. The
@@ -151,11 +143,8 @@ struct kv_conn_v1 {
 	uint32_t closing; /* 1: close once the output is out */
 	uint32_t spare;   /* 0 */
 };
-LUO_LAYOUT(kv_conn_v1_layout, "kvcache-conns", 1, struct kv_conn_v1, LUO_FIELD(struct kv_conn_v1, token, uint64_t),
-	   LUO_FIELD(struct kv_conn_v1, rbuf, uint64_t), LUO_FIELD(struct kv_conn_v1, wbuf, uint64_t),
-	   LUO_FIELD(struct kv_conn_v1, swallow, uint64_t), LUO_FIELD(struct kv_conn_v1, rlen, uint32_t),
-	   LUO_FIELD(struct kv_conn_v1, wlen, uint32_t), LUO_FIELD(struct kv_conn_v1, closing, uint32_t),
-	   LUO_FIELD(struct kv_conn_v1, spare, uint32_t));
+/* The payload is an array of these. */
+LUO_PAYLOAD_TYPE(kv_conn_v1_type, "kvcache-conns", 1, struct kv_conn_v1);
 
 /* ---------------------------------------------------------------------- */
 /* The server                                                              */

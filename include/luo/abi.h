@@ -189,6 +189,8 @@ struct luo_abi_arena_v1 {
  *                            file handler or the container format
  *   LUO_ABI_NOTE_LAYOUT      struct luo_abi_note_layout      the fields of a
  *                            struct a component writes at one version
+ *   LUO_ABI_NOTE_TYPE        struct luo_abi_note_type        a type that
+ *                            crosses an update (below)
  *
  * Written by the LUO_COMPONENT(), LUO_FILE_HANDLER_DECLARE() and
  * LUO_LAYOUT() macros of luo.h; read by luoctl and luo_update() with the
@@ -241,6 +243,86 @@ struct luo_abi_note_layout {
 	uint32_t struct_size; /* sizeof the whole struct, >= 1 */
 	/* Used slots first, then unused ones (all zero); fields do not overlap. */
 	struct luo_abi_note_field fields[LUO_ABI_LAYOUT_FIELDS_MAX];
+};
+
+/*
+ * Types that cross an update, described by the compiler (format of
+ * luo-describe, the post-link step; see luo.h, LUO_PAYLOAD_TYPE()).
+ *
+ * In .note.luo (allocated), one LUO_ABI_NOTE_TYPE note per declared type:
+ * which component version it belongs to, its role, sizeof and _Alignof as
+ * the compiler saw them, the C identifier of an anchor object whose debug
+ * information leads to the type, and the digest of its description, zero
+ * until luo-describe has filled it in (then the binary is "described").
+ *
+ * In .note.luo.types (not allocated: strip keeps it, the running image does
+ * not map it), written by luo-describe, one LUO_ABI_NOTE_TYPEDESC note per
+ * type: struct luo_abi_typedesc, then n_items struct luo_abi_type_item,
+ * then strings_size bytes of NUL-terminated names (offset 0 is "").
+ *
+ * The items are the type graph in depth-first order from the root (item
+ * 0): every struct, union, array, pointer target and enum reachable from
+ * it, typedefs of the system's headers resolved, typedefs the program
+ * declares kept as LUO_ABI_TI_NAMED (their name is part of the type: it
+ * says the unit or meaning), qualifiers dropped. A struct, union or enum
+ * item is followed by its members or enumerators. References are item
+ * indexes, always to a type item; a pointer to void refers to
+ * LUO_ABI_TI_NONE. Two images agree on a type when their graphs have the
+ * same shape (kinds, sizes, alignments, offsets, bit-fields, encodings,
+ * counts, enumerator values, named typedefs) and no member moved to
+ * another's place; a member renamed in place is the same member.
+ */
+#define LUO_ABI_NOTE_TYPE 3u
+#define LUO_ABI_TYPES_SECTION ".note.luo.types"
+#define LUO_ABI_NOTE_TYPEDESC 4u
+#define LUO_ABI_NOTE_ANCHOR_SIZE 64 /* a C identifier: 1..63 bytes + NUL */
+
+/* struct luo_abi_note_type.role */
+#define LUO_ABI_TYPE_PAYLOAD 1u /* the payload of a component at a version */
+#define LUO_ABI_TYPE_ARENA 2u   /* the root of the arena a component version owns */
+#define LUO_ABI_TYPE_HANDLER 3u /* a file handler's data at its version */
+
+struct luo_abi_note_type {
+	char component[LUO_ABI_NOTE_NAME_SIZE]; /* the component or handler */
+	uint32_t version;
+	uint32_t role;   /* LUO_ABI_TYPE_* */
+	uint32_t size;   /* sizeof */
+	uint32_t align;  /* _Alignof */
+	uint64_t digest; /* of the description; 0: not described */
+	char anchor[LUO_ABI_NOTE_ANCHOR_SIZE];
+};
+
+struct luo_abi_typedesc {
+	char component[LUO_ABI_NOTE_NAME_SIZE];
+	uint32_t version;
+	uint32_t role;
+	uint64_t digest; /* equal to the LUO_ABI_NOTE_TYPE note's */
+	uint32_t n_items;
+	uint32_t strings_size;
+};
+
+/* struct luo_abi_type_item.kind */
+#define LUO_ABI_TI_BASE 1u       /* size, align, enc = DW_ATE_* encoding */
+#define LUO_ABI_TI_STRUCT 2u     /* size, align, enc = members that follow */
+#define LUO_ABI_TI_UNION 3u      /* as a struct */
+#define LUO_ABI_TI_ENUM 4u       /* size, align, enc = enumerators that follow, value = 1 if signed */
+#define LUO_ABI_TI_ARRAY 5u      /* size, align, enc = elements (0: flexible), ref = element */
+#define LUO_ABI_TI_POINTER 6u    /* size, align, ref = target or LUO_ABI_TI_NONE (void) */
+#define LUO_ABI_TI_FUNCTION 7u   /* a function type (behind a pointer): opaque */
+#define LUO_ABI_TI_NAMED 8u      /* a typedef of the program: name, ref = what it names */
+#define LUO_ABI_TI_OPAQUE 9u     /* a struct or union never defined: name */
+#define LUO_ABI_TI_MEMBER 10u    /* size = bit offset, align = bit size (0: not a bit-field), ref = type */
+#define LUO_ABI_TI_ENUMERATOR 11u /* value */
+#define LUO_ABI_TI_NONE 0xffffffffu
+
+struct luo_abi_type_item {
+	uint32_t kind;
+	uint32_t size;
+	uint32_t align;
+	uint32_t enc;
+	uint32_t ref;
+	uint32_t name; /* offset in the strings */
+	uint64_t value;
 };
 
 #endif /* LUO_ABI_H */

@@ -133,6 +133,7 @@
 #define LUO_AGENT_SESSION_FDS_MAX 4097u /* the blob + LUO_SESSION_FILES_MAX */
 #define LUO_AGENT_NAME_SIZE 64u         /* 1..63 bytes + NUL: LUO_SESSION_NAME_MAX */
 #define LUO_AGENT_REASON_SIZE 160u
+#define LUO_CONTROL_REPORT_LINE_SIZE 640u /* a whole report line: fits LUO_REPORT_WHY_SIZE and the rest */
 #define LUO_AGENT_PATH_SIZE 4096u       /* PATH_MAX */
 
 /* uid field values. */
@@ -255,9 +256,12 @@ struct luo_control_report {
 	uint32_t version;
 	uint32_t reserved;
 	char name[48];       /* LUO_ABI_NOTE_NAME_SIZE */
-	char line[LUO_AGENT_REASON_SIZE]; /* luo_report_entry_format() */
+	char line[LUO_AGENT_REASON_SIZE]; /* luo_report_entry_format(), cut to fit */
+	/* size 876 and up: the whole line, never cut (its why names the member) */
+	char full_line[LUO_CONTROL_REPORT_LINE_SIZE];
 };
 #define LUO_CONTROL_REPORT_SIZE_VER0 236u
+#define LUO_CONTROL_REPORT_SIZE_VER1 876u
 
 /* The update is done: the new image's luo_ready() ran. */
 struct luo_control_done {

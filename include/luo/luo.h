@@ -275,7 +275,28 @@ enum luo_verdict {
 	LUO_VERDICT_DROP,     /* optional, no common version: new image cold-starts */
 	LUO_VERDICT_REFUSE,   /* mandatory, no common version: update refused */
 	LUO_VERDICT_NEW,      /* only the new image has it: it starts cold */
+	LUO_VERDICT_DOWNGRADE, /* handed over at .version, lower than the highest
+				* common one, whose types differ between the
+				* images (.mismatch_version; .why names them) */
 };
+
+/* How the types of an entry's version were checked (struct luo_report_entry.types). */
+enum luo_types_proof {
+	LUO_TYPES_NONE = 0,  /* no version used, or nothing declares types (handlers built into libluo) */
+	LUO_TYPES_PROVEN,    /* every type described by the compiler in both images, and alike */
+	LUO_TYPES_UNPROVEN,  /* neither image describes them (luo-describe never ran): trusted */
+};
+
+/* Why an entry was refused or dropped (struct luo_report_entry.cause). */
+enum luo_report_cause {
+	LUO_CAUSE_NONE = 0,
+	LUO_CAUSE_NO_COMMON_VERSION, /* the ranges do not meet */
+	LUO_CAUSE_TYPES_DIFFER,      /* common versions exist; their types differ */
+	LUO_CAUSE_NOT_DECLARED,      /* the new image does not declare it */
+};
+
+/* Bytes of struct luo_report_entry.why, with its NUL. */
+#define LUO_REPORT_WHY_SIZE 400
 
 /* An inclusive range of versions; {0, 0} = none (not declared). */
 struct luo_version_range {
@@ -290,8 +311,11 @@ struct luo_report_entry {
 	struct luo_version_range old_read, old_write; /* this image */
 	struct luo_version_range new_read, new_write; /* the new image */
 	enum luo_verdict verdict;
-	uint32_t version;   /* LUO_VERDICT_USE: the version written; else 0 */
-	char why[160];      /* one line, for people */
+	uint32_t version;   /* USE, DOWNGRADE: the version written; else 0 */
+	uint32_t types;     /* enum luo_types_proof, of .version */
+	uint32_t cause;     /* enum luo_report_cause: REFUSE, DROP, DOWNGRADE */
+	uint32_t mismatch_version; /* the highest version skipped because types differ; 0 none */
+	char why[LUO_REPORT_WHY_SIZE]; /* one line, for people; names the struct and member that differ */
 };
 
 /**
@@ -760,7 +784,7 @@ LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
  * reads versions 1..3, writes 2..3, mandatory (flag LUO_COMPONENT_OPTIONAL:
  * optional). save() runs in the old image inside luo_update(), with the
  * version negotiated; load() runs in the new image inside luo_open(), with
- * the version found. Both run with libluo's lock held and must not call
+ * the version found and the data aligned for any type (max_align_t). Both run with libluo's lock held and must not call
  * libluo (except luo_payload_write()). A non-zero save refuses the update;
  * a non-zero load of a mandatory component rolls back (see luo_open()), of
  * an optional one makes it cold-start.
@@ -933,6 +957,60 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
 		LUO_NOTE_HEADER_(struct luo_abi_note_layout, LUO_ABI_NOTE_LAYOUT),                         \
 		{ cname, (cversion), sizeof(stype), { __VA_ARGS__ } },                                     \
 	}
+
+/*
+ * Types that cross an update, proven by the compiler.
+ *
+ * Name, once, each type whose bytes cross an update: the payload a
+ * component writes and reads at each version, the root of an arena a
+ * component version owns (everything reachable from it through pointers,
+ * arrays, nested structs and unions is part of it), a file handler's data.
+ * The post-link step luo-describe(1) reads the binary's debug information
+ * (DWARF, so build with -g), writes a canonical description of each into
+ * the section .note.luo.types (strip keeps it) and its digest into the
+ * note these macros record; it fails when a version a component can read
+ * or write has no payload type, or a binary has no debug information.
+ *
+ * Before the switch, a version is usable only if both images describe
+ * its types identically; a version described on one side only is a
+ * mismatch; a binary luo-describe never ran on is "unproven", and every
+ * verdict says so. A typedef of the program's own headers is part of the
+ * type (its name says the unit: change the unit, change the typedef); one
+ * of the system's headers (uint32_t) is resolved. See the README,
+ * "Versioned components".
+ *
+ *   struct counter_v2 { uint64_t value; counter_msec_t last_ms; };
+ *   LUO_PAYLOAD_TYPE(counter_v2_type, "counter", 2, struct counter_v2);
+ *
+ * LUO_PAYLOAD_TYPE() - @ctype is the payload of component @cname at
+ *                      version @cversion.
+ * LUO_ARENA_TYPE()   - @ctype is the root of the arena that component
+ *                      @cname owns at version @cversion.
+ * LUO_HANDLER_DATA_TYPE() - @ctype is the data of handler @cname at
+ *                      version @cversion (its data_size must be sizeof).
+ * @ident: a C identifier, unique in the program, at most 46 bytes.
+ */
+#define LUO_TYPE_NOTE_(ident, cname, cversion, crole, ctype)                                            \
+	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
+		       "LUO_*_TYPE: the name must be a string literal of 1..47 bytes");                     \
+	_Static_assert((cversion) >= 1, "LUO_*_TYPE: version 0");                                          \
+	_Static_assert(sizeof(#ident "_luo_type_anchor") <= LUO_ABI_NOTE_ANCHOR_SIZE,                      \
+		       "LUO_*_TYPE: the identifier is too long");                                           \
+	__attribute__((used)) static const ctype *const ident##_luo_type_anchor = 0;                       \
+	static const struct {                                                                             \
+		struct luo_abi_note_header h;                                                             \
+		struct luo_abi_note_type d;                                                               \
+	} ident##_luo_type_note LUO_NOTE_ATTR_ = {                                                        \
+		LUO_NOTE_HEADER_(struct luo_abi_note_type, LUO_ABI_NOTE_TYPE),                             \
+		{ cname, (cversion), (crole), (uint32_t)sizeof(ctype), (uint32_t)_Alignof(ctype), 0,      \
+		  #ident "_luo_type_anchor" },                                                            \
+	}
+#define LUO_PAYLOAD_TYPE(ident, cname, cversion, ctype) \
+	LUO_TYPE_NOTE_(ident, cname, cversion, LUO_ABI_TYPE_PAYLOAD, ctype)
+#define LUO_ARENA_TYPE(ident, cname, cversion, ctype) \
+	LUO_TYPE_NOTE_(ident, cname, cversion, LUO_ABI_TYPE_ARENA, ctype)
+#define LUO_HANDLER_DATA_TYPE(ident, cname, cversion, ctype) \
+	LUO_TYPE_NOTE_(ident, cname, cversion, LUO_ABI_TYPE_HANDLER, ctype)
 
 /*
  * LUO_FIELD() - one member for LUO_LAYOUT(): fails to compile if @member

@@ -204,14 +204,23 @@ static void answer_refusal(struct luo *luo, int fd, const struct luo_control_upd
 		n = 0;
 	luo_reasonf(reason, sizeof(reason), "%s", strerror(-error));
 	if (error == -EPROTO) {
-		const char *sep = ": no common version for";
+		const char *sep = ":";
 
+		/* The headline says the real cause of each refusal; the report says the rest. */
 		luo_reasonf(reason, sizeof(reason), "refused at negotiation");
 		for (size_t i = 0; i < n; i++) {
+			static const char *const causes[] = {
+				[LUO_CAUSE_NONE] = "refused",
+				[LUO_CAUSE_NO_COMMON_VERSION] = "no common version",
+				[LUO_CAUSE_TYPES_DIFFER] = "types differ",
+				[LUO_CAUSE_NOT_DECLARED] = "not in the new image",
+			};
+			uint32_t c = e[i].cause <= LUO_CAUSE_NOT_DECLARED ? e[i].cause : LUO_CAUSE_NONE;
+
 			len = strlen(reason);
 			if (e[i].verdict != LUO_VERDICT_REFUSE || len + 1 >= sizeof(reason))
 				continue;
-			luo_reasonf(reason + len, sizeof(reason) - len, "%s %s", sep, e[i].name);
+			luo_reasonf(reason + len, sizeof(reason) - len, "%s %s (%s)", sep, e[i].name, causes[c]);
 			sep = ",";
 		}
 	}
@@ -229,7 +238,11 @@ static void answer_refusal(struct luo *luo, int fd, const struct luo_control_upd
 		rep.version = e[i].version;
 		snprintf(rep.name, sizeof(rep.name), "%s", e[i].name);
 		luo_report_entry_format(&e[i], rep.line, sizeof(rep.line));
+		luo_report_entry_format(&e[i], rep.full_line, sizeof(rep.full_line));
 		for (char *p = rep.line; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				*p = ' ';
+		for (char *p = rep.full_line; *p; p++)
 			if ((unsigned char)*p < 0x20)
 				*p = ' ';
 		if (luo_wire_send(fd, &rep, info_size, NULL, 0) < 0)

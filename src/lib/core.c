@@ -38,6 +38,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -158,6 +159,26 @@ static int adopt_sessions(struct luo *luo, const struct luo_blob *b, int handove
 }
 
 /*
+ * load() gets its payload aligned for any type (max_align_t): the blob
+ * aligns properties to 4 bytes only, so a payload that is not is copied.
+ */
+static int load_aligned(const struct luo_component *c, const struct luo_blob_component *bc)
+{
+	_cleanup_free_ void *copy = NULL;
+	const void *data = bc->data;
+
+	if ((uintptr_t)data % _Alignof(max_align_t) != 0 && bc->data_len > 0) {
+		copy = aligned_alloc(_Alignof(max_align_t),
+				     (bc->data_len + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, data, bc->data_len);
+		data = copy;
+	}
+	return c->load(bc->version, data, bc->data_len);
+}
+
+/*
  * Load every component the blob carries. Returns 0 or the refusal, written
  * to @reason. Shared with the agent's retrieve (agent-client.c).
  */
@@ -192,7 +213,7 @@ int luo_load_components(struct luo *luo, const struct luo_blob *b, char *reason,
 				    c->read_min, c->read_max);
 			return -EPROTO;
 		}
-		r = c->load(bc->version, bc->data, bc->data_len);
+		r = load_aligned(c, bc);
 		if (r != 0) {
 			if (c->flags & LUO_COMPONENT_OPTIONAL) {
 				luo->component_status[i] = -EIO;

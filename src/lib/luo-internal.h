@@ -139,6 +139,7 @@ struct luo_component_out {
 	const struct luo_component *component;
 	bool dropped;
 	uint32_t version;
+	uint32_t type_size; /* sizeof its payload type at @version (LUO_PAYLOAD_TYPE); 0 none declared */
 	struct luo_payload payload;
 };
 

@@ -64,6 +64,9 @@ void luo_manifest_free(struct luo_manifest *m)
 		return;
 	free(m->entries);
 	free(m->layouts);
+	for (size_t i = 0; i < m->n_types; i++)
+		luo_typedesc_done(&m->types[i].desc);
+	free(m->types);
 	free(m);
 }
 
@@ -309,13 +312,6 @@ static int add_layout(struct luo_manifest *m, const struct luo_abi_note_layout *
 /* ------------------------------------------------------------------------ */
 /* The notes walk                                                            */
 
-struct note {
-	uint32_t type;
-	const char *owner; /* namesz bytes */
-	uint32_t namesz;
-	const void *desc;  /* descsz bytes, unaligned */
-	uint32_t descsz;
-};
 
 static size_t pad(size_t v, size_t align)
 {
@@ -326,7 +322,7 @@ static size_t pad(size_t v, size_t align)
  * The next note at *@off of @buf: 1 found, 0 end, -EBADMSG malformed. All
  * arithmetic is on sizes already checked against the bytes left.
  */
-static int next_note(const uint8_t *buf, size_t len, size_t align, size_t *off, struct note *ret)
+int luo_note_next(const uint8_t *buf, size_t len, size_t align, size_t *off, struct luo_note *ret)
 {
 	uint32_t hdr[3];
 	size_t left, desc_off, next;
@@ -359,14 +355,14 @@ static int next_note(const uint8_t *buf, size_t len, size_t align, size_t *off, 
 	return 1;
 }
 
-static bool is_owner(const struct note *n, const char *owner)
+bool luo_note_is_owner(const struct luo_note *n, const char *owner)
 {
 	size_t len = strlen(owner) + 1;
 
 	return n->namesz == len && memcmp(n->owner, owner, len) == 0;
 }
 
-static int add_luo_note(struct luo_manifest *m, const struct note *n, const char *origin, char *reason, size_t rlen)
+static int add_luo_note(struct luo_manifest *m, const struct luo_note *n, const char *origin, char *reason, size_t rlen)
 {
 	switch (n->type) {
 	case LUO_ABI_NOTE_COMPONENT: {
@@ -396,6 +392,15 @@ static int add_luo_note(struct luo_manifest *m, const struct note *n, const char
 		memcpy(d, n->desc, sizeof(*d));
 		return add_layout(m, d, origin, reason, rlen);
 	}
+	case LUO_ABI_NOTE_TYPE: {
+		struct luo_abi_note_type d;
+
+		if (n->descsz != sizeof(d))
+			return refuse(reason, rlen, "%s: a type note of %u bytes, expected %zu", origin, n->descsz,
+				      sizeof(d));
+		memcpy(&d, n->desc, sizeof(d));
+		return luo_manifest_add_type(m, &d, origin, reason, rlen);
+	}
 	}
 	return refuse(reason, rlen, "%s: a LUO note of unknown type %u", origin, n->type);
 }
@@ -404,7 +409,7 @@ int luo_manifest_add_notes(struct luo_manifest *m, const void *buf, size_t len, 
 			   const char *origin, char *reason, size_t rlen)
 {
 	size_t off = 0;
-	struct note n;
+	struct luo_note n;
 	int r;
 
 	if (align != 4 && align != 8)
@@ -412,8 +417,8 @@ int luo_manifest_add_notes(struct luo_manifest *m, const void *buf, size_t len, 
 	if (len > LUO_MANIFEST_NOTES_BYTES_MAX)
 		return refuse(reason, rlen, "%s: %zu bytes of notes, more than %u", origin, len,
 			      LUO_MANIFEST_NOTES_BYTES_MAX);
-	while ((r = next_note(buf, len, align, &off, &n)) > 0) {
-		if (!is_owner(&n, LUO_ABI_NOTE_OWNER)) {
+	while ((r = luo_note_next(buf, len, align, &off, &n)) > 0) {
+		if (!luo_note_is_owner(&n, LUO_ABI_NOTE_OWNER)) {
 			if (strict)
 				return refuse(reason, rlen, "%s: a note of another owner in %s", origin,
 					      LUO_ABI_NOTE_SECTION);
@@ -500,10 +505,10 @@ static int read_dynamic(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elf_ob
 static void find_build_id(const void *buf, size_t len, size_t align, struct luo_manifest *m)
 {
 	size_t off = 0;
-	struct note n;
+	struct luo_note n;
 
-	while (next_note(buf, len, align, &off, &n) > 0) {
-		if (n.type == NT_GNU_BUILD_ID && is_owner(&n, "GNU") && n.descsz <= sizeof(m->build_id)) {
+	while (luo_note_next(buf, len, align, &off, &n) > 0) {
+		if (n.type == NT_GNU_BUILD_ID && luo_note_is_owner(&n, "GNU") && n.descsz <= sizeof(m->build_id)) {
 			memcpy(m->build_id, n.desc, n.descsz);
 			m->build_id_len = n.descsz;
 			return;
@@ -524,7 +529,8 @@ static int read_object(int fd, const char *origin, struct luo_manifest *m, struc
 	uint64_t file_size;
 	struct stat st;
 	GElf_Ehdr eh;
-	Elf_Scn *scn = NULL;
+	GElf_Shdr types_sh = { 0 };
+	Elf_Scn *scn = NULL, *types_scn = NULL;
 	int r;
 
 	if (fstat(fd, &st) < 0)
@@ -583,6 +589,11 @@ static int read_object(int fd, const char *origin, struct luo_manifest *m, struc
 				find_build_id(data->d_buf, data->d_size, sh.sh_addralign == 8 ? 8 : 4, m);
 			continue;
 		}
+		if (name && strcmp(name, LUO_ABI_TYPES_SECTION) == 0) {
+			types_scn = scn;
+			types_sh = sh;
+			continue;
+		}
 		if (!name || strcmp(name, LUO_ABI_NOTE_SECTION) != 0)
 			continue;
 		if (sh.sh_type != SHT_NOTE)
@@ -598,6 +609,24 @@ static int read_object(int fd, const char *origin, struct luo_manifest *m, struc
 				      LUO_ABI_NOTE_SECTION);
 		r = luo_manifest_add_notes(m, data->d_buf, data->d_size, sh.sh_addralign == 8 ? 8 : 4, true, origin,
 					   reason, rlen);
+		if (r < 0)
+			return r;
+	}
+	/* After the notes: each description is matched to its type note. */
+	if (types_scn) {
+		Elf_Data *data;
+
+		if (types_sh.sh_type != SHT_NOTE)
+			return refuse(reason, rlen, "%s: section %s is not of type SHT_NOTE", origin,
+				      LUO_ABI_TYPES_SECTION);
+		if (types_sh.sh_size > LUO_MANIFEST_NOTES_BYTES_MAX)
+			return refuse(reason, rlen, "%s: more than %u bytes of %s", origin,
+				      LUO_MANIFEST_NOTES_BYTES_MAX, LUO_ABI_TYPES_SECTION);
+		data = elf_rawdata(types_scn, NULL);
+		if (!data || (types_sh.sh_size > 0 && (!data->d_buf || data->d_size != types_sh.sh_size)))
+			return refuse(reason, rlen, "%s: section %s lies outside the file", origin,
+				      LUO_ABI_TYPES_SECTION);
+		r = luo_manifest_add_descriptions(m, data->d_buf, data->d_size, 4, origin, reason, rlen);
 		if (r < 0)
 			return r;
 	}
@@ -988,6 +1017,8 @@ static int self_object(struct dl_phdr_info *info, size_t size, void *data)
 	struct self_walk *w = data;
 	const char *origin = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "this program";
 
+	size_t n_types = w->m->n_types;
+
 	(void)size;
 	for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -999,6 +1030,20 @@ static int self_object(struct dl_phdr_info *info, size_t size, void *data)
 					   ph->p_align == 8 ? 8 : 4, false, origin, w->reason, w->rlen);
 		if (r < 0) {
 			w->error = r;
+			return 1;
+		}
+	}
+	/*
+	 * The descriptions are not mapped: read them from the file the object
+	 * came from (its inode, even if the path was replaced since). Without
+	 * them negotiation still compares digests; it cannot name the member.
+	 */
+	if (w->m->n_types > n_types) {
+		char ignored[LUO_REASON_MAX];
+
+		if (luo_manifest_read_descriptions(w->m, info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name :
+							 "/proc/self/exe", ignored, sizeof(ignored)) == -ENOMEM) {
+			w->error = -ENOMEM;
 			return 1;
 		}
 	}
@@ -1021,5 +1066,37 @@ int luo_manifest_read_self(struct luo_manifest **ret, char *reason, size_t rlen)
 		return w.error;
 	luo_self_build_id(m->build_id, sizeof(m->build_id), &m->build_id_len);
 	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+int luo_manifest_read_descriptions(struct luo_manifest *m, const char *path, char *reason, size_t rlen)
+{
+	_cleanup_(luo_manifest_freep) struct luo_manifest *file = NULL;
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	r = luo_manifest_new(&file);
+	if (r < 0)
+		return r;
+	fd = open_elf(path, reason, rlen);
+	if (fd < 0)
+		return fd;
+	r = read_object(fd, path, file, NULL, false, reason, rlen);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < m->n_types; i++) {
+		struct luo_manifest_type *t = &m->types[i];
+
+		for (size_t j = 0; !t->desc.items && t->digest && j < file->n_types; j++) {
+			struct luo_manifest_type *f = &file->types[j];
+
+			if (f->desc.items && f->digest == t->digest && f->version == t->version &&
+			    f->role == t->role && strcmp(f->component, t->component) == 0) {
+				t->desc = f->desc;
+				f->desc.items = NULL;
+				f->desc.strings = NULL;
+			}
+		}
+	}
 	return 0;
 }

@@ -51,12 +51,15 @@
 
 #include "luo/abi.h"
 #include "luo/luo.h"
+#include "typedesc.h"
 
 /* Entries (components + handlers + formats) of one manifest. */
 #define LUO_MANIFEST_ENTRIES_MAX 1024
 /* Layouts of one manifest. */
 #define LUO_MANIFEST_LAYOUTS_MAX 1024
-/* Bytes of .note.luo sections in one ELF object. */
+/* Types declared in one manifest (LUO_ABI_NOTE_TYPE). */
+#define LUO_MANIFEST_TYPES_MAX 1024
+/* Bytes of .note.luo sections in one ELF object (and of .note.luo.types). */
 #define LUO_MANIFEST_NOTES_BYTES_MAX (4u << 20)
 /* ELF objects read for one manifest (executable + libraries). */
 #define LUO_MANIFEST_OBJECTS_MAX 256
@@ -80,11 +83,28 @@ struct luo_manifest_layout {
 	struct luo_abi_note_field fields[LUO_ABI_LAYOUT_FIELDS_MAX];
 };
 
+/*
+ * A type declared with LUO_PAYLOAD_TYPE() and friends. @digest 0: the
+ * binary was never described (unproven). @desc.items NULL: described, but
+ * the description was not read (this process's own, until it is).
+ */
+struct luo_manifest_type {
+	char component[LUO_ABI_NOTE_NAME_SIZE];
+	uint32_t version;
+	uint32_t role;
+	uint32_t size, align;
+	uint64_t digest;
+	char anchor[LUO_ABI_NOTE_ANCHOR_SIZE];
+	struct luo_typedesc desc;
+};
+
 struct luo_manifest {
 	struct luo_manifest_entry *entries;
 	size_t n_entries;
 	struct luo_manifest_layout *layouts;
 	size_t n_layouts;
+	struct luo_manifest_type *types;
+	size_t n_types;
 	uint8_t build_id[LUO_ABI_BUILD_ID_MAX]; /* of the executable */
 	size_t build_id_len;
 	size_t n_objects;                       /* ELF objects read */
@@ -123,6 +143,29 @@ int luo_elf_build_id_fd(int fd, uint8_t *buf, size_t len, size_t *ret_len);
 const struct luo_manifest_entry *luo_manifest_find(const struct luo_manifest *m, uint32_t kind, const char *name);
 const struct luo_manifest_layout *luo_manifest_find_layout(const struct luo_manifest *m, const char *component,
 							   uint32_t version);
+
+/* One ELF note in a run of notes; owner and desc point into the run. */
+struct luo_note {
+	uint32_t type;
+	const char *owner; /* namesz bytes */
+	uint32_t namesz;
+	const void *desc;  /* descsz bytes, unaligned */
+	uint32_t descsz;
+};
+/* The note at *@off, which moves past it: 1, 0 at the end, -EBADMSG malformed. */
+int luo_note_next(const uint8_t *buf, size_t len, size_t align, size_t *off, struct luo_note *ret);
+bool luo_note_is_owner(const struct luo_note *n, const char *owner);
+
+/* manifest-types.c: a LUO_ABI_NOTE_TYPE note (checked), and the descriptions
+ * of a .note.luo.types section, each matched to its note by digest. */
+int luo_manifest_add_type(struct luo_manifest *m, const struct luo_abi_note_type *d, const char *origin, char *reason,
+			  size_t reason_len);
+int luo_manifest_add_descriptions(struct luo_manifest *m, const void *buf, size_t len, size_t align,
+				  const char *origin, char *reason, size_t reason_len);
+const struct luo_manifest_type *luo_manifest_find_type(const struct luo_manifest *m, const char *component,
+						       uint32_t version, uint32_t role);
+/* Read the .note.luo.types of the ELF file at @path into @m's types. */
+int luo_manifest_read_descriptions(struct luo_manifest *m, const char *path, char *reason, size_t reason_len);
 
 /* Fingerprint of a layout: struct size, then fields by offset (name, type, offset, size). */
 uint64_t luo_layout_fingerprint(const struct luo_manifest_layout *l);

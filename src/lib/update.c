@@ -231,8 +231,12 @@ static int negotiate(struct luo *luo, const char *path, const struct luo_compone
 		for (size_t j = 0; j < n_rep; j++) {
 			if (rep[j].kind != LUO_ABI_KIND_COMPONENT || strcmp(rep[j].name, components[i]->name) != 0)
 				continue;
-			outs[i].dropped = rep[j].verdict != LUO_VERDICT_USE;
+			const struct luo_manifest_type *t;
+
+			outs[i].dropped = rep[j].verdict != LUO_VERDICT_USE && rep[j].verdict != LUO_VERDICT_DOWNGRADE;
 			outs[i].version = rep[j].version;
+			t = luo_manifest_find_type(old, components[i]->name, rep[j].version, LUO_ABI_TYPE_PAYLOAD);
+			outs[i].type_size = t ? t->size : 0;
 		}
 	}
 	return verdict;
@@ -251,6 +255,13 @@ static int save_components(struct luo_component_out *outs, size_t n)
 			r = -EINVAL; /* not an errno: do not pass it on as one */
 		if (r == 0)
 			r = outs[i].payload.error; /* a failed write the save ignored */
+		/*
+		 * A payload is one value of its declared type or an array of
+		 * them: another length is another struct than the one the
+		 * compiler described, and the new image would misread it.
+		 */
+		if (r == 0 && outs[i].type_size && outs[i].payload.len % outs[i].type_size != 0)
+			r = -EPROTO;
 		if (r < 0)
 			return r;
 	}

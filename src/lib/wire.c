@@ -23,7 +23,7 @@ _Static_assert(sizeof(struct luo_agent_fds) == LUO_AGENT_FDS_SIZE_VER0, "agent.h
 _Static_assert(sizeof(struct luo_agent_session_info) == LUO_AGENT_SESSION_INFO_SIZE_VER0, "agent.h: info");
 _Static_assert(sizeof(struct luo_agent_status) == LUO_AGENT_STATUS_SIZE_VER0, "agent.h: status");
 _Static_assert(sizeof(struct luo_control_update) == LUO_CONTROL_UPDATE_SIZE_VER0, "agent.h: update");
-_Static_assert(sizeof(struct luo_control_report) == LUO_CONTROL_REPORT_SIZE_VER0, "agent.h: report");
+_Static_assert(sizeof(struct luo_control_report) == LUO_CONTROL_REPORT_SIZE_VER1, "agent.h: report");
 _Static_assert(sizeof(struct luo_control_done) == LUO_CONTROL_DONE_SIZE_VER0, "agent.h: done");
 _Static_assert(LUO_CONTROL_UPDATE_SIZE_VER0 <= LUO_AGENT_MSG_MAX, "agent.h: message bound");
 _Static_assert(LUO_AGENT_FDS_PER_MSG <= 253, "SCM_MAX_FD");

@@ -3,9 +3,9 @@
  * DOC: luoctl, what binaries declare and what an update between them would do;
  * live updates of running services; the agent's state
  *
- *   luoctl manifest BINARY [--json]
- *   luoctl check NEW (--against OLD | --pid PID) [--json]
- *   luoctl matrix BINARY BINARY... [--json]
+ *   luoctl manifest BINARY [--types] [--json]
+ *   luoctl check NEW (--against OLD | --pid PID) [--strict] [--json]
+ *   luoctl matrix BINARY BINARY... [--strict] [--json]
  *   luoctl update --pid PID NEW_BINARY [--timeout SECONDS] [--json]
  *   luoctl status [--socket PATH] [--json]
  *   luoctl sessions [--uid UID | --all] [--socket PATH] [--json]
@@ -15,8 +15,9 @@
  * manifest prints the manifest of a binary on disk: the components, file
  * handlers and container format it declares in its .note.luo notes and in
  * those of the libraries it names in DT_NEEDED (not their dependencies),
- * with the versions each reads and writes, and the struct layouts recorded
- * per component version with their fingerprints.
+ * with the versions each reads and writes, the types that cross an update
+ * (described by the compiler through luo-describe, or unproven) and the
+ * struct layouts recorded by hand per component version.
  *
  * check negotiates an update from OLD (a binary on disk, or a running
  * process read through /proc) to NEW with luo_update()'s rule, without
@@ -50,6 +51,11 @@
  * as \xNN in text, so that a name cannot drive the terminal, and JSON
  * strings per RFC 8259, with control bytes and bytes that are not UTF-8 as
  * \u00XX, so that the output always parses.
+ *
+ * --strict (check, matrix, update): a component handed over at a lower
+ * version because the types of a higher one differ (downgrade), an
+ * optional one dropped, or one whose types are unproven is an answer of
+ * no (exit 1): for release gates that must not lose state silently.
  *
  * Exit status: 0 success (check: the update would proceed; update: done);
  * 1 the answer is no: check: the update would be refused; update: refused,
@@ -114,10 +120,10 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: luoctl manifest BINARY [--json]\n"
-	      "       luoctl check NEW --against OLD [--json]\n"
-	      "       luoctl check NEW --pid PID [--json]\n"
-	      "       luoctl matrix BINARY BINARY... [--json]\n"
+	fputs("usage: luoctl manifest BINARY [--types] [--json]\n"
+	      "       luoctl check NEW --against OLD [--strict] [--json]\n"
+	      "       luoctl check NEW --pid PID [--strict] [--json]\n"
+	      "       luoctl matrix BINARY BINARY... [--strict] [--json]\n"
 	      "       luoctl update --pid PID NEW_BINARY [--timeout SECONDS] [--json]\n"
 	      "       luoctl status [--socket PATH] [--json]\n"
 	      "       luoctl sessions [--uid UID | --all] [--socket PATH] [--json]\n"
@@ -127,12 +133,13 @@ static void usage(FILE *f)
 	      "\n"
 	      "manifest  print the components, file handlers and format a binary declares\n"
 	      "          in .note.luo (its own and its DT_NEEDED libraries'), the versions\n"
-	      "          each reads and writes, and the recorded struct layouts\n"
+	      "          each reads and writes, the types that cross an update (described\n"
+	      "          by the compiler, or unproven) and the hand-recorded layouts\n"
 	      "check     negotiate an update from OLD (a binary, or the running process\n"
 	      "          PID) to NEW as luo_update() would; print one line per entry and\n"
 	      "          whether it would proceed (exit 0) or be refused (exit 1)\n"
 	      "matrix    negotiate every ordered pair of binaries; print a table of\n"
-	      "          ok / ok-drop / REFUSED, rows updating from, columns to\n"
+	      "          ok / ok-drop / DOWNGRADE / REFUSED, rows from, columns to\n"
 	      "update    ask the running libluo service PID (its control socket) to\n"
 	      "          live-update to NEW_BINARY and wait: done with the timings (exit\n"
 	      "          0), or refused with the report, or rolled back (exit 1)\n"
@@ -143,6 +150,10 @@ static void usage(FILE *f)
 	      "agent update  make luod live-update itself; held sessions survive\n"
 	      "\n"
 	      "  --json          machine-readable output, one JSON object\n"
+	      "  --types         manifest: print each type's description, item by item\n"
+	      "  --strict        check, matrix, update: a downgrade (types differ at a\n"
+	      "                  higher version), a dropped component or unproven types\n"
+	      "                  are an answer of no (exit 1)\n"
 	      "  --against OLD   check: the binary updated from\n"
 	      "  --pid PID       check: the running process updated from; update: the\n"
 	      "                  service to update\n"
@@ -306,6 +317,8 @@ static const char *verdict_name(enum luo_verdict v)
 		return "refuse";
 	case LUO_VERDICT_NEW:
 		return "new";
+	case LUO_VERDICT_DOWNGRADE:
+		return "downgrade";
 	}
 	return "unknown";
 }
@@ -413,7 +426,16 @@ static size_t build_id_len(const struct luo_manifest *m)
 	return m->build_id_len < sizeof(m->build_id) ? m->build_id_len : sizeof(m->build_id);
 }
 
-static void manifest_print_text(const char *path, const struct luo_manifest *m)
+/* Every declared type described (and at least one declared). */
+static bool manifest_described(const struct luo_manifest *m)
+{
+	for (size_t i = 0; i < m->n_types; i++)
+		if (!m->types[i].digest)
+			return false;
+	return m->n_types > 0;
+}
+
+static void manifest_print_text(const char *path, const struct luo_manifest *m, bool types)
 {
 	size_t i, j, name_w = 4;
 	int range_w = 1;
@@ -448,6 +470,24 @@ static void manifest_print_text(const char *path, const struct luo_manifest *m)
 		       entry_optional(e) ? "optional" : "mandatory");
 	}
 
+	printf("types     %zu%s\n", m->n_types, m->n_types == 0 ? "" : manifest_described(m) ? " (described by the compiler)"
+									    : " (UNPROVEN: luo-describe never ran)");
+	for (i = 0; i < m->n_types; i++) {
+		const struct luo_manifest_type *t = &m->types[i];
+		char root[96] = "?";
+
+		if (t->desc.items)
+			luo_typedesc_item_name(&t->desc, 0, root, sizeof(root));
+		printf("  %-12s ", luo_type_role_name(t->role));
+		text_put(stdout, t->component, sizeof(t->component), 0);
+		printf(" v%" PRIu32 ": %s, %" PRIu32 " bytes, align %" PRIu32 ", ", t->version, root, t->size, t->align);
+		if (t->digest)
+			printf("%" PRIu32 " items, digest %016" PRIx64 "\n", t->desc.n_items, t->digest);
+		else
+			fputs("unproven\n", stdout);
+		if (types && t->desc.items)
+			luo_typedesc_print(stdout, &t->desc, "  ");
+	}
 	printf("layouts   %zu\n", m->n_layouts);
 	for (i = 0; i < m->n_layouts; i++) {
 		const struct luo_manifest_layout *l = &m->layouts[i];
@@ -504,6 +544,22 @@ static void manifest_print_json(const char *path, const struct luo_manifest *m)
 		json_range(stdout, e->write);
 		printf(",\"optional\":%s}", entry_optional(e) ? "true" : "false");
 	}
+	fputs("],\"types\":[", stdout);
+	for (i = 0; i < m->n_types; i++) {
+		const struct luo_manifest_type *t = &m->types[i];
+		char root[96] = "";
+
+		if (t->desc.items)
+			luo_typedesc_item_name(&t->desc, 0, root, sizeof(root));
+		printf("%s{\"component\":", i ? "," : "");
+		json_put(stdout, t->component, sizeof(t->component));
+		printf(",\"version\":%" PRIu32 ",\"role\":\"%s\",\"size\":%" PRIu32 ",\"align\":%" PRIu32
+		       ",\"described\":%s,\"digest\":\"%016" PRIx64 "\",\"items\":%" PRIu32 ",\"root\":",
+		       t->version, luo_type_role_name(t->role), t->size, t->align, t->digest ? "true" : "false",
+		       t->digest, t->desc.n_items);
+		json_puts(stdout, root);
+		fputc('}', stdout);
+	}
 	fputs("],\"layouts\":[", stdout);
 	for (i = 0; i < m->n_layouts; i++) {
 		const struct luo_manifest_layout *l = &m->layouts[i];
@@ -525,6 +581,50 @@ static void manifest_print_json(const char *path, const struct luo_manifest *m)
 		fputs("]}", stdout);
 	}
 	fputs("]}\n", stdout);
+}
+
+static const char *proof_name(uint32_t p)
+{
+	switch (p) {
+	case LUO_TYPES_PROVEN:
+		return "proven";
+	case LUO_TYPES_UNPROVEN:
+		return "unproven";
+	}
+	return "none";
+}
+
+static const char *cause_name(uint32_t c)
+{
+	switch (c) {
+	case LUO_CAUSE_NO_COMMON_VERSION:
+		return "no-common-version";
+	case LUO_CAUSE_TYPES_DIFFER:
+		return "types-differ";
+	case LUO_CAUSE_NOT_DECLARED:
+		return "not-declared";
+	}
+	return "none";
+}
+
+/*
+ * --strict: what a release gate must not let through silently. A component
+ * handed over lower than it could be, dropped, or with unproven types.
+ */
+static bool entry_strict_fails(const struct luo_report_entry *e)
+{
+	if (e->kind != LUO_ABI_KIND_COMPONENT)
+		return false;
+	return e->verdict == LUO_VERDICT_DOWNGRADE || e->verdict == LUO_VERDICT_DROP ||
+	       ((e->verdict == LUO_VERDICT_USE) && e->types == LUO_TYPES_UNPROVEN);
+}
+
+static bool report_strict_fails(const struct luo_report_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (entry_strict_fails(&e[i]))
+			return true;
+	return false;
 }
 
 /* One report entry as luo_report_entry_format() words it, escaped. */
@@ -563,7 +663,9 @@ static void report_entry_json(const struct luo_report_entry *e)
 	json_range(stdout, e->new_read);
 	fputs(",\"new_write\":", stdout);
 	json_range(stdout, e->new_write);
-	printf(",\"verdict\":\"%s\",\"version\":%" PRIu32 ",\"why\":", verdict_name(e->verdict), e->version);
+	printf(",\"verdict\":\"%s\",\"version\":%" PRIu32 ",\"types\":\"%s\",\"cause\":\"%s\""
+	       ",\"mismatch_version\":%" PRIu32 ",\"why\":",
+	       verdict_name(e->verdict), e->version, proof_name(e->types), cause_name(e->cause), e->mismatch_version);
 	json_put(stdout, e->why, sizeof(e->why));
 	fputc('}', stdout);
 }
@@ -592,6 +694,8 @@ static int parse_pid(const char *s, pid_t *ret)
 struct cmd_opts {
 	bool json;
 	bool all;
+	bool strict;
+	bool types;
 	const char *against;
 	const char *pid;
 	const char *timeout;
@@ -599,17 +703,17 @@ struct cmd_opts {
 	const char *uid;
 };
 
-enum { OPT_JSON = 0x100, OPT_AGAINST, OPT_PID, OPT_TIMEOUT, OPT_SOCKET, OPT_UID, OPT_ALL };
+enum { OPT_JSON = 0x100, OPT_AGAINST, OPT_PID, OPT_TIMEOUT, OPT_SOCKET, OPT_UID, OPT_ALL, OPT_STRICT, OPT_TYPES };
 enum cmd_kind { CMD_MANIFEST, CMD_CHECK, CMD_MATRIX, CMD_UPDATE, CMD_STATUS, CMD_SESSIONS, CMD_DROP, CMD_AGENT };
 
 #define OPT_BIT(o) (1u << ((o) - OPT_JSON))
 
 /* The options each command takes (--help: all). */
 static const unsigned int cmd_options[] = {
-	[CMD_MANIFEST] = OPT_BIT(OPT_JSON),
-	[CMD_CHECK] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_AGAINST) | OPT_BIT(OPT_PID),
-	[CMD_MATRIX] = OPT_BIT(OPT_JSON),
-	[CMD_UPDATE] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_PID) | OPT_BIT(OPT_TIMEOUT),
+	[CMD_MANIFEST] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_TYPES),
+	[CMD_CHECK] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_AGAINST) | OPT_BIT(OPT_PID) | OPT_BIT(OPT_STRICT),
+	[CMD_MATRIX] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_STRICT),
+	[CMD_UPDATE] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_PID) | OPT_BIT(OPT_TIMEOUT) | OPT_BIT(OPT_STRICT),
 	[CMD_STATUS] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_SOCKET),
 	[CMD_SESSIONS] = OPT_BIT(OPT_JSON) | OPT_BIT(OPT_SOCKET) | OPT_BIT(OPT_UID) | OPT_BIT(OPT_ALL),
 	[CMD_DROP] = OPT_BIT(OPT_SOCKET) | OPT_BIT(OPT_UID),
@@ -639,6 +743,8 @@ static int cmd_opts_parse(int argc, char **argv, enum cmd_kind cmd, struct cmd_o
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "uid", required_argument, NULL, OPT_UID },
 		{ "all", no_argument, NULL, OPT_ALL },
+		{ "strict", no_argument, NULL, OPT_STRICT },
+		{ "types", no_argument, NULL, OPT_TYPES },
 	};
 	struct option mine[ARRAY_SIZE(all) + 2];
 	struct cmd_opts o = { 0 };
@@ -662,6 +768,12 @@ static int cmd_opts_parse(int argc, char **argv, enum cmd_kind cmd, struct cmd_o
 			break;
 		case OPT_ALL:
 			o.all = true;
+			break;
+		case OPT_STRICT:
+			o.strict = true;
+			break;
+		case OPT_TYPES:
+			o.types = true;
 			break;
 		case OPT_AGAINST:
 			r = opt_once(&o.against, "--against");
@@ -712,7 +824,7 @@ static int cmd_manifest(int argc, char **argv)
 	if (o.json)
 		manifest_print_json(argv[optind], m);
 	else
-		manifest_print_text(argv[optind], m);
+		manifest_print_text(argv[optind], m, o.types);
 	return 0;
 }
 
@@ -756,7 +868,8 @@ static int cmd_check(int argc, char **argv)
 		json_puts(stdout, old_label);
 		fputs(",\"new\":", stdout);
 		json_puts(stdout, new_path);
-		printf(",\"proceed\":%s,\"entries\":[", r == 0 ? "true" : "false");
+		printf(",\"proceed\":%s,\"strict_ok\":%s,\"entries\":[", r == 0 ? "true" : "false",
+		       r == 0 && !report_strict_fails(entries, n) ? "true" : "false");
 		for (i = 0; i < n; i++) {
 			if (i)
 				fputc(',', stdout);
@@ -777,7 +890,12 @@ static int cmd_check(int argc, char **argv)
 		fputs(" -> ", stdout);
 		text_puts(stdout, new_path);
 		printf(": %s\n", r == 0 ? "would proceed" : "would be refused");
+		if (r == 0 && report_strict_fails(entries, n))
+			printf("strict: %s: a component would be downgraded, dropped or is unproven\n",
+			       o.strict ? "refused" : "would refuse");
 	}
+	if (r == 0 && o.strict && report_strict_fails(entries, n))
+		return EXIT_REFUSED;
 	return r == 0 ? 0 : EXIT_REFUSED;
 }
 
@@ -785,6 +903,8 @@ static int cmd_check(int argc, char **argv)
 struct matrix_cell {
 	bool proceed;
 	bool dropped;
+	bool downgraded;
+	bool unproven;
 };
 
 /* The label of @path: its basename, or the path itself if there is none. */
@@ -813,7 +933,7 @@ static void json_names(const struct luo_report_entry *entries, size_t n, enum lu
 	fputc(']', stdout);
 }
 
-static int matrix_json(char **paths, size_t n, struct luo_manifest **m)
+static int matrix_json(char **paths, size_t n, struct luo_manifest **m, bool *strict_failed)
 {
 	size_t from, to, i;
 	bool first = true;
@@ -842,13 +962,17 @@ static int matrix_json(char **paths, size_t n, struct luo_manifest **m)
 			json_puts(stdout, paths[from]);
 			fputs(",\"to\":", stdout);
 			json_puts(stdout, paths[to]);
-			printf(",\"proceed\":%s,\"dropped\":", r == 0 ? "true" : "false");
+			*strict_failed |= r == 0 && report_strict_fails(entries, n_entries);
+			printf(",\"proceed\":%s,\"strict_ok\":%s,\"dropped\":", r == 0 ? "true" : "false",
+			       r == 0 && !report_strict_fails(entries, n_entries) ? "true" : "false");
 			json_names(entries, n_entries, LUO_VERDICT_DROP);
+			fputs(",\"downgraded\":", stdout);
+			json_names(entries, n_entries, LUO_VERDICT_DOWNGRADE);
 			fputs(",\"refused\":", stdout);
 			json_names(entries, n_entries, LUO_VERDICT_REFUSE);
 			fputs(",\"versions\":{", stdout);
 			for (i = 0; i < n_entries; i++) {
-				if (entries[i].verdict != LUO_VERDICT_USE)
+				if (entries[i].verdict != LUO_VERDICT_USE && entries[i].verdict != LUO_VERDICT_DOWNGRADE)
 					continue;
 				if (!first_version)
 					fputc(',', stdout);
@@ -863,7 +987,7 @@ static int matrix_json(char **paths, size_t n, struct luo_manifest **m)
 	return 0;
 }
 
-static int matrix_text(char **paths, size_t n, struct luo_manifest **m)
+static int matrix_text(char **paths, size_t n, struct luo_manifest **m, bool *strict_failed)
 {
 	_cleanup_free_ struct matrix_cell *cells = NULL;
 	_cleanup_free_ const char **labels = NULL;
@@ -897,9 +1021,16 @@ static int matrix_text(char **paths, size_t n, struct luo_manifest **m)
 			if (r < 0 && r != -EPROTO)
 				return r;
 			cells[from * n + to].proceed = r == 0;
-			for (i = 0; i < n_entries; i++)
-				cells[from * n + to].dropped |= entries[i].verdict == LUO_VERDICT_DROP;
+			for (i = 0; i < n_entries; i++) {
+				const struct luo_report_entry *e = &entries[i];
+
+				cells[from * n + to].dropped |= e->verdict == LUO_VERDICT_DROP;
+				cells[from * n + to].downgraded |= e->verdict == LUO_VERDICT_DOWNGRADE;
+				cells[from * n + to].unproven |= e->kind == LUO_ABI_KIND_COMPONENT &&
+								 e->types == LUO_TYPES_UNPROVEN;
+			}
 			any_refused |= r != 0;
+			*strict_failed |= r == 0 && report_strict_fails(entries, n_entries);
 		}
 	}
 
@@ -916,16 +1047,25 @@ static int matrix_text(char **paths, size_t n, struct luo_manifest **m)
 		for (to = 0; to < n; to++) {
 			const struct matrix_cell *c = &cells[from * n + to];
 			size_t w = text_width(labels[to], SIZE_MAX);
-			const char *s = from == to ? "-" : !c->proceed ? "REFUSED" : c->dropped ? "ok-drop" : "ok";
+			const char *s = from == to       ? "-"
+					: !c->proceed    ? "REFUSED"
+					: c->downgraded  ? "DOWNGRADE"
+					: c->dropped     ? "ok-drop"
+							 : "ok";
+			char cell[24];
 
-			printf("  %-*s", to + 1 < n ? (int)MAX(w, CELL_WIDTH) : 0, s);
+			snprintf(cell, sizeof(cell), "%s%s", s, from != to && c->proceed && c->unproven ? "?" : "");
+			printf("  %-*s", to + 1 < n ? (int)MAX(w, CELL_WIDTH) : 0, cell);
 		}
 		fputc('\n', stdout);
 	}
 	fputs("\nrows: updating from; columns: updating to\n"
 	      "  ok       would proceed, every entry handed over or new\n"
 	      "  ok-drop  would proceed, some optional entry dropped (the new image cold-starts it)\n"
-	      "  REFUSED  would be refused: a mandatory entry has no common version\n"
+	      "  DOWNGRADE would proceed at a lower version: the types of a higher one differ\n"
+	      "  REFUSED  would be refused: a mandatory entry has no common version, or its\n"
+	      "           types differ at every common version\n"
+	      "  ?        some component's types are unproven (a binary never described)\n"
 	      "  -        the same binary\n",
 	      stdout);
 
@@ -953,8 +1093,10 @@ static int matrix_text(char **paths, size_t n, struct luo_manifest **m)
 			for (i = 0; i < n_entries; i++) {
 				if (entries[i].verdict != LUO_VERDICT_REFUSE)
 					continue;
-				printf("%s %s ", first ? "" : ",", kind_name(entries[i].kind));
+				printf("%s %s ", first ? "" : ";", kind_name(entries[i].kind));
 				text_put(stdout, entries[i].name, sizeof(entries[i].name), 0);
+				fputs(": ", stdout);
+				text_put(stdout, entries[i].why, sizeof(entries[i].why), 0);
 				first = false;
 			}
 			fputc('\n', stdout);
@@ -966,6 +1108,7 @@ static int matrix_text(char **paths, size_t n, struct luo_manifest **m)
 static int cmd_matrix(int argc, char **argv)
 {
 	_cleanup_free_ struct luo_manifest **m = NULL;
+	bool strict_failed = false;
 	struct cmd_opts o;
 	size_t i, n;
 	int r;
@@ -988,10 +1131,13 @@ static int cmd_matrix(int argc, char **argv)
 	for (i = 0, r = 0; i < n && r >= 0; i++)
 		r = manifest_read(argv[optind + i], 0, &m[i]);
 	if (r >= 0)
-		r = o.json ? matrix_json(argv + optind, n, m) : matrix_text(argv + optind, n, m);
+		r = o.json ? matrix_json(argv + optind, n, m, &strict_failed)
+			   : matrix_text(argv + optind, n, m, &strict_failed);
 	for (i = 0; i < n; i++)
 		luo_manifest_free(m[i]);
-	return r < 0 ? EXIT_TROUBLE : 0;
+	if (r < 0)
+		return EXIT_TROUBLE;
+	return o.strict && strict_failed ? EXIT_REFUSED : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1185,7 +1331,10 @@ static int control_connect(pid_t pid, int *ret_fd)
 static void report_line_print(const struct luo_control_report *rep)
 {
 	fputs("  ", stdout);
-	text_put(stdout, WIRE_STR(rep->line), 0);
+	if (rep->full_line[0])
+		text_put(stdout, WIRE_STR(rep->full_line), 0);
+	else
+		text_put(stdout, WIRE_STR(rep->line), 0); /* a service of protocol size 0 */
 	fputc('\n', stdout);
 }
 
@@ -1195,13 +1344,60 @@ static void report_json(const struct luo_control_report *rep)
 	json_put(stdout, WIRE_STR(rep->name));
 	printf(",\"verdict\":\"%s\",\"version\":%" PRIu32 ",\"line\":", verdict_name((enum luo_verdict)rep->verdict),
 	       rep->version);
-	json_put(stdout, WIRE_STR(rep->line));
+	json_put(stdout, rep->full_line[0] ? rep->full_line : rep->line,
+		 rep->full_line[0] ? sizeof(rep->full_line) : sizeof(rep->line));
 	fputc('}', stdout);
 }
 
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
+}
+
+/*
+ * update --strict: negotiate from the running process's manifest (read
+ * through /proc) first, and ask for nothing if a component would be
+ * downgraded, dropped or unproven. Return: -1 go on, or the exit status.
+ * The service negotiates again itself: this check only adds a refusal.
+ */
+static int strict_precheck(pid_t pid, const char *what, const char *path, bool json)
+{
+	_cleanup_(luo_manifest_freep) struct luo_manifest *old = NULL;
+	_cleanup_(luo_manifest_freep) struct luo_manifest *new = NULL;
+	_cleanup_free_ struct luo_report_entry *entries = NULL;
+	size_t n = 0;
+	int r;
+
+	if (manifest_read(what, pid, &old) < 0 || manifest_read(path, 0, &new) < 0)
+		return EXIT_TROUBLE;
+	r = negotiate(old, new, &entries, &n);
+	if (r < 0 && r != -EPROTO)
+		return EXIT_TROUBLE;
+	if (r == 0 && !report_strict_fails(entries, n))
+		return -1;
+	if (json) {
+		fputs("{\"pid\":", stdout);
+		printf("%d,\"result\":\"refused\",\"error\":\"EPROTO\",\"reason\":", (int)pid);
+		json_puts(stdout, r == 0 ? "--strict: a component would be downgraded, dropped or is unproven"
+					 : "refused at negotiation");
+		fputs(",\"entries\":[", stdout);
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				fputc(',', stdout);
+			report_entry_json(&entries[i]);
+		}
+		fputs("]}\n", stdout);
+		return EXIT_REFUSED;
+	}
+	printf("update %s -> ", what);
+	text_puts(stdout, path);
+	printf(": refused: %s; nothing was asked of the service\n",
+	       r == 0 ? "--strict: a component would be downgraded, dropped or is unproven"
+		      : "refused at negotiation");
+	for (size_t i = 0; i < n; i++)
+		if (report_entry_print(&entries[i]) < 0)
+			return EXIT_TROUBLE;
+	return EXIT_REFUSED;
 }
 
 static int cmd_update(int argc, char **argv)
@@ -1242,6 +1438,11 @@ static int cmd_update(int argc, char **argv)
 	if (strlen(path) >= sizeof(req.path)) {
 		print_error(argv[optind], -ENAMETOOLONG, NULL);
 		return EXIT_TROUBLE;
+	}
+	if (o.strict) {
+		r = strict_precheck(pid, what, path, o.json);
+		if (r >= 0)
+			return r;
 	}
 	if (control_connect(pid, &fd) < 0)
 		return EXIT_TROUBLE;
