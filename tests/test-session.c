@@ -858,10 +858,10 @@ static void test_2000_sessions(void)
 	int base = count_open_fds();
 
 	CHECK(s != NULL);
-	/* An eventfd each (one open file is preserved once): all one inode. */
+	/* A memfd each: one open file is preserved once. */
 	for (int i = 0; i < N; i++) {
 		char name[32];
-		int e = eventfd(0, EFD_CLOEXEC);
+		int e = memfd_create("session", MFD_CLOEXEC);
 
 		CHECK(e >= 0);
 		snprintf(name, sizeof(name), "session-%d", i);
@@ -932,9 +932,9 @@ static void test_session_files_max(void)
 	luo = open_fresh();
 	s = create(luo, "full");
 	other = create(luo, "other");
-	/* A new open file each time (an open file is preserved once): eventfds. */
+	/* A new open file each time (an open file is preserved once): memfds. */
 	for (uint64_t t = 0; t < LUO_SESSION_FILES_MAX; t++) {
-		e = eventfd(0, EFD_CLOEXEC);
+		e = memfd_create("full", MFD_CLOEXEC);
 		CHECK(e >= 0);
 		CHECK_OK(luo_session_preserve_fd(s, e, t));
 		xclose(e);
@@ -950,7 +950,7 @@ static void test_session_files_max(void)
 	/* One out, one in. */
 	CHECK_OK(luo_session_unpreserve_fd(s, 17));
 	CHECK_OK(luo_session_preserve_fd(s, p[1], LUO_SESSION_FILES_MAX));
-	e = eventfd(0, EFD_CLOEXEC);
+	e = memfd_create("full", MFD_CLOEXEC);
 	CHECK(e >= 0);
 	CHECK_ERR(luo_session_preserve_fd(s, e, 17), ENOSPC);
 	xclose(e);
@@ -1047,7 +1047,7 @@ static void test_session_close_unpreserves(void)
 	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
 	m = make_memfd("closing", MFD_ALLOW_SEALING, 64);
 	ev = eventfd(0, EFD_CLOEXEC);
-	ev2 = eventfd(0, EFD_CLOEXEC);
+	ev2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* other flags: two files even without kcmp() */
 	CHECK(ev >= 0 && ev2 >= 0);
 	CHECK_OK(luo_session_preserve_fd(s, p[0], 1));
 	CHECK_OK(luo_session_preserve_fd(s, p[1], 2));
@@ -1485,9 +1485,9 @@ static void *thread_main(void *p)
 
 	snprintf(name, sizeof(name), "thread-%d", arg->index);
 	CHECK_OK(luo_session_create(arg->luo, name, &s));
-	/* Eventfds, one open file per token: every thread's in the one inode group of the index. */
+	/* One open file per token (an open file is preserved once). */
 	for (int i = 0; i < THREAD_FILES; i++) {
-		fds[i] = eventfd(0, EFD_CLOEXEC);
+		fds[i] = memfd_create("thread", MFD_CLOEXEC);
 		CHECK(fds[i] >= 0);
 	}
 	for (int round = 0; round < 3; round++) {

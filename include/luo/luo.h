@@ -370,8 +370,9 @@ LUO_EXPORT bool luo_session_is_incoming(const struct luo_session *session);
  * unpreserved (or its session closed). A second open() of the same file is
  * another open file. "The same" is decided by kcmp(KCMP_FILE); where
  * kcmp() is unavailable (ENOSYS, or EPERM under a seccomp profile), by the
- * same st_dev, st_ino and file status flags, which may refuse a distinct
- * open of the same inode with the same flags (two eventfds, say). Files
+ * same st_dev, st_ino, file status flags and kind (the /proc/self/fd link;
+ * for eventfds, fdinfo's eventfd-id where the kernel has it), which may
+ * refuse a distinct open that looks the same (two timerfds, say). Files
  * retrieved from the previous image are not counted (the kernel counts
  * them until their session is finished). Handlers marked
  * LUO_FILE_OPS_SHARED may share a file with each other.

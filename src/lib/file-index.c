@@ -25,12 +25,15 @@
  * Fallback: where kcmp() fails (ENOSYS: a kernel without CONFIG_KCMP;
  * EPERM: a seccomp profile that forbids it, as container runtimes' default
  * profiles may -- both permanent for the process), the group is walked and
- * the same file status flags (F_GETFL, which belong to the open file, so a
- * dup() always matches) count as the same open file. That can refuse a
- * second, distinct open of one inode with the same flags -- two O_RDWR
- * opens of /dev/null, two eventfds made with the same flags -- with
- * -EBUSY; it never accepts a dup(). It costs one fcntl() per file of the
- * group.
+ * a file counts as the same open file if its file status flags (F_GETFL,
+ * which belong to the open file, so a dup() always matches), its
+ * /proc/self/fd link (anonymous inodes -- eventfd, timerfd, epoll ... --
+ * share one inode; the link names the kind) and, for eventfds, fdinfo's
+ * "eventfd-id" (Linux 6.8 on) are the same. That can refuse a second,
+ * distinct open of one inode that looks the same -- two O_RDWR opens of
+ * /dev/null, two timerfds made with the same flags, two eventfds on older
+ * kernels -- with -EBUSY; it never accepts a dup(). It costs a few system
+ * calls per file of the group.
  *
  * A handler whose ops say LUO_FILE_OPS_SHARED (one that holds fds on
  * others' behalf, as luod's does) may preserve a file that another
@@ -46,6 +49,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -143,18 +147,56 @@ static struct luo_file_group *group_get(struct luo *luo, const struct stat *st)
 	return g;
 }
 
+/* What the fallback compares besides the inode: the same for one open file. */
+struct fallback_id {
+	int flags;             /* F_GETFL */
+	char link[64];         /* /proc/self/fd: "anon_inode:[eventfd]", "pipe:[...]", ... */
+	long long eventfd_id;  /* fdinfo's "eventfd-id:" (Linux 6.8 on), or -1 */
+};
+
+static void fallback_id(int fd, struct fallback_id *id)
+{
+	char path[64], buf[512];
+	const char *p;
+	ssize_t n;
+	int info;
+
+	*id = (struct fallback_id){ .flags = fcntl(fd, F_GETFL), .eventfd_id = -1 };
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, id->link, sizeof(id->link) - 1);
+	id->link[n > 0 ? n : 0] = '\0';
+	if (strcmp(id->link, "anon_inode:[eventfd]") != 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	info = open(path, O_RDONLY | O_CLOEXEC);
+	if (info < 0)
+		return;
+	n = read(info, buf, sizeof(buf) - 1);
+	close(info);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	p = strstr(buf, "eventfd-id:");
+	if (p)
+		id->eventfd_id = strtoll(p + strlen("eventfd-id:"), NULL, 10);
+}
+
 /*
- * Without kcmp(): any file of the group with @fd's status flags that @h
- * may not share with. The new file goes last.
+ * Without kcmp(): any file of the group that looks like @fd (status
+ * flags, kind, eventfd id) and that @h may not share with. The new file
+ * goes last.
  */
 static int find_by_flags(const struct luo_file_group *g, int fd, const struct luo_file_handler *h, size_t *ret_pos)
 {
-	int flags = fcntl(fd, F_GETFL);
+	struct fallback_id want, have;
 
+	fallback_id(fd, &want);
 	for (size_t i = 0; i < g->n_files; i++) {
 		if (shared(h) && shared(g->files[i]->handler))
 			continue;
-		if (flags < 0 || fcntl(g->files[i]->fd, F_GETFL) == flags)
+		fallback_id(g->files[i]->fd, &have);
+		if (want.flags < 0 || (have.flags == want.flags && strcmp(have.link, want.link) == 0 &&
+				       have.eventfd_id == want.eventfd_id))
 			return -EBUSY;
 	}
 	*ret_pos = g->n_files;
