@@ -1264,6 +1264,14 @@ static void test_handler_register_invalid(void)
 	h.data_size = UINT32_MAX;
 	CHECK_ERR(luo_file_handler_register(&h), EINVAL);
 
+	/* Unknown ops flags. */
+	h.data_size = 0;
+	ops.flags = 1u << 1;
+	CHECK_ERR(luo_file_handler_register(&h), EINVAL);
+	ops.flags = ~0u;
+	CHECK_ERR(luo_file_handler_register(&h), EINVAL);
+	ops.flags = 0;
+
 	/* None of these was registered. */
 	CHECK_ERR(luo_file_handler_unregister(&h), ENOENT);
 
