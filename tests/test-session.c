@@ -406,7 +406,7 @@ static void test_preserve_memfd(void)
 	struct luo *luo = open_fresh();
 	struct luo_session *s = create(luo, "memfd");
 	uint8_t buf[4096];
-	int m = make_memfd("data", MFD_ALLOW_SEALING, 0);
+	int m = make_memfd("data", MFD_ALLOW_SEALING, 0), m2;
 
 	fill_pattern(buf, sizeof(buf), 1);
 	write_all_at(m, buf, sizeof(buf), 0);
@@ -417,12 +417,18 @@ static void test_preserve_memfd(void)
 	CHECK_EQ(fd_size(m), sizeof(buf));
 	check_contents(m, buf, sizeof(buf));
 
-	/* Token values are opaque: 0 and UINT64_MAX are tokens too. */
-	CHECK_OK(luo_session_preserve_fd(s, m, UINT64_MAX));
+	/*
+	 * Token values are opaque: 0 and UINT64_MAX are tokens too. The same
+	 * open file under a second token is refused, as the kernel does.
+	 */
+	CHECK_ERR(luo_session_preserve_fd(s, m, UINT64_MAX), EBUSY);
+	m2 = make_memfd("data2", MFD_ALLOW_SEALING, 0);
+	CHECK_OK(luo_session_preserve_fd(s, m2, UINT64_MAX));
 	CHECK_OK(luo_session_unpreserve_fd(s, 0));
 	CHECK_OK(luo_session_unpreserve_fd(s, UINT64_MAX));
 	luo_session_close(s);
 	xclose(m);
+	xclose(m2);
 	luo_close(luo);
 }
 
@@ -662,31 +668,34 @@ static void test_unpreserve(void)
 {
 	struct luo *luo = open_fresh();
 	struct luo_session *s = create(luo, "unpreserve");
-	int m = make_memfd("m", MFD_ALLOW_SEALING, 8);
+	int m[3] = { make_memfd("m1", MFD_ALLOW_SEALING, 8), make_memfd("m2", MFD_ALLOW_SEALING, 8),
+		     make_memfd("m3", MFD_ALLOW_SEALING, 8) };
 	int base = count_open_fds();
 
 	CHECK_ERR(luo_session_unpreserve_fd(s, 1), ENOENT);
-	CHECK_OK(luo_session_preserve_fd(s, m, 1));
-	CHECK_OK(luo_session_preserve_fd(s, m, 2));
-	CHECK_OK(luo_session_preserve_fd(s, m, 3));
+	CHECK_OK(luo_session_preserve_fd(s, m[0], 1));
+	CHECK_OK(luo_session_preserve_fd(s, m[1], 2));
+	CHECK_OK(luo_session_preserve_fd(s, m[2], 3));
 	CHECK_EQ(count_open_fds(), base + 3);
 	CHECK_ERR(luo_session_unpreserve_fd(s, 4), ENOENT);
 
-	/* Out of order, each exactly once. */
+	/* Out of order, each exactly once; an unpreserved file may come back. */
 	CHECK_OK(luo_session_unpreserve_fd(s, 2));
 	CHECK_ERR(luo_session_unpreserve_fd(s, 2), ENOENT);
 	CHECK_EQ(count_open_fds(), base + 2);
-	CHECK_OK(luo_session_preserve_fd(s, m, 2));
-	CHECK_ERR(luo_session_preserve_fd(s, m, 2), EEXIST);
+	CHECK_ERR(luo_session_preserve_fd(s, m[0], 4), EBUSY); /* still preserved, under 1 */
+	CHECK_OK(luo_session_preserve_fd(s, m[1], 2));
+	CHECK_ERR(luo_session_preserve_fd(s, m[1], 2), EEXIST);
 	CHECK_OK(luo_session_unpreserve_fd(s, 1));
 	CHECK_OK(luo_session_unpreserve_fd(s, 3));
 	CHECK_OK(luo_session_unpreserve_fd(s, 2));
 	CHECK_EQ(count_open_fds(), base);
-	CHECK_OK(luo_session_preserve_fd(s, m, 1));
+	CHECK_OK(luo_session_preserve_fd(s, m[0], 1));
 	CHECK_OK(luo_session_unpreserve_fd(s, 1));
 	CHECK_EQ(count_open_fds(), base);
 	luo_session_close(s);
-	xclose(m);
+	for (int i = 0; i < 3; i++)
+		xclose(m[i]);
 	luo_close(luo);
 }
 
@@ -794,9 +803,14 @@ static void test_several_memfds(void)
 		check_contents(m[i], bufs[i], (size_t)(i + 1) * 1000);
 	}
 
-	/* Two sessions mixing empty and filled memfds. */
+	/*
+	 * Two sessions mixing empty and filled memfds. The filled ones are
+	 * "several"'s until it is closed: an open file is preserved once.
+	 */
 	mixed[0] = create(luo, "mixed-0");
 	mixed[1] = create(luo, "mixed-1");
+	CHECK_ERR(luo_session_preserve_fd(mixed[0], m[1], 1), EBUSY);
+	luo_session_close(s);
 	for (int i = 0; i < N; i++) {
 		int e = make_memfd("empty", MFD_ALLOW_SEALING, 0);
 
@@ -842,19 +856,19 @@ static void test_2000_sessions(void)
 	struct luo *luo = open_fresh();
 	struct luo_session **s = calloc(N, sizeof(*s));
 	int base = count_open_fds();
-	int p[2];
 
 	CHECK(s != NULL);
-	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+	/* A memfd each: one open file is preserved once. */
 	for (int i = 0; i < N; i++) {
 		char name[32];
+		int e = memfd_create("session", MFD_CLOEXEC);
 
+		CHECK(e >= 0);
 		snprintf(name, sizeof(name), "session-%d", i);
 		s[i] = create(luo, name);
-		CHECK_OK(luo_session_preserve_fd(s[i], p[i % 2], 1));
+		CHECK_OK(luo_session_preserve_fd(s[i], e, 1));
+		xclose(e);
 	}
-	xclose(p[0]);
-	xclose(p[1]);
 	CHECK_EQ(count_open_fds(), base + N);
 	for (int i = 0; i < N; i++) {
 		char name[32];
@@ -910,7 +924,7 @@ static void test_session_files_max(void)
 	struct luo_session *s, *other;
 	int base = count_open_fds();
 	struct rlimit saved;
-	int p[2];
+	int p[2], e;
 
 	/* libluo dups the fd for each preserve: room for all of them. */
 	if (!want_nofile((rlim_t)base + LUO_SESSION_FILES_MAX + 64, &saved))
@@ -918,9 +932,14 @@ static void test_session_files_max(void)
 	luo = open_fresh();
 	s = create(luo, "full");
 	other = create(luo, "other");
+	/* A new open file each time (an open file is preserved once): memfds. */
+	for (uint64_t t = 0; t < LUO_SESSION_FILES_MAX; t++) {
+		e = memfd_create("full", MFD_CLOEXEC);
+		CHECK(e >= 0);
+		CHECK_OK(luo_session_preserve_fd(s, e, t));
+		xclose(e);
+	}
 	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
-	for (uint64_t t = 0; t < LUO_SESSION_FILES_MAX; t++)
-		CHECK_OK(luo_session_preserve_fd(s, p[0], t));
 	CHECK_ERR(luo_session_preserve_fd(s, p[0], LUO_SESSION_FILES_MAX), ENOSPC);
 	CHECK_ERR(luo_session_preserve_fd(s, p[1], UINT64_MAX), ENOSPC);
 	CHECK_EQ(count_open_fds(), base + 2 + LUO_SESSION_FILES_MAX);
@@ -931,7 +950,10 @@ static void test_session_files_max(void)
 	/* One out, one in. */
 	CHECK_OK(luo_session_unpreserve_fd(s, 17));
 	CHECK_OK(luo_session_preserve_fd(s, p[1], LUO_SESSION_FILES_MAX));
-	CHECK_ERR(luo_session_preserve_fd(s, p[1], 17), ENOSPC);
+	e = memfd_create("full", MFD_CLOEXEC);
+	CHECK(e >= 0);
+	CHECK_ERR(luo_session_preserve_fd(s, e, 17), ENOSPC);
+	xclose(e);
 
 	xclose(p[0]);
 	xclose(p[1]);
@@ -991,13 +1013,20 @@ static void test_files_max(void)
 		snprintf(name, sizeof(name), "files-%zu", i);
 		s[i] = create(luo, name);
 	}
-	for (size_t i = 0; i < nsess; i++)
-		for (uint64_t t = 0; t < LUO_SESSION_FILES_MAX; t++)
-			CHECK_OK(luo_session_preserve_fd(s[i], p[0], t));
+	/* A new open file each time (an open file is preserved once): memfds. */
+	for (size_t i = 0; i < nsess; i++) {
+		for (uint64_t t = 0; t < LUO_SESSION_FILES_MAX; t++) {
+			int m = memfd_create("files-max", MFD_CLOEXEC);
+
+			CHECK(m >= 0);
+			CHECK_OK(luo_session_preserve_fd(s[i], m, t));
+			xclose(m);
+		}
+	}
 	CHECK_ERR(luo_session_preserve_fd(s[nsess], p[0], 0), ENOSPC);
 	luo_session_close(s[0]);
 	CHECK_OK(luo_session_preserve_fd(s[nsess], p[0], 0));
-	CHECK_ERR(luo_session_preserve_fd(s[nsess], p[0], 1), ENOSPC);
+	CHECK_ERR(luo_session_preserve_fd(s[nsess], p[1], 1), ENOSPC);
 	xclose(p[0]);
 	xclose(p[1]);
 	luo_close(luo);
@@ -1013,21 +1042,23 @@ static void test_session_close_unpreserves(void)
 	struct luo *luo = open_fresh();
 	struct luo_session *s = create(luo, "closing");
 	int base = count_open_fds();
-	int p[2], m, ev;
+	int p[2], m, ev, ev2;
 
 	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
 	m = make_memfd("closing", MFD_ALLOW_SEALING, 64);
 	ev = eventfd(0, EFD_CLOEXEC);
-	CHECK(ev >= 0);
+	ev2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* other flags: two files even without kcmp() */
+	CHECK(ev >= 0 && ev2 >= 0);
 	CHECK_OK(luo_session_preserve_fd(s, p[0], 1));
 	CHECK_OK(luo_session_preserve_fd(s, p[1], 2));
 	CHECK_OK(luo_session_preserve_fd(s, m, 3));
 	CHECK_OK(luo_session_preserve_fd(s, ev, 4));
-	CHECK_OK(luo_session_preserve_fd(s, ev, 5));
+	CHECK_OK(luo_session_preserve_fd(s, ev2, 5));
 	xclose(p[0]);
 	xclose(p[1]);
 	xclose(m);
 	xclose(ev);
+	xclose(ev2);
 	CHECK_EQ(count_open_fds(), base + 5);
 	luo_session_close(s);
 	CHECK_EQ(count_open_fds(), base);
@@ -1233,6 +1264,14 @@ static void test_handler_register_invalid(void)
 	h.data_size = UINT32_MAX;
 	CHECK_ERR(luo_file_handler_register(&h), EINVAL);
 
+	/* Unknown ops flags. */
+	h.data_size = 0;
+	ops.flags = 1u << 1;
+	CHECK_ERR(luo_file_handler_register(&h), EINVAL);
+	ops.flags = ~0u;
+	CHECK_ERR(luo_file_handler_register(&h), EINVAL);
+	ops.flags = 0;
+
 	/* None of these was registered. */
 	CHECK_ERR(luo_file_handler_unregister(&h), ENOENT);
 
@@ -1335,8 +1374,18 @@ static void test_custom_handler(void)
 	mock.ino = st.st_ino;
 	mock.fd_a = a = free_fd_number(700);
 	CHECK_EQ(dup3(m, a, O_CLOEXEC), a);
+	/* b: another open file of the same memfd (a and b are preserved together). */
 	mock.fd_b = b = free_fd_number(a + 1);
-	CHECK_EQ(dup3(m, b, O_CLOEXEC), b);
+	{
+		char path[64];
+		int reopened;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", m);
+		reopened = open(path, O_RDWR | O_APPEND | O_CLOEXEC); /* other flags: no kcmp() needed */
+		CHECK(reopened >= 0);
+		CHECK_EQ(dup3(reopened, b, O_CLOEXEC), b);
+		xclose(reopened);
+	}
 	other = make_memfd("not-mock", MFD_ALLOW_SEALING, 4096);
 
 	CHECK_OK(luo_file_handler_register(&mock_handler));
@@ -1358,8 +1407,9 @@ static void test_custom_handler(void)
 	CHECK_EQ(mock.preserve_calls, 1);
 	CHECK_EQ(fcntl(other, F_GET_SEALS) & FROZEN_SEALS, FROZEN_SEALS);
 
-	/* A refused token never reaches the handler's preserve. */
+	/* A refused token, or an open file already preserved, never reaches the handler's preserve. */
 	CHECK_ERR(luo_session_preserve_fd(s, a, 11), EEXIST);
+	CHECK_ERR(luo_session_preserve_fd(s, a, 16), EBUSY);
 	CHECK_EQ(mock.preserve_calls, 1);
 
 	/* A handler's error is returned as is, and nothing is kept. */
@@ -1370,9 +1420,8 @@ static void test_custom_handler(void)
 	CHECK_EQ(count_open_fds(), base + 2);
 	mock.fail = 0;
 	CHECK_OK(luo_session_preserve_fd(s, b, 13));
-	CHECK_OK(luo_session_preserve_fd(s, a, 14));
-	CHECK_EQ(mock.preserve_calls, 4);
-	CHECK_EQ(count_open_fds(), base + 4);
+	CHECK_EQ(mock.preserve_calls, 3);
+	CHECK_EQ(count_open_fds(), base + 3);
 
 	/* unpreserve: once per file, with the data preserve wrote. */
 	CHECK_OK(luo_session_unpreserve_fd(s, 11));
@@ -1380,15 +1429,19 @@ static void test_custom_handler(void)
 	CHECK_EQ(mock.order[0], 11);
 	CHECK_ERR(luo_session_unpreserve_fd(s, 11), ENOENT);
 	CHECK_EQ(mock.unpreserve_calls, 1);
+	CHECK_EQ(count_open_fds(), base + 2);
+
+	/* Unpreserved, a may be preserved again; b still may not. */
+	CHECK_OK(luo_session_preserve_fd(s, a, 14));
+	CHECK_ERR(luo_session_preserve_fd(s, b, 15), EBUSY);
+	CHECK_EQ(mock.preserve_calls, 4);
 	CHECK_EQ(count_open_fds(), base + 3);
 
 	/* Closing the session unpreserves the rest, last preserved first. */
-	CHECK_OK(luo_session_preserve_fd(s, b, 15));
 	luo_session_close(s);
-	CHECK_EQ(mock.unpreserve_calls, 4);
-	CHECK_EQ(mock.order[1], 15);
-	CHECK_EQ(mock.order[2], 14);
-	CHECK_EQ(mock.order[3], 13);
+	CHECK_EQ(mock.unpreserve_calls, 3);
+	CHECK_EQ(mock.order[1], 14);
+	CHECK_EQ(mock.order[2], 13);
 	CHECK_EQ(count_open_fds(), base);
 
 	/* luo_close() unpreserves what is left too. */
@@ -1396,10 +1449,10 @@ static void test_custom_handler(void)
 	CHECK_OK(luo_session_preserve_fd(s, a, 21));
 	CHECK_OK(luo_session_preserve_fd(s, b, 22));
 	luo_close(luo);
-	CHECK_EQ(mock.unpreserve_calls, 6);
-	CHECK_EQ(mock.order[4], 22);
-	CHECK_EQ(mock.order[5], 21);
-	CHECK_EQ(mock.preserve_calls, 7);
+	CHECK_EQ(mock.unpreserve_calls, 5);
+	CHECK_EQ(mock.order[3], 22);
+	CHECK_EQ(mock.order[4], 21);
+	CHECK_EQ(mock.preserve_calls, 6);
 
 	CHECK_EQ(mock.bad, 0);
 	CHECK_EQ(mock.other_calls, 0); /* no update, no incoming side */
@@ -1436,23 +1489,28 @@ static void *thread_main(void *p)
 	struct thread_arg *arg = p;
 	struct luo_session *s;
 	char name[32];
-	int fds[2];
+	int fds[THREAD_FILES];
 
 	snprintf(name, sizeof(name), "thread-%d", arg->index);
 	CHECK_OK(luo_session_create(arg->luo, name, &s));
-	CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+	/* One open file per token (an open file is preserved once). */
+	for (int i = 0; i < THREAD_FILES; i++) {
+		fds[i] = memfd_create("thread", MFD_CLOEXEC);
+		CHECK(fds[i] >= 0);
+	}
 	for (int round = 0; round < 3; round++) {
 		for (uint64_t t = 0; t < THREAD_FILES; t++)
-			CHECK_OK(luo_session_preserve_fd(s, fds[t % 2], t));
+			CHECK_OK(luo_session_preserve_fd(s, fds[t], t));
 		for (uint64_t t = 0; t < THREAD_FILES; t += 2)
 			CHECK_OK(luo_session_unpreserve_fd(s, t));
+		CHECK_ERR(luo_session_preserve_fd(s, fds[1], THREAD_FILES), EBUSY);
 		for (uint64_t t = 1; t < THREAD_FILES; t += 2)
 			CHECK_OK(luo_session_unpreserve_fd(s, t));
 	}
 	for (uint64_t t = 0; t < THREAD_FILES; t++)
-		CHECK_OK(luo_session_preserve_fd(s, fds[t % 2], t));
-	xclose(fds[0]);
-	xclose(fds[1]);
+		CHECK_OK(luo_session_preserve_fd(s, fds[t], t));
+	for (int i = 0; i < THREAD_FILES; i++)
+		xclose(fds[i]);
 	if (arg->index % 2)
 		luo_session_close(s);
 	return NULL;

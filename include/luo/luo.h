@@ -388,10 +388,25 @@ LUO_EXPORT bool luo_session_is_incoming(const struct luo_session *session);
  * frozen with F_SEAL_GROW | F_SEAL_SHRINK; writes within the size still work.
  * Seals are permanent: unpreserving does not lift them.
  *
+ * An open file is preserved once, as the kernel's LUO does: the same open
+ * file again -- @fd itself or any fd that refers to it, a dup() included --
+ * under any token, in any outgoing session, is -EBUSY until it is
+ * unpreserved (or its session closed). A second open() of the same file is
+ * another open file. "The same" is decided by kcmp(KCMP_FILE); where
+ * kcmp() is unavailable (ENOSYS, or EPERM under a seccomp profile), by the
+ * same st_dev, st_ino, file status flags and kind (the /proc/self/fd link;
+ * for eventfds, fdinfo's eventfd-id where the kernel has it), which may
+ * refuse a distinct open that looks the same (two timerfds, say). Files
+ * retrieved from the previous image are not counted (the kernel counts
+ * them until their session is finished). Handlers marked
+ * LUO_FILE_OPS_SHARED may share a file with each other.
+ *
  * Return: 0; -EINVAL incoming session; -EBADF @fd
  * is not open; -EEXIST @token is in use in this session; -ENOSPC
  * LUO_SESSION_FILES_MAX or LUO_FILES_MAX reached; -ENOENT no handler can
- * preserve this kind of file; -EMFILE / -ENOMEM; or a handler's error.
+ * preserve this kind of file; -EBUSY this open file is already preserved;
+ * -EMFILE / -ENOMEM; or a handler's error. The checks run in this order,
+ * the kernel's, but for -EINVAL and -EBADF first.
  */
 LUO_EXPORT int luo_session_preserve_fd(struct luo_session *session, int fd, uint64_t token);
 
@@ -610,6 +625,19 @@ struct luo_file_ops {
 	bool (*can_finish)(struct luo_file *file);
 	/* Required, must not fail: release; @retrieved if the fd was taken. */
 	void (*finish)(struct luo_file *file, bool retrieved);
+	/* LUO_FILE_OPS_* flags; other bits: registration refused (-EINVAL). */
+	unsigned int flags;
+};
+
+enum {
+	/*
+	 * The same open file may be preserved again, under another token or
+	 * in another session, while this handler holds it -- if the other
+	 * preservation's handler says so too; else -EBUSY, the kernel's rule.
+	 * For a handler that holds fds on behalf of others (luod's), whose
+	 * clients may share an open file.
+	 */
+	LUO_FILE_OPS_SHARED = 1u << 0,
 };
 
 struct luo_file_handler {
@@ -626,8 +654,8 @@ struct luo_file_handler {
  * Define it with LUO_FILE_HANDLER_DECLARE(): a handler that holds files
  * must be in the new image's manifest, or luo_update() refuses (-EPROTO).
  *
- * Return: 0; -EINVAL missing required op, bad name, version 0 or data_size
- * too large; -EEXIST a handler has this name; -EBUSY a struct luo is open;
+ * Return: 0; -EINVAL missing required op, bad name, version 0, data_size
+ * too large or unknown ops flags; -EEXIST a handler has this name; -EBUSY a struct luo is open;
  * -ENOSPC LUO_HANDLERS_MAX reached.
  */
 LUO_EXPORT int luo_file_handler_register(const struct luo_file_handler *handler);
@@ -740,7 +768,12 @@ LUO_EXPORT const char *luo_arena_retrieve_error(const struct luo_session *sessio
 /**
  * luo_arena_preserve() - hand an arena (created or retrieved) to the next image too.
  *
- * Return: as luo_session_preserve_fd().
+ * An arena is preserved once among the outgoing sessions, as any open file
+ * (luo_session_preserve_fd()): a second luo_arena_preserve() of it, or of
+ * its memfd, before it is unpreserved is -EBUSY. A retrieved arena may be
+ * preserved before its incoming session is finished.
+ *
+ * Return: as luo_session_preserve_fd(); -EBUSY already preserved.
  */
 LUO_EXPORT int luo_arena_preserve(struct luo_session *session, uint64_t token, struct luo_arena *arena);
 

@@ -554,6 +554,7 @@ void luo_close(struct luo *luo)
 	pthread_mutex_lock(&luo->lock);
 	luo_agent_close(luo); /* DETACH: a clean close keeps the deposits */
 	free_sessions(luo);
+	luo_file_index_free(luo);
 	free(luo->sessions);
 	free(luo->report);
 	luo_control_close(luo);

@@ -33,7 +33,8 @@ static bool handler_valid(const struct luo_file_handler *h)
 {
 	const struct luo_file_ops *ops;
 
-	if (!h || !h->ops || !h->name || h->version == 0 || h->data_size > LUO_FILE_DATA_MAX)
+	if (!h || !h->ops || !h->name || h->version == 0 || h->data_size > LUO_FILE_DATA_MAX ||
+	    (h->ops->flags & ~(unsigned int)LUO_FILE_OPS_SHARED))
 		return false;
 	if (!luo_name_valid(h->name, LUO_HANDLER_NAME_MAX))
 		return false;

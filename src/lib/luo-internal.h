@@ -7,7 +7,8 @@
  *
  * The objects behind the public handles and the calls the modules make on
  * each other: core.c (the handle, adoption of the handover), session.c
- * (sessions and their files), handler.c (the registry), handler-memfd.c and
+ * (sessions and their files), file-index.c (one open file, one
+ * preservation), handler.c (the registry), handler-memfd.c and
  * handler-fd.c (built-in handlers), blob-read.c / blob-write.c (the FDT),
  * update.c (exec handover), self.c (this binary's path and build-id).
  */
@@ -48,6 +49,7 @@ struct luo_file {
 	bool frozen;
 	bool retrieved;      /* incoming: handed out at least once */
 	bool validated;      /* incoming: the handler's retrieve() passed */
+	struct luo_file_group *group; /* outgoing: its inode's group in the index (file-index.c) */
 	uint8_t data[LUO_FILE_DATA_MAX] __attribute__((aligned(8)));
 };
 
@@ -75,6 +77,11 @@ struct luo {
 	size_t n_sessions;
 	size_t cap_sessions;
 	size_t n_out_files; /* files in outgoing sessions */
+	/* Those files by inode, for the double-preservation check (file-index.c). */
+	struct luo_file_group **out_index;
+	size_t out_index_cap; /* buckets: 0 or a power of two */
+	size_t out_index_n_groups;
+	bool out_index_no_kcmp; /* kcmp() failed once: the fallback from then on */
 
 	/* Components, by registry index: luo_component_incoming() */
 	int component_status[LUO_COMPONENTS_MAX];
@@ -152,6 +159,24 @@ extern const struct luo_file_handler luo_handler_memfd;
 extern const struct luo_file_handler luo_handler_fd;
 extern const struct luo_file_handler luo_handler_arena;
 #define LUO_HANDLERS_BUILTIN 3
+
+/*
+ * file-index.c: outgoing files by open file (lock held). prepare, before
+ * the handler's preserve: -EBUSY @fd (of inode @st) is an open file that a
+ * preservation holds and @h may not share; -ENOMEM; else 0 and the place
+ * the file goes, which insert takes once preserved (it cannot fail).
+ */
+struct stat;
+struct luo_file_group;
+struct luo_file_slot {
+	struct luo_file_group *group;
+	size_t pos;
+};
+int luo_file_index_prepare(struct luo *luo, int fd, const struct stat *st, const struct luo_file_handler *h,
+			   struct luo_file_slot *ret_slot);
+void luo_file_index_insert(const struct luo_file_slot *slot, struct luo_file *f);
+void luo_file_index_remove(struct luo *luo, struct luo_file *f);
+void luo_file_index_free(struct luo *luo);
 
 /* session.c (lock held by callers in core.c / update.c) */
 int luo_session_new(struct luo *luo, const char *name, bool incoming, struct luo_session **ret);

@@ -11,7 +11,8 @@
  * luo.h); calls for the other direction get -EINVAL.
  *
  * Every file holds libluo's own close-on-exec reference, so the caller may
- * close its fd at once. Limits are checked here, at preserve time, so that
+ * close its fd at once. An open file is preserved once among all outgoing
+ * sessions (-EBUSY, as the kernel; file-index.c). Limits are checked here, at preserve time, so that
  * serialization never runs out of room.
  */
 
@@ -19,6 +20,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 #include "luo-internal.h"
@@ -135,6 +137,7 @@ static void session_unpreserve_files(struct luo_session *s)
 		struct luo_file *f = s->files[i];
 
 		f->handler->ops->unpreserve(f);
+		luo_file_index_remove(s->luo, f);
 		file_free(f);
 	}
 	s->luo->n_out_files -= s->n_files;
@@ -242,6 +245,8 @@ int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const
 {
 	struct luo *luo;
 	struct luo_file *f = NULL;
+	struct luo_file_slot slot;
+	struct stat st;
 	int r;
 
 	if (!s)
@@ -272,6 +277,14 @@ int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const
 		r = -ENOENT;
 		goto out;
 	}
+	/* The same open file twice, under any token, in any session: as the kernel (file-index.c). */
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = luo_file_index_prepare(luo, fd, &st, h, &slot);
+	if (r < 0)
+		goto out;
 	f = file_alloc(s, h, token);
 	if (!f) {
 		r = -ENOMEM;
@@ -290,6 +303,7 @@ int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const
 		goto out_close;
 	s->files[s->n_files++] = f;
 	luo->n_out_files++;
+	luo_file_index_insert(&slot, f);
 	pthread_mutex_unlock(&luo->lock);
 	return 0;
 
@@ -324,6 +338,7 @@ int luo_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 	}
 	f = s->files[i];
 	f->handler->ops->unpreserve(f);
+	luo_file_index_remove(luo, f);
 	file_free(f);
 	memmove(&s->files[i], &s->files[i + 1], (s->n_files - (size_t)i - 1) * sizeof(s->files[0]));
 	s->n_files--;

@@ -126,12 +126,18 @@ static void held_finish(struct luo_file *file, bool retrieved)
 	(void)retrieved;
 }
 
+/*
+ * Shared: clients may deposit one open file more than once (two sessions
+ * holding one listening socket, processes forked with it), and luod holds
+ * every copy; libluo would refuse the second otherwise (-EBUSY).
+ */
 static const struct luo_file_ops held_ops = {
 	.can_preserve = held_can_preserve,
 	.preserve = held_preserve,
 	.unpreserve = held_unpreserve,
 	.retrieve = held_retrieve,
 	.finish = held_finish,
+	.flags = LUO_FILE_OPS_SHARED,
 };
 
 LUO_FILE_HANDLER_DECLARE(luod_held_handler, "luod-held", 1, sizeof(struct luod_held_fd_v1), &held_ops);
