@@ -123,7 +123,7 @@ static int negotiate_one(const struct luo_manifest *old, const struct luo_manife
 {
 	const struct luo_manifest_entry *n = luo_manifest_find(new, o->kind, o->name);
 	const char *cold;
-	char first_why[LUO_REPORT_WHY_SIZE] = "";
+	char first_why[LUO_REPORT_WHY_SIZE - 80] = ""; /* room for what is said around it */
 	uint32_t lo, hi, skipped = 0;
 
 	memcpy(r->name, o->name, sizeof(r->name));
@@ -143,7 +143,7 @@ static int negotiate_one(const struct luo_manifest *old, const struct luo_manife
 	lo = max3(o->write.min, n->read.min, o->read.min);
 	hi = min3(o->write.max, n->read.max, o->read.max);
 	for (uint64_t v = hi; lo >= 1 && lo <= hi && v >= lo; v--) {
-		char tw[LUO_REPORT_WHY_SIZE];
+		char tw[LUO_REPORT_WHY_SIZE - 80];
 		uint32_t proof = LUO_TYPES_NONE;
 		int t = types_agree(old, new, o->name, (uint32_t)v, &proof, tw, sizeof(tw));
 
