@@ -36,6 +36,9 @@ LUOCTL = os.path.join(BUILD, "src/luoctl/luoctl")
 DESCRIBE = os.path.join(BUILD, "src/describe/luo-describe")
 LIBDIR = os.path.join(BUILD, "src/lib")
 CC = os.environ.get("CC", "cc")
+# The copies link the build's libluo: sanitized like it when it is.
+SANITIZE = os.environ.get("SEED_SANITIZE", "none")
+SAN_FLAGS = [f"-fsanitize={SANITIZE}"] if SANITIZE not in ("", "none") else []
 
 passed = failed = 0
 
@@ -135,7 +138,7 @@ def build(example, edits, extra, describe, out):
         open(p, "w").write(text.replace(old, new))
     raw = out + "-undescribed"
     cmd = [CC, "-std=gnu17", "-D_GNU_SOURCE", "-O2", "-g", "-Wall", "-Wextra", "-Werror", f"-I{SRC}/include",
-           *ex["cflags"], *extra, *[os.path.join(d, s) for s in ex["sources"]], "-o", raw, f"-L{LIBDIR}",
+           *SAN_FLAGS, *ex["cflags"], *extra, *[os.path.join(d, s) for s in ex["sources"]], "-o", raw, f"-L{LIBDIR}",
            f"-Wl,-rpath,{LIBDIR}", "-lluo"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
