@@ -223,6 +223,8 @@ TIMEOUT_MAX_S = 3600
 # Bytes read at a time when hashing a binary without a build-id.
 HASH_CHUNK = 1 << 20
 
+# The phases of the blackout, as luoctl update --json names them.
+PHASES = ('freeze', 'serialize', 'exec', 'restore', 'ready')
 # luoctl's exit statuses (luoctl(1), EXIT STATUS).
 LUOCTL_OK = 0
 LUOCTL_REFUSED = 1
@@ -283,6 +285,16 @@ def same_build(exe, old_id, binary, new_id):
         return sha256(exe) == sha256(binary)
     except OSError:
         return False
+
+
+def components_summary(entries):
+    """'kvcache-conns v1, kvcache-store v1': each component's verdict, short."""
+    out = []
+    for e in entries:
+        if isinstance(e, dict) and e.get('kind') == 'component':
+            v = e.get('verdict')
+            out.append('%s %s' % (e.get('name'), 'v%s' % e.get('version') if v == 'use' else v))
+    return ', '.join(out) or 'no component'
 
 
 def main():
@@ -350,9 +362,11 @@ def main():
     if module.check_mode:
         if res['proceed']:
             res.update(changed=True, result='would-update',
-                       msg='pid %d -> %s: would proceed' % (pid, binary))
+                       msg='pid %d -> %s: would proceed (%s)' % (pid, binary, components_summary(entries)))
             module.exit_json(**res)
-        fail('pid %d -> %s: would be refused (%s)' % (pid, binary, ', '.join(refused) or 'no common version'),
+        why = ['%s: %s' % (e.get('name'), e.get('why')) for e in entries
+               if isinstance(e, dict) and e.get('verdict') == 'refuse']
+        fail('pid %d -> %s: would be refused (%s)' % (pid, binary, '; '.join(why) or 'no common version'),
              result='would-refuse')
 
     # 4. The update.
@@ -377,8 +391,9 @@ def main():
     if err or not same_build(exe, now_id, binary, new_id):
         fail('pid %d: done, but its image is not %s (%s)' % (pid, binary, err or 'build-id %s' % now_id),
              result='unknown')
-    res['msg'] = ('pid %d -> %s: done, liveupdate-number %s, blackout %s ms'
-                  % (pid, binary, res['liveupdate_number'], res['blackout_ms']))
+    res['msg'] = ('pid %d -> %s: done, liveupdate-number %s, blackout %s ms (%s)'
+                  % (pid, binary, res['liveupdate_number'], res['blackout_ms'],
+                     ', '.join('%s %s' % (k, timings.get(k)) for k in PHASES)))
     module.exit_json(**res)
 
 
