@@ -133,7 +133,7 @@ play() {
 	local name=$1 t0=$SECONDS
 	shift
 	rc=0
-	timeout 300 ansible-playbook "$ansible_dir/rolling-release.yml" -e "luo_report_file=$tmp/report-$name.json" \
+	timeout 240 ansible-playbook "$ansible_dir/rolling-release.yml" -e "luo_report_file=$tmp/report-$name.json" \
 		"$@" > "$tmp/run-$name" 2>&1 || rc=$?
 	echo "# ansible-playbook $name: exit $rc, $((SECONDS - t0)) s"
 }
@@ -166,6 +166,10 @@ EOF
 inventory "$tmp/inv-r2" r2 "$v2"
 play check -i "$tmp/inv-r2" -e luo_serial=2 --check
 [ "$rc" -eq 0 ] || fail "--check: exit $rc"
+for h in "${hosts[@]}"; do
+	# changed: the gate alone, for the update it stands for.
+	grep -qE "^$h +: ok=[0-9]+ +changed=1 +unreachable=0 +failed=0" "$tmp/run-check" || fail "--check: $h's recap"
+done
 report check '
 assert r["check_mode"] is True
 for h, x in by.items():
@@ -191,6 +195,10 @@ play roll -i "$tmp/inv-r2" -e luo_serial=2
 [ "$rc" -eq 0 ] || fail "roll: exit $rc"
 batches=$(grep -c "^TASK \[luo_release : Live-update the service\]" "$tmp/run-roll" || true)
 [ "$batches" -eq 2 ] || fail "roll: $batches batches, expected 2"
+for h in "${hosts[@]}"; do
+	# changed: the copy and the update; the gate is not a change.
+	grep -qE "^$h +: ok=[0-9]+ +changed=2 +unreachable=0 +failed=0" "$tmp/run-roll" || fail "roll: $h's recap"
+done
 report roll '
 assert r["check_mode"] is False
 for h, x in by.items():
