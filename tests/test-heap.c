@@ -1006,7 +1006,6 @@ static void test_header_corruption(void)
 	MUTATE("root in metadata", h->root = h->data_offset - 1, -EBADMSG);
 	MUTATE("hint past end", h->hint = n + 1, -EBADMSG);
 	MUTATE("hint past free", h->hint = n, -EBADMSG);
-	MUTATE("reserved", h->reserved = 1, -EBADMSG);
 	MUTATE("chunks_free", h->chunks_free++, -EBADMSG);
 	MUTATE("quarantined", h->quarantined--, -EBADMSG);
 	MUTATE("bytes_in_use", h->bytes_in_use += 16, -EBADMSG);
@@ -1637,7 +1636,7 @@ static void scribble(char *b, const struct luo_heap_geom *g, struct rng *r)
 			h->hint = (uint32_t)scribble_value(r, g->nchunks);
 			break;
 		case 11:
-			h->reserved = (uint32_t)rng_next(r);
+			h->type_digest = (uint32_t)rng_next(r);
 			break;
 		case 12:
 			h->chunks_free = scribble_value(r, g->nchunks);

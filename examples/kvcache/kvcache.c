@@ -1156,6 +1156,15 @@ static void take_pieces(struct luo_session *in)
 		srv.arena = NULL;
 		return;
 	}
+	/* The arena's type graph, checked again in O(1) against this build's. */
+	r = luo_arena_bind_type(srv.arena, "kvcache-store", srv.store_in_version);
+	if (r < 0) {
+		logf_("the arena's types are not this build's at format %u (%s); the items are lost, fresh start",
+		      srv.store_in_version, strerror(-r));
+		luo_arena_close(srv.arena);
+		srv.arena = NULL;
+		return;
+	}
 	if ((uint64_t)(uintptr_t)luo_arena_root(srv.arena) != srv.store_in_payload.root) {
 		r = -EBADMSG;
 	} else {
@@ -1370,6 +1379,9 @@ int main(int argc, char **argv)
 		r = kv_store_format(&srv.st, srv.arena, limit);
 		if (r < 0)
 			die("formatting the store", -r);
+		r = luo_arena_bind_type(srv.arena, "kvcache-store", srv.st.format);
+		if (r < 0)
+			die("luo_arena_bind_type", -r);
 		srv.store_ready = true;
 	}
 

@@ -793,6 +793,25 @@ LUO_EXPORT void *luo_arena_alloc(struct luo_arena *arena, size_t size);
 LUO_EXPORT void luo_arena_free(struct luo_arena *arena, void *ptr);
 /* The root pointer: NULL or inside the arena (-EINVAL otherwise). */
 LUO_EXPORT int luo_arena_set_root(struct luo_arena *arena, void *ptr);
+
+/**
+ * luo_arena_bind_type() - say which declared type graph the arena holds.
+ * @component, @version: a LUO_ARENA_TYPE() declaration of this program.
+ *
+ * The arena's header keeps the digest of that type's description (written
+ * by luo-describe). Called on a retrieved arena, it first compares the
+ * digest the previous image recorded with this image's, in O(1): the second
+ * check of what negotiation checked before the switch, for an arena that
+ * came some other way (the agent, a rollback, a build never negotiated
+ * with). Call it after luo_arena_retrieve() or luo_arena_create(), with the
+ * version the component was loaded at (luo_component_incoming()).
+ *
+ * Return: 0 (also when either image is unproven: nothing to compare);
+ * -EPROTO the arena was written with another type graph: do not use it;
+ * -ENOENT no LUO_ARENA_TYPE() of this program declares it; -EBADMSG the
+ * allocator's check refused the arena; -EINVAL bad arguments.
+ */
+LUO_EXPORT int luo_arena_bind_type(struct luo_arena *arena, const char *component, uint32_t version);
 LUO_EXPORT void *luo_arena_root(struct luo_arena *arena);
 LUO_EXPORT void *luo_arena_base(const struct luo_arena *arena);
 /* The mapping: the size asked for at creation plus the metadata pages. */

@@ -49,6 +49,7 @@
 
 #include "cleanup.h"
 #include "heap.h"
+#include "manifest.h"
 #include "luo-internal.h"
 
 /*
@@ -581,4 +582,41 @@ void *luo_arena_base(const struct luo_arena *a)
 size_t luo_arena_size(const struct luo_arena *a)
 {
 	return a ? a->size : 0;
+}
+
+/* The 64-bit digest folded to the header's 32 bits; never 0 for a described type. */
+static uint32_t fold_digest(uint64_t d)
+{
+	uint32_t f = (uint32_t)(d ^ (d >> 32));
+
+	return d && !f ? 1 : f;
+}
+
+int luo_arena_bind_type(struct luo_arena *a, const char *component, uint32_t version)
+{
+	uint64_t digest = 0;
+	uint32_t want, have;
+	int r;
+
+	if (!a || !component || version == 0)
+		return -EINVAL;
+	r = luo_self_type_digest(component, version, LUO_ABI_TYPE_ARENA, &digest);
+	if (r < 0)
+		return r;
+	want = fold_digest(digest);
+	/*
+	 * O(1): the header was checked at retrieval; the map check (which
+	 * arena_heap_ready() would run here) is not needed to read one field.
+	 */
+	pthread_mutex_lock(&a->lock);
+	r = a->check_error;
+	if (r == 0) {
+		have = luo_heap_type_digest(&a->heap);
+		if (have && want && have != want)
+			r = -EPROTO;
+		else
+			luo_heap_set_type_digest(&a->heap, want);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
 }

@@ -872,6 +872,21 @@ void *luo_heap_root(const struct luo_heap_geom *g)
 	return (char *)g->base + root;
 }
 
+uint32_t luo_heap_type_digest(const struct luo_heap_geom *g)
+{
+	struct luo_heap *h = heap_get(g);
+
+	return h ? LOAD(h->type_digest) : 0;
+}
+
+void luo_heap_set_type_digest(const struct luo_heap_geom *g, uint32_t digest)
+{
+	struct luo_heap *h = heap_get(g);
+
+	if (h)
+		__atomic_store_n(&h->type_digest, digest, __ATOMIC_RELAXED);
+}
+
 int luo_heap_stats(const struct luo_heap_geom *g, struct luo_heap_stats *ret_stats)
 {
 	struct luo_heap *h = heap_get(g);
@@ -1106,9 +1121,6 @@ int luo_heap_check_header(void *base, size_t size, struct luo_heap_geom *ret_geo
 	if (hint > g.nchunks)
 		return heap_fail(-EBADMSG, reason, reason_len, "heap header: hint %u past %u chunks", hint,
 				 g.nchunks);
-	v32 = LOAD(h->reserved);
-	if (v32 != 0)
-		return heap_fail(-EBADMSG, reason, reason_len, "heap header: reserved field is %#x", v32);
 	*ret_geom = g;
 	return 0;
 }

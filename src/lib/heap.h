@@ -270,7 +270,7 @@ struct luo_heap {
 	uint32_t epoch;         /* bumped by each luo_heap_check() */
 	uint64_t root;          /* offset of the root object, 0 = none */
 	uint32_t hint;          /* no chunk below this one is free */
-	uint32_t reserved;      /* 0 */
+	uint32_t type_digest;   /* the root type's description digest, folded; 0 none (luo_arena_bind_type) */
 	uint64_t chunks_free;
 	uint64_t quarantined;   /* chunks */
 	uint64_t bytes_in_use;  /* slots and runs handed out, quarantined slabs excluded */
@@ -372,6 +372,9 @@ void luo_heap_free(const struct luo_heap_geom *geom, void *p, luo_heap_release_f
 /* The root object: NULL, or a pointer into the data area. 0 or -EINVAL. */
 int luo_heap_set_root(const struct luo_heap_geom *geom, void *p);
 void *luo_heap_root(const struct luo_heap_geom *geom);
+/* The type digest in the header: any value is valid (0: none recorded). */
+uint32_t luo_heap_type_digest(const struct luo_heap_geom *geom);
+void luo_heap_set_type_digest(const struct luo_heap_geom *geom, uint32_t digest);
 
 /* 0, or -EINVAL if @geom is no geometry or its region holds no heap. */
 int luo_heap_stats(const struct luo_heap_geom *geom, struct luo_heap_stats *ret_stats);

@@ -15,6 +15,7 @@
  */
 
 #include <errno.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,5 +121,53 @@ int luo_manifest_add_descriptions(struct luo_manifest *m, const void *buf, size_
 	if (r < 0)
 		return refuse(reason, rlen, "%s: a note at offset %zu of %s runs past its end", origin, off,
 			      LUO_ABI_TYPES_SECTION);
+	return 0;
+}
+
+struct self_type_walk {
+	const char *component;
+	uint32_t version, role;
+	uint64_t digest;
+	bool found;
+};
+
+static int self_type_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct self_type_walk *w = data;
+
+	(void)size;
+	for (ElfW(Half) i = 0; i < info->dlpi_phnum && !w->found; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		size_t off = 0;
+		struct luo_note n;
+
+		if (ph->p_type != PT_NOTE)
+			continue;
+		while (!w->found && luo_note_next((const uint8_t *)(info->dlpi_addr + ph->p_vaddr), ph->p_memsz,
+						  ph->p_align == 8 ? 8 : 4, &off, &n) > 0) {
+			struct luo_abi_note_type d;
+
+			if (!luo_note_is_owner(&n, LUO_ABI_NOTE_OWNER) || n.type != LUO_ABI_NOTE_TYPE ||
+			    n.descsz != sizeof(d))
+				continue;
+			memcpy(&d, n.desc, sizeof(d));
+			if (d.version == w->version && d.role == w->role &&
+			    strncmp(d.component, w->component, sizeof(d.component)) == 0) {
+				w->digest = d.digest;
+				w->found = true;
+			}
+		}
+	}
+	return w->found;
+}
+
+int luo_self_type_digest(const char *component, uint32_t version, uint32_t role, uint64_t *ret_digest)
+{
+	struct self_type_walk w = { component, version, role, 0, false };
+
+	dl_iterate_phdr(self_type_object, &w);
+	if (!w.found)
+		return -ENOENT;
+	*ret_digest = w.digest;
 	return 0;
 }

@@ -164,6 +164,12 @@ int luo_manifest_add_descriptions(struct luo_manifest *m, const void *buf, size_
 				  const char *origin, char *reason, size_t reason_len);
 const struct luo_manifest_type *luo_manifest_find_type(const struct luo_manifest *m, const char *component,
 						       uint32_t version, uint32_t role);
+/*
+ * The digest this process's own notes (in memory, no file read) give the
+ * type of (@component, @version, @role): 0 and *@ret_digest (0: declared,
+ * not described), or -ENOENT not declared.
+ */
+int luo_self_type_digest(const char *component, uint32_t version, uint32_t role, uint64_t *ret_digest);
 /* Read the .note.luo.types of the ELF file at @path into @m's types. */
 int luo_manifest_read_descriptions(struct luo_manifest *m, const char *path, char *reason, size_t reason_len);
 
