@@ -8,7 +8,8 @@
 #   ./dev.sh test    install what is missing, build, run every test: plain,
 #                    under ASan+UBSan (LeakSanitizer on), each fuzz target
 #                    for 15 s (clang, libFuzzer), and the API tests under
-#                    valgrind memcheck
+#                    valgrind memcheck, and the exec tests under valgrind
+#                    with the mm reaper off (LUO_NO_REAPER=1)
 #   ./dev.sh build   install what is missing and build (into ./build)
 #   ./dev.sh deps    only install the missing Debian packages (as root)
 set -euo pipefail
@@ -93,6 +94,11 @@ run_tests() {
 	meson test -C build --suite api --print-errorlogs --timeout-multiplier 10 \
 		--wrapper 'valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite' || status=1
 	# meson names the log after the wrapper
+	read -r p f k < <(count_results build/meson-logs/testlog-valgrind.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
+
+	say "exec tests under valgrind memcheck, the mm reaper off (LUO_NO_REAPER=1), through the exec"
+	LUO_NO_REAPER=1 meson test -C build --suite exec-valgrind --print-errorlogs --timeout-multiplier 10 \
+		--wrapper 'valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes' || status=1
 	read -r p f k < <(count_results build/meson-logs/testlog-valgrind.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
 
 	echo

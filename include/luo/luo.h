@@ -89,12 +89,26 @@ enum {
 	 * it is no error: luo_agent_error() tells.
 	 */
 	LUO_OPEN_AGENT = 1u << 2,
+	/*
+	 * No mm reaper in luo_update() (see there): the old image's memory
+	 * is torn down inside execve(), in the blackout. For tools that
+	 * cannot follow clone(CLONE_VM), valgrind above all. The environment
+	 * variable LUO_NO_REAPER_ENV does the same for a whole process tree.
+	 */
+	LUO_OPEN_NO_REAPER = 1u << 3,
 };
+
+/*
+ * Set to anything but "" or "0": as LUO_OPEN_NO_REAPER, for every
+ * luo_update() of the process and of the images it execs (ignored when
+ * secure_getenv() ignores the environment).
+ */
+#define LUO_NO_REAPER_ENV "LUO_NO_REAPER"
 
 /**
  * luo_open() - open the orchestrator; adopt the incoming handover if any.
- * @flags:   LUO_OPEN_FRESH_ON_ERROR, LUO_OPEN_NO_ROLLBACK, LUO_OPEN_AGENT;
- *           other bits: -EINVAL.
+ * @flags:   LUO_OPEN_FRESH_ON_ERROR, LUO_OPEN_NO_ROLLBACK, LUO_OPEN_AGENT,
+ *           LUO_OPEN_NO_REAPER; other bits: -EINVAL.
  * @ret_luo: the handle.
  *
  * If LUO_HANDOVER_FD names a sealed memfd holding a valid handover blob, its
@@ -239,17 +253,22 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * refused or not. Then each component's save callback writes its payload
  * at its negotiated version.
  *
- * Just before execve(), a clone(CLONE_VM) child with exit signal 0 takes a
- * reference on the old address space and waits for the exec: the old
- * image's memory is torn down in that child, after the new image started,
- * so the blackout does not grow with what was mapped (arenas above all).
- * It runs SCHED_IDLE, waits 100 ms after the exec so that the teardown
- * does not compete with the new image's start (the old image's private
- * memory is freed that much later), holds no fd, and the new image's
- * luo_ready() or luo_close() reaps it without waiting (a handle closed
- * within the delay leaves a zombie until exit), luo_update() waiting (only
- * waitpid() with __WALL or __WCLONE sees it;
- * libluo waits with __WCLONE, so it never reaps the program's children).
+ * Just before execve(), unless LUO_OPEN_NO_REAPER or LUO_NO_REAPER_ENV
+ * turned it off, an "mm reaper" takes a reference on the old address
+ * space: the old image's memory is torn down in it, after the new image
+ * started, so the blackout does not grow with what was mapped (arenas
+ * above all). It is made in two clone(CLONE_VM) steps: the first child
+ * closes every fd it inherited before anything else, starts the reaper
+ * and exits, and luo_update() waits for it before execve(). So no copy of
+ * the old fd table outlives execve(): an unpreserved close-on-exec fd is
+ * closed by the time the new image's main() runs. The reaper is then an
+ * orphan: init (or the nearest PR_SET_CHILD_SUBREAPER ancestor, this
+ * process included if it is one) adopts and reaps it; it is never a
+ * zombie of this process, whatever the new image does. It runs
+ * SCHED_IDLE, holds no fd, blocks all signals and waits 100 ms after the
+ * exec so that the teardown does not compete with the new image's start
+ * (the old image's private memory is freed that much later). Without a
+ * reaper (or if it cannot be made) execve() does the teardown itself.
  *
  * The blob records this process's argv (from /proc/self/cmdline, as the
  * process may have rewritten it) and binary for a rollback; the old image

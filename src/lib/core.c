@@ -484,7 +484,8 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	int r, registry_error;
 
 	LUO_FAULT_POINT("open-start");
-	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK | LUO_OPEN_AGENT)))
+	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK | LUO_OPEN_AGENT |
+					      LUO_OPEN_NO_REAPER)))
 		return -EINVAL;
 	luo = calloc(1, sizeof(*luo));
 	if (!luo)
@@ -498,6 +499,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	luo->agent_fd = -1;
 	luo->control_fd = -1;
 	luo->control_reply_fd = -1;
+	luo->no_reaper = flags & LUO_OPEN_NO_REAPER;
 	forget_components(luo);
 	/*
 	 * A broken component registry fails luo_open() whatever the flags,

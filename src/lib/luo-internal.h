@@ -84,6 +84,7 @@ struct luo {
 	char rollback_reason[LUO_REASON_MAX];
 	/* The previous image's mm reaper, to wait for (0: none). */
 	pid_t reaper_pid;
+	bool no_reaper; /* LUO_OPEN_NO_REAPER */
 	/* The last luo_update()'s negotiation. */
 	struct luo_report_entry *report;
 	size_t n_report;
