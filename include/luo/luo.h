@@ -60,6 +60,8 @@ extern "C" {
 #define LUO_FILE_DATA_MAX 256
 /* Handlers registered besides the built-in ones. */
 #define LUO_HANDLERS_MAX 32
+/* A preserved fd's optional name is 1..LUO_FILE_NAME_MAX bytes of 0x21..0x7e. */
+#define LUO_FILE_NAME_MAX 63
 
 /* The environment variable that names the handover memfd. */
 #define LUO_HANDOVER_FD_ENV "LUO_HANDOVER_FD"
@@ -407,6 +409,67 @@ LUO_EXPORT int luo_session_unpreserve_fd(struct luo_session *session, uint64_t t
  * -EMFILE.
  */
 LUO_EXPORT int luo_session_retrieve_fd(struct luo_session *session, uint64_t token, int *ret_fd);
+
+/**
+ * luo_session_preserve_fd_named() - luo_session_preserve_fd() with a name.
+ * @name: NULL (no name, as luo_session_preserve_fd()) or 1..LUO_FILE_NAME_MAX
+ *        bytes of 0x21..0x7e; names need not be unique.
+ *
+ * The name crosses the handover with the fd (and a deposit in the agent):
+ * the next image reads it with luo_session_fd_name() or looks the token up
+ * with luo_session_find_name(), as sd_listen_fds_with_names() would.
+ *
+ * Return: as luo_session_preserve_fd(); -EINVAL also for a bad name
+ * (nothing preserved then).
+ */
+LUO_EXPORT int luo_session_preserve_fd_named(struct luo_session *session, int fd, uint64_t token,
+					     const char *name);
+
+/**
+ * luo_incoming_sessions() - the names of the incoming sessions.
+ * @ret_names: room for @max names (NULL if @max is 0); each valid until
+ *             its session is closed (luo_session_close(), luo_close()).
+ * @ret_n:     how many there are, which may be more than @max: call again
+ *             with more room.
+ *
+ * Lists every incoming session the handle holds, retrieved or not, in the
+ * order of the handover: those of the exec handover (or the rollback), and
+ * those already retrieved from the agent (the agent's others are listed by
+ * luoctl sessions, not here). A fresh start has none. Sessions not
+ * retrieved are closed, with their fds, at luo_close(): list them to take
+ * them.
+ *
+ * Return: 0; -EINVAL bad arguments.
+ */
+LUO_EXPORT int luo_incoming_sessions(struct luo *luo, const char **ret_names, size_t max, size_t *ret_n);
+
+/**
+ * luo_session_tokens() - the tokens of the files the session holds.
+ * @ret_tokens: room for @max tokens (NULL if @max is 0), in preserve order.
+ * @ret_n:      how many there are (may be more than @max).
+ *
+ * Incoming: the files of the handover, retrieved or not, until
+ * luo_session_finish() (none after it). Outgoing: those preserved now.
+ *
+ * Return: 0; -EINVAL bad arguments.
+ */
+LUO_EXPORT int luo_session_tokens(struct luo_session *session, uint64_t *ret_tokens, size_t max, size_t *ret_n);
+
+/**
+ * luo_session_fd_name() - the name given to the file under @token at preserve time.
+ * @buf: receives the name and its NUL; @len: its size (LUO_FILE_NAME_MAX + 1 is enough).
+ *
+ * Return: the name's length; -ENOENT unknown token; -ENODATA preserved
+ * without a name; -ERANGE @buf too small (nothing written); -EINVAL.
+ */
+LUO_EXPORT int luo_session_fd_name(struct luo_session *session, uint64_t token, char *buf, size_t len);
+
+/**
+ * luo_session_find_name() - the token of the first file (in preserve order) named @name.
+ *
+ * Return: 0; -ENOENT none has it; -EINVAL bad arguments or name.
+ */
+LUO_EXPORT int luo_session_find_name(struct luo_session *session, const char *name, uint64_t *ret_token);
 
 /**
  * luo_session_finish() - release the incoming session's files (incoming).

@@ -48,6 +48,7 @@ struct luo_file {
 	bool frozen;
 	bool retrieved;      /* incoming: handed out at least once */
 	bool validated;      /* incoming: the handler's retrieve() passed */
+	char name[LUO_FILE_NAME_MAX + 1]; /* "" none; luo_session_preserve_fd_named() */
 	uint8_t data[LUO_FILE_DATA_MAX] __attribute__((aligned(8)));
 };
 
@@ -159,6 +160,7 @@ void luo_session_free(struct luo_session *s);
 int luo_session_add_incoming_file(struct luo_session *s, const struct luo_file_handler *h,
 				  uint64_t token, int fd, const void *data);
 bool luo_name_valid(const char *name, size_t max);
+bool luo_file_name_valid(const char *name);
 /* Preserve with handler @h (NULL: the first that can), data set from @init_data first. */
 int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const struct luo_file_handler *h,
 			    const void *init_data);
@@ -176,6 +178,7 @@ struct luo_blob_file {
 	uint32_t handler_version;
 	const void *data;
 	uint32_t data_len;
+	const char *name;    /* NULL: none; else checked by luo_file_name_valid(), in the blob */
 };
 
 struct luo_blob_session {

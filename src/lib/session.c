@@ -35,6 +35,21 @@ bool luo_name_valid(const char *name, size_t max)
 	return len > 0 && len <= max;
 }
 
+bool luo_file_name_valid(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strnlen(name, LUO_FILE_NAME_MAX + 1);
+	if (len == 0 || len > LUO_FILE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x21 || (unsigned char)name[i] > 0x7e)
+			return false;
+	return true;
+}
+
 static struct luo_session *find_session(struct luo *luo, const char *name)
 {
 	for (size_t i = 0; i < luo->n_sessions; i++)
@@ -452,4 +467,94 @@ int luo_session_freeze_locked(struct luo_session *s)
 		f->frozen = true;
 	}
 	return 0;
+}
+
+int luo_session_preserve_fd_named(struct luo_session *s, int fd, uint64_t token, const char *name)
+{
+	ssize_t i;
+	int r;
+
+	if (name && !luo_file_name_valid(name))
+		return -EINVAL;
+	r = luo_session_preserve_fd(s, fd, token);
+	if (r < 0 || !name)
+		return r;
+	pthread_mutex_lock(&s->luo->lock);
+	i = find_file(s, token);
+	if (i >= 0) /* else another thread unpreserved it already */
+		memcpy(s->files[i]->name, name, strlen(name) + 1); /* checked: fits */
+	pthread_mutex_unlock(&s->luo->lock);
+	return 0;
+}
+
+int luo_incoming_sessions(struct luo *luo, const char **ret_names, size_t max, size_t *ret_n)
+{
+	size_t n = 0;
+
+	if (!luo || !ret_n || (max > 0 && !ret_names))
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	for (size_t i = 0; i < luo->n_sessions; i++) {
+		if (!luo->sessions[i]->incoming)
+			continue;
+		if (n < max)
+			ret_names[n] = luo->sessions[i]->name;
+		n++;
+	}
+	pthread_mutex_unlock(&luo->lock);
+	*ret_n = n;
+	return 0;
+}
+
+int luo_session_tokens(struct luo_session *s, uint64_t *ret_tokens, size_t max, size_t *ret_n)
+{
+	size_t n;
+
+	if (!s || !ret_n || (max > 0 && !ret_tokens))
+		return -EINVAL;
+	pthread_mutex_lock(&s->luo->lock);
+	n = s->n_files;
+	for (size_t i = 0; i < n && i < max; i++)
+		ret_tokens[i] = s->files[i]->token;
+	pthread_mutex_unlock(&s->luo->lock);
+	*ret_n = n;
+	return 0;
+}
+
+int luo_session_fd_name(struct luo_session *s, uint64_t token, char *buf, size_t len)
+{
+	ssize_t i;
+	int r;
+
+	if (!s || (len > 0 && !buf))
+		return -EINVAL;
+	pthread_mutex_lock(&s->luo->lock);
+	i = find_file(s, token);
+	if (i < 0)
+		r = -ENOENT;
+	else if (!s->files[i]->name[0])
+		r = -ENODATA;
+	else if (strlen(s->files[i]->name) >= len)
+		r = -ERANGE;
+	else
+		r = (int)strlen(strcpy(buf, s->files[i]->name));
+	pthread_mutex_unlock(&s->luo->lock);
+	return r;
+}
+
+int luo_session_find_name(struct luo_session *s, const char *name, uint64_t *ret_token)
+{
+	int r = -ENOENT;
+
+	if (!s || !ret_token || !luo_file_name_valid(name))
+		return -EINVAL;
+	pthread_mutex_lock(&s->luo->lock);
+	for (size_t i = 0; i < s->n_files; i++)
+		if (strcmp(s->files[i]->name, name) == 0) {
+			*ret_token = s->files[i]->token;
+			r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&s->luo->lock);
+	return r;
 }
