@@ -37,15 +37,15 @@ deps() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ninja_progress DIR [TARGET...]: build, showing where it is: each linked
-# target and every 25th step, as "[n/total] what" (ninja's own count).
+# ninja_progress DIR [TARGET...]: build, showing where it is: one line per
+# step, "[n/total] what" (ninja's own count; the object's directory cut).
 ninja_progress() {
 	local dir=$1
 	shift
 	ninja -C "$dir" "$@" | awk '
 		/^\[[0-9]+\/[0-9]+\] / {
 			split(substr($1, 2), c, "/"); n = c[1] + 0; t = c[2] + 0
-			if ($0 ~ /Linking/ || n % 25 == 0 || n == t) { sub(/ [^ ]*\.p\//, " ", $0); print "  " $0; fflush() }
+			sub(/ [^ ]*\.p\//, " ", $0); print "  " $0; fflush()
 			next
 		}
 		/^ninja: no work to do/ { print "  up to date"; next }
