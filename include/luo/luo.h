@@ -645,7 +645,9 @@ LUO_EXPORT int luo_control_dispatch(struct luo *luo);
  * sealing: size frozen, seals recorded and checked) and "fd" (sockets, pipes,
  * FIFOs, eventfds, regular files, directories, devices: type and identity
  * recorded and checked). Callbacks run with the luo lock held and must not
- * call back into libluo.
+ * call back into libluo but for luo_file_fd(), luo_file_token(),
+ * luo_file_data() and luo_file_handler_data(). Unlike a component's
+ * callbacks, this is not checked: a call that takes the lock deadlocks.
  */
 struct luo_file_ops {
 	/* Required, cheap: can this handler preserve @fd? */
@@ -697,6 +699,20 @@ LUO_EXPORT int luo_file_handler_register(const struct luo_file_handler *handler)
  * luo is open.
  */
 LUO_EXPORT int luo_file_handler_unregister(const struct luo_file_handler *handler);
+
+/**
+ * luo_file_handler_register_with_data() - luo_file_handler_register() with a user pointer.
+ *
+ * Its callbacks read @userdata back with luo_file_handler_data(). Return:
+ * as luo_file_handler_register().
+ */
+LUO_EXPORT int luo_file_handler_register_with_data(const struct luo_file_handler *handler, void *userdata);
+
+/*
+ * For handlers: the pointer the file's handler was registered with (NULL for
+ * luo_file_handler_register() and the built-ins).
+ */
+LUO_EXPORT void *luo_file_handler_data(const struct luo_file *file);
 
 /* For handlers: libluo's own fd for the file (do not close it). */
 LUO_EXPORT int luo_file_fd(const struct luo_file *file);
@@ -840,12 +856,34 @@ LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
  *   LUO_COMPONENT(sessions_table, "sessions-table", 1, 3, 2, 3, 0, save, load);
  *
  * reads versions 1..3, writes 2..3, mandatory (flag LUO_COMPONENT_OPTIONAL:
- * optional). save() runs in the old image inside luo_update(), with the
- * version negotiated; load() runs in the new image inside luo_open(), with
- * the version found. Both run with libluo's lock held and must not call
- * libluo (except luo_payload_write()). A non-zero save refuses the update;
- * a non-zero load of a mandatory component rolls back (see luo_open()), of
- * an optional one makes it cold-start.
+ * optional). save() runs in the old image inside luo_update() (and
+ * luo_session_deposit(), luo_control_dispatch()), with the version
+ * negotiated; load() runs in the new image inside luo_open() (or
+ * luo_session_retrieve(), for a deposit with components), with the version
+ * found. A non-zero save refuses the update; a non-zero load of a
+ * mandatory component rolls back (see luo_open()), of an optional one makes
+ * it cold-start. LUO_COMPONENT_WITH_DATA() gives both a user pointer.
+ *
+ * What a callback may call. Both run with libluo's lock held, so:
+ *   allowed        luo_payload_write() (in save()), the arena calls on a
+ *                  handle the program holds (luo_arena_alloc(), _free(),
+ *                  _root(), _set_root(), _base(), _size(), _check(): each
+ *                  takes the arena's own lock), luo_liveupdate_number(),
+ *                  luo_is_incoming(), luo_session_name(),
+ *                  luo_session_is_incoming(), luo_report_entry_format();
+ *   -EDEADLK       every call that takes the handle's lock: luo_update(),
+ *                  luo_update_report(), luo_ready(), luo_timings(),
+ *                  luo_session_create(), _retrieve(), _preserve_fd(),
+ *                  _preserve_fd_named(), _unpreserve_fd(), _retrieve_fd(),
+ *                  _finish(), _deposit(), _withdraw(), _tokens(),
+ *                  _fd_name(), _find_name(), luo_incoming_sessions(),
+ *                  luo_arena_create(), _retrieve(), _preserve(),
+ *                  luo_agent_error(), luo_control_listen(), _dispatch();
+ *                  luo_close() and luo_session_close() do nothing;
+ *   -EBUSY         luo_open() (a handle is open, or being opened),
+ *                  luo_component_register*() and
+ *                  luo_file_handler_register*() / _unregister().
+ * That is checked per thread: another thread's calls wait for the lock.
  */
 
 /* A component's name is 1..LUO_COMPONENT_NAME_MAX bytes. */
@@ -866,6 +904,17 @@ struct luo_component {
 	uint32_t flags;                /* 0 or LUO_COMPONENT_OPTIONAL */
 	int (*save)(uint32_t version, struct luo_payload *out);
 	int (*load)(uint32_t version, const void *data, size_t len);
+};
+
+/*
+ * A component whose callbacks get a user pointer. base.save and base.load
+ * must be NULL; the others are called, with @userdata.
+ */
+struct luo_component_with_data {
+	struct luo_component base;
+	int (*save)(uint32_t version, struct luo_payload *out, void *userdata);
+	int (*load)(uint32_t version, const void *data, size_t len, void *userdata);
+	void *userdata;
 };
 
 /**
@@ -889,6 +938,15 @@ LUO_EXPORT int luo_payload_write(struct luo_payload *out, const void *data, size
  * struct luo is open.
  */
 LUO_EXPORT int luo_component_register(const struct luo_component *component);
+
+/**
+ * luo_component_register_with_data() - what LUO_COMPONENT_WITH_DATA() calls at start-up.
+ *
+ * As luo_component_register(); luo_component_unregister(&component->base)
+ * undoes it. Return: as luo_component_register(); -EINVAL also when
+ * base.save or base.load is set, or save or load is missing.
+ */
+LUO_EXPORT int luo_component_register_with_data(const struct luo_component_with_data *component);
 
 /**
  * luo_component_unregister() - what LUO_COMPONENT() calls at unload.
@@ -966,6 +1024,40 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
 	}                                                                                                 \
 	static const struct luo_component ident = { cname, (rmin), (rmax), (wmin), (wmax), (cflags),     \
 						    (save_fn), (load_fn) }
+
+/**
+ * LUO_COMPONENT_WITH_DATA() - LUO_COMPONENT() whose callbacks get a user pointer.
+ * @save_fn: int (*)(uint32_t version, struct luo_payload *out, void *userdata)
+ * @load_fn: int (*)(uint32_t version, const void *data, size_t len, void *userdata)
+ * @udata:   the pointer passed to both, a constant (the address of a static object).
+ *
+ * The same note and the same rules as LUO_COMPONENT().
+ */
+#define LUO_COMPONENT_WITH_DATA(ident, cname, rmin, rmax, wmin, wmax, cflags, save_fn, load_fn, udata)  \
+	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
+		       "LUO_COMPONENT: the name must be a string literal of 1..47 bytes");                  \
+	_Static_assert(LUO_RANGES_VALID_(rmin, rmax, wmin, wmax),                                         \
+		       "LUO_COMPONENT: need 1 <= read_min <= write_min <= write_max <= read_max");          \
+	_Static_assert(((cflags) & ~LUO_COMPONENT_OPTIONAL) == 0, "LUO_COMPONENT: unknown flags");         \
+	static const struct {                                                                             \
+		struct luo_abi_note_header h;                                                             \
+		struct luo_abi_note_component d;                                                          \
+	} ident##_luo_note LUO_NOTE_ATTR_ = {                                                             \
+		LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),                   \
+		{ LUO_ABI_KIND_COMPONENT, (cflags), (rmin), (rmax), (wmin), (wmax), cname },               \
+	};                                                                                                \
+	static const struct luo_component_with_data ident;                                                \
+	__attribute__((constructor)) static void ident##_luo_register(void)                               \
+	{                                                                                                 \
+		(void)luo_component_register_with_data(&ident);                                           \
+	}                                                                                                 \
+	__attribute__((destructor)) static void ident##_luo_unregister(void)                              \
+	{                                                                                                 \
+		luo_component_unregister(&ident.base);                                                    \
+	}                                                                                                 \
+	static const struct luo_component_with_data ident = {                                             \
+		{ cname, (rmin), (rmax), (wmin), (wmax), (cflags), NULL, NULL }, (save_fn), (load_fn), (udata) \
+	}
 
 /**
  * LUO_FILE_HANDLER_DECLARE() - define a file handler and record it in the

@@ -194,7 +194,7 @@ int luo_load_components(struct luo *luo, const struct luo_blob *b, char *reason,
 				    c->read_min, c->read_max);
 			return -EPROTO;
 		}
-		r = c->load(bc->version, bc->data, bc->data_len);
+		r = luo_component_load(c, bc->version, bc->data, bc->data_len);
 		if (r != 0) {
 			if (c->flags & LUO_COMPONENT_OPTIONAL) {
 				luo->component_status[i] = -EIO;
@@ -532,6 +532,8 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 
 void luo_close(struct luo *luo)
 {
+	if (luo_in_callback())
+		return; /* a component callback: the lock is held (luo.h) */
 	if (!luo)
 		return;
 	pthread_mutex_lock(&luo->lock);
@@ -577,6 +579,8 @@ int luo_rollback(const struct luo *luo, const char **ret_reason)
 
 int luo_ready(struct luo *luo)
 {
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -602,6 +606,8 @@ int luo_timings(const struct luo *cluo, struct luo_timings *ret_timings)
 	struct luo *luo = (struct luo *)cluo;
 	int r = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_timings)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);

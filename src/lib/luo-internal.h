@@ -115,6 +115,10 @@ struct luo {
 uint64_t luo_now_ns(void);
 int luo_parse_u64(const char *s, uint64_t max, uint64_t *ret);
 int luo_set_cloexec(int fd, bool on);
+/* A component callback runs on this thread (util.c): entry points answer -EDEADLK. */
+void luo_callback_enter(void);
+void luo_callback_leave(void);
+bool luo_in_callback(void);
 
 /* handler.c */
 const struct luo_file_handler *luo_handler_for_fd(int fd);
@@ -135,6 +139,10 @@ struct luo_payload {
 	size_t cap;
 	int error; /* the first failed luo_payload_write(): the save fails with it */
 };
+
+/* Call a component's save / load, with its user pointer if it has one, marked as a callback. */
+int luo_component_save(const struct luo_component *c, uint32_t version, struct luo_payload *out);
+int luo_component_load(const struct luo_component *c, uint32_t version, const void *data, size_t len);
 
 /* A component's part in an outgoing blob (update.c -> blob-write.c). */
 struct luo_component_out {

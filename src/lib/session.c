@@ -204,6 +204,8 @@ int luo_session_create(struct luo *luo, const char *name, struct luo_session **r
 	struct luo_session *s;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_session)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -219,6 +221,8 @@ int luo_session_retrieve(struct luo *luo, const char *name, struct luo_session *
 	struct luo_session *s;
 	int r = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_session || !luo_name_valid(name, LUO_SESSION_NAME_MAX))
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -259,6 +263,8 @@ int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const
 	struct luo_file *f = NULL;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s)
 		return -EINVAL;
 	luo = s->luo;
@@ -324,6 +330,8 @@ int luo_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 	ssize_t i;
 	int r = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s)
 		return -EINVAL;
 	luo = s->luo;
@@ -354,6 +362,8 @@ int luo_session_retrieve_fd(struct luo_session *s, uint64_t token, int *ret_fd)
 	ssize_t i;
 	int r, fd;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s || !ret_fd)
 		return -EINVAL;
 	luo = s->luo;
@@ -404,6 +414,8 @@ int luo_session_finish(struct luo_session *s)
 	struct luo *luo;
 	int r = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s)
 		return -EINVAL;
 	luo = s->luo;
@@ -430,6 +442,8 @@ void luo_session_close(struct luo_session *s)
 {
 	struct luo *luo;
 
+	if (luo_in_callback())
+		return; /* a component callback: the lock is held (luo.h) */
 	if (!s)
 		return;
 	luo = s->luo;
@@ -474,6 +488,8 @@ int luo_session_preserve_fd_named(struct luo_session *s, int fd, uint64_t token,
 	ssize_t i;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (name && !luo_file_name_valid(name))
 		return -EINVAL;
 	r = luo_session_preserve_fd(s, fd, token);
@@ -491,6 +507,8 @@ int luo_incoming_sessions(struct luo *luo, const char **ret_names, size_t max, s
 {
 	size_t n = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_n || (max > 0 && !ret_names))
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -510,6 +528,8 @@ int luo_session_tokens(struct luo_session *s, uint64_t *ret_tokens, size_t max, 
 {
 	size_t n;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s || !ret_n || (max > 0 && !ret_tokens))
 		return -EINVAL;
 	pthread_mutex_lock(&s->luo->lock);
@@ -526,6 +546,8 @@ int luo_session_fd_name(struct luo_session *s, uint64_t token, char *buf, size_t
 	ssize_t i;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s || (len > 0 && !buf))
 		return -EINVAL;
 	pthread_mutex_lock(&s->luo->lock);
@@ -546,6 +568,8 @@ int luo_session_find_name(struct luo_session *s, const char *name, uint64_t *ret
 {
 	int r = -ENOENT;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s || !ret_token || !luo_file_name_valid(name))
 		return -EINVAL;
 	pthread_mutex_lock(&s->luo->lock);

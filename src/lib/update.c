@@ -248,7 +248,7 @@ static int save_components(struct luo_component_out *outs, size_t n)
 
 		if (outs[i].dropped)
 			continue;
-		r = outs[i].component->save(outs[i].version, &outs[i].payload);
+		r = luo_component_save(outs[i].component, outs[i].version, &outs[i].payload);
 		if (r > 0 || r < -4095)
 			r = -EINVAL; /* not an errno: do not pass it on as one */
 		if (r == 0)
@@ -510,6 +510,8 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 	_cleanup_free_ char **self_argv = NULL;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !path || !argv || !argv[0])
 		return -EINVAL;
 	for (size_t i = 0; i < n_listed; i++) /* skip components unloaded since luo_open() */
@@ -568,6 +570,8 @@ int luo_update_report(const struct luo *cluo, const struct luo_report_entry **re
 	struct luo *luo = (struct luo *)cluo; /* the lock only guards reading */
 	int r = -ENODATA;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_entries || !ret_n)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);

@@ -68,3 +68,25 @@ void luo_reasonf(char *reason, size_t len, const char *fmt, ...)
 	vsnprintf(reason, len, fmt, ap);
 	va_end(ap);
 }
+
+/*
+ * Whether this thread runs a component's callback: libluo's lock is held
+ * then, so entry points that take it refuse (-EDEADLK) instead of
+ * deadlocking. Per thread: other threads just wait for the lock.
+ */
+static __thread unsigned int callback_depth;
+
+void luo_callback_enter(void)
+{
+	callback_depth++;
+}
+
+void luo_callback_leave(void)
+{
+	callback_depth--;
+}
+
+bool luo_in_callback(void)
+{
+	return callback_depth > 0;
+}
