@@ -35,21 +35,6 @@ bool luo_name_valid(const char *name, size_t max)
 	return len > 0 && len <= max;
 }
 
-bool luo_file_name_valid(const char *name)
-{
-	size_t len;
-
-	if (!name)
-		return false;
-	len = strnlen(name, LUO_FILE_NAME_MAX + 1);
-	if (len == 0 || len > LUO_FILE_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x21 || (unsigned char)name[i] > 0x7e)
-			return false;
-	return true;
-}
-
 static struct luo_session *find_session(struct luo *luo, const char *name)
 {
 	for (size_t i = 0; i < luo->n_sessions; i++)
