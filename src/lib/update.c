@@ -340,6 +340,7 @@ static int check_executable(const char *path)
 /* At the base of the mapping: shared by the three, since CLONE_VM. */
 struct reaper_shared {
 	int rfd, wfd;
+	volatile int born;  /* set by the first child once the reaper exists */
 	volatile pid_t tid; /* the reaper's; the kernel clears it and wakes at its exit */
 };
 
@@ -385,6 +386,7 @@ static int reaper_first_main(void *arg)
 		syscall(SYS_exit, 1);
 	pid = clone(reaper_main, (char *)sh + 2 * REAPER_STACK, CLONE_VM | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
 		    sh, NULL, NULL, &sh->tid);
+	sh->born = pid > 0; /* not errno: that is the parent's thread's too */
 	syscall(SYS_exit, pid > 0 ? 0 : 1);
 	return 0;
 }
@@ -414,17 +416,19 @@ static void reaper_start(const struct luo *luo, struct reaper *rp)
 		return;
 	}
 	*sh = (struct reaper_shared){ .rfd = p[0], .wfd = p[1], .tid = -1 };
+	/* Blocked until the first child is reaped, too: no EINTR, no errno it might share. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	first = clone(reaper_first_main, (char *)sh + REAPER_STACK, CLONE_VM, sh);
+	if (first > 0 && waitpid(first, &st, __WCLONE) != first)
+		first = 0; /* cannot happen; if it did, the child may still use the mapping: keep it */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	while (first > 0 && waitpid(first, &st, __WCLONE) < 0 && errno == EINTR)
-		;
 	close(p[0]);
-	if (first < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+	if (first <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || !sh->born) {
 		/* No reaper was born (or the first child could not close its fds). */
 		close(p[1]);
-		munmap(sh, 2 * REAPER_STACK);
+		if (first != 0)
+			munmap(sh, 2 * REAPER_STACK);
 		return;
 	}
 	rp->sh = sh;
