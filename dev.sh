@@ -8,7 +8,8 @@
 #   ./dev.sh test    install what is missing, build, run every test: plain,
 #                    under ASan+UBSan (LeakSanitizer on), each fuzz target
 #                    for 15 s (clang, libFuzzer), and the API tests under
-#                    valgrind memcheck
+#                    valgrind memcheck, and the exec tests under valgrind
+#                    with the mm reaper off (LUO_NO_REAPER=1)
 #   ./dev.sh build   install what is missing and build (into ./build)
 #   ./dev.sh deps    only install the missing Debian packages (as root)
 set -euo pipefail
@@ -16,7 +17,7 @@ cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need. Why each: README, "Dependencies".
 PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev libelf-dev libdw-dev libsystemd-dev valgrind
-	libmemcached-tools clang ansible-core systemd)
+	libmemcached-tools clang ansible-core systemd groff-base)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -36,6 +37,22 @@ deps() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# ninja_progress DIR [TARGET...]: build, showing where it is: one line per
+# step, "[n/total] what" (ninja's own count; the object's directory cut).
+ninja_progress() {
+	local dir=$1
+	shift
+	ninja -C "$dir" "$@" | awk '
+		/^\[[0-9]+\/[0-9]+\] / {
+			split(substr($1, 2), c, "/"); n = c[1] + 0; t = c[2] + 0
+			sub(/ [^ ]*\.p\//, " ", $0); print "  " $0; fflush()
+			next
+		}
+		/^ninja: no work to do/ { print "  up to date"; next }
+		{ print; fflush() }'
+	return "${PIPESTATUS[0]}"
+}
+
 # setup_dir DIR [meson options...]: configure once, reconfigure if options changed.
 setup_dir() {
 	local dir=$1
@@ -43,15 +60,25 @@ setup_dir() {
 	if [ -f "$dir/build.ninja" ]; then
 		meson configure "$dir" "$@" >/dev/null
 	else
+		echo "  configuring $dir (meson setup)"
 		meson setup "$dir" "$@" >/dev/null
 	fi
-	ninja -C "$dir" >/dev/null
+	ninja_progress "$dir"
 }
 
 build() {
 	deps
 	say "building (build/)"
 	setup_dir build
+}
+
+# build_only TARGET...: configure build/ if needed and build only these
+# (and what they need), so a demo starts without the rest of the tree.
+build_only() {
+	deps
+	say "building what the demo needs (build/; ./dev.sh build builds the rest)"
+	[ -f build/build.ninja ] || { echo "  configuring build (meson setup)"; meson setup build >/dev/null; }
+	ninja_progress build "$@"
 }
 
 # Count the results in a meson test log (JSON lines): "passed failed skipped".
@@ -95,6 +122,11 @@ run_tests() {
 	# meson names the log after the wrapper
 	read -r p f k < <(count_results build/meson-logs/testlog-valgrind.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
 
+	say "exec tests under valgrind memcheck, the mm reaper off (LUO_NO_REAPER=1), through the exec"
+	LUO_NO_REAPER=1 meson test -C build --suite exec-valgrind --print-errorlogs --timeout-multiplier 10 \
+		--wrapper 'valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes' || status=1
+	read -r p f k < <(count_results build/meson-logs/testlog-valgrind.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
+
 	echo
 	echo "$passed passed, $failed failed, $skipped skipped"
 	return $status
@@ -128,7 +160,8 @@ demo_update() {
 
 demo_counter() {
 	local d=build/examples/counter client_rc=0 port client
-	build
+	build_only examples/counter/luo-counter-v1 examples/counter/luo-counter-v2 examples/counter/luo-counter-v3 \
+		src/luoctl/luoctl
 	demo_tmp=$(mktemp -d)
 	trap demo_cleanup EXIT
 	say "demo: a service live-updates across three releases while a client hammers it"
@@ -201,7 +234,8 @@ PY
 demo() {
 	local d=build/examples/kvcache pid port client client_rc=0 slap slap_rc=0 before after
 	local items=200000
-	build
+	build_only examples/kvcache/kvcache-v1 examples/kvcache/kvcache-v2 examples/kvcache/kvcache-v3 \
+		tests/test-kvcache-client src/luoctl/luoctl
 	demo_tmp=$(mktemp -d)
 	trap demo_cleanup EXIT
 	say "demo: a memcached-protocol cache live-updates under load, keeping its items and its clients"
@@ -242,7 +276,7 @@ TXT
 	after=$(stat_of "$port" curr_items)
 	echo
 	echo "what the clients saw:"
-	echo "  verifying client: $(tail -1 "$demo_tmp/client")"
+	echo "  verifying client: $(tail -1 "$demo_tmp/client" | sed 's/^client: //')"
 	echo "  memcaslap:        $(grep -E '^(verify_failed|verify_misses|get_misses):' "$demo_tmp/memcaslap" | tr '\n' ' ')"
 	grep -E "^Run time|^Ops:|^TPS" "$demo_tmp/memcaslap" | head -3 | sed 's/^/                    /'
 	echo "  items in the cache: $before before the update (the verifying client's, all read back"

@@ -79,6 +79,13 @@ static void check_blob(const struct luo_blob *b, const uint8_t *buf, size_t len)
 			REQUIRE(n >= 1 && n <= LUO_HANDLER_NAME_MAX);
 			REQUIRE(f->fd >= 3 && f->fd <= LUO_ABI_FD_NUMBER_MAX);
 			REQUIRE(f->data_len <= LUO_FILE_DATA_MAX && inside(f->data, f->data_len, buf, len));
+			/* The optional name: inside the blob, bounded, 0x21..0x7e, NUL-terminated. */
+			if (f->name) {
+				n = strnlen(f->name, LUO_FILE_NAME_MAX + 1);
+				REQUIRE(n >= 1 && n <= LUO_FILE_NAME_MAX && inside(f->name, n + 1, buf, len));
+				for (size_t k = 0; k < n; k++)
+					REQUIRE((unsigned char)f->name[k] >= 0x21 && (unsigned char)f->name[k] <= 0x7e);
+			}
 		}
 		n_files += s->n_files;
 	}

@@ -638,6 +638,8 @@ static int write_file(void *fdt, const struct knobs *k, int sess, int file, cons
 	TRY(put_str(fdt, k, sess, file, LUO_ABI_PROP_FILE_HANDLER, r->handler));
 	TRY(put_u32(fdt, k, sess, file, LUO_ABI_PROP_FILE_HANDLER_VERSION, r->version));
 	TRY(put(fdt, k, sess, file, LUO_ABI_PROP_FILE_DATA, r->data, r->data_len));
+	/* The optional name: only where a case sets it. */
+	TRY(put_maybe(fdt, k, sess, file, LUO_ABI_PROP_FILE_NAME, false, NULL, 0));
 	return fdt_end_node(fdt);
 }
 
@@ -2091,6 +2093,43 @@ static void cases_files(void)
 	k = good();
 	ovr_str(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_HANDLER, "FD");
 	refused("file: handler 'FD' (names are case-sensitive)", &k, ENOENT);
+
+	/* The optional name given at preserve time. */
+	k = good();
+	ovr_str(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, "");
+	refused("file: name empty", &k, EBADMSG);
+
+	k = good();
+	ovr_str(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, xs(LUO_FILE_NAME_MAX + 1));
+	refused("file: name of 64 bytes", &k, EBADMSG);
+
+	k = good();
+	ovr_bytes(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, "http", 4);
+	refused("file: name unterminated", &k, EBADMSG);
+
+	k = good();
+	ovr_bytes(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, "ht\0tp", sizeof("ht\0tp"));
+	refused("file: name with an inner NUL", &k, EBADMSG);
+
+	k = good();
+	ovr_str(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, "two words");
+	refused("file: name with a space", &k, EBADMSG);
+
+	k = good();
+	ovr_str(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, "esc\x1b[2J");
+	refused("file: name with a control byte", &k, EBADMSG);
+
+	k = good();
+	ovr_str(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, "caf\xc3\xa9");
+	refused("file: name with bytes above 0x7e", &k, EBADMSG);
+
+	k = good();
+	ovr_str(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, xs(LUO_FILE_NAME_MAX));
+	accepted("file: name of 63 bytes", &k, 7);
+
+	k = good();
+	ovr_str(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_NAME, "!");
+	accepted("file: name of 1 byte", &k, 7);
 
 	k = good();
 	ovr_omit(&k, AT_FILE(0, 0), LUO_ABI_PROP_FILE_HANDLER_VERSION);

@@ -152,15 +152,18 @@ echo "ok - a service closing without an answer: exit 2, said so"
 # Another uid: luoctl refuses to ask, and the service refuses to listen.
 if [ "$(id -u)" -eq 0 ] && command -v setpriv > /dev/null && [ -x /usr/bin/python3 ]; then
 	nobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	# What that uid touches must be reachable from anywhere the tree is
+	# (a clone under a 0700 directory): luoctl, and the binary it resolves.
 	install -m 0755 "$luoctl" "$tmp/luoctl"
+	install -m 0755 "${bin[v2]}" "$tmp/v2"
 	chmod 0755 "$tmp"
 	rc=0
-	$nobody "$tmp/luoctl" update --pid "$server" "${bin[v2]}" > "$tmp/out" 2> "$tmp/err" || rc=$?
+	$nobody "$tmp/luoctl" update --pid "$server" "$tmp/v2" > "$tmp/out" 2> "$tmp/err" || rc=$?
 	[ "$rc" -eq 2 ] || { cat "$tmp/out" "$tmp/err"; fail "uid 65534: exit $rc, expected 2"; }
 	grep -q "runs as uid 0, not as ours (65534)" "$tmp/err" || { cat "$tmp/err"; fail "uid 65534: message"; }
 	echo "ok - uid 65534: luoctl exit 2, $(cat "$tmp/err")"
 	# The same request, sent raw: the service must close it unanswered.
-	$nobody /usr/bin/python3 - "$server" "${bin[v2]}" <<'EOF' || fail "uid 65534: the service answered"
+	$nobody /usr/bin/python3 - "$server" "$tmp/v2" <<'EOF' || fail "uid 65534: the service answered"
 import socket, struct, sys
 pid, path = int(sys.argv[1]), sys.argv[2].encode()
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

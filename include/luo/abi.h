@@ -36,6 +36,10 @@
  *                   handler = "string";  1..31 bytes + NUL
  *                   handler-version = <u32>;
  *                   data    = [bytes];   the handler's payload, exact size
+ *                   name    = "string";  optional (format 2 and later): the
+ *                                    name given at preserve time, 1..63
+ *                                    bytes of 0x21..0x7e + NUL. A reader
+ *                                    that does not know it ignores it.
  *               };
  *               file-1 { ... };
  *           };
@@ -116,6 +120,7 @@
 #define LUO_ABI_PROP_FILE_HANDLER "handler"
 #define LUO_ABI_PROP_FILE_HANDLER_VERSION "handler-version"
 #define LUO_ABI_PROP_FILE_DATA "data"
+#define LUO_ABI_PROP_FILE_NAME "name"
 #define LUO_ABI_PROP_PRODUCER_ARGV "producer-argv"
 #define LUO_ABI_NODE_COMPONENTS "components"
 #define LUO_ABI_PROP_COMPONENT_NAME "name"

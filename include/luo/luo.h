@@ -60,6 +60,8 @@ extern "C" {
 #define LUO_FILE_DATA_MAX 256
 /* Handlers registered besides the built-in ones. */
 #define LUO_HANDLERS_MAX 32
+/* A preserved fd's optional name is 1..LUO_FILE_NAME_MAX bytes of 0x21..0x7e. */
+#define LUO_FILE_NAME_MAX 63
 
 /* The environment variable that names the handover memfd. */
 #define LUO_HANDOVER_FD_ENV "LUO_HANDOVER_FD"
@@ -89,12 +91,26 @@ enum {
 	 * it is no error: luo_agent_error() tells.
 	 */
 	LUO_OPEN_AGENT = 1u << 2,
+	/*
+	 * No mm reaper in luo_update() (see there): the old image's memory
+	 * is torn down inside execve(), in the blackout. For tools that
+	 * cannot follow clone(CLONE_VM), valgrind above all. The environment
+	 * variable LUO_NO_REAPER_ENV does the same for a whole process tree.
+	 */
+	LUO_OPEN_NO_REAPER = 1u << 3,
 };
+
+/*
+ * Set to anything but "" or "0": as LUO_OPEN_NO_REAPER, for every
+ * luo_update() of the process and of the images it execs (ignored when
+ * secure_getenv() ignores the environment).
+ */
+#define LUO_NO_REAPER_ENV "LUO_NO_REAPER"
 
 /**
  * luo_open() - open the orchestrator; adopt the incoming handover if any.
- * @flags:   LUO_OPEN_FRESH_ON_ERROR, LUO_OPEN_NO_ROLLBACK, LUO_OPEN_AGENT;
- *           other bits: -EINVAL.
+ * @flags:   LUO_OPEN_FRESH_ON_ERROR, LUO_OPEN_NO_ROLLBACK, LUO_OPEN_AGENT,
+ *           LUO_OPEN_NO_REAPER; other bits: -EINVAL.
  * @ret_luo: the handle.
  *
  * If LUO_HANDOVER_FD names a sealed memfd holding a valid handover blob, its
@@ -239,17 +255,22 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * refused or not. Then each component's save callback writes its payload
  * at its negotiated version.
  *
- * Just before execve(), a clone(CLONE_VM) child with exit signal 0 takes a
- * reference on the old address space and waits for the exec: the old
- * image's memory is torn down in that child, after the new image started,
- * so the blackout does not grow with what was mapped (arenas above all).
- * It runs SCHED_IDLE, waits 100 ms after the exec so that the teardown
- * does not compete with the new image's start (the old image's private
- * memory is freed that much later), holds no fd, and the new image's
- * luo_ready() or luo_close() reaps it without waiting (a handle closed
- * within the delay leaves a zombie until exit), luo_update() waiting (only
- * waitpid() with __WALL or __WCLONE sees it;
- * libluo waits with __WCLONE, so it never reaps the program's children).
+ * Just before execve(), unless LUO_OPEN_NO_REAPER or LUO_NO_REAPER_ENV
+ * turned it off, an "mm reaper" takes a reference on the old address
+ * space: the old image's memory is torn down in it, after the new image
+ * started, so the blackout does not grow with what was mapped (arenas
+ * above all). It is made in two clone(CLONE_VM) steps: the first child
+ * closes every fd it inherited before anything else, starts the reaper
+ * and exits, and luo_update() waits for it before execve(). So no copy of
+ * the old fd table outlives execve(): an unpreserved close-on-exec fd is
+ * closed by the time the new image's main() runs. The reaper is then an
+ * orphan: init (or the nearest PR_SET_CHILD_SUBREAPER ancestor, this
+ * process included if it is one) adopts and reaps it; it is never a
+ * zombie of this process, whatever the new image does. It runs
+ * SCHED_IDLE, holds no fd, blocks all signals and waits 100 ms after the
+ * exec so that the teardown does not compete with the new image's start
+ * (the old image's private memory is freed that much later). Without a
+ * reaper (or if it cannot be made) execve() does the teardown itself.
  *
  * The blob records this process's argv (from /proc/self/cmdline, as the
  * process may have rewritten it) and binary for a rollback; the old image
@@ -429,6 +450,67 @@ LUO_EXPORT int luo_session_unpreserve_fd(struct luo_session *session, uint64_t t
 LUO_EXPORT int luo_session_retrieve_fd(struct luo_session *session, uint64_t token, int *ret_fd);
 
 /**
+ * luo_session_preserve_fd_named() - luo_session_preserve_fd() with a name.
+ * @name: NULL (no name, as luo_session_preserve_fd()) or 1..LUO_FILE_NAME_MAX
+ *        bytes of 0x21..0x7e; names need not be unique.
+ *
+ * The name crosses the handover with the fd (and a deposit in the agent):
+ * the next image reads it with luo_session_fd_name() or looks the token up
+ * with luo_session_find_name(), as sd_listen_fds_with_names() would.
+ *
+ * Return: as luo_session_preserve_fd(); -EINVAL also for a bad name
+ * (nothing preserved then).
+ */
+LUO_EXPORT int luo_session_preserve_fd_named(struct luo_session *session, int fd, uint64_t token,
+					     const char *name);
+
+/**
+ * luo_incoming_sessions() - the names of the incoming sessions.
+ * @ret_names: room for @max names (NULL if @max is 0); each valid until
+ *             its session is closed (luo_session_close(), luo_close()).
+ * @ret_n:     how many there are, which may be more than @max: call again
+ *             with more room.
+ *
+ * Lists every incoming session the handle holds, retrieved or not, in the
+ * order of the handover: those of the exec handover (or the rollback), and
+ * those already retrieved from the agent (the agent's others are listed by
+ * luoctl sessions, not here). A fresh start has none. Sessions not
+ * retrieved are closed, with their fds, at luo_close(): list them to take
+ * them.
+ *
+ * Return: 0; -EINVAL bad arguments.
+ */
+LUO_EXPORT int luo_incoming_sessions(struct luo *luo, const char **ret_names, size_t max, size_t *ret_n);
+
+/**
+ * luo_session_tokens() - the tokens of the files the session holds.
+ * @ret_tokens: room for @max tokens (NULL if @max is 0), in preserve order.
+ * @ret_n:      how many there are (may be more than @max).
+ *
+ * Incoming: the files of the handover, retrieved or not, until
+ * luo_session_finish() (none after it). Outgoing: those preserved now.
+ *
+ * Return: 0; -EINVAL bad arguments.
+ */
+LUO_EXPORT int luo_session_tokens(struct luo_session *session, uint64_t *ret_tokens, size_t max, size_t *ret_n);
+
+/**
+ * luo_session_fd_name() - the name given to the file under @token at preserve time.
+ * @buf: receives the name and its NUL; @len: its size (LUO_FILE_NAME_MAX + 1 is enough).
+ *
+ * Return: the name's length; -ENOENT unknown token; -ENODATA preserved
+ * without a name; -ERANGE @buf too small (nothing written); -EINVAL.
+ */
+LUO_EXPORT int luo_session_fd_name(struct luo_session *session, uint64_t token, char *buf, size_t len);
+
+/**
+ * luo_session_find_name() - the token of the first file (in preserve order) named @name.
+ *
+ * Return: 0; -ENOENT none has it; -EINVAL bad arguments or name.
+ */
+LUO_EXPORT int luo_session_find_name(struct luo_session *session, const char *name, uint64_t *ret_token);
+
+/**
  * luo_session_finish() - release the incoming session's files (incoming).
  *
  * Asks every file's handler can_finish first; any "no" returns -EBUSY and
@@ -602,7 +684,9 @@ LUO_EXPORT int luo_control_dispatch(struct luo *luo);
  * sealing: size frozen, seals recorded and checked) and "fd" (sockets, pipes,
  * FIFOs, eventfds, regular files, directories, devices: type and identity
  * recorded and checked). Callbacks run with the luo lock held and must not
- * call back into libluo.
+ * call back into libluo but for luo_file_fd(), luo_file_token(),
+ * luo_file_data() and luo_file_handler_data(). Unlike a component's
+ * callbacks, this is not checked: a call that takes the lock deadlocks.
  */
 struct luo_file_ops {
 	/* Required, cheap: can this handler preserve @fd? */
@@ -667,6 +751,20 @@ LUO_EXPORT int luo_file_handler_register(const struct luo_file_handler *handler)
  * luo is open.
  */
 LUO_EXPORT int luo_file_handler_unregister(const struct luo_file_handler *handler);
+
+/**
+ * luo_file_handler_register_with_data() - luo_file_handler_register() with a user pointer.
+ *
+ * Its callbacks read @userdata back with luo_file_handler_data(). Return:
+ * as luo_file_handler_register().
+ */
+LUO_EXPORT int luo_file_handler_register_with_data(const struct luo_file_handler *handler, void *userdata);
+
+/*
+ * For handlers: the pointer the file's handler was registered with (NULL for
+ * luo_file_handler_register() and the built-ins).
+ */
+LUO_EXPORT void *luo_file_handler_data(const struct luo_file *file);
 
 /* For handlers: libluo's own fd for the file (do not close it). */
 LUO_EXPORT int luo_file_fd(const struct luo_file *file);
@@ -834,12 +932,34 @@ LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
  *   LUO_COMPONENT(sessions_table, "sessions-table", 1, 3, 2, 3, 0, save, load);
  *
  * reads versions 1..3, writes 2..3, mandatory (flag LUO_COMPONENT_OPTIONAL:
- * optional). save() runs in the old image inside luo_update(), with the
- * version negotiated; load() runs in the new image inside luo_open(), with
- * the version found and the data aligned for any type (max_align_t). Both run with libluo's lock held and must not call
- * libluo (except luo_payload_write()). A non-zero save refuses the update;
- * a non-zero load of a mandatory component rolls back (see luo_open()), of
- * an optional one makes it cold-start.
+ * optional). save() runs in the old image inside luo_update() (and
+ * luo_session_deposit(), luo_control_dispatch()), with the version
+ * negotiated; load() runs in the new image inside luo_open() (or
+ * luo_session_retrieve(), for a deposit with components), with the version
+ * found and the data aligned for any type (max_align_t). A non-zero save refuses the update; a non-zero load of a
+ * mandatory component rolls back (see luo_open()), of an optional one makes
+ * it cold-start. LUO_COMPONENT_WITH_DATA() gives both a user pointer.
+ *
+ * What a callback may call. Both run with libluo's lock held, so:
+ *   allowed        luo_payload_write() (in save()), the arena calls on a
+ *                  handle the program holds (luo_arena_alloc(), _free(),
+ *                  _root(), _set_root(), _base(), _size(), _check(): each
+ *                  takes the arena's own lock), luo_liveupdate_number(),
+ *                  luo_is_incoming(), luo_session_name(),
+ *                  luo_session_is_incoming(), luo_report_entry_format();
+ *   -EDEADLK       every call that takes the handle's lock: luo_update(),
+ *                  luo_update_report(), luo_ready(), luo_timings(),
+ *                  luo_session_create(), _retrieve(), _preserve_fd(),
+ *                  _preserve_fd_named(), _unpreserve_fd(), _retrieve_fd(),
+ *                  _finish(), _deposit(), _withdraw(), _tokens(),
+ *                  _fd_name(), _find_name(), luo_incoming_sessions(),
+ *                  luo_arena_create(), _retrieve(), _preserve(),
+ *                  luo_agent_error(), luo_control_listen(), _dispatch();
+ *                  luo_close() and luo_session_close() do nothing;
+ *   -EBUSY         luo_open() (a handle is open, or being opened),
+ *                  luo_component_register*() and
+ *                  luo_file_handler_register*() / _unregister().
+ * That is checked per thread: another thread's calls wait for the lock.
  */
 
 /* A component's name is 1..LUO_COMPONENT_NAME_MAX bytes. */
@@ -860,6 +980,17 @@ struct luo_component {
 	uint32_t flags;                /* 0 or LUO_COMPONENT_OPTIONAL */
 	int (*save)(uint32_t version, struct luo_payload *out);
 	int (*load)(uint32_t version, const void *data, size_t len);
+};
+
+/*
+ * A component whose callbacks get a user pointer. base.save and base.load
+ * must be NULL; the others are called, with @userdata.
+ */
+struct luo_component_with_data {
+	struct luo_component base;
+	int (*save)(uint32_t version, struct luo_payload *out, void *userdata);
+	int (*load)(uint32_t version, const void *data, size_t len, void *userdata);
+	void *userdata;
 };
 
 /**
@@ -883,6 +1014,15 @@ LUO_EXPORT int luo_payload_write(struct luo_payload *out, const void *data, size
  * struct luo is open.
  */
 LUO_EXPORT int luo_component_register(const struct luo_component *component);
+
+/**
+ * luo_component_register_with_data() - what LUO_COMPONENT_WITH_DATA() calls at start-up.
+ *
+ * As luo_component_register(); luo_component_unregister(&component->base)
+ * undoes it. Return: as luo_component_register(); -EINVAL also when
+ * base.save or base.load is set, or save or load is missing.
+ */
+LUO_EXPORT int luo_component_register_with_data(const struct luo_component_with_data *component);
 
 /**
  * luo_component_unregister() - what LUO_COMPONENT() calls at unload.
@@ -960,6 +1100,40 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
 	}                                                                                                 \
 	static const struct luo_component ident = { cname, (rmin), (rmax), (wmin), (wmax), (cflags),     \
 						    (save_fn), (load_fn) }
+
+/**
+ * LUO_COMPONENT_WITH_DATA() - LUO_COMPONENT() whose callbacks get a user pointer.
+ * @save_fn: int (*)(uint32_t version, struct luo_payload *out, void *userdata)
+ * @load_fn: int (*)(uint32_t version, const void *data, size_t len, void *userdata)
+ * @udata:   the pointer passed to both, a constant (the address of a static object).
+ *
+ * The same note and the same rules as LUO_COMPONENT().
+ */
+#define LUO_COMPONENT_WITH_DATA(ident, cname, rmin, rmax, wmin, wmax, cflags, save_fn, load_fn, udata)  \
+	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
+		       "LUO_COMPONENT: the name must be a string literal of 1..47 bytes");                  \
+	_Static_assert(LUO_RANGES_VALID_(rmin, rmax, wmin, wmax),                                         \
+		       "LUO_COMPONENT: need 1 <= read_min <= write_min <= write_max <= read_max");          \
+	_Static_assert(((cflags) & ~LUO_COMPONENT_OPTIONAL) == 0, "LUO_COMPONENT: unknown flags");         \
+	static const struct {                                                                             \
+		struct luo_abi_note_header h;                                                             \
+		struct luo_abi_note_component d;                                                          \
+	} ident##_luo_note LUO_NOTE_ATTR_ = {                                                             \
+		LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),                   \
+		{ LUO_ABI_KIND_COMPONENT, (cflags), (rmin), (rmax), (wmin), (wmax), cname },               \
+	};                                                                                                \
+	static const struct luo_component_with_data ident;                                                \
+	__attribute__((constructor)) static void ident##_luo_register(void)                               \
+	{                                                                                                 \
+		(void)luo_component_register_with_data(&ident);                                           \
+	}                                                                                                 \
+	__attribute__((destructor)) static void ident##_luo_unregister(void)                              \
+	{                                                                                                 \
+		luo_component_unregister(&ident.base);                                                    \
+	}                                                                                                 \
+	static const struct luo_component_with_data ident = {                                             \
+		{ cname, (rmin), (rmax), (wmin), (wmax), (cflags), NULL, NULL }, (save_fn), (load_fn), (udata) \
+	}
 
 /**
  * LUO_FILE_HANDLER_DECLARE() - define a file handler and record it in the

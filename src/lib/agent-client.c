@@ -309,6 +309,8 @@ int luo_agent_error(const struct luo *cluo, const char **ret_reason)
 	struct luo *luo = (struct luo *)cluo; /* the lock only guards reading */
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -348,7 +350,7 @@ static int deposit_components_save(struct deposit_components *dc)
 		o = &dc->outs[dc->n++];
 		o->component = comps[i];
 		o->version = comps[i]->write_max;
-		r = comps[i]->save(o->version, &o->payload);
+		r = luo_component_save(comps[i], o->version, &o->payload);
 		if (r > 0 || r < -4095)
 			r = -EINVAL; /* not an errno: do not pass it on as one */
 		if (r == 0)
@@ -457,6 +459,8 @@ int luo_session_deposit(struct luo_session *session, unsigned int flags)
 	struct luo *luo;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!session || (flags & ~(unsigned int)DEPOSIT_FLAGS_ALL))
 		return -EINVAL;
 	luo = session->luo;
@@ -473,6 +477,8 @@ int luo_session_withdraw(struct luo *luo, const char *name)
 	struct luo_agent_reply rep;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !luo_name_valid(name, LUO_SESSION_NAME_MAX))
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);

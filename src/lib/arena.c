@@ -379,6 +379,8 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 	void *base;
 	int fd, r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!session || !ret_arena)
 		return -EINVAL;
 	pthread_mutex_lock(&session->luo->lock);

@@ -135,15 +135,16 @@ static int cmp_name(const void *a, const void *b)
  * A file node, in one pass over its properties: a session may hold
  * thousands, and a lookup by name would walk them again for each of the
  * five. Names are unique in a node (check_structure()), so each is seen
- * once; others are ignored, as a lookup would ignore them.
+ * once; others are ignored, as a lookup would ignore them. The optional
+ * name must be 1..LUO_FILE_NAME_MAX bytes of 0x21..0x7e, NUL-terminated.
  */
 static int read_file(const struct reader *rd, int node, struct luo_blob_file *f)
 {
-	enum { TOKEN, FD, HANDLER, HVERSION, DATA, N_PROPS };
+	enum { TOKEN, FD, HANDLER, HVERSION, DATA, NAME, N_PROPS };
 	static const char *const names[N_PROPS] = {
 		[TOKEN] = LUO_ABI_PROP_FILE_TOKEN,	       [FD] = LUO_ABI_PROP_FILE_FD,
 		[HANDLER] = LUO_ABI_PROP_FILE_HANDLER,	       [HVERSION] = LUO_ABI_PROP_FILE_HANDLER_VERSION,
-		[DATA] = LUO_ABI_PROP_FILE_DATA,
+		[DATA] = LUO_ABI_PROP_FILE_DATA,	       [NAME] = LUO_ABI_PROP_FILE_NAME,
 	};
 	const void *val[N_PROPS] = { NULL };
 	int len[N_PROPS] = { 0 }, off, r;
@@ -183,6 +184,17 @@ static int read_file(const struct reader *rd, int node, struct luo_blob_file *f)
 			      LUO_FILE_DATA_MAX);
 	f->data = val[DATA];
 	f->data_len = (uint32_t)len[DATA];
+	f->name = NULL;
+	if (val[NAME]) {
+		const char *name = val[NAME];
+
+		/* Bounded before any string function looks at it. */
+		if (len[NAME] < 2 || len[NAME] > LUO_FILE_NAME_MAX + 1 || name[len[NAME] - 1] != '\0' ||
+		    strlen(name) != (size_t)len[NAME] - 1 || !luo_file_name_valid(name))
+			return refuse(rd, "file '%s': name empty, unterminated, longer than %d bytes or not 0x21..0x7e",
+				      fdt_get_name(rd->fdt, node, NULL), LUO_FILE_NAME_MAX);
+		f->name = name;
+	}
 	return 0;
 }
 

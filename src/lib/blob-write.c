@@ -38,6 +38,8 @@ static int write_file(void *fdt, size_t index, const struct luo_file *f)
 		r = fdt_property_u32(fdt, LUO_ABI_PROP_FILE_HANDLER_VERSION, f->handler->version);
 	if (!r)
 		r = fdt_property(fdt, LUO_ABI_PROP_FILE_DATA, f->data, (int)f->handler->data_size);
+	if (!r && f->name[0])
+		r = fdt_property_string(fdt, LUO_ABI_PROP_FILE_NAME, f->name);
 	if (!r)
 		r = fdt_end_node(fdt);
 	return r;

@@ -50,7 +50,18 @@ static bool name_ok(const char *name)
 	return true;
 }
 
-static int check(const struct luo_component *c, char *reason, size_t rlen)
+/*
+ * A component registered with luo_component_register_with_data() has NULL
+ * base callbacks (plain registration refuses them): that is how the calls
+ * below know the struct around it.
+ */
+static const struct luo_component_with_data *with_data(const struct luo_component *c)
+{
+	return c->save ? NULL : (const struct luo_component_with_data *)c;
+}
+
+/* @with: registered with luo_component_register_with_data(), whose callbacks were checked. */
+static int check(const struct luo_component *c, bool with, char *reason, size_t rlen)
 {
 	if (!c || !name_ok(c->name)) {
 		luo_reasonf(reason, rlen, "a component name is missing, longer than %d bytes or not printable",
@@ -62,19 +73,19 @@ static int check(const struct luo_component *c, char *reason, size_t rlen)
 			    c->read_min, c->read_max, c->write_min, c->write_max);
 		return -EINVAL;
 	}
-	if ((c->flags & ~LUO_COMPONENT_OPTIONAL) || !c->save || !c->load) {
+	if ((c->flags & ~LUO_COMPONENT_OPTIONAL) || (!with && (!c->save || !c->load))) {
 		luo_reasonf(reason, rlen, "component '%s': unknown flags or a missing callback", c->name);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-int luo_component_register(const struct luo_component *component)
+static int do_register(const struct luo_component *component, bool with)
 {
 	char reason[LUO_REASON_MAX];
 	int r;
 
-	r = check(component, reason, sizeof(reason));
+	r = check(component, with, reason, sizeof(reason));
 	luo_registry_lock();
 	if (r == 0 && luo_registry_open_locked()) {
 		luo_reasonf(reason, sizeof(reason), "component '%s' registered while a struct luo is open",
@@ -100,6 +111,47 @@ int luo_component_register(const struct luo_component *component)
 		memcpy(first_error_reason, reason, sizeof(reason));
 	}
 	luo_registry_unlock();
+	return r;
+}
+
+int luo_component_register(const struct luo_component *component)
+{
+	return do_register(component, false);
+}
+
+int luo_component_register_with_data(const struct luo_component_with_data *component)
+{
+	/* Refused by check() and remembered for luo_open(), as a bad LUO_COMPONENT() is. */
+	static const struct luo_component missing_callback = { .name = "with-data", .read_min = 1, .read_max = 1,
+							       .write_min = 1, .write_max = 1 };
+
+	/* The base's callbacks must be NULL: that marks it (with_data()); the outer ones are called. */
+	if (!component)
+		return do_register(NULL, false);
+	if (component->base.save || component->base.load || !component->save || !component->load)
+		return do_register(&missing_callback, false);
+	return do_register(&component->base, true);
+}
+
+int luo_component_save(const struct luo_component *c, uint32_t version, struct luo_payload *out)
+{
+	const struct luo_component_with_data *w = with_data(c);
+	int r;
+
+	luo_callback_enter();
+	r = w ? w->save(version, out, w->userdata) : c->save(version, out);
+	luo_callback_leave();
+	return r;
+}
+
+int luo_component_load(const struct luo_component *c, uint32_t version, const void *data, size_t len)
+{
+	const struct luo_component_with_data *w = with_data(c);
+	int r;
+
+	luo_callback_enter();
+	r = w ? w->load(version, data, len, w->userdata) : c->load(version, data, len);
+	luo_callback_leave();
 	return r;
 }
 

@@ -145,6 +145,8 @@ int luo_control_listen(struct luo *luo, int *ret_fd)
 {
 	int fd;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_fd)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -338,6 +340,8 @@ int luo_control_dispatch(struct luo *luo)
 {
 	int lfd;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);

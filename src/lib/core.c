@@ -112,6 +112,8 @@ int luo_adopt_file(struct luo_session *s, const struct luo_blob_file *bf, int fd
 	if (r < 0)
 		return r;
 	f = s->files[s->n_files - 1];
+	if (bf->name) /* checked by the reader */
+		snprintf(f->name, sizeof(f->name), "%s", bf->name);
 	r = h->ops->retrieve(f);
 	if (r < 0) {
 		f->fd = -1; /* not known to be ours: leave it alone */
@@ -175,7 +177,7 @@ static int load_aligned(const struct luo_component *c, const struct luo_blob_com
 		memcpy(copy, data, bc->data_len);
 		data = copy;
 	}
-	return c->load(bc->version, data, bc->data_len);
+	return luo_component_load(c, bc->version, data, bc->data_len);
 }
 
 /*
@@ -505,7 +507,8 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	int r, registry_error;
 
 	LUO_FAULT_POINT("open-start");
-	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK | LUO_OPEN_AGENT)))
+	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK | LUO_OPEN_AGENT |
+					      LUO_OPEN_NO_REAPER)))
 		return -EINVAL;
 	luo = calloc(1, sizeof(*luo));
 	if (!luo)
@@ -519,6 +522,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	luo->agent_fd = -1;
 	luo->control_fd = -1;
 	luo->control_reply_fd = -1;
+	luo->no_reaper = flags & LUO_OPEN_NO_REAPER;
 	forget_components(luo);
 	/*
 	 * A broken component registry fails luo_open() whatever the flags,
@@ -549,6 +553,8 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 
 void luo_close(struct luo *luo)
 {
+	if (luo_in_callback())
+		return; /* a component callback: the lock is held (luo.h) */
 	if (!luo)
 		return;
 	pthread_mutex_lock(&luo->lock);
@@ -595,6 +601,8 @@ int luo_rollback(const struct luo *luo, const char **ret_reason)
 
 int luo_ready(struct luo *luo)
 {
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -620,6 +628,8 @@ int luo_timings(const struct luo *cluo, struct luo_timings *ret_timings)
 	struct luo *luo = (struct luo *)cluo;
 	int r = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_timings)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);

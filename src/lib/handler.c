@@ -19,6 +19,7 @@
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct luo_file_handler *registered[LUO_HANDLERS_MAX];
+static void *registered_data[LUO_HANDLERS_MAX]; /* luo_file_handler_register_with_data() */
 static size_t n_registered;
 static bool luo_is_open;
 
@@ -55,6 +56,11 @@ static const struct luo_file_handler *find_by_name_locked(const char *name)
 
 int luo_file_handler_register(const struct luo_file_handler *handler)
 {
+	return luo_file_handler_register_with_data(handler, NULL);
+}
+
+int luo_file_handler_register_with_data(const struct luo_file_handler *handler, void *userdata)
+{
 	int r = 0;
 
 	if (!handler_valid(handler))
@@ -66,8 +72,10 @@ int luo_file_handler_register(const struct luo_file_handler *handler)
 		r = -EEXIST;
 	else if (n_registered >= LUO_HANDLERS_MAX)
 		r = -ENOSPC;
-	else
+	else {
+		registered_data[n_registered] = userdata;
 		registered[n_registered++] = handler;
+	}
 	pthread_mutex_unlock(&registry_lock);
 	return r;
 }
@@ -84,6 +92,8 @@ int luo_file_handler_unregister(const struct luo_file_handler *handler)
 			if (registered[i] != handler)
 				continue;
 			memmove(&registered[i], &registered[i + 1], (n_registered - i - 1) * sizeof(registered[0]));
+			memmove(&registered_data[i], &registered_data[i + 1],
+				(n_registered - i - 1) * sizeof(registered_data[0]));
 			n_registered--;
 			r = 0;
 			break;
@@ -173,4 +183,15 @@ uint64_t luo_file_token(const struct luo_file *file)
 void *luo_file_data(struct luo_file *file)
 {
 	return file->data;
+}
+
+/* Read without the lock: the registry does not change while a struct luo is open. */
+void *luo_file_handler_data(const struct luo_file *file)
+{
+	if (!file)
+		return NULL;
+	for (size_t i = 0; i < n_registered; i++)
+		if (registered[i] == file->handler)
+			return registered_data[i];
+	return NULL;
 }

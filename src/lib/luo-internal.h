@@ -50,6 +50,7 @@ struct luo_file {
 	bool retrieved;      /* incoming: handed out at least once */
 	bool validated;      /* incoming: the handler's retrieve() passed */
 	struct luo_file_group *group; /* outgoing: its inode's group in the index (file-index.c) */
+	char name[LUO_FILE_NAME_MAX + 1]; /* "" none; luo_session_preserve_fd_named() */
 	uint8_t data[LUO_FILE_DATA_MAX] __attribute__((aligned(8)));
 };
 
@@ -91,6 +92,7 @@ struct luo {
 	char rollback_reason[LUO_REASON_MAX];
 	/* The previous image's mm reaper, to wait for (0: none). */
 	pid_t reaper_pid;
+	bool no_reaper; /* LUO_OPEN_NO_REAPER */
 	/* The last luo_update()'s negotiation. */
 	struct luo_report_entry *report;
 	size_t n_report;
@@ -120,6 +122,10 @@ struct luo {
 uint64_t luo_now_ns(void);
 int luo_parse_u64(const char *s, uint64_t max, uint64_t *ret);
 int luo_set_cloexec(int fd, bool on);
+/* A component callback runs on this thread (util.c): entry points answer -EDEADLK. */
+void luo_callback_enter(void);
+void luo_callback_leave(void);
+bool luo_in_callback(void);
 
 /* handler.c */
 const struct luo_file_handler *luo_handler_for_fd(int fd);
@@ -140,6 +146,10 @@ struct luo_payload {
 	size_t cap;
 	int error; /* the first failed luo_payload_write(): the save fails with it */
 };
+
+/* Call a component's save / load, with its user pointer if it has one, marked as a callback. */
+int luo_component_save(const struct luo_component *c, uint32_t version, struct luo_payload *out);
+int luo_component_load(const struct luo_component *c, uint32_t version, const void *data, size_t len);
 
 /* A component's part in an outgoing blob (update.c -> blob-write.c). */
 struct luo_component_out {
@@ -184,6 +194,7 @@ void luo_session_free(struct luo_session *s);
 int luo_session_add_incoming_file(struct luo_session *s, const struct luo_file_handler *h,
 				  uint64_t token, int fd, const void *data);
 bool luo_name_valid(const char *name, size_t max);
+bool luo_file_name_valid(const char *name);
 /* Preserve with handler @h (NULL: the first that can), data set from @init_data first. */
 int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const struct luo_file_handler *h,
 			    const void *init_data);
@@ -201,6 +212,7 @@ struct luo_blob_file {
 	uint32_t handler_version;
 	const void *data;
 	uint32_t data_len;
+	const char *name;    /* NULL: none; else checked by luo_file_name_valid(), in the blob */
 };
 
 struct luo_blob_session {

@@ -192,6 +192,8 @@ int luo_session_create(struct luo *luo, const char *name, struct luo_session **r
 	struct luo_session *s;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_session)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -207,6 +209,8 @@ int luo_session_retrieve(struct luo *luo, const char *name, struct luo_session *
 	struct luo_session *s;
 	int r = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_session || !luo_name_valid(name, LUO_SESSION_NAME_MAX))
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
@@ -249,6 +253,8 @@ int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const
 	struct stat st;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s)
 		return -EINVAL;
 	luo = s->luo;
@@ -323,6 +329,8 @@ int luo_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 	ssize_t i;
 	int r = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s)
 		return -EINVAL;
 	luo = s->luo;
@@ -354,6 +362,8 @@ int luo_session_retrieve_fd(struct luo_session *s, uint64_t token, int *ret_fd)
 	ssize_t i;
 	int r, fd;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s || !ret_fd)
 		return -EINVAL;
 	luo = s->luo;
@@ -404,6 +414,8 @@ int luo_session_finish(struct luo_session *s)
 	struct luo *luo;
 	int r = 0;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!s)
 		return -EINVAL;
 	luo = s->luo;
@@ -430,6 +442,8 @@ void luo_session_close(struct luo_session *s)
 {
 	struct luo *luo;
 
+	if (luo_in_callback())
+		return; /* a component callback: the lock is held (luo.h) */
 	if (!s)
 		return;
 	luo = s->luo;
@@ -467,4 +481,104 @@ int luo_session_freeze_locked(struct luo_session *s)
 		f->frozen = true;
 	}
 	return 0;
+}
+
+int luo_session_preserve_fd_named(struct luo_session *s, int fd, uint64_t token, const char *name)
+{
+	ssize_t i;
+	int r;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (name && !luo_file_name_valid(name))
+		return -EINVAL;
+	r = luo_session_preserve_fd(s, fd, token);
+	if (r < 0 || !name)
+		return r;
+	pthread_mutex_lock(&s->luo->lock);
+	i = find_file(s, token);
+	if (i >= 0) /* else another thread unpreserved it already */
+		memcpy(s->files[i]->name, name, strlen(name) + 1); /* checked: fits */
+	pthread_mutex_unlock(&s->luo->lock);
+	return 0;
+}
+
+int luo_incoming_sessions(struct luo *luo, const char **ret_names, size_t max, size_t *ret_n)
+{
+	size_t n = 0;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (!luo || !ret_n || (max > 0 && !ret_names))
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	for (size_t i = 0; i < luo->n_sessions; i++) {
+		if (!luo->sessions[i]->incoming)
+			continue;
+		if (n < max)
+			ret_names[n] = luo->sessions[i]->name;
+		n++;
+	}
+	pthread_mutex_unlock(&luo->lock);
+	*ret_n = n;
+	return 0;
+}
+
+int luo_session_tokens(struct luo_session *s, uint64_t *ret_tokens, size_t max, size_t *ret_n)
+{
+	size_t n;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (!s || !ret_n || (max > 0 && !ret_tokens))
+		return -EINVAL;
+	pthread_mutex_lock(&s->luo->lock);
+	n = s->n_files;
+	for (size_t i = 0; i < n && i < max; i++)
+		ret_tokens[i] = s->files[i]->token;
+	pthread_mutex_unlock(&s->luo->lock);
+	*ret_n = n;
+	return 0;
+}
+
+int luo_session_fd_name(struct luo_session *s, uint64_t token, char *buf, size_t len)
+{
+	ssize_t i;
+	int r;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (!s || (len > 0 && !buf))
+		return -EINVAL;
+	pthread_mutex_lock(&s->luo->lock);
+	i = find_file(s, token);
+	if (i < 0)
+		r = -ENOENT;
+	else if (!s->files[i]->name[0])
+		r = -ENODATA;
+	else if (strlen(s->files[i]->name) >= len)
+		r = -ERANGE;
+	else
+		r = (int)strlen(strcpy(buf, s->files[i]->name));
+	pthread_mutex_unlock(&s->luo->lock);
+	return r;
+}
+
+int luo_session_find_name(struct luo_session *s, const char *name, uint64_t *ret_token)
+{
+	int r = -ENOENT;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (!s || !ret_token || !luo_file_name_valid(name))
+		return -EINVAL;
+	pthread_mutex_lock(&s->luo->lock);
+	for (size_t i = 0; i < s->n_files; i++)
+		if (strcmp(s->files[i]->name, name) == 0) {
+			*ret_token = s->files[i]->token;
+			r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&s->luo->lock);
+	return r;
 }

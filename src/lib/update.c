@@ -11,7 +11,7 @@
  *   save every component at its negotiated version
  *   serialize the blob, into a memfd, sealed       all-or-nothing
  *   clear close-on-exec on the preserved fds and the blob, nothing else
- *   start the mm reaper (below), execve()
+ *   start the mm reaper (below, unless turned off), execve()
  *
  * If any step fails, the steps done are undone in reverse -- close-on-exec
  * set again, blob closed, files unfrozen last first -- and the error is
@@ -19,6 +19,8 @@
  */
 
 #include <errno.h>
+#include <linux/futex.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,7 +252,7 @@ static int save_components(struct luo_component_out *outs, size_t n)
 
 		if (outs[i].dropped)
 			continue;
-		r = outs[i].component->save(outs[i].version, &outs[i].payload);
+		r = luo_component_save(outs[i].component, outs[i].version, &outs[i].payload);
 		if (r > 0 || r < -4095)
 			r = -EINVAL; /* not an errno: do not pass it on as one */
 		if (r == 0)
@@ -315,51 +317,61 @@ static int check_executable(const char *path)
  * The mm reaper. execve() tears down the old address space before the new
  * image runs, and that costs time in proportion to what is mapped (about
  * 16 ms per GiB of resident arena here): the blackout would grow with the
- * data. So the old address space gets a second user just before execve():
- * a clone(CLONE_VM) child that only waits for the handover pipe's write
- * end to close (it is close-on-exec in the old image). execve() then only
- * drops a reference, and the teardown runs in the child, after the new
- * image started. The child closes every fd it inherited but that pipe, so
- * it holds nothing but memory; its exit signal is 0 and the new image
- * reaps it (LUO_ABI_REAPER_ENV, luo_ready()/luo_close()).
+ * data. So the old address space gets a second user just before execve(),
+ * and execve() then only drops a reference; the teardown runs in that
+ * user, after the new image started. Two clone(CLONE_VM) steps, so that
+ * the reaper holds nothing but memory and is nobody's business after the
+ * exec:
+ *
+ *   this thread                 first child             the reaper
+ *   clone(CLONE_VM) ----------> close every fd but the
+ *                               pipe's read end
+ *                               clone(CLONE_VM) ------> (born with one fd)
+ *                               exit
+ *   waitpid(first child)                               SCHED_IDLE
+ *   execve()  (the pipe's write end closes) ---------> read: EOF, wait 100 ms,
+ *                                                      exit: the old memory goes
+ *
+ * The wait for the first child comes before execve(): when the new image's
+ * main() runs, no copy of the old fd table is left anywhere, so a
+ * close-on-exec fd is closed as if there were no reaper (a pipe's reader
+ * sees EOF at once). The reaper's parent exited before the exec: it is an
+ * orphan, adopted and reaped by init (or the nearest subreaper: a process
+ * that set PR_SET_CHILD_SUBREAPER gets it as a child, with SIGCHLD), never
+ * a zombie of this process whatever the new image does. All signals are
+ * blocked in both children (they share this image's memory, not its
+ * handlers' assumptions). If any step fails, there is no reaper and the
+ * teardown happens in execve(), as with LUO_OPEN_NO_REAPER or
+ * LUO_NO_REAPER_ENV (valgrind cannot follow clone(CLONE_VM)).
  */
-#define REAPER_STACK (64u << 10)
+#define REAPER_STACK (64u << 10) /* per child; one mapping holds both stacks and the exit word */
 /* How long the reaper waits after the exec before it lets the old memory go. */
 #define REAPER_DELAY_NS (100 * 1000 * 1000)
 
+/* At the base of the mapping: shared by the three, since CLONE_VM. */
+struct reaper_shared {
+	int rfd, wfd;
+	volatile int born;  /* set by the first child once the reaper exists */
+	volatile pid_t tid; /* the reaper's; the kernel clears it and wakes at its exit */
+};
+
 struct reaper {
-	pid_t pid;
-	int wfd;
-	void *stack;
+	struct reaper_shared *sh; /* the mapping; NULL: no reaper */
 };
 
 static const struct timespec reaper_delay = { .tv_nsec = REAPER_DELAY_NS };
 
-/* The child's pipe ends, packed in clone()'s argument. */
-#define REAPER_ARG(rfd, wfd) ((void *)(((uintptr_t)(unsigned int)(wfd) << 32) | (unsigned int)(rfd)))
-
 static int reaper_main(void *arg)
 {
-	int rfd = (int)((uintptr_t)arg & 0xffffffffu), wfd = (int)((uintptr_t)arg >> 32);
+	struct reaper_shared *sh = arg;
 	struct sched_param idle = { 0 };
 	char c;
 	long n;
 
-	/*
-	 * Raw syscalls only: this runs on the old image's memory and TLS.
-	 * Drop every fd but the read end: the write end first, or the read
-	 * would never see EOF. Without close_range() (old kernel, seccomp) the
-	 * copies of the other fds cannot be dropped: leave at once, and the
-	 * teardown happens in execve() as it would without a reaper.
-	 */
-	syscall(SYS_close, wfd);
-	if ((rfd > 0 && syscall(SYS_close_range, 0, (unsigned int)rfd - 1, 0) != 0) ||
-	    syscall(SYS_close_range, (unsigned int)rfd + 1, ~0u, 0) != 0)
-		syscall(SYS_exit, 0);
-	/* The teardown must not take CPU time from the new image. */
-	syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &idle);
+	/* Raw syscalls only: this runs on the old image's memory and TLS. */
+	syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &idle); /* the teardown must not take CPU from the new image */
 	do /* EOF: the old image's execve() closed the write end; a byte: it failed */
-		n = syscall(SYS_read, rfd, &c, 1);
+		n = syscall(SYS_read, sh->rfd, &c, 1);
 	while (n < 0);
 	/* Let the new image start before the teardown competes with it for memory bandwidth. */
 	if (n == 0)
@@ -368,45 +380,90 @@ static int reaper_main(void *arg)
 	return 0;
 }
 
-static void reaper_start(struct reaper *rp)
+static int reaper_first_main(void *arg)
 {
-	int p[2];
+	struct reaper_shared *sh = arg;
+	int rfd = sh->rfd;
+	long pid;
 
-	rp->pid = -1;
-	rp->wfd = -1;
-	rp->stack = NULL;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return;
-	rp->stack = mmap(NULL, REAPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (rp->stack == MAP_FAILED) {
-		rp->stack = NULL;
-	} else {
-		rp->pid = clone(reaper_main, (char *)rp->stack + REAPER_STACK, CLONE_VM, REAPER_ARG(p[0], p[1]));
-		if (rp->pid < 0) {
-			munmap(rp->stack, REAPER_STACK);
-			rp->stack = NULL;
-		}
-	}
-	close(p[0]);
-	if (rp->pid < 0)
-		close(p[1]);
-	else
-		rp->wfd = p[1];
+	/*
+	 * First, before anything else: drop every fd but the read end (the
+	 * write end among them, or the read would never see EOF). Without
+	 * close_range() (old kernel, seccomp) the copies cannot be dropped:
+	 * no reaper then.
+	 */
+	if ((rfd > 0 && syscall(SYS_close_range, 0, (unsigned int)rfd - 1, 0) != 0) ||
+	    syscall(SYS_close_range, (unsigned int)rfd + 1, ~0u, 0) != 0)
+		syscall(SYS_exit, 1);
+	pid = clone(reaper_main, (char *)sh + 2 * REAPER_STACK, CLONE_VM | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
+		    sh, NULL, NULL, &sh->tid);
+	sh->born = pid > 0; /* not errno: that is the parent's thread's too */
+	syscall(SYS_exit, pid > 0 ? 0 : 1);
+	return 0;
 }
 
-/* execve() failed: a byte tells the child to go now; we reap it and take the stack back. */
+static bool reaper_wanted(const struct luo *luo)
+{
+	const char *v = secure_getenv(LUO_NO_REAPER_ENV);
+
+	return !luo->no_reaper && !(v && *v && strcmp(v, "0") != 0);
+}
+
+/* Start the reaper; on any failure there is none (rp->sh NULL) and nothing is left. */
+static void reaper_start(const struct luo *luo, struct reaper *rp)
+{
+	struct reaper_shared *sh;
+	sigset_t all, old;
+	int p[2], st = 0;
+	pid_t first;
+
+	rp->sh = NULL;
+	if (!reaper_wanted(luo) || pipe2(p, O_CLOEXEC) < 0)
+		return;
+	sh = mmap(NULL, 2 * REAPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (sh == MAP_FAILED) {
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	*sh = (struct reaper_shared){ .rfd = p[0], .wfd = p[1], .tid = -1 };
+	/* Blocked until the first child is reaped, too: no EINTR, no errno it might share. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	first = clone(reaper_first_main, (char *)sh + REAPER_STACK, CLONE_VM, sh);
+	if (first > 0 && waitpid(first, &st, __WCLONE) != first)
+		first = 0; /* cannot happen; if it did, the child may still use the mapping: keep it */
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(p[0]);
+	if (first <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || !sh->born) {
+		/* No reaper was born (or the first child could not close its fds). */
+		close(p[1]);
+		if (first != 0)
+			munmap(sh, 2 * REAPER_STACK);
+		return;
+	}
+	rp->sh = sh;
+}
+
+/*
+ * execve() failed: a byte tells the reaper to go now; its stack is in the
+ * mapping, so wait for its exit (the kernel clears sh->tid) before unmapping.
+ */
 static void reaper_stop(struct reaper *rp)
 {
-	if (rp->pid < 0)
+	struct reaper_shared *sh = rp->sh;
+	pid_t tid;
+
+	if (!sh)
 		return;
-	if (write(rp->wfd, "x", 1) < 0) {
+	if (write(sh->wfd, "x", 1) < 0) {
 		/* it then sees EOF below and leaves after its delay */
 	}
-	close(rp->wfd);
-	while (waitpid(rp->pid, NULL, __WCLONE) < 0 && errno == EINTR)
-		;
-	munmap(rp->stack, REAPER_STACK);
-	rp->pid = -1;
+	close(sh->wfd);
+	while ((tid = sh->tid) != 0)
+		syscall(SYS_futex, &sh->tid, FUTEX_WAIT, tid, NULL, NULL, 0);
+	munmap(sh, 2 * REAPER_STACK);
+	rp->sh = NULL;
 }
 
 /* Serialize, hand over and exec; returns only on failure, all undone. */
@@ -440,8 +497,9 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 		return r;
 	}
 	luo_control_exec_env(luo, he->envp); /* the control socket, and the connection that asked */
-	reaper_start(&rp);
-	snprintf(he->reaper_entry, sizeof(he->reaper_entry), "%s=%d", LUO_ABI_REAPER_ENV, (int)rp.pid);
+	reaper_start(luo, &rp);
+	/* Not this process's child any more: nothing for the new image to reap. */
+	snprintf(he->reaper_entry, sizeof(he->reaper_entry), "%s=0", LUO_ABI_REAPER_ENV);
 	t_exec = luo_now_ns();
 	snprintf(he->exec_entry, sizeof(he->exec_entry), "%s=%llu", LUO_ABI_EXEC_NS_ENV, (unsigned long long)t_exec);
 	luo_agent_detach_locked(luo); /* the agent keeps the deposits across the exec */
@@ -467,6 +525,8 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 	_cleanup_free_ char **self_argv = NULL;
 	int r;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !path || !argv || !argv[0])
 		return -EINVAL;
 	for (size_t i = 0; i < n_listed; i++) /* skip components unloaded since luo_open() */
@@ -525,6 +585,8 @@ int luo_update_report(const struct luo *cluo, const struct luo_report_entry **re
 	struct luo *luo = (struct luo *)cluo; /* the lock only guards reading */
 	int r = -ENODATA;
 
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !ret_entries || !ret_n)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);

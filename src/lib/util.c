@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "luo-internal.h"
@@ -67,4 +68,42 @@ void luo_reasonf(char *reason, size_t len, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, len, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * Whether this thread runs a component's callback: libluo's lock is held
+ * then, so entry points that take it refuse (-EDEADLK) instead of
+ * deadlocking. Per thread: other threads just wait for the lock.
+ */
+static __thread unsigned int callback_depth;
+
+void luo_callback_enter(void)
+{
+	callback_depth++;
+}
+
+void luo_callback_leave(void)
+{
+	callback_depth--;
+}
+
+bool luo_in_callback(void)
+{
+	return callback_depth > 0;
+}
+
+/* A preserved fd's name (luo_session_preserve_fd_named(), the blob reader). */
+bool luo_file_name_valid(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strnlen(name, LUO_FILE_NAME_MAX + 1);
+	if (len == 0 || len > LUO_FILE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x21 || (unsigned char)name[i] > 0x7e)
+			return false;
+	return true;
 }
