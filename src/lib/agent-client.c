@@ -99,7 +99,7 @@ static int io_error(int r)
 
 static int agent_path(struct luo *luo, struct sockaddr_un *sa, socklen_t *ret_len)
 {
-	const char *env = getenv(LUO_AGENT_SOCKET_ENV), *xdg;
+	const char *env = luo_getenv(LUO_AGENT_SOCKET_ENV), *xdg;
 	int n;
 
 	memset(sa, 0, sizeof(*sa));
@@ -108,7 +108,7 @@ static int agent_path(struct luo *luo, struct sockaddr_un *sa, socklen_t *ret_le
 		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", env);
 	else if (geteuid() == 0)
 		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", LUO_AGENT_SOCKET_SYSTEM);
-	else if ((xdg = getenv("XDG_RUNTIME_DIR")) && *xdg == '/')
+	else if ((xdg = luo_getenv("XDG_RUNTIME_DIR")) && *xdg == '/')
 		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", xdg, LUO_AGENT_SOCKET_USER);
 	else {
 		agent_reasonf(luo, "no agent socket: neither %s nor XDG_RUNTIME_DIR is set", LUO_AGENT_SOCKET_ENV);

@@ -424,7 +424,7 @@ static bool is_our_connection(int fd)
 /* LUO_HANDOVER_CONTROL_LISTEN_FD: read, removed; taken if it is our listener. */
 static void adopt_listener(struct luo *luo, bool with_handover)
 {
-	const char *v = getenv(LUO_ABI_CONTROL_LISTEN_FD_ENV);
+	const char *v = luo_getenv(LUO_ABI_CONTROL_LISTEN_FD_ENV);
 	uint64_t n;
 	int r;
 
@@ -441,8 +441,8 @@ static void adopt_listener(struct luo *luo, bool with_handover)
 
 void luo_control_adopt(struct luo *luo)
 {
-	const char *v = getenv(LUO_ABI_CONTROL_FD_ENV);
-	bool with_handover = getenv(LUO_HANDOVER_FD_ENV) != NULL;
+	const char *v = luo_getenv(LUO_ABI_CONTROL_FD_ENV);
+	bool with_handover = luo_getenv(LUO_HANDOVER_FD_ENV) != NULL;
 	int type = 0, domain = 0;
 	socklen_t len = sizeof(int);
 	char num[16];

@@ -113,6 +113,10 @@ struct luo {
 uint64_t luo_now_ns(void);
 int luo_parse_u64(const char *s, uint64_t max, uint64_t *ret);
 int luo_set_cloexec(int fd, bool on);
+/* AT_SECURE: the environment is not ours to trust (util.c's DOC). */
+bool luo_secure_exec(void);
+/* getenv(), or NULL for every name in a secure-execution image. */
+const char *luo_getenv(const char *name);
 
 /* handler.c */
 const struct luo_file_handler *luo_handler_for_fd(int fd);
