@@ -29,7 +29,8 @@
  * (proto.c) between two epoll_wait()s.
  *
  * Live update (SIGHUP, or `luoctl update --pid PID NEW` on the control
- * socket): the main thread quiesces the workers -- each finishes the
+ * socket, where libluo checks the requester and reads its request before
+ * the quiesce callback runs): the main thread quiesces the workers -- each finishes the
  * events in hand and exits; the main thread joins them -- so no request is
  * half executed and no stripe lock is held. It copies each connection's
  * leftover bytes into the arena, records them for "kvcache-conns", and
@@ -875,24 +876,69 @@ static void log_report(void)
 	}
 }
 
+static void resume_serving(void)
+{
+	int r;
+
+	recs_free();
+	r = workers_start();
+	if (r < 0) {
+		logf_("cannot restart the workers: %s", strerror(-r));
+		exit(2);
+	}
+}
+
 /*
- * Quiesce, prepare, and run @how: luo_update() to the next binary (SIGHUP)
- * or luo_control_dispatch() (luoctl). Returns only if no update happened;
- * then the workers serve again.
+ * luoctl's update (luo_control_set_quiesce()): libluo calls this only once
+ * the requester is checked and its request read, so that no other uid, and
+ * no peer that says nothing, stops the workers.
  */
-static void update(bool from_control)
+static int control_quiesce(void *userdata)
+{
+	uint64_t t0 = mono_ns();
+	int r;
+
+	(void)userdata;
+	workers_stop();
+	r = recs_prepare();
+	srv.last_quiesce_us = (mono_ns() - t0) / 1000;
+	if (r < 0) {
+		logf_("cannot hand over the connections' buffers: %s; no update, still serving", strerror(-r));
+		srv.failed_updates++;
+		resume_serving();
+		return r;
+	}
+	/*
+	 * libluo answers luoctl; a refusal is luoctl's to show. The quiesce
+	 * is logged as on SIGHUP: it is part of what clients wait, before
+	 * libluo's own blackout starts (bench/blackout reads it here).
+	 */
+	logf_("live update asked through the control socket: %zu connections quiesced in %" PRIu64 " us", srv.nrecs,
+	      srv.last_quiesce_us);
+	return 0;
+}
+
+static void control_resume(void *userdata)
+{
+	(void)userdata;
+	resume_serving();
+}
+
+/*
+ * SIGHUP: quiesce, prepare, and luo_update() to the next binary. Returns
+ * only if no update happened; then the workers serve again.
+ */
+static void update(void)
 {
 	uint64_t t0 = mono_ns();
 	char path[PATH_MAX];
 	int r;
 
-	if (!from_control) {
-		r = next_binary(path, sizeof(path));
-		if (r < 0) {
-			logf_("--next-file %s: %s; no update, still serving", srv.o.next_file, strerror(-r));
-			srv.failed_updates++;
-			return;
-		}
+	r = next_binary(path, sizeof(path));
+	if (r < 0) {
+		logf_("--next-file %s: %s; no update, still serving", srv.o.next_file, strerror(-r));
+		srv.failed_updates++;
+		return;
 	}
 	workers_stop();
 	r = recs_prepare();
@@ -900,19 +946,6 @@ static void update(bool from_control)
 	if (r < 0) {
 		logf_("cannot hand over the connections' buffers: %s; no update, still serving", strerror(-r));
 		srv.failed_updates++;
-		goto resume;
-	}
-	if (from_control) {
-		/*
-		 * libluo answers luoctl; a refusal is luoctl's to show. The quiesce
-		 * is logged as on SIGHUP: it is part of what clients wait, before
-		 * libluo's own blackout starts (bench/blackout reads it here).
-		 */
-		logf_("live update asked through the control socket: %zu connections quiesced in %" PRIu64 " us",
-		      srv.nrecs, srv.last_quiesce_us);
-		r = luo_control_dispatch(srv.luo);
-		if (r < 0)
-			logf_("control socket: %s", strerror(-r));
 		goto resume;
 	}
 	{
@@ -952,12 +985,7 @@ static void update(bool from_control)
 	}
 	logf_("still serving");
 resume:
-	recs_free();
-	r = workers_start();
-	if (r < 0) {
-		logf_("cannot restart the workers: %s", strerror(-r));
-		exit(2);
-	}
+	resume_serving();
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1412,6 +1440,7 @@ int main(int argc, char **argv)
 	if (srv.sig_fd < 0)
 		die("signalfd", errno);
 	/* Before luo_ready(): that answers the luoctl which asked for this image. */
+	luo_control_set_quiesce(srv.luo, control_quiesce, control_resume, NULL);
 	r = luo_control_listen(srv.luo, &srv.ctl_fd);
 	if (r < 0) {
 		logf_("no control socket (luoctl update --pid): %s; SIGHUP still works", strerror(-r));
@@ -1456,12 +1485,15 @@ int main(int argc, char **argv)
 			die("poll", errno);
 		if (pfd[0].revents & POLLIN)
 			accept_some();
-		if (pfd[2].revents & POLLIN)
-			update(true);
+		if (pfd[2].revents & POLLIN) {
+			r = luo_control_dispatch(srv.luo);
+			if (r < 0)
+				logf_("control socket: %s", strerror(-r));
+		}
 		if (!(pfd[1].revents & POLLIN) || read(srv.sig_fd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGHUP) {
-			update(false);
+			update();
 			continue;
 		}
 		break; /* SIGTERM / SIGINT */
