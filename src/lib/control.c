@@ -333,16 +333,10 @@ static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 	int fds[1];
 	size_t n_fds;
 	ssize_t n;
-	int r;
+	int allowed, r;
 
-	r = peer_check(fd);
-	if (r == -EPERM) {
-		set_timeouts_ms(fd, budget_left_ms(deadline));
-		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, 0, -EPERM, 0, luo_liveupdate_number(luo),
-			   "the requester could not ptrace this service: it may not update it");
-		return;
-	}
-	if (r < 0)
+	allowed = peer_check(fd);
+	if (allowed < 0 && allowed != -EPERM)
 		return;
 	/* The accepted socket is blocking: wait for the request within the budget only. */
 	do
@@ -355,6 +349,12 @@ static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 	if (n == 0 || n == -EAGAIN || n == -EINTR)
 		return; /* gone, or nothing said in time */
 	r = n < 0 ? (int)n : request_check(in.buf, (size_t)n, &req);
+	if (r == 0 && allowed == -EPERM) {
+		/* Read first: a close with the request unread would reset the peer before it reads this. */
+		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, -EPERM, 0, luo_liveupdate_number(luo),
+			   "the requester could not ptrace this service: it may not update it");
+		return;
+	}
 	if (r < 0) {
 		/* A request we cannot read gets the smallest reply every requester reads. */
 		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, n < 0 ? 0 : req.hdr.seq, r, 0, luo_liveupdate_number(luo),
