@@ -28,6 +28,14 @@
 
 /* Every limit a named maximum. */
 #define LUOD_CONNECTIONS_MAX 1024u        /* accepted at once; more wait in the backlog */
+/*
+ * One uid's share of them (root has none: it is trusted), and the last
+ * connections kept for root: a uid that opens more is accepted and closed
+ * at once, so it never fills the backlog in front of the others. It takes
+ * LUOD_CONNECTIONS_MAX / LUOD_CONNECTIONS_PER_UID_MAX uids to fill luod.
+ */
+#define LUOD_CONNECTIONS_PER_UID_MAX 64u
+#define LUOD_CONNECTIONS_ROOT_RESERVE 32u
 #define LUOD_ACCEPT_PAUSE_MS 100u        /* accept4() out of fds or memory: listen again after this */
 #define LUOD_BACKLOG 128
 #define LUOD_DEFAULT_MAX_SESSIONS 4096u   /* per uid */
@@ -76,6 +84,7 @@ struct uid_usage {
 	uint32_t uid;
 	uint64_t sessions, fds, bytes;
 	uint64_t pending_fds;           /* announced by this uid's deposits under way */
+	uint32_t conns;                 /* its open connections */
 };
 
 enum luod_source_kind {
@@ -131,6 +140,7 @@ struct luod {
 	/* Connections. */
 	struct conn *conns;
 	uint32_t n_conns;
+	uint64_t conns_refused;         /* over a uid's share: accepted and closed */
 	/* Held sessions. */
 	struct held **hash;
 	struct held *first, *last;
@@ -168,6 +178,9 @@ struct uid_usage *table_usage(struct luod *d, uint32_t uid, bool create);
 void table_put(struct luod *d, struct held *h);
 void table_drop(struct luod *d, struct held *h);
 void held_free(struct held *h);
+/* fstat() from what the kernel has in memory (statx AT_STATX_DONT_SYNC): never blocks on a filesystem. */
+struct stat;
+int luod_fd_stat(int fd, struct stat *ret_st);
 /* The blob check and byte count of a deposit: 0 or -EBADFD/-EFBIG/-errno. */
 int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reason, size_t len);
 
