@@ -85,6 +85,12 @@
 #define BUF_KEEP_MAX (64u << 10)
 /* Connections accepted per wake of the main thread. */
 #define ACCEPT_BATCH 64
+/*
+ * accept() out of fds or memory: the connection stays in the backlog and
+ * the listener readable, so poll() would return at once, for ever. Stop
+ * listening this long, as luod does (LUOD_ACCEPT_PAUSE_MS).
+ */
+#define ACCEPT_PAUSE_MS 100
 
 /* ---------------------------------------------------------------------- */
 /* Versioned state: the components                                         */
@@ -213,6 +219,7 @@ static struct {
 	unsigned next_worker;
 	atomic_uint_fast64_t curr_conns;
 	uint64_t failed_updates, last_quiesce_us;
+	uint64_t accept_paused_until; /* mono ns; 0 or past: accepting */
 
 	/* Outgoing "kvcache-conns", prepared before luo_update(). */
 	struct kv_conn_v1 *recs;
@@ -732,10 +739,16 @@ static void accept_some(void)
 		struct conn *c;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				if (!srv.accept_paused_until)
+					logf_("accept: %s; not accepting for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+				srv.accept_paused_until = mono_ns() + (uint64_t)ACCEPT_PAUSE_MS * 1000000;
+			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
 				logf_("accept: %s", strerror(errno));
+			}
 			return;
 		}
+		srv.accept_paused_until = 0;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		KV_COUNT(&srv.st, total_connections, 1);
 		if (atomic_load(&srv.curr_conns) >= KV_CONNS_MAX) {
@@ -1480,9 +1493,20 @@ int main(int argc, char **argv)
 					 { .fd = srv.sig_fd, .events = POLLIN },
 					 { .fd = srv.ctl_fd, .events = POLLIN } }; /* -1: ignored */
 		struct signalfd_siginfo si;
+		int timeout = -1;
 
-		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
+		if (srv.accept_paused_until) {
+			uint64_t now = mono_ns();
+
+			if (now < srv.accept_paused_until) {
+				pfd[0].fd = -1; /* not listened to until then */
+				timeout = (int)((srv.accept_paused_until - now) / 1000000) + 1;
+			}
+		}
+		if (poll(pfd, 3, timeout) < 0 && errno != EINTR)
 			die("poll", errno);
+		if (pfd[0].fd < 0 && mono_ns() >= srv.accept_paused_until)
+			accept_some(); /* the pause is over: try again */
 		if (pfd[0].revents & POLLIN)
 			accept_some();
 		if (pfd[2].revents & POLLIN) {
