@@ -502,6 +502,12 @@ int main(int argc, char **argv)
 	if (luo_rollback(d->luo, &reason) < 0)
 		luod_log("back from a failed self-update: %s", reason ? reason : "");
 	fd_budget(d);
+	/* One uid may not be promised more than luod can hold for all. */
+	if (d->lim.max_fds > d->held_fds_max) {
+		luod_log("--max-fds %" PRIu64 " is more than luod can hold for all uids (%" PRIu64 "): clamped",
+			 d->lim.max_fds, d->held_fds_max);
+		d->lim.max_fds = d->held_fds_max;
+	}
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0 || table_init(d) < 0) {
 		fprintf(stderr, "luod: %s\n", strerror(errno));
