@@ -32,6 +32,9 @@
  * update speaks the control protocol of include/luo/agent.h to the service
  * PID: it connects to the abstract address "\0luo-control.<PID>", checks
  * with SO_PEERCRED that PID listens there under our uid (or we are root),
+ * with SO_PEERPIDFD that the process that listened is still alive and
+ * still PID (control_connect()), and takes only messages the kernel says
+ * PID itself sent (SCM_CREDENTIALS, recv_from_pid()),
  * sends UPDATE with the realpath of NEW_BINARY and waits, at most
  * --timeout seconds, for the one answer: refused (the error, a reason and
  * the negotiation report), done (the new image's timings, from its
