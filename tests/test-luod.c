@@ -19,7 +19,8 @@
  *   users      (root only, else 77: skipped) uid 65534 and 65533 against
  *              root's sessions and each other's
  *   trust      a memfd whose size is not sealed and an AF_UNIX socket are
- *              refused, a sealed memfd taken; (root) uid 65534 opening 200
+ *              refused, a sealed memfd taken; a deposit stalled mid-way is
+ *              cut after LUOD_STALL_MS; (root) uid 65534 opening 200
  *              connections keeps at most its share (64) while uid 65533
  *              and root are served
  *   crash      a client SIGKILLed: only its KEEP_ON_CRASH session stays;
@@ -1166,6 +1167,30 @@ static void test_trust(void)
 	close_all(fds, 2);
 	CHECK(status(c, &st) == 0 && st.own_sessions == 1, "status");
 	printf("ok - a memfd sealed against grow and shrink: taken\n");
+
+	/* A deposit announcing 3 fds that sends 1: cut after LUOD_STALL_MS (10 s), the budget freed. */
+	{
+		struct luo_agent_request q = good_request(LUO_AGENT_OP_DEPOSIT);
+		int s = cl_connect(), blob = make_blob("stalled");
+		struct timeval tv = { .tv_sec = 20 };
+		struct timespec t0, t1;
+		char b;
+		ssize_t got;
+
+		snprintf(q.name, sizeof(q.name), "stalled");
+		q.n_fds = 3;
+		raw_send(s, &q, sizeof(q), &blob, 1);
+		close(blob);
+		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		got = recv(s, &b, 1, 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		CHECK(got == 0, "a stalled deposit was not cut (recv %zd: %s)", got, strerror(errno));
+		CHECK(t1.tv_sec - t0.tv_sec >= 8, "cut after %ld s only", (long)(t1.tv_sec - t0.tv_sec));
+		close(s);
+		CHECK(status(c, &st) == 0 && st.own_sessions == 1, "status after the cut");
+		printf("ok - a deposit stalled mid-way: cut after %ld s\n", (long)(t1.tv_sec - t0.tv_sec));
+	}
 
 	if (geteuid() != 0) {
 		printf("ok - # SKIP connection share: needs root (a flood as another uid)\n");

@@ -147,6 +147,8 @@ static void conn_send(struct conn *c, const void *msg, size_t len, const int *fd
 		}
 		m->fds[m->n_fds++] = fd;
 	}
+	if (!conn_busy(c))
+		c->busy_since_ms = luod_now_ms();
 	*c->outq_tail = m;
 	c->outq_tail = &m->next;
 	c->outq_bytes += len;
@@ -256,6 +258,23 @@ void conn_close(struct luod *d, struct conn *c, enum conn_close_why why)
 	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	safe_close(c->fd);
 	free(c);
+}
+
+unsigned conn_expire(struct luod *d)
+{
+	uint64_t now = luod_now_ms();
+	unsigned n = 0;
+
+	for (struct conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
+		if (!conn_busy(c) || now - c->busy_since_ms < LUOD_STALL_MS || c == d->update_conn)
+			continue;
+		luod_log("pid %d uid %u: %s for %u ms: disconnected (its sessions kept)", c->pid, c->uid,
+			 c->depositing ? "a deposit stalled" : "replies unread", LUOD_STALL_MS);
+		conn_close(d, c, CONN_CLOSE_AGENT);
+		n++;
+	}
+	return n;
 }
 
 int conn_adopt(struct luod *d, int fd, struct conn **ret_conn)
@@ -491,6 +510,8 @@ static void op_deposit(struct luod *d, struct conn *c, const struct luo_agent_re
 			    n ? "DEPOSIT: more fds than announced" : "DEPOSIT: the blob must come with the request");
 		return;
 	}
+	if (!conn_busy(c))
+		c->busy_since_ms = luod_now_ms();
 	c->depositing = true;
 	c->dep = *q;
 	c->dep_got = 0;

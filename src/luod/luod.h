@@ -52,6 +52,13 @@
 #define LUOD_HELD_FDS_MAX (LUO_FILES_MAX - LUOD_CONNECTIONS_MAX - 16u)
 /* Bytes of replies queued for one slow reader (a LIST of every session fits). */
 #define LUOD_OUTQ_BYTES_MAX (16u << 20)
+/*
+ * A deposit under way, or a reply the client does not read, holds fds and
+ * budget of its uid: past this, luod closes the connection (sessions kept,
+ * detached), which frees them. Checked every LUOD_STALL_CHECK_MS.
+ */
+#define LUOD_STALL_MS 10000u
+#define LUOD_STALL_CHECK_MS 1000
 /* How long an update waits for deposits under way and queued replies. */
 #define LUOD_UPDATE_DRAIN_MS 2000
 /* libluo session names for the handover: "luod.<n>". */
@@ -127,6 +134,7 @@ struct conn {
 	int dep_err;                    /* refused already: fds are discarded */
 	bool dep_reserved;              /* dep.n_fds counted in the uid's pending_fds */
 	char dep_reason[LUO_AGENT_REASON_SIZE];
+	uint64_t busy_since_ms;         /* a deposit started, or a reply queued (conn_busy()) */
 	/* Replies the socket could not take yet; no request is read meanwhile. */
 	struct outmsg *outq, **outq_tail;
 	size_t outq_bytes;
@@ -194,6 +202,8 @@ int conn_adopt(struct luod *d, int fd, struct conn **ret_conn);
 void conn_reply(struct luod *d, struct conn *c, uint32_t seq, uint32_t reply_size, int error,
 		const char *reason);
 bool conn_busy(const struct conn *c);
+/* Close the connections busy for more than LUOD_STALL_MS; how many. */
+unsigned conn_expire(struct luod *d);
 
 /* handover.c */
 int handover_register(void);

@@ -430,6 +430,8 @@ static void loop(struct luod *d)
 			if (timeout < 0 || wait < timeout)
 				timeout = wait;
 		}
+		if (d->n_conns > 0 && (timeout < 0 || timeout > LUOD_STALL_CHECK_MS))
+			timeout = LUOD_STALL_CHECK_MS; /* conn_expire() below */
 		n = epoll_wait(d->epfd, evs, LUOD_EPOLL_BATCH, timeout);
 		if (n < 0 && errno != EINTR) {
 			luod_log("epoll_wait: %s", strerror(errno));
@@ -457,6 +459,7 @@ static void loop(struct luod *d)
 		if (!listening && d->n_conns < LUOD_CONNECTIONS_MAX && !d->accept_paused_until_ms &&
 		    luod_epoll_set(d, d->listen_fd, &d->listen_src, EPOLLIN, false) == 0)
 			listening = true;
+		(void)conn_expire(d);
 		handover_poll(d);
 	}
 }
