@@ -196,14 +196,15 @@ static int run_setuid(const char *copy, const char *env)
 }
 
 /* A setuid-root copy of this binary, in a directory uid 65534 can enter. */
-static bool make_setuid_copy(char *copy, size_t len)
+static bool make_setuid_copy(const char *self, char *copy, size_t len)
 {
 	char buf[65536];
 	ssize_t n;
 	int in, out;
 
 	snprintf(copy, len, "%s/setuid-copy", dir);
-	in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	/* argv[0], not /proc/self/exe: under valgrind that is valgrind's tool. */
+	in = open(self, O_RDONLY | O_CLOEXEC);
 	CHECK(in >= 0);
 	out = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
 	CHECK(out >= 0);
@@ -217,7 +218,7 @@ static bool make_setuid_copy(char *copy, size_t len)
 	return access("/usr/bin/setpriv", X_OK) == 0;
 }
 
-static void cases_setuid(void)
+static void cases_setuid(const char *self)
 {
 	char copy[PATH_MAX], env[64], agent_env[PATH_MAX + 32];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -227,7 +228,7 @@ static void cases_setuid(void)
 		printf("ok - setuid: SKIP (not root: no setuid copy can be made)\n");
 		return;
 	}
-	if (!make_setuid_copy(copy, sizeof(copy))) {
+	if (!make_setuid_copy(self, copy, sizeof(copy))) {
 		printf("ok - setuid: SKIP (no /usr/bin/setpriv)\n");
 		unlink(copy);
 		return;
@@ -320,7 +321,7 @@ int main(int argc, char **argv)
 
 	case_control();
 	case_empty_build_id();
-	cases_setuid();
+	cases_setuid(argv[0]);
 
 	unlink(marker);
 	CHECK_EQ(rmdir(dir), 0);
