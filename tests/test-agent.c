@@ -16,6 +16,12 @@
  *                                   a clean luo_close() keeps both
  *   test-agent exec LUOD            a deposit without KEEP_ON_CRASH survives
  *                                   luo_update() (DETACH before execve)
+ *   test-agent stopped LUOD         luod is stopped (SIGSTOP) across a
+ *                                   luo_update(): the DETACH before execve()
+ *                                   and the new image's connect wait 100 ms
+ *                                   each, so the blackout stays under 2 s
+ *                                   (was 10 s); after SIGCONT the deposit is
+ *                                   retrieved (the DETACH was read)
  *   test-agent version LUOD V2BIN   V2 deposits its component at version 2:
  *                                   this build's retrieve is -EPROTO, takes
  *                                   nothing, leaks nothing; V2 retrieves it,
@@ -333,6 +339,43 @@ static void mode_exec(const char *self, const char *luod, bool after)
 	}
 }
 
+static void mode_stopped(const char *self, const char *luod, bool after)
+{
+	struct luo_timings t;
+	struct luo *luo;
+
+	if (!after) {
+		luo = open_agent();
+		luo_session_close(deposit(luo, "across-stop", DATA, 0));
+		CHECK_EQ(kill((pid_t)strtol(getenv("TEST_AGENT_PID"), NULL, 10), SIGSTOP), 0);
+		{
+			char *const argv[] = { (char *)self, "stopped-after", (char *)luod, NULL };
+			int r;
+
+			fflush(NULL);
+			r = luo_update(luo, self, argv, NULL);
+			fprintf(stderr, "luo_update: %s\n", strerror(-r));
+			exit(1);
+		}
+	}
+	CHECK_OK(luo_open(LUO_OPEN_AGENT, &luo));
+	test_fds_at_start = count_open_fds() - (luo_agent_error(luo, NULL) == 0); /* the handover memfd is closed */
+	CHECK_OK(luo_ready(luo));
+	CHECK_OK(luo_timings(luo, &t));
+	CHECK_EQ(kill((pid_t)strtol(getenv("TEST_AGENT_PID"), NULL, 10), SIGCONT), 0);
+	if (t.blackout_ns >= 2000000000ull) {
+		fprintf(stderr, "a stopped luod stretched the blackout to %.3f ms\n", t.blackout_ns / 1e6);
+		exit(1);
+	}
+	printf("ok - luod stopped across luo_update(): blackout %.3f ms, luo_agent_error %d\n", t.blackout_ns / 1e6,
+	       luo_agent_error(luo, NULL));
+	/* luod runs again: the next call connects; the DETACH it read kept the deposit. */
+	check_retrieved(luo, "across-stop", DATA);
+	CHECK_OK(luo_session_withdraw(luo, "across-stop"));
+	luo_close(luo);
+	printf("ok - after SIGCONT the deposit is there\n");
+}
+
 static void v2_depositor(void)
 {
 	struct luo *luo = open_agent();
@@ -411,8 +454,11 @@ int main(int argc, char **argv)
 		v2_depositor();
 	} else if (strcmp(mode, "v2-retrieve") == 0) {
 		mode_v2_retrieve();
-	} else if (strcmp(mode, "exec-after") == 0 && argc == 3) {
-		mode_exec(argv[0], argv[2], true);
+	} else if ((strcmp(mode, "exec-after") == 0 || strcmp(mode, "stopped-after") == 0) && argc == 3) {
+		if (strcmp(mode, "exec-after") == 0)
+			mode_exec(argv[0], argv[2], true);
+		else
+			mode_stopped(argv[0], argv[2], true);
 		agent.pid = (pid_t)strtol(getenv("TEST_AGENT_PID"), NULL, 10); /* the image before started it */
 		snprintf(agent.sock, sizeof(agent.sock), "%s", getenv("LUO_AGENT_SOCKET"));
 		snprintf(agent.dir, sizeof(agent.dir), "%.*s", (int)(strrchr(agent.sock, '/') - agent.sock),
@@ -427,6 +473,12 @@ int main(int argc, char **argv)
 			snprintf(pid, sizeof(pid), "%d", (int)agent.pid);
 			setenv("TEST_AGENT_PID", pid, 1);
 			mode_exec(argv[0], argv[2], false);
+		} else if (strcmp(mode, "stopped") == 0) {
+			char pid[16];
+
+			snprintf(pid, sizeof(pid), "%d", (int)agent.pid);
+			setenv("TEST_AGENT_PID", pid, 1);
+			mode_stopped(argv[0], argv[2], false);
 		} else if (strcmp(mode, "version") == 0 && argc == 4) {
 			mode_version(argv[3]);
 		} else {

@@ -44,6 +44,17 @@ for bad in "--max-fds 12x" "--max-fds -1" "--max-fds 99999999999999999999999" "-
 done
 "$luod" --help | grep -q -- "--max-sessions" || fail "--help"
 "$luod" --version | grep -q "protocol" || fail "--version"
+# A per-uid fd limit above what luod can hold for all is clamped to it.
+prlimit --nofile=4096:4096 "$luod" --socket "$tmp/d/clamp.sock" --max-fds 16384 2>"$tmp/log4" &
+agent=$!
+wait_sock "$tmp/d/clamp.sock"
+for _ in $(seq 200); do grep -q "started:" "$tmp/log4" && break; sleep 0.02; done
+grep -q -- "--max-fds 16384 is more than luod can hold for all uids ([0-9]*): clamped" "$tmp/log4" ||
+	fail "--max-fds not clamped: $(cat "$tmp/log4")"
+held=$(sed -n 's/.*limits per uid: [0-9]* sessions, \([0-9]*\) fds.*/\1/p' "$tmp/log4")
+[ -n "$held" ] && [ "$held" -lt 16384 ] || fail "--max-fds not clamped in the start line: $(cat "$tmp/log4")"
+kill -TERM "$agent"; wait "$agent" || true
+echo "ok - --max-fds above the global budget: clamped to $held"
 # Out of fds: luod stops accepting for a while instead of spinning on a
 # listener that stays readable, and serves again once connections close.
 prlimit --nofile=64:64 "$luod" --socket "$tmp/d/fd.sock" 2>"$tmp/log3" &

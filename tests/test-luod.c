@@ -18,6 +18,11 @@
  *              a reason naming the limit
  *   users      (root only, else 77: skipped) uid 65534 and 65533 against
  *              root's sessions and each other's
+ *   trust      a memfd whose size is not sealed and an AF_UNIX socket are
+ *              refused, a sealed memfd taken; a deposit stalled mid-way is
+ *              cut after LUOD_STALL_MS; (root) uid 65534 opening 200
+ *              connections keeps at most its share (64) while uid 65533
+ *              and root are served
  *   crash      a client SIGKILLed: only its KEEP_ON_CRASH session stays;
  *              with DETACH before exit, both stay
  *   update-rollback  (LUOD LUOD_REFUSE) the new image refuses the handover:
@@ -351,14 +356,23 @@ static int make_blob(const char *data)
 	return fd;
 }
 
-static int make_memfd(const void *data, size_t len)
+/* A memfd of @len bytes whose size is sealed, as luod wants a deposited one. */
+static int make_sized_memfd(const void *data, size_t len, size_t size)
 {
-	int fd = memfd_create("data", MFD_CLOEXEC);
+	int fd = memfd_create("data", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	CHECK(fd >= 0, "memfd");
 	if (len)
 		CHECK(write(fd, data, len) == (ssize_t)len, "write memfd");
+	if (size > len)
+		CHECK(ftruncate(fd, (off_t)size) == 0, "ftruncate");
+	CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0, "seal the size");
 	return fd;
+}
+
+static int make_memfd(const void *data, size_t len)
+{
+	return make_sized_memfd(data, len, len);
 }
 
 static int make_listener(void)
@@ -866,11 +880,8 @@ static int deposit_n(int c, const char *name, int n_fds, size_t memfd_bytes, cha
 	int r;
 
 	fds[0] = make_blob("limits");
-	for (int i = 1; i < n_fds; i++) {
-		fds[i] = make_memfd(NULL, 0);
-		if (memfd_bytes)
-			CHECK(ftruncate(fds[i], (off_t)memfd_bytes) == 0, "ftruncate");
-	}
+	for (int i = 1; i < n_fds; i++)
+		fds[i] = make_sized_memfd(NULL, 0, memfd_bytes);
 	r = deposit(c, name, 0, fds, (uint32_t)n_fds, reason);
 	close_all(fds, (size_t)n_fds);
 	return r;
@@ -1060,6 +1071,160 @@ static void test_users(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* trust: what a uid can make luod hold, and how many of its connections     */
+
+#define FLOOD_CONNS 200
+#define FLOOD_SHARE 64 /* LUOD_CONNECTIONS_PER_UID_MAX */
+
+/* Connections luod has closed (EOF), of @n; waits until it stops changing. */
+static int count_closed(const int *fds, int n)
+{
+	int closed = 0, last = -1;
+
+	for (int round = 0; round < 100 && closed != last; round++) {
+		last = closed;
+		msleep(50);
+		closed = 0;
+		for (int i = 0; i < n; i++) {
+			char b;
+
+			if (recv(fds[i], &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0)
+				closed++;
+		}
+	}
+	return closed;
+}
+
+/* As uid 65534: open FLOOD_CONNS connections, say how many stayed, hold them until told. */
+static void flood_child(int ready_wr, int go_rd)
+{
+	int fds[FLOOD_CONNS], n = 0, closed;
+	char b = 0;
+
+	luod_pid = -1;
+	become(65534);
+	for (; n < FLOOD_CONNS; n++) {
+		fds[n] = cl_connect_once();
+		if (fds[n] < 0)
+			break;
+	}
+	closed = count_closed(fds, n);
+	b = (char)(n == FLOOD_CONNS && n - closed <= (int)FLOOD_SHARE && n - closed > 0);
+	if (!b)
+		fprintf(stderr, "flood: %d connected, %d closed by luod, %d kept (share %u)\n", n, closed, n - closed,
+			FLOOD_SHARE);
+	if (write(ready_wr, &b, 1) != 1 || read(go_rd, &b, 1) < 0)
+		_exit(2);
+	_exit(0);
+}
+
+static int status_part(void)
+{
+	struct luo_agent_status st;
+	int c = cl_connect_once();
+
+	UCHECK(c >= 0, 40);
+	UCHECK(status(c, &st) == 0, 41);
+	close(c);
+	return 0;
+}
+
+static void test_trust(void)
+{
+	char reason[LUO_AGENT_REASON_SIZE];
+	int c, r, fds[2], sp[2], ready[2], go[2];
+	struct luo_agent_status st;
+	pid_t flood;
+	char ok = 0;
+
+	start_luod(geteuid() == 0 ? "--socket-mode" : NULL, geteuid() == 0 ? "0666" : NULL, NULL, NULL);
+	c = cl_connect();
+
+	/* A memfd whose size is not sealed: it could grow after the count. */
+	fds[0] = make_blob("trust");
+	fds[1] = memfd_create("growable", MFD_CLOEXEC);
+	CHECK(fds[1] >= 0, "memfd");
+	r = deposit(c, "growable", 0, fds, 2, reason);
+	CHECK(r == -EBADFD && strstr(reason, "not sealed"), "unsealed memfd: %s (%s)", strerror(-r), reason);
+	close_all(fds, 2);
+	printf("ok - a memfd whose size is not sealed: refused (%s)\n", reason);
+
+	/* An AF_UNIX socket: fds in flight in it would go uncounted. */
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+	fds[0] = make_blob("trust");
+	fds[1] = sp[0];
+	r = deposit(c, "carrier", 0, fds, 2, reason);
+	CHECK(r == -EBADFD && strstr(reason, "AF_UNIX"), "AF_UNIX socket: %s (%s)", strerror(-r), reason);
+	close_all(fds, 2);
+	close(sp[1]);
+	printf("ok - an AF_UNIX socket: refused (%s)\n", reason);
+
+	/* A sealed one is taken and counted. */
+	fds[0] = make_blob("trust");
+	fds[1] = make_sized_memfd(NULL, 0, 1 << 20);
+	r = deposit(c, "sealed", 0, fds, 2, reason);
+	CHECK(r == 0, "sealed memfd: %s (%s)", strerror(-r), reason);
+	close_all(fds, 2);
+	CHECK(status(c, &st) == 0 && st.own_sessions == 1, "status");
+	printf("ok - a memfd sealed against grow and shrink: taken\n");
+
+	/* A deposit announcing 3 fds that sends 1: cut after LUOD_STALL_MS (10 s), the budget freed. */
+	{
+		struct luo_agent_request q = good_request(LUO_AGENT_OP_DEPOSIT);
+		int s = cl_connect(), blob = make_blob("stalled");
+		struct timeval tv = { .tv_sec = 20 };
+		struct timespec t0, t1;
+		char b;
+		ssize_t got;
+
+		snprintf(q.name, sizeof(q.name), "stalled");
+		q.n_fds = 3;
+		raw_send(s, &q, sizeof(q), &blob, 1);
+		close(blob);
+		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		got = recv(s, &b, 1, 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		CHECK(got == 0, "a stalled deposit was not cut (recv %zd: %s)", got, strerror(errno));
+		CHECK(t1.tv_sec - t0.tv_sec >= 8, "cut after %ld s only", (long)(t1.tv_sec - t0.tv_sec));
+		close(s);
+		CHECK(status(c, &st) == 0 && st.own_sessions == 1, "status after the cut");
+		printf("ok - a deposit stalled mid-way: cut after %ld s\n", (long)(t1.tv_sec - t0.tv_sec));
+	}
+
+	if (geteuid() != 0) {
+		printf("ok - # SKIP connection share: needs root (a flood as another uid)\n");
+		close(c);
+		stop_luod();
+		return;
+	}
+	CHECK(chmod(dir, 0755) == 0, "chmod");
+	CHECK(pipe2(ready, O_CLOEXEC) == 0 && pipe2(go, O_CLOEXEC) == 0, "pipe");
+	flood = fork();
+	CHECK(flood >= 0, "fork");
+	if (flood == 0) {
+		close(ready[0]);
+		close(go[1]);
+		flood_child(ready[1], go[0]);
+	}
+	close(ready[1]);
+	close(go[0]);
+	r = (int)read(ready[0], &ok, 1);
+	/* The flood holds its connections: another uid and root are still served. */
+	CHECK(as_user(65533, status_part) == 0, "uid 65533 not served during uid 65534's flood");
+	CHECK(status(c, &st) == 0, "root not served during the flood");
+	CHECK(write(go[1], "x", 1) == 1, "write");
+	close(go[1]);
+	close(ready[0]);
+	CHECK(waitpid(flood, NULL, 0) == flood, "waitpid");
+	CHECK(r == 1 && ok == 1, "uid 65534 kept more than its share of connections");
+	printf("ok - uid 65534 opening %d connections keeps at most %u; uid 65533 and root are served\n",
+	       FLOOD_CONNS, FLOOD_SHARE);
+	close(c);
+	stop_luod();
+}
+
+/* ------------------------------------------------------------------------ */
 /* crash                                                                     */
 
 static void crash_child(int ready_fd, bool detach)
@@ -1209,12 +1374,12 @@ static void test_update(void)
 	start_luod(NULL, NULL, NULL, NULL);
 	c = cl_connect();
 	for (int i = 0; i < UPDATE_SESSIONS; i++) {
-		int fds[UPDATE_FDS], sp[2];
+		int fds[UPDATE_FDS], sp[2]; /* a pipe: luod refuses AF_UNIX sockets */
 		char name[16];
 		uint32_t v = (uint32_t)i;
 
 		snprintf(name, sizeof(name), "s%04d", i);
-		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+		CHECK(pipe2(sp, O_CLOEXEC) == 0, "pipe");
 		fds[0] = make_blob(name);
 		fds[1] = make_memfd(&v, sizeof(v));
 		fds[2] = sp[0];
@@ -1435,7 +1600,7 @@ int main(int argc, char **argv)
 	int before, after;
 
 	if (argc != 3 && !(argc == 4 && strcmp(argv[2], "update-rollback") == 0)) {
-		fprintf(stderr, "usage: test-luod LUOD basic|malformed|limits|users|crash|update|update-refused\n"
+		fprintf(stderr, "usage: test-luod LUOD basic|malformed|limits|users|trust|crash|update|update-refused\n"
 				"       test-luod LUOD update-rollback LUOD_REFUSE\n");
 		return 2;
 	}
@@ -1458,6 +1623,8 @@ int main(int argc, char **argv)
 		test_users();
 	else if (strcmp(argv[2], "crash") == 0)
 		test_crash();
+	else if (strcmp(argv[2], "trust") == 0)
+		test_trust();
 	else if (strcmp(argv[2], "update") == 0)
 		test_update();
 	else if (strcmp(argv[2], "update-refused") == 0)

@@ -29,7 +29,8 @@
  * (proto.c) between two epoll_wait()s.
  *
  * Live update (SIGHUP, or `luoctl update --pid PID NEW` on the control
- * socket): the main thread quiesces the workers -- each finishes the
+ * socket, where libluo checks the requester and reads its request before
+ * the quiesce callback runs): the main thread quiesces the workers -- each finishes the
  * events in hand and exits; the main thread joins them -- so no request is
  * half executed and no stripe lock is held. It copies each connection's
  * leftover bytes into the arena, records them for "kvcache-conns", and
@@ -84,6 +85,12 @@
 #define BUF_KEEP_MAX (64u << 10)
 /* Connections accepted per wake of the main thread. */
 #define ACCEPT_BATCH 64
+/*
+ * accept() out of fds or memory: the connection stays in the backlog and
+ * the listener readable, so poll() would return at once, for ever. Stop
+ * listening this long, as luod does (LUOD_ACCEPT_PAUSE_MS).
+ */
+#define ACCEPT_PAUSE_MS 100
 
 /* ---------------------------------------------------------------------- */
 /* Versioned state: the components                                         */
@@ -201,6 +208,7 @@ static struct {
 	unsigned next_worker;
 	atomic_uint_fast64_t curr_conns;
 	uint64_t failed_updates, last_quiesce_us;
+	uint64_t accept_paused_until; /* mono ns; 0 or past: accepting */
 
 	/* Outgoing "kvcache-conns", prepared before luo_update(). */
 	struct kv_conn_v1 *recs;
@@ -720,10 +728,16 @@ static void accept_some(void)
 		struct conn *c;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				if (!srv.accept_paused_until)
+					logf_("accept: %s; not accepting for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+				srv.accept_paused_until = mono_ns() + (uint64_t)ACCEPT_PAUSE_MS * 1000000;
+			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
 				logf_("accept: %s", strerror(errno));
+			}
 			return;
 		}
+		srv.accept_paused_until = 0;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		KV_COUNT(&srv.st, total_connections, 1);
 		if (atomic_load(&srv.curr_conns) >= KV_CONNS_MAX) {
@@ -864,24 +878,69 @@ static void log_report(void)
 	}
 }
 
+static void resume_serving(void)
+{
+	int r;
+
+	recs_free();
+	r = workers_start();
+	if (r < 0) {
+		logf_("cannot restart the workers: %s", strerror(-r));
+		exit(2);
+	}
+}
+
 /*
- * Quiesce, prepare, and run @how: luo_update() to the next binary (SIGHUP)
- * or luo_control_dispatch() (luoctl). Returns only if no update happened;
- * then the workers serve again.
+ * luoctl's update (luo_control_set_quiesce()): libluo calls this only once
+ * the requester is checked and its request read, so that no other uid, and
+ * no peer that says nothing, stops the workers.
  */
-static void update(bool from_control)
+static int control_quiesce(void *userdata)
+{
+	uint64_t t0 = mono_ns();
+	int r;
+
+	(void)userdata;
+	workers_stop();
+	r = recs_prepare();
+	srv.last_quiesce_us = (mono_ns() - t0) / 1000;
+	if (r < 0) {
+		logf_("cannot hand over the connections' buffers: %s; no update, still serving", strerror(-r));
+		srv.failed_updates++;
+		resume_serving();
+		return r;
+	}
+	/*
+	 * libluo answers luoctl; a refusal is luoctl's to show. The quiesce
+	 * is logged as on SIGHUP: it is part of what clients wait, before
+	 * libluo's own blackout starts (bench/blackout reads it here).
+	 */
+	logf_("live update asked through the control socket: %zu connections quiesced in %" PRIu64 " us", srv.nrecs,
+	      srv.last_quiesce_us);
+	return 0;
+}
+
+static void control_resume(void *userdata)
+{
+	(void)userdata;
+	resume_serving();
+}
+
+/*
+ * SIGHUP: quiesce, prepare, and luo_update() to the next binary. Returns
+ * only if no update happened; then the workers serve again.
+ */
+static void update(void)
 {
 	uint64_t t0 = mono_ns();
 	char path[PATH_MAX];
 	int r;
 
-	if (!from_control) {
-		r = next_binary(path, sizeof(path));
-		if (r < 0) {
-			logf_("--next-file %s: %s; no update, still serving", srv.o.next_file, strerror(-r));
-			srv.failed_updates++;
-			return;
-		}
+	r = next_binary(path, sizeof(path));
+	if (r < 0) {
+		logf_("--next-file %s: %s; no update, still serving", srv.o.next_file, strerror(-r));
+		srv.failed_updates++;
+		return;
 	}
 	workers_stop();
 	r = recs_prepare();
@@ -889,19 +948,6 @@ static void update(bool from_control)
 	if (r < 0) {
 		logf_("cannot hand over the connections' buffers: %s; no update, still serving", strerror(-r));
 		srv.failed_updates++;
-		goto resume;
-	}
-	if (from_control) {
-		/*
-		 * libluo answers luoctl; a refusal is luoctl's to show. The quiesce
-		 * is logged as on SIGHUP: it is part of what clients wait, before
-		 * libluo's own blackout starts (bench/blackout reads it here).
-		 */
-		logf_("live update asked through the control socket: %zu connections quiesced in %" PRIu64 " us",
-		      srv.nrecs, srv.last_quiesce_us);
-		r = luo_control_dispatch(srv.luo);
-		if (r < 0)
-			logf_("control socket: %s", strerror(-r));
 		goto resume;
 	}
 	{
@@ -941,12 +987,7 @@ static void update(bool from_control)
 	}
 	logf_("still serving");
 resume:
-	recs_free();
-	r = workers_start();
-	if (r < 0) {
-		logf_("cannot restart the workers: %s", strerror(-r));
-		exit(2);
-	}
+	resume_serving();
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1413,6 +1454,7 @@ int main(int argc, char **argv)
 	if (srv.sig_fd < 0)
 		die("signalfd", errno);
 	/* Before luo_ready(): that answers the luoctl which asked for this image. */
+	luo_control_set_quiesce(srv.luo, control_quiesce, control_resume, NULL);
 	r = luo_control_listen(srv.luo, &srv.ctl_fd);
 	if (r < 0) {
 		logf_("no control socket (luoctl update --pid): %s; SIGHUP still works", strerror(-r));
@@ -1452,17 +1494,31 @@ int main(int argc, char **argv)
 					 { .fd = srv.sig_fd, .events = POLLIN },
 					 { .fd = srv.ctl_fd, .events = POLLIN } }; /* -1: ignored */
 		struct signalfd_siginfo si;
+		int timeout = -1;
 
-		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
+		if (srv.accept_paused_until) {
+			uint64_t now = mono_ns();
+
+			if (now < srv.accept_paused_until) {
+				pfd[0].fd = -1; /* not listened to until then */
+				timeout = (int)((srv.accept_paused_until - now) / 1000000) + 1;
+			}
+		}
+		if (poll(pfd, 3, timeout) < 0 && errno != EINTR)
 			die("poll", errno);
+		if (pfd[0].fd < 0 && mono_ns() >= srv.accept_paused_until)
+			accept_some(); /* the pause is over: try again */
 		if (pfd[0].revents & POLLIN)
 			accept_some();
-		if (pfd[2].revents & POLLIN)
-			update(true);
+		if (pfd[2].revents & POLLIN) {
+			r = luo_control_dispatch(srv.luo);
+			if (r < 0)
+				logf_("control socket: %s", strerror(-r));
+		}
 		if (!(pfd[1].revents & POLLIN) || read(srv.sig_fd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGHUP) {
-			update(false);
+			update();
 			continue;
 		}
 		break; /* SIGTERM / SIGINT */

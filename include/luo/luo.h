@@ -657,8 +657,10 @@ LUO_EXPORT int luo_control_listen(struct luo *luo, int *ret_fd);
 /**
  * luo_control_dispatch() - serve what is pending on the control socket.
  *
- * Does not block. Accepts a connection from the same uid (or root),
- * reads its request, and for UPDATE calls luo_update() with the
+ * Does not block for long. Accepts a connection from the same uid (or
+ * root) whose process could ptrace(2) this one (else it is answered
+ * -EPERM), reads its request, runs the quiesce callback
+ * (luo_control_set_quiesce()), and for UPDATE calls luo_update() with the
  * program's own argv: on success it does not return (the new image's
  * luo_ready() answers the caller with the timings); a refusal is answered
  * with the error and the negotiation report, and the service keeps
@@ -670,10 +672,31 @@ LUO_EXPORT int luo_control_listen(struct luo *luo, int *ret_fd);
  * has the report); -EBADF luo_control_listen() not called; -EMFILE,
  * -ENFILE, -ENOBUFS, -ENOMEM accept() failed (the connection stays
  * pending). Each call serves a bounded number of connections, and waits
- * at most a second for a connected peer's request or for it to read its
- * answer; stdio is flushed (fflush(NULL)) before luo_update().
+ * for peers (their requests, their reading of the answers) 100 ms at most
+ * in all; stdio is flushed (fflush(NULL)) before luo_update().
  */
 LUO_EXPORT int luo_control_dispatch(struct luo *luo);
+
+/**
+ * luo_control_set_quiesce() - what runs around an update asked on the control socket.
+ * @quiesce: called by luo_control_dispatch() once the requester is known to
+ *           be allowed (same uid or root, and able to ptrace(2) this
+ *           process) and its request is read, right before luo_update():
+ *           stop what must not run while the state is saved (worker
+ *           threads). A negative errno refuses the request with it (undo
+ *           what was done first: @resume is not called then).
+ * @resume:  called when luo_update() returned (refused or failed), before
+ *           the requester is answered: undo @quiesce.
+ * @userdata: passed to both.
+ *
+ * Without it, luo_control_dispatch() quiesces nothing, and a program that
+ * stops its workers before calling it lets any uid that can connect stop
+ * them. Both NULL: no callbacks again.
+ *
+ * Return: 0; -EINVAL no @luo, or one of @quiesce and @resume without the other.
+ */
+LUO_EXPORT int luo_control_set_quiesce(struct luo *luo, int (*quiesce)(void *userdata),
+				       void (*resume)(void *userdata), void *userdata);
 
 /* ------------------------------------------------------------------------ */
 /* File handlers                                                             */

@@ -61,6 +61,16 @@
 
 /* The longest a send or a receive waits for the agent. */
 #define AGENT_IO_TIMEOUT_MS 5000
+/*
+ * ... inside the blackout: the DETACH just before execve(), and the new
+ * image's connect and STATUS in luo_open() of an incoming handover. A
+ * stopped or stuck luod costs the blackout this much per step, not
+ * AGENT_IO_TIMEOUT_MS. Past it: the DETACH is left queued on the socket
+ * (luod reads it when it runs again, before the end of the connection);
+ * luo_open() goes on without the agent (luo_agent_error() -ETIMEDOUT) and
+ * the next agent call connects again, with the usual timeout.
+ */
+#define AGENT_BLACKOUT_TIMEOUT_MS 100
 #define DEPOSIT_FLAGS_ALL (LUO_DEPOSIT_KEEP_ON_CRASH | LUO_DEPOSIT_COMPONENTS)
 
 _Static_assert(LUO_AGENT_NAME_SIZE == LUO_SESSION_NAME_MAX + 1, "agent.h: session names");
@@ -99,7 +109,7 @@ static int io_error(int r)
 
 static int agent_path(struct luo *luo, struct sockaddr_un *sa, socklen_t *ret_len)
 {
-	const char *env = getenv(LUO_AGENT_SOCKET_ENV), *xdg;
+	const char *env = luo_getenv(LUO_AGENT_SOCKET_ENV), *xdg;
 	int n;
 
 	memset(sa, 0, sizeof(*sa));
@@ -108,7 +118,7 @@ static int agent_path(struct luo *luo, struct sockaddr_un *sa, socklen_t *ret_le
 		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", env);
 	else if (geteuid() == 0)
 		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", LUO_AGENT_SOCKET_SYSTEM);
-	else if ((xdg = getenv("XDG_RUNTIME_DIR")) && *xdg == '/')
+	else if ((xdg = luo_getenv("XDG_RUNTIME_DIR")) && *xdg == '/')
 		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", xdg, LUO_AGENT_SOCKET_USER);
 	else {
 		agent_reasonf(luo, "no agent socket: neither %s nor XDG_RUNTIME_DIR is set", LUO_AGENT_SOCKET_ENV);
@@ -194,9 +204,17 @@ static int agent_reply(struct luo *luo, struct luo_agent_reply *rep)
 	return rep->error;
 }
 
-static int agent_connect(struct luo *luo)
+static void agent_timeouts(int fd, int ms)
 {
-	struct timeval tv = { .tv_sec = AGENT_IO_TIMEOUT_MS / 1000, .tv_usec = (AGENT_IO_TIMEOUT_MS % 1000) * 1000 };
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static int agent_connect(struct luo *luo, int timeout_ms)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
 	struct luo_agent_reply rep;
 	struct luo_agent_status st;
 	struct sockaddr_un sa;
@@ -249,6 +267,7 @@ static int agent_connect(struct luo *luo)
 		luo->agent_fd = safe_close(luo->agent_fd);
 		return r;
 	}
+	agent_timeouts(luo->agent_fd, AGENT_IO_TIMEOUT_MS);
 	luo->agent_error = 0;
 	luo->agent_reason[0] = '\0';
 	return 0;
@@ -262,7 +281,8 @@ void luo_agent_open(struct luo *luo, bool wanted)
 		snprintf(luo->agent_reason, sizeof(luo->agent_reason), "luo_open() without LUO_OPEN_AGENT");
 		return;
 	}
-	luo->agent_error = agent_connect(luo);
+	/* An incoming handover: luo_open() runs inside the blackout. */
+	luo->agent_error = agent_connect(luo, luo->incoming ? AGENT_BLACKOUT_TIMEOUT_MS : AGENT_IO_TIMEOUT_MS);
 	if (luo->agent_error == -ENOTCONN)
 		luo->agent_error = -ECONNRESET; /* -ENOTCONN means "not asked for" */
 }
@@ -279,13 +299,14 @@ static int agent_ensure(struct luo *luo)
 }
 
 /* Waits for the reply: luod reads what a connection sent before its end, but need not. */
-static void agent_detach(struct luo *luo)
+static void agent_detach(struct luo *luo, int timeout_ms)
 {
 	struct luo_agent_reply rep;
 	int r;
 
 	if (luo->agent_fd < 0)
 		return;
+	agent_timeouts(luo->agent_fd, timeout_ms);
 	r = agent_send(luo, LUO_AGENT_OP_DETACH, 0, 0, NULL, NULL, 0);
 	if (r < 0)
 		agent_broken(luo, io_error(r), "DETACH");
@@ -295,12 +316,14 @@ static void agent_detach(struct luo *luo)
 
 void luo_agent_detach_locked(struct luo *luo)
 {
-	agent_detach(luo);
+	agent_detach(luo, AGENT_BLACKOUT_TIMEOUT_MS); /* just before execve(): the blackout runs */
+	if (luo->agent_fd >= 0)
+		agent_timeouts(luo->agent_fd, AGENT_IO_TIMEOUT_MS); /* should the exec fail */
 }
 
 void luo_agent_close(struct luo *luo)
 {
-	agent_detach(luo);
+	agent_detach(luo, AGENT_IO_TIMEOUT_MS);
 	luo->agent_fd = safe_close(luo->agent_fd);
 }
 

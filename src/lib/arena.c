@@ -128,7 +128,7 @@ static int reserve(uint64_t addr, uint64_t size)
 __attribute__((constructor)) static void reserve_incoming(void)
 {
 	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
-	const char *env = getenv(LUO_HANDOVER_FD_ENV);
+	const char *env = luo_getenv(LUO_HANDOVER_FD_ENV);
 	char reason[LUO_REASON_MAX];
 	uint64_t fd;
 	size_t len;

@@ -13,9 +13,11 @@
  * Lifecycle of one request, across images of the same process:
  *
  *   old image   luo_control_listen()     bind "\0luo-control.<pid>", listen
- *               luo_control_dispatch()   accept, SO_PEERCRED (same uid or
- *                                        root, else closed unanswered), read
- *                                        one UPDATE, luo_update() with the
+ *               luo_control_dispatch()   accept; the peer is checked first
+ *                                        (below), then one UPDATE is read;
+ *                                        the program's quiesce callback
+ *                                        runs (luo_control_set_quiesce()),
+ *                                        then luo_update() with the
  *                                        program's own argv
  *     refused:  answered at once (error, reason, then the negotiation
  *               report, one message per entry); the connection is closed,
@@ -43,11 +45,22 @@
  *   luo_close() closes the listening socket; a connection still waiting
  *               for its answer gets -ECONNABORTED and the reason, if any
  *
+ * The peer, before anything else: SO_PEERCRED's uid must be ours or root
+ * (else closed unanswered), and the peer must be a process that could
+ * ptrace(2) this one (peer.c: CAP_SYS_PTRACE, or the same real ids, this
+ * process dumpable and no capability of ours it lacks) -- a live update
+ * runs a binary of the requester's choice with all this process holds, so
+ * it is allowed to whoever could already take it over, no one else; else
+ * it is answered -EPERM. The peer is named by a pidfd (SO_PEERPIDFD, or
+ * pidfd_open() of its pid on kernels before 6.5), so that its credentials
+ * are read from that process and not from a successor holding its pid.
+ * Nothing is quiesced and the request is not read before that.
+ *
  * Failure paths: a request that breaks agent.h's rules is answered with
  * the error (-EBADMSG, -EPROTONOSUPPORT, -EOPNOTSUPP, -E2BIG, -EINVAL) and
- * the connection closed; nothing else happens. A peer that sends nothing
- * within CONTROL_IO_TIMEOUT_MS, or does not read its answer, is dropped:
- * the service's loop waits at most that long per connection. The answer
+ * the connection closed; nothing else happens. A peer that sends nothing,
+ * or does not read its answer, is dropped: all peers together cost one
+ * luo_control_dispatch() call at most CONTROL_PEER_BUDGET_MS of waiting. The answer
  * from the new image is written at the *_SIZE_VER0 sizes, which every
  * requester reads: the sizes the requester asked for stayed in the old
  * image. Only the abstract address is used: no file, nothing to clean up
@@ -55,6 +68,7 @@
  */
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -73,8 +87,12 @@
 #define CONTROL_BACKLOG 8
 /* Connections one luo_control_dispatch() call serves: it never loops forever. */
 #define CONTROL_ACCEPT_MAX 8
-/* How long a peer may take to send its request, or to read its answer. */
-#define CONTROL_IO_TIMEOUT_MS 1000
+/*
+ * What peers may cost one luo_control_dispatch() call, in all: the time
+ * spent waiting for their requests and for them to take their answers.
+ * The service's loop is not held longer, however many connect.
+ */
+#define CONTROL_PEER_BUDGET_MS 100
 /* Report entries sent with a refusal (a negotiation has far fewer). */
 #define CONTROL_REPORTS_MAX 256
 /*
@@ -163,14 +181,49 @@ int luo_control_listen(struct luo *luo, int *ret_fd)
 	return 0;
 }
 
-static void set_timeouts(int fd)
+static void set_timeouts_ms(int fd, long ms)
 {
-	struct timeval tv = { .tv_sec = CONTROL_IO_TIMEOUT_MS / 1000,
-			      .tv_usec = (CONTROL_IO_TIMEOUT_MS % 1000) * 1000 };
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 
 	/* Best effort: without them a peer can only stall its own answer longer. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void set_timeouts(int fd)
+{
+	set_timeouts_ms(fd, CONTROL_PEER_BUDGET_MS);
+}
+
+/* What is left of the peers' budget ending at @deadline (ns), at least 1 ms. */
+static long budget_left_ms(uint64_t deadline)
+{
+	uint64_t now = luo_now_ns();
+
+	return now >= deadline ? 1 : (long)((deadline - now) / 1000000) + 1;
+}
+
+/*
+ * Whether @fd's peer may ask for an update (the DOC): 0, or -EPERM
+ * (answer it), or another error (close it unanswered).
+ */
+static int peer_check(int fd)
+{
+	_cleanup_close_ int pidfd = -1;
+	struct ucred cred;
+	socklen_t cred_len = sizeof(cred);
+	bool exact;
+	int r;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0 || cred_len != sizeof(cred))
+		return -errno ? -errno : -EIO;
+	if (cred.uid != geteuid() && cred.uid != 0)
+		return -EACCES; /* not ours to command: closed, unanswered */
+	pidfd = luo_peer_pidfd(fd, cred.pid, &exact);
+	if (pidfd < 0)
+		return pidfd;
+	r = luo_peer_may_ptrace(pidfd, cred.pid);
+	return r == -EPERM ? -EPERM : r < 0 ? -ESRCH : 0;
 }
 
 /* The reply; @reason is made one line. */
@@ -281,7 +334,7 @@ static int request_check(const void *buf, size_t len, struct luo_control_update 
 }
 
 /* One accepted connection; closed by the caller unless it crossed an exec. */
-static void serve_connection(struct luo *luo, int fd)
+static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 {
 	union {
 		struct luo_control_update req;
@@ -290,22 +343,33 @@ static void serve_connection(struct luo *luo, int fd)
 	struct luo_control_update req;
 	_cleanup_free_ char *argv_buf = NULL;
 	_cleanup_free_ char **argv = NULL;
-	struct ucred cred;
-	socklen_t cred_len = sizeof(cred);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	bool quiesced = false;
 	int fds[1];
 	size_t n_fds;
 	ssize_t n;
-	int r;
+	int allowed, r;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0 || cred_len != sizeof(cred))
+	allowed = peer_check(fd);
+	if (allowed < 0 && allowed != -EPERM)
 		return;
-	if (cred.uid != geteuid() && cred.uid != 0)
-		return; /* not ours to command: closed, unanswered */
-	set_timeouts(fd);
+	/* The accepted socket is blocking: wait for the request within the budget only. */
+	do
+		r = poll(&p, 1, (int)budget_left_ms(deadline) - 1);
+	while (r < 0 && errno == EINTR && luo_now_ns() < deadline);
+	if (r <= 0)
+		return; /* nothing said in time */
+	set_timeouts_ms(fd, budget_left_ms(deadline));
 	n = luo_wire_recv(fd, in.buf, sizeof(in.buf), fds, 0, &n_fds);
 	if (n == 0 || n == -EAGAIN || n == -EINTR)
 		return; /* gone, or nothing said in time */
 	r = n < 0 ? (int)n : request_check(in.buf, (size_t)n, &req);
+	if (r == 0 && allowed == -EPERM) {
+		/* Read first: a close with the request unread would reset the peer before it reads this. */
+		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, -EPERM, 0, luo_liveupdate_number(luo),
+			   "the requester could not ptrace this service: it may not update it");
+		return;
+	}
 	if (r < 0) {
 		/* A request we cannot read gets the smallest reply every requester reads. */
 		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, n < 0 ? 0 : req.hdr.seq, r, 0, luo_liveupdate_number(luo),
@@ -323,7 +387,19 @@ static void serve_connection(struct luo *luo, int fd)
 		}
 		pthread_mutex_unlock(&luo->lock);
 	}
+	if (r == 0 && luo->control_quiesce) {
+		r = luo->control_quiesce(luo->control_userdata);
+		quiesced = r >= 0;
+		if (r > 0)
+			r = 0;
+		if (r < 0) {
+			pthread_mutex_lock(&luo->lock);
+			luo->control_reply_fd = -1;
+			pthread_mutex_unlock(&luo->lock);
+		}
+	}
 	if (r < 0) {
+		set_timeouts_ms(fd, budget_left_ms(deadline));
 		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, r, 0, luo_liveupdate_number(luo), strerror(-r));
 		return;
 	}
@@ -333,11 +409,28 @@ static void serve_connection(struct luo *luo, int fd)
 	pthread_mutex_lock(&luo->lock);
 	luo->control_reply_fd = -1;
 	pthread_mutex_unlock(&luo->lock);
+	if (quiesced && luo->control_resume)
+		luo->control_resume(luo->control_userdata);
+	set_timeouts_ms(fd, budget_left_ms(deadline));
 	answer_refusal(luo, fd, &req, r);
+}
+
+int luo_control_set_quiesce(struct luo *luo, int (*quiesce)(void *userdata), void (*resume)(void *userdata),
+			    void *userdata)
+{
+	if (!luo || !quiesce != !resume)
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	luo->control_quiesce = quiesce;
+	luo->control_resume = resume;
+	luo->control_userdata = userdata;
+	pthread_mutex_unlock(&luo->lock);
+	return 0;
 }
 
 int luo_control_dispatch(struct luo *luo)
 {
+	uint64_t deadline = luo_now_ns() + (uint64_t)CONTROL_PEER_BUDGET_MS * 1000000;
 	int lfd;
 
 	if (luo_in_callback())
@@ -359,7 +452,7 @@ int luo_control_dispatch(struct luo *luo)
 				return 0;
 			return -errno; /* -EMFILE, -ENFILE, -ENOMEM...: still pending */
 		}
-		serve_connection(luo, fd);
+		serve_connection(luo, fd, deadline);
 	}
 	return 0;
 }
@@ -441,7 +534,7 @@ static bool is_our_connection(int fd)
 /* LUO_HANDOVER_CONTROL_LISTEN_FD: read, removed; taken if it is our listener. */
 static void adopt_listener(struct luo *luo, bool with_handover)
 {
-	const char *v = getenv(LUO_ABI_CONTROL_LISTEN_FD_ENV);
+	const char *v = luo_getenv(LUO_ABI_CONTROL_LISTEN_FD_ENV);
 	uint64_t n;
 	int r;
 
@@ -458,8 +551,8 @@ static void adopt_listener(struct luo *luo, bool with_handover)
 
 void luo_control_adopt(struct luo *luo)
 {
-	const char *v = getenv(LUO_ABI_CONTROL_FD_ENV);
-	bool with_handover = getenv(LUO_HANDOVER_FD_ENV) != NULL;
+	const char *v = luo_getenv(LUO_ABI_CONTROL_FD_ENV);
+	bool with_handover = luo_getenv(LUO_HANDOVER_FD_ENV) != NULL;
 	int type = 0, domain = 0;
 	socklen_t len = sizeof(int);
 	char num[16];

@@ -31,10 +31,16 @@
  * (format 2), this image is not itself a rollback and the caller did not
  * pass LUO_OPEN_NO_ROLLBACK, the fds adopted so far get close-on-exec
  * cleared again and the producer binary is exec'd with its argv, the same
- * blob and LUO_HANDOVER_ROLLBACK="ERRNO:reason" -- unless its build-id is
- * no longer the recorded one (the file was replaced: going back there
- * would run a third binary). When the exec fails, the refusal goes on as
- * above and the reason says why no rollback happened.
+ * blob and LUO_HANDOVER_ROLLBACK="ERRNO:reason" -- only if the blob
+ * records a build-id and the file at producer-path still has it (the file
+ * was replaced: going back there would run a third binary; no build-id:
+ * the path alone, chosen by whoever wrote the blob, would say what runs).
+ * When the exec fails, the refusal goes on as above and the reason says why
+ * no rollback happened.
+ *
+ * A secure-execution image (AT_SECURE: setuid, setgid, file capabilities)
+ * reads none of these variables (util.c): it starts fresh, and luo_open()
+ * removes them from its environment so that no child reads them either.
  */
 
 #include <errno.h>
@@ -268,19 +274,25 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 	_cleanup_close_ int exe = -1;
 	int r;
 
+	/*
+	 * No build-id, no rollback: without one the blob's path alone would
+	 * choose what is exec'd, and whoever wrote the blob chooses the path.
+	 */
+	if (origin->build_id_len == 0) {
+		reason_append(luo, "; no rollback: the handover records no build-id for its producer");
+		return;
+	}
 	/* The file checked is the file exec'd: by fd, not by path twice. */
 	exe = open(origin->producer_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (exe < 0) {
 		reason_append(luo, "; no rollback: %s: %s", origin->producer_path, strerror(errno));
 		return;
 	}
-	if (origin->build_id_len > 0) {
-		r = luo_elf_build_id_fd(exe, id, sizeof(id), &id_len);
-		if (r < 0 || id_len != origin->build_id_len || memcmp(id, origin->build_id, id_len) != 0) {
-			reason_append(luo, "; no rollback: %s is not the binary that wrote the handover",
-				      origin->producer_path);
-			return;
-		}
+	r = luo_elf_build_id_fd(exe, id, sizeof(id), &id_len);
+	if (r < 0 || id_len != origin->build_id_len || memcmp(id, origin->build_id, id_len) != 0) {
+		reason_append(luo, "; no rollback: %s is not the binary that wrote the handover",
+			      origin->producer_path);
+		return;
 	}
 	snprintf(fd_entry, sizeof(fd_entry), "%s=%d", LUO_HANDOVER_FD_ENV, handover_fd);
 	r = snprintf(rb_entry, sizeof(rb_entry), "%s=%d:%s", LUO_ABI_ROLLBACK_ENV, -error, luo->incoming_reason);
@@ -354,7 +366,7 @@ void luo_reaper_reap(struct luo *luo, bool wait)
 
 static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present)
 {
-	const char *v = getenv(name);
+	const char *v = luo_getenv(name);
 	int r;
 
 	*present = v != NULL;
@@ -403,7 +415,7 @@ int luo_handover_map(int fd, void **ret_addr, size_t *ret_len, char *reason, siz
 /* LUO_HANDOVER_ROLLBACK="ERRNO:reason": this image came back; read, removed. */
 static bool read_rollback_env(struct luo *luo)
 {
-	const char *v = getenv(LUO_ABI_ROLLBACK_ENV);
+	const char *v = luo_getenv(LUO_ABI_ROLLBACK_ENV);
 	const char *colon;
 	uint64_t err;
 	char num[16];
@@ -501,6 +513,17 @@ static int adopt_handover(struct luo *luo, unsigned int flags, int registry_erro
 	return 0;
 }
 
+/* A less privileged user wrote them: no child of this image reads them. */
+static void scrub_env(void)
+{
+	static const char *const names[] = { LUO_HANDOVER_FD_ENV, LUO_ABI_EXEC_NS_ENV, LUO_ABI_ROLLBACK_ENV,
+					     LUO_ABI_REAPER_ENV, LUO_ABI_CONTROL_FD_ENV,
+					     LUO_ABI_CONTROL_LISTEN_FD_ENV };
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		unsetenv(names[i]);
+}
+
 int luo_open(unsigned int flags, struct luo **ret_luo)
 {
 	struct luo *luo;
@@ -531,6 +554,8 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	 */
 	registry_error = luo_components_error(NULL, 0);
 	luo->t_open_start = luo_now_ns();
+	if (luo_secure_exec())
+		scrub_env();
 	luo_control_adopt(luo); /* before the handover: a rollback passes it on */
 	r = adopt_handover(luo, flags, registry_error);
 	if (registry_error < 0) {

@@ -38,7 +38,7 @@ static unsigned long fault_hits;
 
 __attribute__((constructor)) static void fault_init(void)
 {
-	const char *v = getenv(FAULT_ENV);
+	const char *v = luo_getenv(FAULT_ENV);
 	const char *hash;
 	char *end;
 	size_t len;

@@ -108,6 +108,9 @@ struct luo {
 	/* The control socket (control.c); -1 none. */
 	int control_fd;        /* listening */
 	int control_reply_fd;  /* incoming: the requester to answer from luo_ready() */
+	int (*control_quiesce)(void *userdata); /* luo_control_set_quiesce() */
+	void (*control_resume)(void *userdata);
+	void *control_userdata;
 
 	/* CLOCK_MONOTONIC ns; 0 = unknown */
 	uint64_t t_freeze;
@@ -126,6 +129,19 @@ int luo_set_cloexec(int fd, bool on);
 void luo_callback_enter(void);
 void luo_callback_leave(void);
 bool luo_in_callback(void);
+
+/* AT_SECURE: the environment is not ours to trust (util.c's DOC). */
+bool luo_secure_exec(void);
+/* getenv(), or NULL for every name in a secure-execution image. */
+const char *luo_getenv(const char *name);
+
+/* peer.c: who is at the other end of a unix socket (its DOC) */
+/* The pid @pidfd's process has now; -ESRCH it has exited. */
+int luo_pidfd_pid(int pidfd);
+/* A pidfd for @sock's peer, whose SO_PEERCRED pid is @pid; *@ret_exact: by SO_PEERPIDFD. */
+int luo_peer_pidfd(int sock, pid_t pid, bool *ret_exact);
+/* 0 if the process @pidfd (pid @pid) could ptrace this one; -EPERM, -ESRCH, -errno. */
+int luo_peer_may_ptrace(int pidfd, pid_t pid);
 
 /* handler.c */
 const struct luo_file_handler *luo_handler_for_fd(int fd);

@@ -846,7 +846,7 @@ int luo_manifest_read_file(const char *path, struct luo_manifest **ret, char *re
 		if (obj->rpath[0] && !obj->runpath[0])
 			r = try_dirs(obj->rpath, origin_dir, name, m, reason, rlen);
 		if (r == 0)
-			r = try_dirs(getenv("LD_LIBRARY_PATH"), origin_dir, name, m, reason, rlen);
+			r = try_dirs(luo_getenv("LD_LIBRARY_PATH"), origin_dir, name, m, reason, rlen);
 		if (r == 0 && obj->runpath[0])
 			r = try_dirs(obj->runpath, origin_dir, name, m, reason, rlen);
 		if (r == 0) {

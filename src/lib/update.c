@@ -404,7 +404,7 @@ static int reaper_first_main(void *arg)
 
 static bool reaper_wanted(const struct luo *luo)
 {
-	const char *v = secure_getenv(LUO_NO_REAPER_ENV);
+	const char *v = luo_getenv(LUO_NO_REAPER_ENV);
 
 	return !luo->no_reaper && !(v && *v && strcmp(v, "0") != 0);
 }

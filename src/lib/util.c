@@ -3,7 +3,19 @@
  * DOC: small helpers shared by the modules
  *
  * Clock, strict number parsing (never atoi: the environment is input from
- * the previous image), close-on-exec toggling and the reason formatter.
+ * the previous image), close-on-exec toggling, the reason formatter, and the
+ * one door to the environment.
+ *
+ * The environment: every variable libluo reads (the handover, rollback,
+ * reaper and control variables, the agent socket, XDG_RUNTIME_DIR,
+ * LD_LIBRARY_PATH for manifests, the test fault points) is read through
+ * luo_getenv(), which reads nothing in a secure-execution image
+ * (getauxval(AT_SECURE) != 0: setuid, setgid or file capabilities). Such an
+ * image runs with more privilege than the user who wrote its environment;
+ * a handover named there would be a forged one, and its rollback an exec
+ * of the user's choice with the image's privilege. So it starts fresh, as
+ * if no variable were set, and luo_open() removes the handover variables
+ * so that no child inherits them.
  */
 
 #include <errno.h>
@@ -11,6 +23,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
 #include <time.h>
 
 #include "luo-internal.h"
@@ -106,4 +120,14 @@ bool luo_file_name_valid(const char *name)
 		if ((unsigned char)name[i] < 0x21 || (unsigned char)name[i] > 0x7e)
 			return false;
 	return true;
+}
+
+bool luo_secure_exec(void)
+{
+	return getauxval(AT_SECURE) != 0;
+}
+
+const char *luo_getenv(const char *name)
+{
+	return luo_secure_exec() ? NULL : getenv(name);
 }

@@ -33,6 +33,9 @@
  * update speaks the control protocol of include/luo/agent.h to the service
  * PID: it connects to the abstract address "\0luo-control.<PID>", checks
  * with SO_PEERCRED that PID listens there under our uid (or we are root),
+ * with SO_PEERPIDFD that the process that listened is still alive and
+ * still PID (control_connect()), and takes only messages the kernel says
+ * PID itself sent (SCM_CREDENTIALS, recv_from_pid()),
  * sends UPDATE with the realpath of NEW_BINARY and waits, at most
  * --timeout seconds, for the one answer: refused (the error, a reason and
  * the negotiation report), done (the new image's timings, from its
@@ -67,6 +70,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -117,6 +121,15 @@
 #define AGENT_LIST_MAX (1u << 20)
 /* The seq of the one request luoctl sends on a control connection. */
 #define CONTROL_SEQ 1
+/* connect(): a full backlog is retried every CONNECT_RETRY_MS for CONNECT_TIMEOUT_MS. */
+#define CONNECT_TIMEOUT_MS 5000
+#define CONNECT_RETRY_MS 10
+
+/*
+ * On a control connection, the pid every message must come from (the
+ * kernel's SCM_CREDENTIALS, SO_PASSCRED); 0 on an agent connection.
+ */
+static pid_t control_sender;
 
 static void usage(FILE *f)
 {
@@ -1180,6 +1193,55 @@ static int64_t now_ms(void)
  * 0 the peer closed, -ETIMEDOUT, or the error of luo_wire_recv() (a
  * message carrying fds is refused: none is expected here).
  */
+/*
+ * One message that must come from process @pid itself: the kernel names
+ * its sender at send (SO_PASSCRED set before connect). Fds are refused.
+ * Return: its length, 0 the peer closed, -EPERM another sender, -EBADMSG.
+ */
+static ssize_t recv_from_pid(int fd, void *buf, size_t cap, pid_t pid)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * LUO_AGENT_FDS_PER_MSG)];
+	} c;
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
+	bool from_pid = false, bad = false;
+	ssize_t n;
+
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+			struct ucred uc;
+
+			memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
+			from_pid = uc.pid == pid;
+		} else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			for (size_t i = 0; i < k; i++) {
+				int rfd;
+
+				memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+				close(rfd);
+			}
+			bad = true;
+		} else {
+			bad = true;
+		}
+	}
+	if (bad || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+		return -EBADMSG;
+	if (n == 0)
+		return 0;
+	return from_pid ? n : -EPERM;
+}
+
 static ssize_t recv_until(int fd, void *buf, size_t cap, int64_t deadline)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -1200,6 +1262,8 @@ static ssize_t recv_until(int fd, void *buf, size_t cap, int64_t deadline)
 		if (r > 0)
 			break;
 	}
+	if (control_sender > 0)
+		return recv_from_pid(fd, buf, cap, control_sender);
 	return luo_wire_recv(fd, buf, cap, no_fds, 0, &n_fds);
 }
 
@@ -1227,7 +1291,10 @@ static int recv_struct(int fd, int64_t deadline, size_t ver0, uint16_t op, uint3
 		return 0;
 	}
 	if (n < 0) {
-		print_error(what, (int)n, n == -ETIMEDOUT ? "no answer in time" : "cannot receive");
+		print_error(what, (int)n, n == -ETIMEDOUT ? "no answer in time"
+				  : n == -EPERM ? "a message not sent by that process (its control socket is "
+						  "held by another)"
+						: "cannot receive");
 		return (int)n;
 	}
 	r = luo_wire_header(in.buf, (size_t)n, ver0, op, &hdr);
@@ -1283,15 +1350,52 @@ static void json_error(int err)
 /* A fixed array from the wire, as a string: cut at its size. */
 #define WIRE_STR(arr) (arr), sizeof(arr)
 
-/* Connect to "\0luo-control.<pid>" and check who listens there. */
+/*
+ * connect() that gives up: an AF_UNIX listener whose backlog is full makes
+ * a blocking connect() wait for ever; here it is retried every
+ * CONNECT_RETRY_MS for CONNECT_TIMEOUT_MS. The fd is blocking again after.
+ */
+static int connect_bounded(int fd, const struct sockaddr_un *sa, socklen_t len)
+{
+	int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	for (;;) {
+		struct timespec wait = { .tv_nsec = CONNECT_RETRY_MS * 1000000L };
+
+		if (connect(fd, (const struct sockaddr *)sa, len) == 0)
+			break;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (now_ms() >= deadline)
+			return -ETIMEDOUT;
+		nanosleep(&wait, NULL);
+	}
+	if (fcntl(fd, F_SETFL, flags) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Connect to "\0luo-control.<pid>" and check who listens there: SO_PEERCRED
+ * names the pid that called listen(), but a pid is a number that may have
+ * gone to another process since. SO_PEERPIDFD (Linux 6.5+) names the
+ * listening process itself: it must still be alive and still be @pid.
+ * Older kernels: no such early check; on every kernel, each message must
+ * come from @pid itself (SCM_CREDENTIALS, recv_from_pid()), which a
+ * listener held by any other process cannot fake.
+ */
 static int control_connect(pid_t pid, int *ret_fd)
 {
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int fd = -1, pidfd = -1;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct ucred cred;
 	socklen_t cred_len = sizeof(cred);
 	char what[64];
-	int n;
+	bool exact;
+	int n, one = 1, r;
 
 	snprintf(what, sizeof(what), "pid %d", (int)pid);
 	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "%s%d", LUO_CONTROL_ADDRESS_PREFIX, (int)pid);
@@ -1300,14 +1404,20 @@ static int control_connect(pid_t pid, int *ret_fd)
 		print_error("socket", -errno, NULL);
 		return -errno;
 	}
-	if (connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) <
-	    0) {
-		int r = -errno;
-
-		fprintf(stderr,
-			"luoctl: pid %d: no control socket @%s%d (%s): is it a libluo service that called "
-			"luo_control_listen(), in this network namespace?\n",
-			(int)pid, LUO_CONTROL_ADDRESS_PREFIX, (int)pid, strerror(-r));
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+		print_error("socket", -errno, "SO_PASSCRED");
+		return -errno;
+	}
+	r = connect_bounded(fd, &sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
+	if (r < 0) {
+		if (r == -ETIMEDOUT)
+			fprintf(stderr, "luoctl: pid %d: the control socket @%s%d accepts no connection (backlog full "
+				"for %d ms)\n", (int)pid, LUO_CONTROL_ADDRESS_PREFIX, (int)pid, CONNECT_TIMEOUT_MS);
+		else
+			fprintf(stderr,
+				"luoctl: pid %d: no control socket @%s%d (%s): is it a libluo service that called "
+				"luo_control_listen(), in this network namespace?\n",
+				(int)pid, LUO_CONTROL_ADDRESS_PREFIX, (int)pid, strerror(-r));
 		return r;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0 || cred_len != sizeof(cred)) {
@@ -1319,11 +1429,26 @@ static int control_connect(pid_t pid, int *ret_fd)
 			(int)pid, LUO_CONTROL_ADDRESS_PREFIX, (int)pid, (int)cred.pid, (int)pid);
 		return -EPERM;
 	}
+	pidfd = luo_peer_pidfd(fd, cred.pid, &exact);
+	if (exact && luo_pidfd_pid(pidfd) != pid)
+		pidfd = safe_close(pidfd), r = -ESRCH;
+	else
+		r = pidfd < 0 ? pidfd : 0;
+	if (r == -ESRCH) {
+		fprintf(stderr, "luoctl: pid %d: the process that listens on @%s%d has exited; pid %d is another "
+			"process now: refusing to use it\n", (int)pid, LUO_CONTROL_ADDRESS_PREFIX, (int)pid, (int)pid);
+		return -EPERM;
+	}
+	if (r < 0) {
+		print_error(what, r, "cannot name the control socket's process");
+		return r;
+	}
 	if (cred.uid != geteuid() && geteuid() != 0) {
 		fprintf(stderr, "luoctl: pid %d: runs as uid %u, not as ours (%u): only that uid or root may update it\n",
 			(int)pid, (unsigned)cred.uid, (unsigned)geteuid());
 		return -EPERM;
 	}
+	control_sender = pid;
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
@@ -1462,12 +1587,14 @@ static int cmd_update(int argc, char **argv)
 	deadline = now_ms() + (int64_t)timeout * 1000;
 	r = recv_struct(fd, deadline, LUO_AGENT_REPLY_SIZE_VER0, LUO_CONTROL_OP_UPDATE, CONTROL_SEQ, &reply,
 			sizeof(reply), what, &closed);
+	if (r == -ETIMEDOUT)
+		fprintf(stderr, "luoctl: pid %d: outcome unknown: the update may still be under way\n", (int)pid);
 	if (r < 0)
 		return EXIT_TROUBLE;
 	if (closed) {
 		fprintf(stderr,
-			"luoctl: pid %d: the service closed the connection without an answer (it exited or crashed, "
-			"or its new image never called luo_ready()); check its state and logs\n",
+			"luoctl: pid %d: outcome unknown: the service closed the connection without an answer (it "
+			"exited or crashed, or its new image never called luo_ready()); check its state and logs\n",
 			(int)pid);
 		return EXIT_TROUBLE;
 	}
@@ -1482,7 +1609,7 @@ static int cmd_update(int argc, char **argv)
 				sizeof(done), what, &closed);
 		if (r < 0 || closed) {
 			if (closed)
-				print_error(what, -ECONNRESET, "closed before the timings");
+				print_error(what, -ECONNRESET, "closed before the timings: outcome unknown");
 			return EXIT_TROUBLE;
 		}
 		result = "done";
@@ -1563,7 +1690,9 @@ static int agent_connect(const char *opt, int *ret_fd)
 	_cleanup_close_ int fd = -1;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *env = getenv(LUO_AGENT_SOCKET_ENV), *xdg;
-	int n;
+	struct ucred cred = { .uid = (uid_t)-1 };
+	socklen_t cred_len = sizeof(cred);
+	int n, r;
 
 	if (opt)
 		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", opt);
@@ -1589,14 +1718,21 @@ static int agent_connect(const char *opt, int *ret_fd)
 		print_error("socket", -errno, NULL);
 		return -errno;
 	}
-	if (connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1)) <
-	    0) {
-		int r = -errno;
-
+	r = connect_bounded(fd, &sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1));
+	if (r < 0) {
 		fputs("luoctl: agent ", stderr);
 		text_puts(stderr, sa.sun_path);
-		fprintf(stderr, ": %s (is luod running?)\n", strerror(-r));
+		fprintf(stderr, ": %s (is luod running?)\n", r == -ETIMEDOUT ? "accepts no connection" : strerror(-r));
 		return r;
+	}
+	/* Whoever listens there sees our requests and chooses our answers: root or us only. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0 || cred_len != sizeof(cred) ||
+	    (cred.uid != 0 && cred.uid != geteuid())) {
+		fputs("luoctl: agent ", stderr);
+		text_puts(stderr, sa.sun_path);
+		fprintf(stderr, ": listened on by uid %d, neither root nor us: refusing to use it\n",
+			cred_len == sizeof(cred) ? (int)cred.uid : -1);
+		return -EPERM;
 	}
 	*ret_fd = TAKE_FD(fd);
 	return 0;

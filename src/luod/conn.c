@@ -147,6 +147,8 @@ static void conn_send(struct conn *c, const void *msg, size_t len, const int *fd
 		}
 		m->fds[m->n_fds++] = fd;
 	}
+	if (!conn_busy(c))
+		c->busy_since_ms = luod_now_ms();
 	*c->outq_tail = m;
 	c->outq_tail = &m->next;
 	c->outq_bytes += len;
@@ -247,20 +249,47 @@ void conn_close(struct luod *d, struct conn *c, enum conn_close_why why)
 	if (c->next)
 		c->next->prev = c->prev;
 	d->n_conns--;
+	{
+		struct uid_usage *u = table_usage(d, c->uid, false);
+
+		if (u && u->conns > 0)
+			u->conns--;
+	}
 	(void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	safe_close(c->fd);
 	free(c);
+}
+
+unsigned conn_expire(struct luod *d)
+{
+	uint64_t now = luod_now_ms();
+	unsigned n = 0;
+
+	for (struct conn *c = d->conns, *next; c; c = next) {
+		next = c->next;
+		if (!conn_busy(c) || now - c->busy_since_ms < LUOD_STALL_MS || c == d->update_conn)
+			continue;
+		luod_log("pid %d uid %u: %s for %u ms: disconnected (its sessions kept)", c->pid, c->uid,
+			 c->depositing ? "a deposit stalled" : "replies unread", LUOD_STALL_MS);
+		conn_close(d, c, CONN_CLOSE_AGENT);
+		n++;
+	}
+	return n;
 }
 
 int conn_adopt(struct luod *d, int fd, struct conn **ret_conn)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	struct uid_usage *u;
 	struct conn *c;
 	int r, fl;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return -errno;
+	u = table_usage(d, cred.uid, true);
+	if (!u)
+		return -ENOMEM;
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
@@ -284,8 +313,26 @@ int conn_adopt(struct luod *d, int fd, struct conn **ret_conn)
 		d->conns->prev = c;
 	d->conns = c;
 	d->n_conns++;
+	u->conns++;
 	*ret_conn = c;
 	return 0;
+}
+
+/*
+ * Whether a new connection of @uid is over its share (luod.h): root never
+ * is; any other uid past LUOD_CONNECTIONS_PER_UID_MAX, or once only the
+ * root reserve is left.
+ */
+static bool conn_over_share(struct luod *d, uint32_t uid)
+{
+	struct uid_usage *u;
+
+	if (uid == 0)
+		return false;
+	if (d->n_conns + LUOD_CONNECTIONS_ROOT_RESERVE >= LUOD_CONNECTIONS_MAX)
+		return true;
+	u = table_usage(d, uid, false);
+	return u && u->conns >= LUOD_CONNECTIONS_PER_UID_MAX;
 }
 
 int conn_accept(struct luod *d)
@@ -316,6 +363,20 @@ int conn_accept(struct luod *d)
 			d->accept_paused_until_ms = luod_now_ms() + LUOD_ACCEPT_PAUSE_MS;
 			luod_log("accept: %s; not accepting for %u ms", strerror(e), LUOD_ACCEPT_PAUSE_MS);
 			return -e;
+		}
+		{
+			struct ucred cred;
+			socklen_t len = sizeof(cred);
+
+			if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && conn_over_share(d, cred.uid)) {
+				/* Closed unanswered: a log line per 1,000 (the uid floods). */
+				if (d->conns_refused++ % 1000 == 0)
+					luod_log("uid %u is over its share of connections (%u); closing its new ones "
+						 "(%llu so far)", (unsigned)cred.uid, LUOD_CONNECTIONS_PER_UID_MAX,
+						 (unsigned long long)d->conns_refused);
+				safe_close(fd);
+				continue;
+			}
 		}
 		r = conn_adopt(d, fd, &c);
 		if (r < 0) {
@@ -449,6 +510,8 @@ static void op_deposit(struct luod *d, struct conn *c, const struct luo_agent_re
 			    n ? "DEPOSIT: more fds than announced" : "DEPOSIT: the blob must come with the request");
 		return;
 	}
+	if (!conn_busy(c))
+		c->busy_since_ms = luod_now_ms();
 	c->depositing = true;
 	c->dep = *q;
 	c->dep_got = 0;

@@ -87,8 +87,10 @@ static int held_describe(int fd, struct luod_held_fd_v1 *out)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0)
-		return -errno;
+	int r = luod_fd_stat(fd, &st);
+
+	if (r < 0)
+		return r;
 	*out = (struct luod_held_fd_v1){ .dev = st.st_dev, .ino = st.st_ino, .type = st.st_mode & S_IFMT };
 	return 0;
 }
@@ -97,7 +99,7 @@ static bool held_can_preserve(int fd)
 {
 	struct stat st;
 
-	return fstat(fd, &st) == 0;
+	return luod_fd_stat(fd, &st) == 0;
 }
 
 static int held_preserve(struct luo_file *file)

@@ -28,6 +28,14 @@
 
 /* Every limit a named maximum. */
 #define LUOD_CONNECTIONS_MAX 1024u        /* accepted at once; more wait in the backlog */
+/*
+ * One uid's share of them (root has none: it is trusted), and the last
+ * connections kept for root: a uid that opens more is accepted and closed
+ * at once, so it never fills the backlog in front of the others. It takes
+ * LUOD_CONNECTIONS_MAX / LUOD_CONNECTIONS_PER_UID_MAX uids to fill luod.
+ */
+#define LUOD_CONNECTIONS_PER_UID_MAX 64u
+#define LUOD_CONNECTIONS_ROOT_RESERVE 32u
 #define LUOD_ACCEPT_PAUSE_MS 100u        /* accept4() out of fds or memory: listen again after this */
 #define LUOD_BACKLOG 128
 #define LUOD_DEFAULT_MAX_SESSIONS 4096u   /* per uid */
@@ -44,6 +52,13 @@
 #define LUOD_HELD_FDS_MAX (LUO_FILES_MAX - LUOD_CONNECTIONS_MAX - 16u)
 /* Bytes of replies queued for one slow reader (a LIST of every session fits). */
 #define LUOD_OUTQ_BYTES_MAX (16u << 20)
+/*
+ * A deposit under way, or a reply the client does not read, holds fds and
+ * budget of its uid: past this, luod closes the connection (sessions kept,
+ * detached), which frees them. Checked every LUOD_STALL_CHECK_MS.
+ */
+#define LUOD_STALL_MS 10000u
+#define LUOD_STALL_CHECK_MS 1000
 /* How long an update waits for deposits under way and queued replies. */
 #define LUOD_UPDATE_DRAIN_MS 2000
 /* libluo session names for the handover: "luod.<n>". */
@@ -76,6 +91,7 @@ struct uid_usage {
 	uint32_t uid;
 	uint64_t sessions, fds, bytes;
 	uint64_t pending_fds;           /* announced by this uid's deposits under way */
+	uint32_t conns;                 /* its open connections */
 };
 
 enum luod_source_kind {
@@ -118,6 +134,7 @@ struct conn {
 	int dep_err;                    /* refused already: fds are discarded */
 	bool dep_reserved;              /* dep.n_fds counted in the uid's pending_fds */
 	char dep_reason[LUO_AGENT_REASON_SIZE];
+	uint64_t busy_since_ms;         /* a deposit started, or a reply queued (conn_busy()) */
 	/* Replies the socket could not take yet; no request is read meanwhile. */
 	struct outmsg *outq, **outq_tail;
 	size_t outq_bytes;
@@ -131,6 +148,7 @@ struct luod {
 	/* Connections. */
 	struct conn *conns;
 	uint32_t n_conns;
+	uint64_t conns_refused;         /* over a uid's share: accepted and closed */
 	/* Held sessions. */
 	struct held **hash;
 	struct held *first, *last;
@@ -168,6 +186,9 @@ struct uid_usage *table_usage(struct luod *d, uint32_t uid, bool create);
 void table_put(struct luod *d, struct held *h);
 void table_drop(struct luod *d, struct held *h);
 void held_free(struct held *h);
+/* fstat() from what the kernel has in memory (statx AT_STATX_DONT_SYNC): never blocks on a filesystem. */
+struct stat;
+int luod_fd_stat(int fd, struct stat *ret_st);
 /* The blob check and byte count of a deposit: 0 or -EBADFD/-EFBIG/-errno. */
 int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reason, size_t len);
 
@@ -181,6 +202,8 @@ int conn_adopt(struct luod *d, int fd, struct conn **ret_conn);
 void conn_reply(struct luod *d, struct conn *c, uint32_t seq, uint32_t reply_size, int error,
 		const char *reason);
 bool conn_busy(const struct conn *c);
+/* Close the connections busy for more than LUOD_STALL_MS; how many. */
+unsigned conn_expire(struct luod *d);
 
 /* handover.c */
 int handover_register(void);

@@ -430,6 +430,8 @@ static void loop(struct luod *d)
 			if (timeout < 0 || wait < timeout)
 				timeout = wait;
 		}
+		if (d->n_conns > 0 && (timeout < 0 || timeout > LUOD_STALL_CHECK_MS))
+			timeout = LUOD_STALL_CHECK_MS; /* conn_expire() below */
 		n = epoll_wait(d->epfd, evs, LUOD_EPOLL_BATCH, timeout);
 		if (n < 0 && errno != EINTR) {
 			luod_log("epoll_wait: %s", strerror(errno));
@@ -457,6 +459,7 @@ static void loop(struct luod *d)
 		if (!listening && d->n_conns < LUOD_CONNECTIONS_MAX && !d->accept_paused_until_ms &&
 		    luod_epoll_set(d, d->listen_fd, &d->listen_src, EPOLLIN, false) == 0)
 			listening = true;
+		(void)conn_expire(d);
 		handover_poll(d);
 	}
 }
@@ -502,6 +505,12 @@ int main(int argc, char **argv)
 	if (luo_rollback(d->luo, &reason) < 0)
 		luod_log("back from a failed self-update: %s", reason ? reason : "");
 	fd_budget(d);
+	/* One uid may not be promised more than luod can hold for all. */
+	if (d->lim.max_fds > d->held_fds_max) {
+		luod_log("--max-fds %" PRIu64 " is more than luod can hold for all uids (%" PRIu64 "): clamped",
+			 d->lim.max_fds, d->held_fds_max);
+		d->lim.max_fds = d->held_fds_max;
+	}
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0 || table_init(d) < 0) {
 		fprintf(stderr, "luod: %s\n", strerror(errno));

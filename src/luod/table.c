@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -168,6 +170,66 @@ void table_drop(struct luod *d, struct held *h)
 	held_free(h);
 }
 
+int luod_fd_stat(int fd, struct stat *ret_st)
+{
+	struct statx stx;
+
+	/*
+	 * The attributes the kernel has in memory, never asked of the
+	 * filesystem: fstat() on a FUSE file whose server never answers
+	 * leaves luod in D state, and no signal ends it. AT_STATX_DONT_SYNC
+	 * makes FUSE (and NFS) answer from their cache.
+	 */
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO | STATX_SIZE, &stx) < 0)
+		return -errno;
+	memset(ret_st, 0, sizeof(*ret_st));
+	ret_st->st_mode = stx.stx_mode;
+	ret_st->st_ino = stx.stx_ino;
+	ret_st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+	ret_st->st_size = (off_t)stx.stx_size;
+	return 0;
+}
+
+/*
+ * One deposited fd (not the blob): its bytes, or why it is refused.
+ *
+ * - a shmem file (memfd, tmpfs; F_GET_SEALS answers only for those) pins
+ *   memory for as long as luod holds it: it must be sealed against grow
+ *   and shrink, so that the size counted now is the size held for ever
+ *   (libluo's memfd handler seals so at preserve); an unsealed one could
+ *   be deposited empty and grown to any size afterwards;
+ * - an AF_UNIX socket is refused: fds in flight in its queue would be
+ *   held by luod, uncounted (a socketpair can carry thousands);
+ * - anything else is counted by the size the kernel has in memory
+ *   (luod_fd_stat(): no call into its filesystem). A file on disk may
+ *   still grow: that is disk quota's business, not luod's memory.
+ */
+static int held_measure_fd(int fd, uint32_t i, uint64_t *bytes, char *reason, size_t len)
+{
+	const int frozen = F_SEAL_GROW | F_SEAL_SHRINK;
+	int seals = fcntl(fd, F_GET_SEALS), domain = 0, r;
+	socklen_t dlen = sizeof(domain);
+	struct stat st;
+
+	if (seals >= 0 && (seals & frozen) != frozen) {
+		snprintf(reason, len, "fd %u is a memfd whose size is not sealed (F_SEAL_GROW | F_SEAL_SHRINK)", i);
+		return -EBADFD;
+	}
+	r = luod_fd_stat(fd, &st);
+	if (r < 0) {
+		snprintf(reason, len, "statx of fd %u: %s", i, strerror(-r));
+		return r;
+	}
+	if (S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 &&
+	    domain == AF_UNIX) {
+		snprintf(reason, len, "fd %u is an AF_UNIX socket (fds in flight in it would go uncounted)", i);
+		return -EBADFD;
+	}
+	if (S_ISREG(st.st_mode) && st.st_size > 0)
+		*bytes += (uint64_t)st.st_size;
+	return 0;
+}
+
 int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reason, size_t len)
 {
 	const unsigned int want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
@@ -189,7 +251,7 @@ int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reas
 		snprintf(reason, len, "the blob memfd is not sealed against write, shrink and grow");
 		return -EBADFD;
 	}
-	if (fstat(fds[0], &st) < 0) {
+	if (fstat(fds[0], &st) < 0) { /* a memfd: shmem answers from memory */
 		snprintf(reason, len, "fstat of the blob: %s", strerror(errno));
 		return -errno;
 	}
@@ -199,12 +261,10 @@ int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reas
 	}
 	bytes = (uint64_t)st.st_size;
 	for (uint32_t i = 1; i < n_fds; i++) {
-		if (fstat(fds[i], &st) < 0) {
-			snprintf(reason, len, "fstat of fd %u: %s", i, strerror(errno));
-			return -errno;
-		}
-		if (S_ISREG(st.st_mode) && st.st_size > 0)
-			bytes += (uint64_t)st.st_size;
+		int r = held_measure_fd(fds[i], i, &bytes, reason, len);
+
+		if (r < 0)
+			return r;
 	}
 	*ret_bytes = bytes;
 	return 0;
