@@ -357,7 +357,7 @@ static int jp_entry(struct jp *p, struct luo_manifest *m)
 	char key[RECORD_STRING_MAX], kind[16];
 	uint32_t seen = 0;
 	bool first = true, optional = false;
-	size_t at = p->pos;
+	size_t at = p->pos, end;
 	int idx, r;
 
 	while ((r = jp_key(p, &first, key, names, ARRAY_SIZE(names), &seen, &idx)) > 0) {
@@ -385,6 +385,7 @@ static int jp_entry(struct jp *p, struct luo_manifest *m)
 	}
 	if (r < 0)
 		return r;
+	end = p->pos;
 	p->pos = at; /* reasons below point at the entry */
 	if (seen != (1u << ARRAY_SIZE(names)) - 1)
 		return jp_fail(p, "an entry without kind, name, read, write or optional");
@@ -394,6 +395,7 @@ static int jp_entry(struct jp *p, struct luo_manifest *m)
 	if (!e.kind)
 		return jp_fail(p, "an entry of unknown kind");
 	e.flags = optional ? LUO_ABI_FLAG_OPTIONAL : 0;
+	p->pos = end;
 	return luo_manifest_add_entry(m, &e, p->origin, p->reason, p->reason_len);
 }
 
@@ -401,11 +403,11 @@ static int jp_type(struct jp *p, struct luo_manifest *m)
 {
 	static const char *const names[] = { "component", "version", "role", "size", "align", "digest" };
 	struct luo_abi_note_type t = { 0 };
-	char key[RECORD_STRING_MAX], role[32], digest[24], *end = NULL;
+	char key[RECORD_STRING_MAX], role[32], digest[24], *digest_end = NULL;
 	uint64_t version = 0, size = 0, align = 0;
 	uint32_t seen = 0;
 	bool first = true;
-	size_t at = p->pos;
+	size_t at = p->pos, end;
 	int idx, r;
 
 	while ((r = jp_key(p, &first, key, names, ARRAY_SIZE(names), &seen, &idx)) > 0) {
@@ -436,6 +438,7 @@ static int jp_type(struct jp *p, struct luo_manifest *m)
 	}
 	if (r < 0)
 		return r;
+	end = p->pos;
 	p->pos = at;
 	if (seen != (1u << ARRAY_SIZE(names)) - 1)
 		return jp_fail(p, "a type without component, version, role, size, align or digest");
@@ -447,13 +450,14 @@ static int jp_type(struct jp *p, struct luo_manifest *m)
 	if (strlen(digest) != 16 || strspn(digest, "0123456789abcdef") != 16)
 		return jp_fail(p, "a digest that is not 16 lower-case hex digits");
 	errno = 0;
-	t.digest = strtoull(digest, &end, 16);
-	if (errno || !end || *end)
+	t.digest = strtoull(digest, &digest_end, 16);
+	if (errno || !digest_end || *digest_end)
 		return jp_fail(p, "a bad digest");
 	t.version = (uint32_t)version;
 	t.size = (uint32_t)size;
 	t.align = (uint32_t)align;
 	memcpy(t.anchor, RECORD_ANCHOR, sizeof(RECORD_ANCHOR));
+	p->pos = end;
 	return luo_manifest_add_type(m, &t, p->origin, p->reason, p->reason_len);
 }
 
