@@ -107,6 +107,8 @@ def test_path():
     ok(r == 0 and [h["to"] for h in j.get("hops", [])] == [V2, V3], "from a recorded release: found through v2")
     u = luoctl("path", V1, V3)
     ok(u.returncode == 2 and "need FROM, TO and at least one BUILD" in u.stderr, "path without a BUILD: usage")
+    u = luoctl("path", V1, "/nonexistent/build", V2)
+    ok(u.returncode == 2 and "/nonexistent/build" in u.stderr and not u.stdout, "path with a missing build: error")
 
 
 def history(d, head, *extra):

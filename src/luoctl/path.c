@@ -298,11 +298,9 @@ int cmd_path(int argc, char **argv)
 		return EXIT_TROUBLE;
 	}
 	q = (struct path_query){ n, paths, m, hop, q.strict };
-	for (size_t i = 0, k = 0; i < n && k == 0; i++)
-		k = manifest_read(paths[i], 0, &m[i]) < 0;
 	r = 0;
-	for (size_t i = 0; i < n; i++)
-		r = r < 0 || !m[i] ? -1 : 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = manifest_read(paths[i], 0, &m[i]) < 0 ? -1 : 0; /* said on stderr */
 	if (r == 0)
 		r = path_edges(&q);
 	if (r == 0) {
