@@ -237,7 +237,7 @@ def test_hostile(tmp):
               good.replace(b'"name": "counter"', b'"name": "' + b"x" * 300 + b'"', 1),
               good.replace(b'"role": "payload"', b'"role": "ghost"', 1),
               good.replace(b'"digest": "', b'"digest": "zz', 1),
-              b"{" + b'"a":[' * 40 + b"]" * 40 + b', "entries": []}',
+              b'{"a":' + b"[" * 40 + b"]" * 40 + b', "entries": []}',
               b"{\"entries\": []} trailing",
               good.replace(b"\n", b"\x00", 1),
               b"{\"entries\": [{\"kind\": \"component\", \"name\": \"c\", \"read\": [2, 1], \"write\": [1, 1],"
