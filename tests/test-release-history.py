@@ -2,7 +2,7 @@
 """The release history and the two verbs that read it: luoctl path and history.
 
 usage: test-release-history.py SOURCE_ROOT LUOCTL COUNTER_V1 COUNTER_V2 COUNTER_V3
-                               COUNTER_BROKEN COUNTER_HEAD KVCACHE_HEAD
+                               COUNTER_BROKEN COUNTER_HEAD KVCACHE_HEAD KVCACHE_V1 KVCACHE_V2
 
 path: over luo-counter's builds, v1 -> v3 is refused directly and found
 through v2 (each hop cross-checked with `luoctl check`); --strict refuses
@@ -18,16 +18,29 @@ narrowed to 1, the "can be deleted" report names counter's read version
 1, and a HEAD without it then passes. The recorder is append-only and
 records what `luoctl manifest` reads. Damaged records are refused, never
 crash luoctl.
+
+Live round trip, per example: the build of the oldest release inside the
+window serves, HEAD takes over with `luoctl update --pid`, then the old
+release again; the counter goes on from where it was, kvcache's items read
+back (on a connection kept open throughout, and on new ones).
 """
 
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
-SRC, LUOCTL, V1, V2, V3, BROKEN, HEAD, KV_HEAD = sys.argv[1:9]
+SRC, LUOCTL, V1, V2, V3, BROKEN, HEAD, KV_HEAD, KV1, KV2 = sys.argv[1:11]
+# The build of each release of the history, by its record's name.
+RELEASE_BUILDS = {"counter": {"v1": V1, "v2": V2}, "kvcache": {"v1": KV1, "v2": KV2}}
+# Bounds of the live round trip.
+START_TIMEOUT_S = 20
+ITEMS = 200
 RELEASES = os.path.join(SRC, "dist/releases")
 RECORD = os.path.join(RELEASES, "record")
 
@@ -254,6 +267,132 @@ def test_hostile(tmp):
     ok(p.returncode == 0 and "entries   0" in p.stdout, "a record with unknown keys: they are skipped")
 
 
+class Service:
+    """One example build serving on 127.0.0.1, its output in a file."""
+
+    def __init__(self, tmp, argv):
+        self.port_file = os.path.join(tmp, "port")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.out = open(os.path.join(tmp, "server.out"), "w")
+        self.proc = subprocess.Popen(argv + ["--port-file", self.port_file], stdout=self.out,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        self.port = 0
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if os.path.exists(self.port_file) and os.path.getsize(self.port_file) > 0:
+                with open(self.port_file) as f:
+                    self.port = int(f.read().strip())
+                break
+            time.sleep(0.05)
+
+    def update(self, binary):
+        p = luoctl("update", "--pid", str(self.proc.pid), binary, "--timeout", "30")
+        done = p.returncode == 0 and f"done, same pid {self.proc.pid}" in p.stdout
+        if not done:
+            print(p.stdout, p.stderr)
+        return done
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+        return self.proc.returncode
+
+
+def counter_inc(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(b"INC\n")
+        return int(c.recv(64).split()[0])
+
+
+class KvConn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def set(self, k, v):
+        self.s.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (k, len(v), v))
+        return self.line() == b"STORED"
+
+    def get(self, k):
+        self.s.sendall(b"get %s\r\n" % k)
+        head = self.line()
+        if head == b"END":
+            return None
+        value = self.line()
+        return value if self.line() == b"END" else None
+
+    def close(self):
+        self.s.close()
+
+
+def oldest_in_window(example, head):
+    r, j = luoctl_json("history", os.path.join(RELEASES, example), head)
+    inside = [x["name"] for x in j.get("releases", []) if x["in_window"]]
+    return inside[0].split("-", 1)[1] if inside else None
+
+
+def test_roundtrip_counter(tmp):
+    name = oldest_in_window("counter", HEAD)
+    old = RELEASE_BUILDS["counter"].get(name)
+    if not ok(old is not None, f"counter: the oldest release inside the window ({name}) has a build"):
+        return
+    s = Service(tmp, [old, "serve"])
+    try:
+        if not ok(s.port > 0, f"counter {name} serves"):
+            return
+        values = [counter_inc(s.port) for _ in range(5)]
+        ok(values == list(range(values[0], values[0] + 5)), f"counter {name}: counts {values}")
+        ok(s.update(HEAD), f"counter: {name} -> HEAD live (luoctl update --pid)")
+        v = counter_inc(s.port)
+        ok(v == values[-1] + 1, f"counter: HEAD goes on from {values[-1]}: {v}")
+        ok(s.update(old), f"counter: HEAD -> {name} back, live")
+        w = counter_inc(s.port)
+        ok(w == v + 1, f"counter: {name} again goes on from {v}: {w}")
+    finally:
+        ok(s.stop() == 0, "counter: the service exits 0 on SIGTERM")
+
+
+def test_roundtrip_kvcache(tmp):
+    name = oldest_in_window("kvcache", KV_HEAD)
+    old = RELEASE_BUILDS["kvcache"].get(name)
+    if not ok(old is not None, f"kvcache: the oldest release inside the window ({name}) has a build"):
+        return
+    s = Service(tmp, [old, "--memory", "16", "--threads", "2"])
+    kept = None
+    try:
+        if not ok(s.port > 0, f"kvcache {name} serves"):
+            return
+        kept = KvConn(s.port)
+        items = {b"key-%d" % i: b"value-%d-%s" % (i, name.encode()) for i in range(ITEMS)}
+        ok(all(kept.set(k, v) for k, v in items.items()), f"kvcache {name}: {ITEMS} items set")
+        for target, label in ((KV_HEAD, f"{name} -> HEAD"), (old, f"HEAD -> {name} back")):
+            ok(s.update(target), f"kvcache: {label} live (luoctl update --pid)")
+            fresh = KvConn(s.port)
+            ok(all(kept.get(k) == v for k, v in items.items()), f"kvcache {label}: items read back on the kept connection")
+            ok(all(fresh.get(k) == v for k, v in items.items()), f"kvcache {label}: items read back on a new connection")
+            fresh.close()
+    finally:
+        if kept:
+            kept.close()
+        ok(s.stop() == 0, "kvcache: the service exits 0 on SIGTERM")
+
+
 def main():
     fds = set(os.listdir("/proc/self/fd"))
     with tempfile.TemporaryDirectory(prefix="luo-history-") as tmp:
@@ -261,6 +400,8 @@ def main():
         test_history(tmp)
         test_record(tmp)
         test_hostile(tmp)
+        test_roundtrip_counter(tmp)
+        test_roundtrip_kvcache(tmp)
     ok(set(os.listdir("/proc/self/fd")) <= fds | {str(n) for n in range(3)}, "no fd leaked")
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
