@@ -180,7 +180,8 @@ void usage(FILE *f)
 	      "\n"
 	      "Exit status: 0 success or update would proceed; 1 the answer is no: update\n"
 	      "would be refused (check), was refused, failed or rolled back (update),\n"
-	      "no such session (drop), agent update refused; 2 bad usage or error (no\n"
+	      "no such session (drop), agent update refused, no chain (path), a release\n"
+	      "inside the window not accepted (history); 2 bad usage or error (no\n"
 	      "control socket or agent, no answer, a connection closed without one).\n",
 	      f);
 }
