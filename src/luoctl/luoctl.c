@@ -92,6 +92,7 @@
 #include "luo/agent.h"
 #include "luo/luo.h"
 #include "luo-internal.h" /* luo_parse_u64() */
+#include "luoctl.h"
 #include "manifest.h"
 #include "wire.h"
 
@@ -101,8 +102,6 @@
 
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-#define EXIT_REFUSED 1
-#define EXIT_TROUBLE 2
 
 /* Reasons the manifest reader gives: one line. */
 #define REASON_MAX 256
@@ -131,12 +130,14 @@
  */
 static pid_t control_sender;
 
-static void usage(FILE *f)
+void usage(FILE *f)
 {
 	fputs("usage: luoctl manifest BINARY [--types] [--json]\n"
 	      "       luoctl check NEW --against OLD [--strict] [--json]\n"
 	      "       luoctl check NEW --pid PID [--strict] [--json]\n"
 	      "       luoctl matrix BINARY BINARY... [--strict] [--json]\n"
+	      "       luoctl path FROM TO BUILD... [--strict] [--json]\n"
+	      "       luoctl history DIR HEAD [--strict] [--json]\n"
 	      "       luoctl update --pid PID NEW_BINARY [--timeout SECONDS] [--json]\n"
 	      "       luoctl status [--socket PATH] [--json]\n"
 	      "       luoctl sessions [--uid UID | --all] [--socket PATH] [--json]\n"
@@ -153,6 +154,14 @@ static void usage(FILE *f)
 	      "          whether it would proceed (exit 0) or be refused (exit 1)\n"
 	      "matrix    negotiate every ordered pair of binaries; print a table of\n"
 	      "          ok / ok-drop / DOWNGRADE / REFUSED, rows from, columns to\n"
+	      "path      the shortest chain of live updates FROM -> ... -> TO through the\n"
+	      "          BUILDs, each hop negotiated as check does, with its verdict; hops\n"
+	      "          that drop, downgrade or are unproven are flagged (exit 0 found,\n"
+	      "          1 none)\n"
+	      "history   a release history DIR (NNNN-NAME.json records, a file \"window:\n"
+	      "          N\"): can HEAD accept the state of each of the last N releases\n"
+	      "          (exit 1 if not), and which read versions of HEAD no update\n"
+	      "          inside the window hands over (the code that can go)\n"
 	      "update    ask the running libluo service PID (its control socket) to\n"
 	      "          live-update to NEW_BINARY and wait: done with the timings (exit\n"
 	      "          0), or refused with the report, or rolled back (exit 1)\n"
@@ -164,9 +173,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "  --json          machine-readable output, one JSON object\n"
 	      "  --types         manifest: print each type's description, item by item\n"
-	      "  --strict        check, matrix, update: a downgrade (types differ at a\n"
-	      "                  higher version), a dropped component or unproven types\n"
-	      "                  are an answer of no (exit 1)\n"
+	      "  --strict        check, matrix, update, history: a downgrade (types differ\n"
+	      "                  at a higher version), a dropped component or unproven\n"
+	      "                  types are an answer of no (exit 1); path: no such hop\n"
 	      "  --against OLD   check: the binary updated from\n"
 	      "  --pid PID       check: the running process updated from; update: the\n"
 	      "                  service to update\n"
@@ -179,9 +188,13 @@ static void usage(FILE *f)
 	      "  -h, --help      this text\n"
 	      "  --version       the version of luoctl\n"
 	      "\n"
+	      "A BINARY, OLD, NEW, FROM, TO, BUILD or HEAD may also be a recorded manifest:\n"
+	      "a file of what manifest --json printed (its first non-blank byte is '{').\n"
+	      "\n"
 	      "Exit status: 0 success or update would proceed; 1 the answer is no: update\n"
 	      "would be refused (check), was refused, failed or rolled back (update),\n"
-	      "no such session (drop), agent update refused; 2 bad usage or error (no\n"
+	      "no such session (drop), agent update refused, no chain (path), a release\n"
+	      "inside the window not accepted (history); 2 bad usage or error (no\n"
 	      "control socket or agent, no answer, a connection closed without one).\n",
 	      f);
 }
@@ -190,7 +203,7 @@ static void usage(FILE *f)
 /* Output of hostile strings                                                 */
 
 /* Bytes of @s written by text_put(): control bytes take four. */
-static size_t text_width(const char *s, size_t max)
+size_t text_width(const char *s, size_t max)
 {
 	size_t i, w = 0;
 
@@ -203,7 +216,7 @@ static size_t text_width(const char *s, size_t max)
 }
 
 /* @s, at most @max bytes, control bytes as \xNN; then spaces up to @width. */
-static void text_put(FILE *f, const char *s, size_t max, size_t width)
+void text_put(FILE *f, const char *s, size_t max, size_t width)
 {
 	size_t i, w = 0;
 
@@ -222,7 +235,7 @@ static void text_put(FILE *f, const char *s, size_t max, size_t width)
 		fputc(' ', f);
 }
 
-static void text_puts(FILE *f, const char *s)
+void text_puts(FILE *f, const char *s)
 {
 	text_put(f, s, SIZE_MAX, 0);
 }
@@ -260,7 +273,7 @@ static size_t utf8_len(const unsigned char *p, size_t max)
 }
 
 /* @s, at most @max bytes, as a JSON string that always parses. */
-static void json_put(FILE *f, const char *s, size_t max)
+void json_put(FILE *f, const char *s, size_t max)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
@@ -285,18 +298,18 @@ static void json_put(FILE *f, const char *s, size_t max)
 	fputc('"', f);
 }
 
-static void json_puts(FILE *f, const char *s)
+void json_puts(FILE *f, const char *s)
 {
 	json_put(f, s, SIZE_MAX);
 }
 
-static void json_range(FILE *f, struct luo_version_range r)
+void json_range(FILE *f, struct luo_version_range r)
 {
 	fprintf(f, "[%" PRIu32 ",%" PRIu32 "]", r.min, r.max);
 }
 
 /* Bad usage: say what, then the usage, on stderr. */
-static int usage_error(const char *what, const char *arg)
+int usage_error(const char *what, const char *arg)
 {
 	fprintf(stderr, "luoctl: %s", what);
 	if (arg) {
@@ -312,14 +325,14 @@ static int usage_error(const char *what, const char *arg)
 /* ------------------------------------------------------------------------ */
 /* Manifests and reports                                                     */
 
-static const char *kind_name(uint32_t kind)
+const char *kind_name(uint32_t kind)
 {
 	const char *s = luo_kind_name(kind);
 
 	return s ? s : "unknown";
 }
 
-static const char *verdict_name(enum luo_verdict v)
+const char *verdict_name(enum luo_verdict v)
 {
 	switch (v) {
 	case LUO_VERDICT_USE:
@@ -347,7 +360,7 @@ static bool entry_optional(const struct luo_manifest_entry *e)
  * file they are about, which may be WHAT or one of its libraries; WHAT is
  * not repeated, nor is strerror when the reason already ends with it.
  */
-static void print_error(const char *what, int err, const char *reason)
+void print_error(const char *what, int err, const char *reason)
 {
 	size_t what_len = strlen(what), reason_len = reason ? strnlen(reason, REASON_MAX) : 0;
 	const char *es = strerror(-err);
@@ -370,7 +383,7 @@ static void print_error(const char *what, int err, const char *reason)
 }
 
 /* The manifest of @path, or of process @pid if > 0 (@path then names it). */
-static int manifest_read(const char *path, pid_t pid, struct luo_manifest **ret)
+int manifest_read(const char *path, pid_t pid, struct luo_manifest **ret)
 {
 	char reason[REASON_MAX] = "";
 	struct luo_manifest *m = NULL;
@@ -379,7 +392,7 @@ static int manifest_read(const char *path, pid_t pid, struct luo_manifest **ret)
 	if (pid > 0)
 		r = luo_manifest_read_pid(pid, &m, reason, sizeof(reason));
 	else
-		r = luo_manifest_read_file(path, &m, reason, sizeof(reason));
+		r = luoctl_manifest_read_path(path, &m, reason, sizeof(reason));
 	reason[sizeof(reason) - 1] = '\0';
 	if (r >= 0 && !m)
 		r = -EIO;
@@ -404,7 +417,7 @@ static int manifest_read(const char *path, pid_t pid, struct luo_manifest **ret)
  * would proceed, -EPROTO refused (both with the report in @ret_entries),
  * or another negative errno, said on stderr.
  */
-static int negotiate(const struct luo_manifest *old, const struct luo_manifest *new,
+int negotiate(const struct luo_manifest *old, const struct luo_manifest *new,
 		     struct luo_report_entry **ret_entries, size_t *ret_n)
 {
 	struct luo_report_entry *entries = NULL;
@@ -624,7 +637,7 @@ static const char *cause_name(uint32_t c)
  * --strict: what a release gate must not let through silently. A component
  * handed over lower than it could be, dropped, or with unproven types.
  */
-static bool entry_strict_fails(const struct luo_report_entry *e)
+bool entry_strict_fails(const struct luo_report_entry *e)
 {
 	if (e->kind != LUO_ABI_KIND_COMPONENT)
 		return false;
@@ -632,7 +645,7 @@ static bool entry_strict_fails(const struct luo_report_entry *e)
 	       ((e->verdict == LUO_VERDICT_USE) && e->types == LUO_TYPES_UNPROVEN);
 }
 
-static bool report_strict_fails(const struct luo_report_entry *e, size_t n)
+bool report_strict_fails(const struct luo_report_entry *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (entry_strict_fails(&e[i]))
@@ -641,7 +654,7 @@ static bool report_strict_fails(const struct luo_report_entry *e, size_t n)
 }
 
 /* One report entry as luo_report_entry_format() words it, escaped. */
-static int report_entry_print(const struct luo_report_entry *e)
+int report_entry_print(const struct luo_report_entry *e)
 {
 	_cleanup_free_ char *big = NULL;
 	char buf[512];
@@ -664,7 +677,7 @@ static int report_entry_print(const struct luo_report_entry *e)
 	return 0;
 }
 
-static void report_entry_json(const struct luo_report_entry *e)
+void report_entry_json(const struct luo_report_entry *e)
 {
 	printf("{\"kind\":\"%s\",\"name\":", kind_name(e->kind));
 	json_put(stdout, e->name, sizeof(e->name));
@@ -921,7 +934,7 @@ struct matrix_cell {
 };
 
 /* The label of @path: its basename, or the path itself if there is none. */
-static const char *path_basename(const char *path)
+const char *path_basename(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 
@@ -2060,6 +2073,8 @@ int main(int argc, char **argv)
 		{ "sessions", cmd_sessions },
 		{ "drop", cmd_drop },
 		{ "agent", cmd_agent },
+		{ "path", cmd_path },
+		{ "history", cmd_history },
 	};
 	int (*run)(int argc, char **argv) = NULL;
 	size_t i;
