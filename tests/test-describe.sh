@@ -27,12 +27,14 @@ cp "$kvcache" "$tmp/kv"
 types "$tmp/kv" > "$tmp/before"
 grep -q " True " "$tmp/before" || fail "kvcache declares no described type"
 strip "$tmp/kv"
-readelf -S "$tmp/kv" | grep -q '\.debug_info' && fail "strip left debug information"
+readelf -S "$tmp/kv" > "$tmp/sections"
+grep -q '\.debug_info' "$tmp/sections" && fail "strip left debug information"
 types "$tmp/kv" > "$tmp/after"
 cmp -s "$tmp/before" "$tmp/after" || { diff "$tmp/before" "$tmp/after"; fail "strip changed the manifest's types"; }
 echo "ok - strip keeps the descriptions: $(wc -l < "$tmp/after") types, same digests and items"
-readelf -n "$tmp/kv" | grep -q 'Displaying notes found in: .note.luo.types' || fail "readelf -n does not list .note.luo.types"
-[ "$(readelf -n "$tmp/kv" | awk '/note.luo.types/{p=1} p && $1 == "LUO"' | wc -l)" -eq "$(wc -l < "$tmp/after")" ] ||
+readelf -n "$tmp/kv" > "$tmp/notes"
+grep -q 'Displaying notes found in: .note.luo.types' "$tmp/notes" || fail "readelf -n does not list .note.luo.types"
+[ "$(awk '/note.luo.types/{p=1} p && $1 == "LUO"' "$tmp/notes" | wc -l)" -eq "$(wc -l < "$tmp/after")" ] ||
 	fail "readelf -n shows another number of LUO descriptions"
 echo "ok - readelf -n lists one LUO note per type in .note.luo.types"
 

@@ -240,13 +240,15 @@ struct luo_agent_status {
 /* The control socket: ask the service to update to @path. */
 struct luo_control_update {
 	struct luo_agent_header hdr; /* op LUO_CONTROL_OP_UPDATE */
-	uint32_t flags;      /* 0 */
+	uint32_t flags;      /* 0 or LUO_CONTROL_UPDATE_STRICT */
 	uint32_t reply_size;
 	uint32_t info_size;  /* sizeof the requester's luo_control_report / _done */
 	uint32_t reserved;
 	char path[LUO_AGENT_PATH_SIZE];
 };
 #define LUO_CONTROL_UPDATE_SIZE_VER0 4124u
+/* luo_update() as with LUO_OPEN_STRICT_TYPES, for this update */
+#define LUO_CONTROL_UPDATE_STRICT 1u
 
 /* One entry of a refused (or accepted) negotiation: struct luo_report_entry. */
 struct luo_control_report {

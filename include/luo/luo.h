@@ -98,6 +98,15 @@ enum {
 	 * variable LUO_NO_REAPER_ENV does the same for a whole process tree.
 	 */
 	LUO_OPEN_NO_REAPER = 1u << 3,
+	/*
+	 * luo_update() refuses (-EPROTO, nothing frozen) when a component
+	 * would be handed over at a lower version because the types of a
+	 * higher one differ (LUO_VERDICT_DOWNGRADE), or with types neither
+	 * image describes (LUO_TYPES_UNPROVEN): the report says which. The
+	 * control request of `luoctl update --strict` asks the same of one
+	 * update.
+	 */
+	LUO_OPEN_STRICT_TYPES = 1u << 4,
 };
 
 /*
@@ -314,6 +323,7 @@ enum luo_report_cause {
 	LUO_CAUSE_NO_COMMON_VERSION, /* the ranges do not meet */
 	LUO_CAUSE_TYPES_DIFFER,      /* common versions exist; their types differ */
 	LUO_CAUSE_NOT_DECLARED,      /* the new image does not declare it */
+	LUO_CAUSE_STRICT,            /* LUO_OPEN_STRICT_TYPES: a downgrade or unproven types */
 };
 
 /* Bytes of struct luo_report_entry.why, with its NUL. */

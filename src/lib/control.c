@@ -269,8 +269,9 @@ static void answer_refusal(struct luo *luo, int fd, const struct luo_control_upd
 				[LUO_CAUSE_NO_COMMON_VERSION] = "no common version",
 				[LUO_CAUSE_TYPES_DIFFER] = "types differ",
 				[LUO_CAUSE_NOT_DECLARED] = "not in the new image",
+				[LUO_CAUSE_STRICT] = "strict: downgrade or unproven types",
 			};
-			uint32_t c = e[i].cause <= LUO_CAUSE_NOT_DECLARED ? e[i].cause : LUO_CAUSE_NONE;
+			uint32_t c = e[i].cause <= LUO_CAUSE_STRICT ? e[i].cause : LUO_CAUSE_NONE;
 
 			len = strlen(reason);
 			if (e[i].verdict != LUO_VERDICT_REFUSE || len + 1 >= sizeof(reason))
@@ -324,7 +325,7 @@ static int request_check(const void *buf, size_t len, struct luo_control_update 
 	r = luo_wire_struct_in(req, sizeof(*req), buf, len);
 	if (r < 0)
 		return r;
-	if (req->flags != 0 || req->reserved != 0)
+	if ((req->flags & ~LUO_CONTROL_UPDATE_STRICT) != 0 || req->reserved != 0)
 		return -EINVAL;
 	if (req->reply_size < LUO_AGENT_REPLY_SIZE_VER0 || req->info_size < LUO_CONTROL_REPORT_SIZE_VER0)
 		return -EINVAL;
@@ -404,7 +405,13 @@ static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 		return;
 	}
 	fflush(NULL); /* execve() would drop what stdio buffers */
+	pthread_mutex_lock(&luo->lock);
+	luo->strict_once = req.flags & LUO_CONTROL_UPDATE_STRICT;
+	pthread_mutex_unlock(&luo->lock);
 	r = luo_update(luo, req.path, argv, NULL);
+	pthread_mutex_lock(&luo->lock);
+	luo->strict_once = false;
+	pthread_mutex_unlock(&luo->lock);
 	/* Still here: refused or failed, everything as before. */
 	pthread_mutex_lock(&luo->lock);
 	luo->control_reply_fd = -1;

@@ -531,7 +531,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 
 	LUO_FAULT_POINT("open-start");
 	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK | LUO_OPEN_AGENT |
-					      LUO_OPEN_NO_REAPER)))
+					      LUO_OPEN_NO_REAPER | LUO_OPEN_STRICT_TYPES)))
 		return -EINVAL;
 	luo = calloc(1, sizeof(*luo));
 	if (!luo)
@@ -546,6 +546,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	luo->control_fd = -1;
 	luo->control_reply_fd = -1;
 	luo->no_reaper = flags & LUO_OPEN_NO_REAPER;
+	luo->strict_types = flags & LUO_OPEN_STRICT_TYPES;
 	forget_components(luo);
 	/*
 	 * A broken component registry fails luo_open() whatever the flags,

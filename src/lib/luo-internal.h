@@ -93,6 +93,8 @@ struct luo {
 	/* The previous image's mm reaper, to wait for (0: none). */
 	pid_t reaper_pid;
 	bool no_reaper; /* LUO_OPEN_NO_REAPER */
+	bool strict_types; /* LUO_OPEN_STRICT_TYPES */
+	bool strict_once;  /* the control request in progress asked for it (control.c) */
 	/* The last luo_update()'s negotiation. */
 	struct luo_report_entry *report;
 	size_t n_report;

@@ -201,6 +201,33 @@ static int self_manifest(struct luo_manifest **ret, const struct luo_component *
 }
 
 /*
+ * LUO_OPEN_STRICT_TYPES: a component downgraded for a type mismatch, or
+ * with unproven types, refuses the update instead. True if one did.
+ */
+static bool strict_refuse(struct luo_report_entry *rep, size_t n)
+{
+	bool refused = false;
+
+	for (size_t i = 0; i < n; i++) {
+		struct luo_report_entry *e = &rep[i];
+		char why[LUO_REPORT_WHY_SIZE - 40];
+
+		if (e->kind != LUO_ABI_KIND_COMPONENT)
+			continue;
+		if (e->verdict != LUO_VERDICT_DOWNGRADE &&
+		    !(e->verdict == LUO_VERDICT_USE && e->types == LUO_TYPES_UNPROVEN))
+			continue;
+		snprintf(why, sizeof(why), "%s", e->why);
+		snprintf(e->why, sizeof(e->why), "strict: %s", why);
+		e->verdict = LUO_VERDICT_REFUSE;
+		e->cause = LUO_CAUSE_STRICT;
+		e->version = 0;
+		refused = true;
+	}
+	return refused;
+}
+
+/*
  * Negotiate with @path's manifest; keep the report in @luo; fill @outs,
  * one per registered component, with its verdict. Lock held.
  */
@@ -225,6 +252,8 @@ static int negotiate(struct luo *luo, const char *path, const struct luo_compone
 	verdict = luo_negotiate(old, new, is_present, &ctx, &rep, &n_rep);
 	if (verdict == -ENOMEM)
 		return verdict;
+	if (luo->strict_types || luo->strict_once)
+		verdict = strict_refuse(rep, n_rep) ? -EPROTO : verdict;
 	free(luo->report);
 	luo->report = rep;
 	luo->n_report = n_rep;

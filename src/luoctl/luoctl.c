@@ -629,6 +629,8 @@ static const char *cause_name(uint32_t c)
 		return "types-differ";
 	case LUO_CAUSE_NOT_DECLARED:
 		return "not-declared";
+	case LUO_CAUSE_STRICT:
+		return "strict";
 	}
 	return "none";
 }
@@ -1492,52 +1494,6 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
-/*
- * update --strict: negotiate from the running process's manifest (read
- * through /proc) first, and ask for nothing if a component would be
- * downgraded, dropped or unproven. Return: -1 go on, or the exit status.
- * The service negotiates again itself: this check only adds a refusal.
- */
-static int strict_precheck(pid_t pid, const char *what, const char *path, bool json)
-{
-	_cleanup_(luo_manifest_freep) struct luo_manifest *old = NULL;
-	_cleanup_(luo_manifest_freep) struct luo_manifest *new = NULL;
-	_cleanup_free_ struct luo_report_entry *entries = NULL;
-	size_t n = 0;
-	int r;
-
-	if (manifest_read(what, pid, &old) < 0 || manifest_read(path, 0, &new) < 0)
-		return EXIT_TROUBLE;
-	r = negotiate(old, new, &entries, &n);
-	if (r < 0 && r != -EPROTO)
-		return EXIT_TROUBLE;
-	if (r == 0 && !report_strict_fails(entries, n))
-		return -1;
-	if (json) {
-		fputs("{\"pid\":", stdout);
-		printf("%d,\"result\":\"refused\",\"error\":\"EPROTO\",\"reason\":", (int)pid);
-		json_puts(stdout, r == 0 ? "--strict: a component would be downgraded, dropped or is unproven"
-					 : "refused at negotiation");
-		fputs(",\"entries\":[", stdout);
-		for (size_t i = 0; i < n; i++) {
-			if (i)
-				fputc(',', stdout);
-			report_entry_json(&entries[i]);
-		}
-		fputs("]}\n", stdout);
-		return EXIT_REFUSED;
-	}
-	printf("update %s -> ", what);
-	text_puts(stdout, path);
-	printf(": refused: %s; nothing was asked of the service\n",
-	       r == 0 ? "--strict: a component would be downgraded, dropped or is unproven"
-		      : "refused at negotiation");
-	for (size_t i = 0; i < n; i++)
-		if (report_entry_print(&entries[i]) < 0)
-			return EXIT_TROUBLE;
-	return EXIT_REFUSED;
-}
-
 static int cmd_update(int argc, char **argv)
 {
 	_cleanup_free_ struct luo_control_report *reps = NULL;
@@ -1577,16 +1533,12 @@ static int cmd_update(int argc, char **argv)
 		print_error(argv[optind], -ENAMETOOLONG, NULL);
 		return EXIT_TROUBLE;
 	}
-	if (o.strict) {
-		r = strict_precheck(pid, what, path, o.json);
-		if (r >= 0)
-			return r;
-	}
 	if (control_connect(pid, &fd) < 0)
 		return EXIT_TROUBLE;
 
 	memset(&req, 0, sizeof(req));
 	luo_wire_header_init(&req.hdr, sizeof(req), LUO_CONTROL_OP_UPDATE, CONTROL_SEQ);
+	req.flags = o.strict ? LUO_CONTROL_UPDATE_STRICT : 0;
 	req.reply_size = sizeof(struct luo_agent_reply);
 	/* One size for the report entries and the done message: the larger. */
 	req.info_size = (uint32_t)MAX(sizeof(struct luo_control_report), sizeof(struct luo_control_done));
