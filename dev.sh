@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need. Why each: README, "Dependencies".
 PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev libelf-dev libsystemd-dev valgrind
-	libmemcached-tools clang)
+	libmemcached-tools clang memcached python3-pylibmc python3-pymemcache python3-pytest)
 
 say() { printf '\n== %s\n' "$*"; }
 
