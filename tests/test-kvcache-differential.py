@@ -33,7 +33,6 @@ KNOWN = {
     "binary-get": "no binary protocol: one binary 'not supported' response, then the connection closes",
     "me-hit": "me: no slab class (cls=1), no fetched bit (fetch=no), kvcache's own item size",
     "memlimit-above-reserve": "cache_memlimit cannot pass the arena reserved at the start (--memory)",
-    "stats-detail-on": "stats detail on/off/dump: no per-prefix statistics",
     "stats-settings": "stats settings: the settings kvcache has, not memcached's list",
     "stats-slabs": "stats slabs: one class, the arena's, not memcached's slab classes",
     "stats-items": "stats items: one class, fewer fields",
@@ -77,6 +76,7 @@ def case_list():
     add("key-251", b"set " + b"k" * 251 + b" 0 0 1\r\nx\r\n")
     add("get-key-251", b"get " + b"k" * 251 + b"\r\n")
     add("get-key-251-pipelined", b"version\r\nget a " + b"k" * 251 + b"\r\n")
+    add("key-nul", b"set a\x00b 0 0 1\r\nx\r\nget a\x00b\r\nge\x00t a\r\n")
     add("key-control", b"set a\x01b 0 0 1\r\nx\r\nget a\x01b\r\n")
     add("value-max", b"set kk 0 0 %d\r\n%s\r\nmn\r\n" % (len(big), big), 0.5)
     add("value-max-plus-1", b"set kk 0 0 %d\r\n%sv\r\nmn\r\n" % (len(big) + 1, big), 0.5)
@@ -174,7 +174,9 @@ def case_list():
     add("stats-reset", b"stats reset\r\n")
     add("stats-unknown", b"stats nosuch\r\n")
     add("stats-detail", b"stats detail\r\nstats detail x\r\n")
-    add("stats-detail-on", b"stats detail on\r\nstats detail dump\r\nstats detail off\r\n")
+    add("stats-detail-on", b"stats detail on\r\nset p:1 0 0 1\r\nx\r\nset p:2 0 0 %d\r\n%s\r\nget p:1 p:2 q:1 nope\r\n"
+                           b"gets p:1\r\ndelete p:1\r\ndelete p:3\r\nset a\x00b:1 0 0 1\r\nx\r\nstats detail dump\r\n"
+                           b"stats detail off\r\nget p:1\r\nstats detail dump\r\n" % (MiB, b"v" * MiB))
     add("stats-settings", b"stats settings\r\n")
     add("stats-items", b"set a 0 0 1\r\nx\r\nstats items\r\n")
     add("stats-items-empty", b"stats items\r\n")

@@ -33,7 +33,8 @@
  * a complete line is read up to LINE_COMPLETE_MAX (memcached reads what
  * its 16 KiB buffer holds). Numbers are parsed strictly (ranges checked),
  * keys are 1..KV_KEY_MAX bytes, opaque as memcached has them (no space,
- * no newline; NULs and control bytes pass). A get adds at most
+ * no newline; control bytes pass); a NUL ends the line, as memcached reads
+ * it as a C string. A get adds at most
  * KV_WBUF_CMD_MAX bytes of output, else "SERVER_ERROR out of memory
  * writing get response". A binary-protocol request (first byte 0x80) is
  * answered with one binary "not supported" response, then the connection
@@ -41,6 +42,7 @@
  */
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -57,6 +59,11 @@
 #define META_OPAQUE_MAX 32
 /* A binary-protocol request header. */
 #define BIN_HEADER 24
+/* stats detail: prefixes counted at most (memcached: no bound), and the buckets of their table. */
+#define DETAIL_PREFIXES_MAX 4096
+#define DETAIL_BUCKETS 256
+/* stats detail: a key's prefix ends at this byte (memcached's default -D). */
+#define DETAIL_DELIMITER ':'
 /* cache_memlimit: memcached's bounds, in MiB. */
 #define MEMLIMIT_MIN_MB 8
 #define MEMLIMIT_MAX_MB 1000000000u
@@ -151,9 +158,10 @@ static bool parse_i32(const struct tok *t, int64_t *ret)
 
 /*
  * A key is 1..KV_KEY_MAX bytes without a space (the separator) or a
- * newline (the end of the line). memcached takes every other byte, control
- * characters and NULs included, and real clients send them (memaslap's
- * keys start with 0x10 bytes): so do we.
+ * newline (the end of the line). memcached takes every other byte but NUL
+ * (which ends its line, see execute_line()), control characters included,
+ * and real clients send them (memaslap's keys start with 0x10 bytes): so
+ * do we.
  */
 static bool key_ok(const struct tok *t)
 {
@@ -188,6 +196,130 @@ static size_t tokenize(const char *line, size_t len, struct tok *toks, size_t ma
 static bool last_is_noreply(const struct tok *toks, size_t n)
 {
 	return n > 1 && tok_is(&toks[n - 1], "noreply");
+}
+
+/* ---------------------------------------------------------------------- */
+/* stats detail: per-prefix counts, as memcached's stats_prefix.c           */
+
+/*
+ * Process-wide (every connection's), in this image only: a live update
+ * starts the next image with detail off and no counts, as a memcached
+ * restart does. Guarded by one mutex, taken only while detail is on.
+ */
+struct prefix_stats {
+	struct prefix_stats *next;
+	uint64_t gets, hits, sets, dels;
+	size_t len;
+	char name[];
+};
+
+static pthread_mutex_t detail_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool detail_on;
+static struct prefix_stats *detail_table[DETAIL_BUCKETS];
+static size_t detail_count;
+
+enum detail_op { DETAIL_GET, DETAIL_HIT, DETAIL_SET, DETAIL_DEL };
+
+/* MurmurHash3_x86_32, seed 0: memcached's default hash, so "stats detail dump" lists prefixes in its order. */
+static uint32_t murmur3_32(const char *key, size_t len)
+{
+	const uint8_t *d = (const uint8_t *)key;
+	uint32_t h = 0, k;
+	size_t i;
+
+	for (i = 0; i + 4 <= len; i += 4) {
+		k = (uint32_t)d[i] | (uint32_t)d[i + 1] << 8 | (uint32_t)d[i + 2] << 16 | (uint32_t)d[i + 3] << 24;
+		k *= 0xcc9e2d51u;
+		k = k << 15 | k >> 17;
+		k *= 0x1b873593u;
+		h ^= k;
+		h = h << 13 | h >> 19;
+		h = h * 5 + 0xe6546b64u;
+	}
+	k = 0;
+	switch (len & 3) {
+	case 3:
+		k ^= (uint32_t)d[i + 2] << 16;
+		/* fall through */
+	case 2:
+		k ^= (uint32_t)d[i + 1] << 8;
+		/* fall through */
+	case 1:
+		k ^= d[i];
+		k *= 0xcc9e2d51u;
+		k = k << 15 | k >> 17;
+		k *= 0x1b873593u;
+		h ^= k;
+	}
+	h ^= (uint32_t)len;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+static void detail_record(const char *key, size_t nkey, enum detail_op op)
+{
+	struct prefix_stats *ps;
+	size_t len = 0;
+	uint32_t h;
+
+	if (!__atomic_load_n(&detail_on, __ATOMIC_RELAXED))
+		return;
+	/* memcached: up to the delimiter; a NUL before it, or no delimiter: not counted. */
+	while (len < nkey && key[len] != DETAIL_DELIMITER) {
+		if (key[len] == '\0')
+			return;
+		len++;
+	}
+	if (len == nkey)
+		return;
+	h = murmur3_32(key, len);
+	pthread_mutex_lock(&detail_lock);
+	for (ps = detail_table[h % DETAIL_BUCKETS]; ps; ps = ps->next)
+		if (ps->len == len && memcmp(ps->name, key, len) == 0)
+			break;
+	if (!ps && detail_count < DETAIL_PREFIXES_MAX) {
+		ps = calloc(1, sizeof(*ps) + len + 1);
+		if (ps) {
+			memcpy(ps->name, key, len);
+			ps->len = len;
+			ps->next = detail_table[h % DETAIL_BUCKETS];
+			detail_table[h % DETAIL_BUCKETS] = ps;
+			detail_count++;
+		}
+	}
+	if (ps) {
+		if (op == DETAIL_GET || op == DETAIL_HIT)
+			ps->gets++;
+		if (op == DETAIL_HIT)
+			ps->hits++;
+		if (op == DETAIL_SET)
+			ps->sets++;
+		if (op == DETAIL_DEL)
+			ps->dels++;
+	}
+	pthread_mutex_unlock(&detail_lock);
+}
+
+static void detail_dump(struct kv_buf *out)
+{
+	char line[96];
+
+	pthread_mutex_lock(&detail_lock);
+	for (size_t b = 0; b < DETAIL_BUCKETS; b++)
+		for (struct prefix_stats *ps = detail_table[b]; ps; ps = ps->next) {
+			int n = snprintf(line, sizeof(line), " get %" PRIu64 " hit %" PRIu64 " set %" PRIu64 " del %" PRIu64 "\r\n",
+					 ps->gets, ps->hits, ps->sets, ps->dels);
+
+			kv_buf_append(out, "PREFIX ", 7);
+			kv_buf_append(out, ps->name, ps->len);
+			kv_buf_append(out, line, (size_t)n);
+		}
+	pthread_mutex_unlock(&detail_lock);
+	reply(out, "END\r\n");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -257,6 +389,7 @@ static int cmd_get(struct kv_store *st, const char *line, size_t len, struct kv_
 			out->len = start;
 			return reply(out, "SERVER_ERROR out of memory writing get response\r\n");
 		}
+		detail_record(toks[i].s, toks[i].n, r > 0 ? DETAIL_HIT : DETAIL_GET);
 	}
 	return reply(out, "END\r\n");
 }
@@ -325,6 +458,7 @@ static ptrdiff_t cmd_store(struct kv_store *st, struct kv_proto *p, const struct
 		reply(out, "CLIENT_ERROR bad command line format\r\n");
 		return 0;
 	}
+	detail_record(toks[1].s, toks[1].n, DETAIL_SET);
 	if (!kv_item_fits(toks[1].n, (uint32_t)flags, (uint64_t)vlen)) {
 		reply(out, "SERVER_ERROR object too large for cache\r\n");
 		/* memcached: no stale value survives a set that failed. */
@@ -364,6 +498,7 @@ static void cmd_delete(struct kv_store *st, const struct tok *toks, size_t n, st
 		reply(out, "CLIENT_ERROR bad command line format\r\n");
 		return;
 	}
+	detail_record(toks[1].s, toks[1].n, DETAIL_DEL);
 	reply(out, result_word(kv_store_delete(st, toks[1].s, toks[1].n, 0)));
 }
 
@@ -1180,10 +1315,14 @@ static void cmd_stats(struct kv_store *st, const struct tok *toks, size_t n, str
 	} else if (n == 2 && tok_is(&toks[1], "slabs")) {
 		stats_slabs(st, out);
 	} else if (n >= 2 && tok_is(&toks[1], "detail")) {
-		if (n == 3 && (tok_is(&toks[2], "on") || tok_is(&toks[2], "off") || tok_is(&toks[2], "dump")))
-			reply(out, "SERVER_ERROR stats detail not supported by kvcache\r\n");
-		else
+		if (n == 3 && (tok_is(&toks[2], "on") || tok_is(&toks[2], "off"))) {
+			__atomic_store_n(&detail_on, tok_is(&toks[2], "on"), __ATOMIC_RELAXED);
+			reply(out, "OK\r\n");
+		} else if (n == 3 && tok_is(&toks[2], "dump")) {
+			detail_dump(out);
+		} else {
 			reply(out, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+		}
 		return;
 	} else {
 		reply(out, "ERROR\r\n");
@@ -1289,7 +1428,13 @@ static ptrdiff_t execute_line(struct kv_store *st, struct kv_proto *p, const cha
 {
 	size_t start = out->len;
 	bool noreply = false;
-	ptrdiff_t used = dispatch(st, p, line, len, rest, avail, out, &noreply);
+	const char *nul = memchr(line, '\0', len);
+	ptrdiff_t used;
+
+	/* memcached reads the line as a C string: a NUL ends it ("get a\0b" is "get a"). */
+	if (nul)
+		len = (size_t)(nul - line);
+	used = dispatch(st, p, line, len, rest, avail, out, &noreply);
 
 	if (noreply || used == -EAGAIN)
 		out->len = start;
