@@ -34,6 +34,7 @@ KNOWN = {
     "me-hit": "me: no slab class (cls=1), no fetched bit (fetch=no), kvcache's own item size",
     "memlimit-above-reserve": "cache_memlimit cannot pass the arena reserved at the start (--memory)",
     "stats-settings": "stats settings: the settings kvcache has, not memcached's list",
+    "stats-cachedump": "stats cachedump 1: every live item (kvcache's one class); memcached lists its cold LRU only",
     "stats-slabs": "stats slabs: one class, the arena's, not memcached's slab classes",
     "stats-items": "stats items: one class, fewer fields",
     "mg-vivify": "mg N (vivify on miss, win/stale tokens): not supported, a clear error",
@@ -181,6 +182,9 @@ def case_list():
     add("stats-items", b"set a 0 0 1\r\nx\r\nstats items\r\n")
     add("stats-items-empty", b"stats items\r\n")
     add("stats-slabs", b"stats slabs\r\n")
+    add("stats-cachedump-args", b"stats cachedump\r\nstats cachedump 1\r\nstats cachedump x 1\r\n"
+                                b"stats cachedump 64 1\r\nstats cachedump 2 0\r\nstats cachedump 1 0\r\n")
+    add("stats-cachedump", b"set a 0 0 1\r\nx\r\nset b 0 1000 3\r\nxyz\r\nstats cachedump 1 0\r\n")
     add("quit", b"set a 0 0 1\r\nx\r\nquit\r\nget a\r\n", sentinel=False)
     add("binary-get", b"\x80\x00\x00\x01" + b"\x00" * 4 + b"\x00\x00\x00\x01" + b"\xde\xad\xbe\xef" + b"\x00" * 8 + b"a", sentinel=False)
     add("pipelined", b"set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\nget a\r\nget b\r\ndelete a\r\nget a b\r\n")

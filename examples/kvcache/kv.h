@@ -265,6 +265,12 @@ struct kv_arith {
 enum kv_result kv_store_arith(struct kv_store *st, const char *key, size_t nkey, const struct kv_arith *req,
 			      uint64_t *ret_value, struct kv_item_info *ret_info);
 /*
+ * stats cachedump: "ITEM key [bytes b; exptime s]\r\n" for live items, stripe
+ * by stripe, most recent first in each, at most @limit (0: no limit) and
+ * @max_bytes of lines. 0 (a line that does not fit ends the dump).
+ */
+int kv_store_dump(struct kv_store *st, uint64_t limit, size_t max_bytes, struct kv_buf *out);
+/*
  * cache_memlimit: a new cap of @limit bytes; 0, or -ERANGE when the arena
  * (sized at the start for --memory) could not hold it. Items above a lower
  * cap go as new ones come (eviction), as memcached does.

@@ -16,7 +16,7 @@
  * Commands: get, gets, gat, gats (several keys), set, add, replace,
  * append, prepend, cas, delete, incr, decr, touch, the meta commands mg,
  * ms, md, ma, mn, me (the flags kvcache(1) lists), stats (general,
- * "reset", "settings", "items", "slabs", "detail"), version, verbosity,
+ * "reset", "settings", "items", "slabs", "detail", "cachedump"), version, verbosity,
  * flush_all, cache_memlimit, shutdown (refused, as memcached without -A),
  * quit.
  *
@@ -64,6 +64,9 @@
 #define DETAIL_BUCKETS 256
 /* stats detail: a key's prefix ends at this byte (memcached's default -D). */
 #define DETAIL_DELIMITER ':'
+/* stats cachedump: memcached's bounds (its slab classes, its 2 MB reply). */
+#define CACHEDUMP_CLASSES 64
+#define CACHEDUMP_BYTES_MAX ((2u << 20) - 6)
 /* cache_memlimit: memcached's bounds, in MiB. */
 #define MEMLIMIT_MIN_MB 8
 #define MEMLIMIT_MAX_MB 1000000000u
@@ -1314,6 +1317,22 @@ static void cmd_stats(struct kv_store *st, const struct tok *toks, size_t n, str
 		stats_items(st, out);
 	} else if (n == 2 && tok_is(&toks[1], "slabs")) {
 		stats_slabs(st, out);
+	} else if (n >= 2 && tok_is(&toks[1], "cachedump")) {
+		uint64_t id, limit;
+
+		if (n < 4)
+			reply(out, "CLIENT_ERROR bad command line\r\n");
+		else if (!parse_u64(&toks[2], UINT32_MAX, &id) || !parse_u64(&toks[3], UINT32_MAX, &limit))
+			reply(out, "CLIENT_ERROR bad command line format\r\n");
+		else if (id >= CACHEDUMP_CLASSES)
+			reply(out, "CLIENT_ERROR Illegal slab id\r\n");
+		else {
+			/* Class 1 holds every item (stats items); the others are empty. */
+			if (id == 1)
+				kv_store_dump(st, limit, CACHEDUMP_BYTES_MAX, out);
+			reply(out, "END\r\n");
+		}
+		return;
 	} else if (n >= 2 && tok_is(&toks[1], "detail")) {
 		if (n == 3 && (tok_is(&toks[2], "on") || tok_is(&toks[2], "off"))) {
 			__atomic_store_n(&detail_on, tok_is(&toks[2], "on"), __ATOMIC_RELAXED);

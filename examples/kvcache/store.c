@@ -832,6 +832,36 @@ enum kv_result kv_store_arith(struct kv_store *st, const char *key, size_t nkey,
 	return KV_OK;
 }
 
+int kv_store_dump(struct kv_store *st, uint64_t limit, size_t max_bytes, struct kv_buf *out)
+{
+	uint32_t now = kv_now();
+	size_t start = out->len;
+	uint64_t shown = 0;
+
+	for (uint32_t s = 0; s < KV_STRIPES && (limit == 0 || shown < limit); s++) {
+		pthread_mutex_lock(&st->locks[s]);
+		for (struct kv_item *it = st->root->lru[s].head; it && (limit == 0 || shown < limit); it = it->next) {
+			char line[KV_KEY_MAX + 64];
+			int n;
+
+			if (item_dead(st, it, now))
+				continue;
+			memcpy(line, "ITEM ", 5);
+			memcpy(line + 5, it->data, it->nkey);
+			n = 5 + it->nkey;
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " [%" PRIu32 " b; %" PRIu32 " s]\r\n", it->nbytes,
+				      it->exptime);
+			if (out->len - start + (size_t)n > max_bytes || kv_buf_append(out, line, (size_t)n) < 0) {
+				pthread_mutex_unlock(&st->locks[s]);
+				return 0;
+			}
+			shown++;
+		}
+		pthread_mutex_unlock(&st->locks[s]);
+	}
+	return 0;
+}
+
 int kv_store_set_limit(struct kv_store *st, uint64_t limit)
 {
 	if (limit == 0 || kv_store_arena_size(limit) > luo_arena_size(st->arena))
