@@ -793,7 +793,7 @@ static void put_opaque_key(struct kv_buf *out, const struct tok *toks, size_t n)
 		if (toks[i].s[0] == 'O') {
 			kv_buf_append(out, " ", 1);
 			kv_buf_append(out, toks[i].s, toks[i].n);
-		} else if (toks[i].s[0] == 'k' && toks[i].n == 1) {
+		} else if (toks[i].s[0] == 'k') {
 			put_key(out, &toks[1]);
 		}
 	}
