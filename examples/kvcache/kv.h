@@ -223,15 +223,59 @@ uint32_t kv_now(void);
  * Return: 1 hit, 0 miss, -ENOMEM @out could not grow.
  */
 int kv_store_get(struct kv_store *st, const char *key, size_t nkey, bool with_cas, struct kv_buf *out);
-/* set/add/replace/append/prepend/cas of a value with "\r\n" after it. */
+/* Whether an item of this key, flags and value is within memcached's item size limit. */
+bool kv_item_fits(size_t nkey, uint32_t flags, uint64_t nbytes);
+
+/* What a fetch (get, gat, mg) does besides reading. */
+struct kv_fetch {
+	bool touch;       /* set the exptime (gat, mg T) */
+	uint32_t exptime; /* absolute, kv_exptime()'s */
+	bool no_bump;     /* leave the LRU alone (mg u, me) */
+};
+
+/* An item's facts, as a fetch or an update found them. */
+struct kv_item_info {
+	uint32_t flags, nbytes, exptime, mtime, atime;
+	uint64_t cas;
+	size_t total; /* bytes counted against the cap */
+};
+
+/*
+ * Fetch @key: its facts in *@ret_info (may be NULL), its value and "\r\n"
+ * appended to @value_out (may be NULL). 1 hit, 0 miss, -ENOMEM @value_out
+ * could not grow (nothing else changed then).
+ */
+int kv_store_fetch(struct kv_store *st, const char *key, size_t nkey, const struct kv_fetch *req,
+		   struct kv_item_info *ret_info, struct kv_buf *value_out);
+/* set/add/replace/append/prepend/cas of a value with "\r\n" after it; the new cas in *@ret_cas (may be NULL). */
 enum kv_result kv_store_set(struct kv_store *st, enum kv_set_mode mode, const char *key, size_t nkey, uint32_t flags,
-			    uint32_t exptime, const char *value, size_t nbytes, uint64_t cas);
-/* Remove @key if present (a failed set does it: no stale value survives). */
-enum kv_result kv_store_delete(struct kv_store *st, const char *key, size_t nkey);
+			    uint32_t exptime, const char *value, size_t nbytes, uint64_t cas, uint64_t *ret_cas);
+/* Remove @key if present and, @cas not 0, its cas is @cas (else KV_EXISTS). */
+enum kv_result kv_store_delete(struct kv_store *st, const char *key, size_t nkey, uint64_t cas);
 enum kv_result kv_store_touch(struct kv_store *st, const char *key, size_t nkey, uint32_t exptime);
-/* incr/decr; the new value in *ret_value on KV_OK. */
-enum kv_result kv_store_arith(struct kv_store *st, const char *key, size_t nkey, bool incr, uint64_t delta,
-			      uint64_t *ret_value);
+/* An incr/decr: with a cas to match (0: any) and a new exptime (set_ttl). */
+struct kv_arith {
+	bool incr;
+	uint64_t delta;
+	uint64_t cas;
+	bool set_ttl;
+	uint32_t exptime;
+};
+/* incr/decr; the new value in *ret_value and the item's facts in *ret_info (may be NULL) on KV_OK. */
+enum kv_result kv_store_arith(struct kv_store *st, const char *key, size_t nkey, const struct kv_arith *req,
+			      uint64_t *ret_value, struct kv_item_info *ret_info);
+/*
+ * stats cachedump: "ITEM key [bytes b; exptime s]\r\n" for live items, stripe
+ * by stripe, most recent first in each, at most @limit (0: no limit) and
+ * @max_bytes of lines. 0 (a line that does not fit ends the dump).
+ */
+int kv_store_dump(struct kv_store *st, uint64_t limit, size_t max_bytes, struct kv_buf *out);
+/*
+ * cache_memlimit: a new cap of @limit bytes; 0, or -ERANGE when the arena
+ * (sized at the start for --memory) could not hold it. Items above a lower
+ * cap go as new ones come (eviction), as memcached does.
+ */
+int kv_store_set_limit(struct kv_store *st, uint64_t limit);
 /* flush_all: @when 0 now, else the absolute time from which every current item is gone. */
 void kv_store_flush(struct kv_store *st, uint32_t when);
 /* memcached's exptime rules: relative up to 30 days, else absolute; negative: already expired. */

@@ -400,6 +400,7 @@ static int conn_flush(struct conn *c)
 			return -errno;
 		}
 		c->wpos += (size_t)n;
+		c->last_active = mono_s(); /* a client reading a long reply is not idle */
 	}
 	c->out.len = c->wpos = 0;
 	if (c->out.cap > BUF_KEEP_MAX)

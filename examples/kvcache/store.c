@@ -287,6 +287,17 @@ static size_t item_size(size_t nkey, size_t nbytes)
 	return sizeof(struct kv_item) + nkey + nbytes + 2;
 }
 
+/*
+ * memcached's rule for "too large": its own item header (48 bytes), the
+ * cas (8), the key and its NUL, the flags when not 0 (4), the value and
+ * "\r\n" within item_size_max (KV_VALUE_MAX). So a value of exactly 1 MiB
+ * is too large there, and here: clients see one limit.
+ */
+bool kv_item_fits(size_t nkey, uint32_t flags, uint64_t nbytes)
+{
+	return 48 + 8 + nkey + 1 + (flags ? 4 : 0) + nbytes + 2 <= KV_VALUE_MAX;
+}
+
 static size_t item_total(const struct kv_item *it)
 {
 	return item_size(it->nkey, it->nbytes);
@@ -568,8 +579,49 @@ int kv_store_get(struct kv_store *st, const char *key, size_t nkey, bool with_ca
 	return 1;
 }
 
+int kv_store_fetch(struct kv_store *st, const char *key, size_t nkey, const struct kv_fetch *req,
+		   struct kv_item_info *ret_info, struct kv_buf *value_out)
+{
+	_cleanup_unlock_ struct locked l = lock_key(st, key, nkey);
+	uint32_t now = kv_now();
+	struct kv_item *it;
+	bool dead;
+
+	if (req->touch)
+		KV_COUNT(st, cmd_touch, 1);
+	else
+		KV_COUNT(st, cmd_get, 1);
+	it = item_find(st, l.bucket, key, nkey, now, NULL, &dead);
+	if (!it) {
+		if (req->touch) {
+			KV_COUNT(st, touch_misses, 1);
+		} else {
+			KV_COUNT(st, get_misses, 1);
+			if (dead)
+				KV_COUNT(st, get_expired, 1);
+		}
+		return 0;
+	}
+	if (value_out && kv_buf_append(value_out, item_value(it), it->nbytes + 2) < 0)
+		return -ENOMEM;
+	if (req->touch) {
+		it->exptime = req->exptime;
+		KV_COUNT(st, touch_hits, 1);
+	} else {
+		KV_COUNT(st, get_hits, 1);
+	}
+	if (ret_info)
+		*ret_info = (struct kv_item_info){ .flags = it->flags, .nbytes = it->nbytes, .cas = it->cas,
+						   .exptime = it->exptime, .mtime = it->mtime,
+						   .atime = it->layout >= 2 && it->atime ? it->atime : it->mtime,
+						   .total = item_total(it) };
+	if (!req->no_bump)
+		item_bump(st, l.stripe, it, now);
+	return 1;
+}
+
 enum kv_result kv_store_set(struct kv_store *st, enum kv_set_mode mode, const char *key, size_t nkey, uint32_t flags,
-			    uint32_t exptime, const char *value, size_t nbytes, uint64_t cas)
+			    uint32_t exptime, const char *value, size_t nbytes, uint64_t cas, uint64_t *ret_cas)
 {
 	_cleanup_unlock_ struct locked l = lock_key(st, key, nkey);
 	struct kv_item *old, *it, **old_pp = NULL;
@@ -595,8 +647,8 @@ enum kv_result kv_store_set(struct kv_store *st, enum kv_set_mode mode, const ch
 		if (!old)
 			return KV_NOT_STORED;
 		total = (size_t)old->nbytes + nbytes;
-		if (total > KV_VALUE_MAX)
-			return KV_TOO_LARGE;
+		if (!kv_item_fits(nkey, old->flags, total))
+			return KV_NOT_STORED; /* memcached's answer: the item could not grow */
 		flags = old->flags;
 		exptime = old->exptime;
 		break;
@@ -639,10 +691,12 @@ enum kv_result kv_store_set(struct kv_store *st, enum kv_set_mode mode, const ch
 			return KV_NO_MEMORY; /* cannot happen: evict_in() spares it */
 	}
 	item_link(st, l.bucket, it, old ? old_pp : NULL);
+	if (ret_cas)
+		*ret_cas = it->cas;
 	return KV_STORED;
 }
 
-enum kv_result kv_store_delete(struct kv_store *st, const char *key, size_t nkey)
+enum kv_result kv_store_delete(struct kv_store *st, const char *key, size_t nkey, uint64_t cas)
 {
 	_cleanup_unlock_ struct locked l = lock_key(st, key, nkey);
 	struct kv_item *it, **pp = NULL;
@@ -651,6 +705,10 @@ enum kv_result kv_store_delete(struct kv_store *st, const char *key, size_t nkey
 	if (!it) {
 		KV_COUNT(st, delete_misses, 1);
 		return KV_NOT_FOUND;
+	}
+	if (cas && it->cas != cas) {
+		KV_COUNT(st, delete_misses, 1); /* as memcached counts a meta delete's cas mismatch */
+		return KV_EXISTS;
 	}
 	item_remove(st, l.stripe, pp, it);
 	KV_COUNT(st, delete_hits, 1);
@@ -675,31 +733,51 @@ enum kv_result kv_store_touch(struct kv_store *st, const char *key, size_t nkey,
 	return KV_TOUCHED;
 }
 
-/* memcached's safe_strtoull on a value: digits, optional trailing spaces (left by decr). */
+static bool is_c_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/*
+ * A value as memcached's safe_strtoull() reads it (strtoull, base 10):
+ * leading white space, a sign, digits (an overflow is not a number), then
+ * white space or the end of the value; what follows that is ignored ("12
+ * x" is 12). A '-' makes a number whose top bit is set not a number
+ * ("-5"), and one whose top bit is clear its two's complement ("-0" is 0),
+ * exactly as there. An empty value is not a number.
+ */
 static bool value_number(const char *s, size_t n, uint64_t *ret)
 {
 	uint64_t v = 0;
-	size_t i = 0;
+	size_t i = 0, start;
+	bool neg = false;
 
-	if (n == 0 || n > 64)
-		return false;
+	while (i < n && is_c_space(s[i]))
+		i++;
+	if (i < n && (s[i] == '+' || s[i] == '-'))
+		neg = s[i++] == '-';
+	start = i;
 	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
 		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
 			return false;
 		v = v * 10 + (uint64_t)(s[i] - '0');
 	}
-	if (i == 0)
+	if (i == start || (i < n && !is_c_space(s[i])))
 		return false;
-	for (; i < n; i++)
-		if (s[i] != ' ')
+	if (neg) {
+		v = -v;
+		if (v >> 63)
 			return false;
+	}
 	*ret = v;
 	return true;
 }
 
-enum kv_result kv_store_arith(struct kv_store *st, const char *key, size_t nkey, bool incr, uint64_t delta,
-			      uint64_t *ret_value)
+enum kv_result kv_store_arith(struct kv_store *st, const char *key, size_t nkey, const struct kv_arith *req,
+			      uint64_t *ret_value, struct kv_item_info *ret_info)
 {
+	bool incr = req->incr;
+	uint64_t delta = req->delta;
 	_cleanup_unlock_ struct locked l = lock_key(st, key, nkey);
 	uint32_t now = kv_now();
 	struct kv_item *it, *nit, **pp = NULL;
@@ -717,6 +795,8 @@ enum kv_result kv_store_arith(struct kv_store *st, const char *key, size_t nkey,
 	}
 	if (!value_number(item_value(it), it->nbytes, &v))
 		return KV_NON_NUMERIC;
+	if (req->cas && it->cas != req->cas)
+		return KV_EXISTS;
 	if (incr) {
 		v += delta; /* wraps at 2^64, as memcached */
 		KV_COUNT(st, incr_hits, 1);
@@ -740,9 +820,54 @@ enum kv_result kv_store_arith(struct kv_store *st, const char *key, size_t nkey,
 		if (!pp)
 			return KV_NO_MEMORY;
 		item_link(st, l.bucket, nit, pp);
+		it = nit;
 	}
+	if (req->set_ttl)
+		it->exptime = req->exptime;
 	*ret_value = v;
+	if (ret_info)
+		*ret_info = (struct kv_item_info){ .flags = it->flags, .nbytes = it->nbytes, .cas = it->cas,
+						   .exptime = it->exptime, .mtime = it->mtime, .atime = now,
+						   .total = item_total(it) };
 	return KV_OK;
+}
+
+int kv_store_dump(struct kv_store *st, uint64_t limit, size_t max_bytes, struct kv_buf *out)
+{
+	uint32_t now = kv_now();
+	size_t start = out->len;
+	uint64_t shown = 0;
+
+	for (uint32_t s = 0; s < KV_STRIPES && (limit == 0 || shown < limit); s++) {
+		pthread_mutex_lock(&st->locks[s]);
+		for (struct kv_item *it = st->root->lru[s].head; it && (limit == 0 || shown < limit); it = it->next) {
+			char line[KV_KEY_MAX + 64];
+			int n;
+
+			if (item_dead(st, it, now))
+				continue;
+			memcpy(line, "ITEM ", 5);
+			memcpy(line + 5, it->data, it->nkey);
+			n = 5 + it->nkey;
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " [%" PRIu32 " b; %" PRIu32 " s]\r\n", it->nbytes,
+				      it->exptime);
+			if (out->len - start + (size_t)n > max_bytes || kv_buf_append(out, line, (size_t)n) < 0) {
+				pthread_mutex_unlock(&st->locks[s]);
+				return 0;
+			}
+			shown++;
+		}
+		pthread_mutex_unlock(&st->locks[s]);
+	}
+	return 0;
+}
+
+int kv_store_set_limit(struct kv_store *st, uint64_t limit)
+{
+	if (limit == 0 || kv_store_arena_size(limit) > luo_arena_size(st->arena))
+		return -ERANGE;
+	__atomic_store_n(&st->root->limit, limit, __ATOMIC_RELAXED);
+	return 0;
 }
 
 void kv_store_flush(struct kv_store *st, uint32_t when)
