@@ -12,6 +12,12 @@
  *   bit 2 set    an ELF file: written to a memfd and read by
  *                luo_manifest_read_file() and luo_elf_build_id() through
  *                /proc/self/fd/N, as luoctl reads a binary on disk
+ *   bit 3 set    (bit 2 clear) two type descriptions (typedesc.h): a u32
+ *                length, the first, the rest the second; each one's digest
+ *                is set by the harness before luo_typedesc_parse() (else
+ *                no mutation gets past it), then luo_typedesc_compare() of
+ *                every pair: a description equals itself, and no input
+ *                makes the walk read out of bounds or loop
  *
  * Oracles: the documented error codes only; an accepted manifest within
  * its limits, its names terminated; a report of the documented length.
@@ -97,6 +103,65 @@ static void notes(const uint8_t *buf, size_t len, size_t align, bool strict)
 	luo_manifest_free(empty);
 }
 
+/* Parse @buf as a description whose digest the harness fills in: 0 parsed. */
+static int typedesc(uint8_t *buf, size_t len, struct luo_typedesc *ret)
+{
+	struct luo_abi_typedesc h;
+	int r;
+
+	if (len >= sizeof(h)) {
+		memcpy(&h, buf, sizeof(h));
+		if (h.n_items <= LUO_TYPEDESC_ITEMS_MAX && h.strings_size <= LUO_TYPEDESC_STRINGS_MAX &&
+		    sizeof(h) + (size_t)h.n_items * sizeof(struct luo_abi_type_item) + h.strings_size == len) {
+			const uint8_t *items = buf + sizeof(h);
+			struct luo_abi_type_item *tmp = malloc(h.n_items ? h.n_items * sizeof(*tmp) : 1);
+
+			if (!tmp)
+				abort();
+			memcpy(tmp, items, h.n_items * sizeof(*tmp));
+			h.digest = luo_typedesc_digest(tmp, h.n_items, (const char *)items + h.n_items * sizeof(*tmp),
+						       h.strings_size);
+			memcpy(buf, &h, sizeof(h));
+			free(tmp);
+		}
+	}
+	r = luo_typedesc_parse(buf, len, "fuzz", ret, reason, sizeof(reason));
+	REQUIRE(r == 0 || r == -EBADMSG || r == -ENOMEM);
+	return r;
+}
+
+static void typedescs(uint8_t *buf, size_t len)
+{
+	struct luo_typedesc a = { 0 }, b = { 0 };
+	char why[LUO_TYPEDESC_WHY_MAX];
+	uint32_t la;
+	bool ha, hb;
+
+	if (len < 4)
+		return;
+	memcpy(&la, buf, 4);
+	if (la > len - 4)
+		return;
+	ha = typedesc(buf + 4, la, &a) == 0;
+	hb = typedesc(buf + 4 + la, len - 4 - la, &b) == 0;
+	if (ha) {
+		REQUIRE(luo_typedesc_compare(&a, &a, why, sizeof(why)) == 0);
+		REQUIRE(a.n_items >= 1 && a.strings[a.strings_size - 1] == '\0');
+	}
+	if (ha && hb) {
+		int r1 = luo_typedesc_compare(&a, &b, why, sizeof(why));
+		int r2 = luo_typedesc_compare(&b, &a, why, sizeof(why));
+
+		REQUIRE(r1 == 0 || r1 == 1 || r1 == -ENOMEM);
+		REQUIRE(r2 == 0 || r2 == 1 || r2 == -ENOMEM);
+		REQUIRE(strnlen(why, sizeof(why)) < sizeof(why));
+		if (a.digest != b.digest)
+			REQUIRE(r1 != 0 && r2 != 0);
+	}
+	luo_typedesc_done(&a);
+	luo_typedesc_done(&b);
+}
+
 static void elf(const uint8_t *buf, size_t len)
 {
 	struct luo_manifest *m = NULL;
@@ -137,6 +202,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data + 1, size - 1);
 	if (data[0] & 4)
 		elf(buf, size - 1);
+	else if (data[0] & 8)
+		typedescs(buf, size - 1);
 	else
 		notes(buf, size - 1, data[0] & 1 ? 8 : 4, data[0] & 2);
 	free(buf);

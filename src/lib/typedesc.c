@@ -195,13 +195,17 @@ uint64_t luo_typedesc_digest(const struct luo_abi_type_item *items, uint32_t n_i
 	for (uint32_t i = 0; i < n_items; i++) {
 		struct luo_abi_type_item t = items[i];
 		const char *name = "";
+		size_t name_max = 1;
 
-		/* Only the names that are part of the type count. */
-		if ((t.kind == LUO_ABI_TI_NAMED || t.kind == LUO_ABI_TI_OPAQUE) && t.name < strings_size)
+		/* Only the names that are part of the type count; never read past the strings. */
+		if ((t.kind == LUO_ABI_TI_NAMED || t.kind == LUO_ABI_TI_OPAQUE) && t.name < strings_size) {
 			name = strings + t.name;
+			name_max = strings_size - t.name;
+		}
 		t.name = 0;
 		h = fnv(h, &t, sizeof(t));
-		h = fnv(h, name, strnlen(name, strings_size) + 1);
+		h = fnv(h, name, strnlen(name, name_max));
+		h = fnv(h, "", 1);
 	}
 	return h ? h : 1; /* 0 means "not described" */
 }
