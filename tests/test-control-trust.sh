@@ -114,7 +114,15 @@ kill "$P" 2>/dev/null || true
 if ! $nobody --inh-caps=+net_bind_service --ambient-caps=+net_bind_service true 2> /dev/null; then
 	echo "ok - # SKIP ptrace rule: no ambient capabilities here"
 else
-	$nobody --inh-caps=+net_bind_service --ambient-caps=+net_bind_service \
+	# uid 65534 may not reach the build tree (a clone under a 0700
+	# directory): it runs copies, with libluo beside them.
+	mkdir -p "$tmp/bin"
+	install -m 0755 "$counter_v1" "$tmp/bin/v1"
+	install -m 0755 "$counter_v2" "$tmp/bin/v2"
+	cp -L "$(ldd "$counter_v1" | awk '/libluo\.so/ { print $3 }')" "$tmp/bin/"
+	chmod -R a+rX "$tmp/bin"
+	counter_v1=$tmp/bin/v1 counter_v2=$tmp/bin/v2
+	$nobody --inh-caps=+net_bind_service --ambient-caps=+net_bind_service env LD_LIBRARY_PATH="$tmp/bin" \
 		"$counter_v1" serve --port-file "$tmp/u/port" > "$tmp/server" 2>&1 &
 	server=$!
 	wait_in "$tmp/server" "] generation 0: fresh start"

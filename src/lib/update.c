@@ -210,15 +210,15 @@ static bool strict_refuse(struct luo_report_entry *rep, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		struct luo_report_entry *e = &rep[i];
-		char why[LUO_REPORT_WHY_SIZE - 40];
+		char why[LUO_REPORT_WHY_SIZE];
 
 		if (e->kind != LUO_ABI_KIND_COMPONENT)
 			continue;
 		if (e->verdict != LUO_VERDICT_DOWNGRADE &&
 		    !(e->verdict == LUO_VERDICT_USE && e->types == LUO_TYPES_UNPROVEN))
 			continue;
-		snprintf(why, sizeof(why), "%s", e->why);
-		snprintf(e->why, sizeof(e->why), "strict: %s", why);
+		memcpy(why, e->why, sizeof(why));
+		snprintf(e->why, sizeof(e->why), "strict: %.*s", (int)sizeof(e->why) - 9, why);
 		e->verdict = LUO_VERDICT_REFUSE;
 		e->cause = LUO_CAUSE_STRICT;
 		e->version = 0;
