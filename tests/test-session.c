@@ -232,7 +232,7 @@ static void test_open_bad_flags(void)
 {
 	struct luo *luo = (struct luo *)(uintptr_t)0x1;
 
-	CHECK_ERR(luo_open(1u << 4, &luo), EINVAL); /* 1u << 3 is LUO_OPEN_NO_REAPER */
+	CHECK_ERR(luo_open(1u << 5, &luo), EINVAL); /* 1u << 4 is LUO_OPEN_STRICT_TYPES */
 	CHECK_ERR(luo_open(1u << 31, &luo), EINVAL);
 	CHECK_ERR(luo_open(~0u, &luo), EINVAL);
 	CHECK_ERR(luo_open(LUO_OPEN_FRESH_ON_ERROR | (1u << 5), &luo), EINVAL);
