@@ -217,7 +217,7 @@ static bool strict_refuse(struct luo_report_entry *rep, size_t n)
 		if (e->verdict != LUO_VERDICT_DOWNGRADE &&
 		    !(e->verdict == LUO_VERDICT_USE && e->types == LUO_TYPES_UNPROVEN))
 			continue;
-		snprintf(why, sizeof(why), "%s", e->why);
+		snprintf(why, sizeof(why), "%.*s", (int)sizeof(why) - 1, e->why); /* cut, as meant */
 		snprintf(e->why, sizeof(e->why), "strict: %s", why);
 		e->verdict = LUO_VERDICT_REFUSE;
 		e->cause = LUO_CAUSE_STRICT;
