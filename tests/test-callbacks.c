@@ -89,6 +89,7 @@ static void calls_in_save(void)
 	CHECK_ERR(luo_agent_error(the_luo, NULL), EDEADLK);
 	CHECK_ERR(luo_control_listen(the_luo, &fd), EDEADLK);
 	CHECK_ERR(luo_control_dispatch(the_luo), EDEADLK);
+	CHECK_ERR(luo_control_set_quiesce(the_luo, NULL, NULL, NULL), EDEADLK);
 	CHECK_ERR(luo_arena_retrieve(the_session, 1, &the_arena), EDEADLK);
 	luo_session_close(the_session); /* does nothing here */
 	luo_close(the_luo);             /* nor this */
@@ -169,6 +170,7 @@ static void calls_in_handler(void)
 		CHECK_ERR(luo_session_tokens(the_session, NULL, 0, &n), EDEADLK);
 		CHECK_ERR(luo_session_find_name(the_session, "x", &token), EDEADLK);
 		CHECK_ERR(luo_update(the_luo, "/nonexistent", (char *[]){ "x", NULL }, NULL), EDEADLK);
+		CHECK_ERR(luo_control_set_quiesce(the_luo, NULL, NULL, NULL), EDEADLK);
 		luo_session_close(the_session); /* does nothing here */
 		luo_close(the_luo);             /* nor this */
 		CHECK(strcmp(luo_session_name(the_session), "cb") == 0); /* still there */

@@ -991,7 +991,8 @@ LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
  *                  _finish(), _deposit(), _withdraw(), _tokens(),
  *                  _fd_name(), _find_name(), luo_incoming_sessions(),
  *                  luo_arena_create(), _retrieve(), _preserve(),
- *                  luo_agent_error(), luo_control_listen(), _dispatch();
+ *                  luo_agent_error(), luo_control_listen(), _dispatch(),
+ *                  _set_quiesce();
  *                  luo_close() and luo_session_close() do nothing;
  *   -EBUSY         luo_open() (a handle is open, or being opened),
  *                  luo_component_register*() and
