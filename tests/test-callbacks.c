@@ -13,6 +13,11 @@
  *     calls work again once the callback returned.
  *   - A handler registered with luo_file_handler_register_with_data()
  *     reads its pointer in its callbacks (luo_file_handler_data()).
+ *   - Inside each of its callbacks (preserve, unpreserve, freeze in the
+ *     old image; retrieve inside luo_open(), can_finish and finish in the
+ *     new one) the same calls are refused (-EDEADLK, -EBUSY) and
+ *     luo_close() / luo_session_close() do nothing; freeze() passes the
+ *     count of such callbacks to retrieve() in the file's data.
  *   - luo_component_register_with_data() refuses base callbacks or missing
  *     ones (-EINVAL).
  */
@@ -84,6 +89,7 @@ static void calls_in_save(void)
 	CHECK_ERR(luo_agent_error(the_luo, NULL), EDEADLK);
 	CHECK_ERR(luo_control_listen(the_luo, &fd), EDEADLK);
 	CHECK_ERR(luo_control_dispatch(the_luo), EDEADLK);
+	CHECK_ERR(luo_control_set_quiesce(the_luo, NULL, NULL, NULL), EDEADLK);
 	CHECK_ERR(luo_arena_retrieve(the_session, 1, &the_arena), EDEADLK);
 	luo_session_close(the_session); /* does nothing here */
 	luo_close(the_luo);             /* nor this */
@@ -128,6 +134,7 @@ LUO_COMPONENT_WITH_DATA(data_component, "test-with-data", 1, 2, 2, 2, 0, data_sa
 /* A handler for FIFOs that counts its calls in its user pointer. */
 struct handler_counts {
 	int preserves, retrieves;
+	uint32_t refusals; /* callbacks whose calls were refused as documented */
 };
 static struct handler_counts counts;
 
@@ -138,43 +145,106 @@ static bool fifo_can_preserve(int fd)
 	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
+/*
+ * Inside a handler's callback: every call that takes the handle's lock
+ * answers -EDEADLK (before, it hung), luo_close() and luo_session_close()
+ * do nothing, luo_open() and the registrations -EBUSY. Inside retrieve(),
+ * luo_open() has not returned: there is no handle yet.
+ */
+static void calls_in_handler(void)
+{
+	struct luo_session *s;
+	uint64_t token;
+	size_t n;
+	int fd;
+
+	if (the_luo) {
+		CHECK_ERR(luo_session_create(the_luo, "in-handler", &s), EDEADLK);
+		CHECK_ERR(luo_session_retrieve(the_luo, "cb", &s), EDEADLK);
+		CHECK_ERR(luo_ready(the_luo), EDEADLK);
+		CHECK_ERR(luo_incoming_sessions(the_luo, NULL, 0, &n), EDEADLK);
+		CHECK_ERR(luo_session_preserve_fd(the_session, 0, 99), EDEADLK);
+		CHECK_ERR(luo_session_unpreserve_fd(the_session, 1), EDEADLK);
+		CHECK_ERR(luo_session_retrieve_fd(the_session, 1, &fd), EDEADLK);
+		CHECK_ERR(luo_session_finish(the_session), EDEADLK);
+		CHECK_ERR(luo_session_tokens(the_session, NULL, 0, &n), EDEADLK);
+		CHECK_ERR(luo_session_find_name(the_session, "x", &token), EDEADLK);
+		CHECK_ERR(luo_update(the_luo, "/nonexistent", (char *[]){ "x", NULL }, NULL), EDEADLK);
+		CHECK_ERR(luo_control_set_quiesce(the_luo, NULL, NULL, NULL), EDEADLK);
+		luo_session_close(the_session); /* does nothing here */
+		luo_close(the_luo);             /* nor this */
+		CHECK(strcmp(luo_session_name(the_session), "cb") == 0); /* still there */
+	}
+	CHECK_ERR(luo_open(0, &the_luo), EBUSY);
+	CHECK_ERR(luo_component_register(&plain_component), EBUSY);
+	counts.refusals++;
+}
+
 static int fifo_preserve(struct luo_file *f)
 {
 	struct handler_counts *c = luo_file_handler_data(f);
+	uint32_t zero = 0;
 
 	CHECK(c == &counts);
 	c->preserves++;
+	calls_in_handler();
+	memcpy(luo_file_data(f), &zero, sizeof(zero));
 	return 0;
 }
 
 static void fifo_unpreserve(struct luo_file *f)
 {
 	(void)f;
+	calls_in_handler();
+}
+
+/* In luo_update(): records the refusals seen so far for retrieve() to check. */
+static int fifo_freeze(struct luo_file *f)
+{
+	calls_in_handler();
+	memcpy(luo_file_data(f), &counts.refusals, sizeof(counts.refusals));
+	return 0;
 }
 
 static int fifo_retrieve(struct luo_file *f)
 {
 	struct handler_counts *c = luo_file_handler_data(f);
+	uint32_t seen;
 
 	CHECK(c == &counts);
 	c->retrieves++;
+	CHECK(!the_luo); /* inside luo_open() */
+	calls_in_handler();
+	/* The old image's preserve(), preserve() + unpreserve() of token 3, freeze(). */
+	memcpy(&seen, luo_file_data(f), sizeof(seen));
+	CHECK_EQ(seen, 4);
 	return fifo_can_preserve(luo_file_fd(f)) ? 0 : -EBADFD;
+}
+
+static bool fifo_can_finish(struct luo_file *f)
+{
+	(void)f;
+	calls_in_handler();
+	return true;
 }
 
 static void fifo_finish(struct luo_file *f, bool retrieved)
 {
 	(void)f;
-	(void)retrieved;
+	CHECK(retrieved);
+	calls_in_handler();
 }
 
 static const struct luo_file_ops fifo_ops = {
 	.can_preserve = fifo_can_preserve,
 	.preserve = fifo_preserve,
 	.unpreserve = fifo_unpreserve,
+	.freeze = fifo_freeze,
 	.retrieve = fifo_retrieve,
+	.can_finish = fifo_can_finish,
 	.finish = fifo_finish,
 };
-LUO_FILE_HANDLER_DECLARE(fifo_handler, "test-fifo", 1, 0, &fifo_ops);
+LUO_FILE_HANDLER_DECLARE(fifo_handler, "test-fifo", 1, sizeof(uint32_t), &fifo_ops);
 
 /* In a child: a refused registration is remembered by the process and fails its luo_open(). */
 static void registration_refusals(void)
@@ -214,6 +284,10 @@ static void first_image(void)
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
 	CHECK_OK(luo_session_preserve_fd(the_session, p[0], 1));
 	CHECK_EQ(counts.preserves, 1);
+	CHECK_EQ(counts.refusals, 1);
+	CHECK_OK(luo_session_preserve_fd(the_session, p[1], 3));
+	CHECK_OK(luo_session_unpreserve_fd(the_session, 3));
+	CHECK_EQ(counts.refusals, 3);
 	close(p[0]);
 	close(p[1]);
 	CHECK_OK(luo_arena_create(the_session, 2, LUO_ARENA_SIZE_MIN, 0, &the_arena));
@@ -246,16 +320,21 @@ static void next_image(int fds_at_start)
 	CHECK_EQ(v, 2);
 	CHECK_OK(luo_component_incoming(the_luo, "test-plain", &v));
 	CHECK_EQ(counts.retrieves, 1);
+	CHECK_EQ(counts.refusals, 1);
 	CHECK_OK(luo_session_retrieve(the_luo, "cb", &s));
 	CHECK_OK(luo_session_retrieve_fd(s, 1, &fd));
 	close(fd);
+	the_session = s;
+	/* can_finish() and finish() refused their calls; luo_close() in finish() did nothing. */
 	CHECK_OK(luo_session_finish(s));
+	CHECK_EQ(counts.refusals, 3);
+	CHECK_ERR(luo_session_finish(s), EINVAL); /* the handle and the session still work */
 	luo_session_close(s);
 	CHECK_OK(luo_ready(the_luo));
 	luo_close(the_luo);
 	CHECK_OK(luo_file_handler_unregister(&fifo_handler));
 	check_no_fd_leak_from(fds_at_start);
-	printf("ok - user pointers in save(), load() and a handler's callbacks; -EDEADLK / -EBUSY inside them\n");
+	printf("ok - user pointers in save(), load() and a handler's callbacks; -EDEADLK / -EBUSY inside all of them\n");
 }
 
 int main(int argc, char **argv)

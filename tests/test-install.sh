@@ -4,7 +4,7 @@
 # static one, with only PKG_CONFIG_PATH and PKG_CONFIG_SYSROOT_DIR pointing
 # into the destdir (the .pc file sits in the multiarch libdir); every
 # function of luo.h has a man page alias, and `man luo_update` finds
-# libluo(3) there.
+# luo_update(3) there, `man luo_session_tokens` luo_session(3).
 #
 # usage: test-install.sh BUILD_DIR [B_SANITIZE]
 set -euo pipefail
@@ -77,7 +77,10 @@ done
 if command -v man > /dev/null; then
 	MANPAGER=cat MANWIDTH=80 man -M "${mandir%/man3}" luo_update 2> "$dest/man.err" | grep -q "luo_update" ||
 		{ cat "$dest/man.err"; fail "man luo_update finds nothing"; }
-	echo "ok - every exported function has a page; man luo_update shows libluo(3)"
+	# An alias page leads to its group's page (test-man checks every one).
+	MANPAGER=cat MANWIDTH=80 man -M "${mandir%/man3}" luo_session_tokens 2> "$dest/man.err" | head -1 |
+		grep -q "^LUO_SESSION(3)" || { cat "$dest/man.err"; fail "man luo_session_tokens does not show luo_session(3)"; }
+	echo "ok - every exported function has a page; man luo_update shows luo_update(3), man luo_session_tokens luo_session(3)"
 else
 	echo "ok - every exported function has a page (# SKIP man(1) is not installed)"
 fi

@@ -716,10 +716,13 @@ LUO_EXPORT int luo_control_set_quiesce(struct luo *luo, int (*quiesce)(void *use
  * in this order after the registered ones: "memfd" (memfds that allow
  * sealing: size frozen, seals recorded and checked) and "fd" (sockets, pipes,
  * FIFOs, eventfds, regular files, directories, devices: type and identity
- * recorded and checked). Callbacks run with the luo lock held and must not
- * call back into libluo but for luo_file_fd(), luo_file_token(),
- * luo_file_data() and luo_file_handler_data(). Unlike a component's
- * callbacks, this is not checked: a call that takes the lock deadlocks.
+ * recorded and checked). Callbacks run with the luo lock held (retrieve()
+ * inside luo_open()), and may call luo_file_fd(), luo_file_token(),
+ * luo_file_data() and luo_file_handler_data(); for the rest the rules of a
+ * component's callbacks apply, checked alike (see "What a callback may
+ * call" below): a call that takes the handle's lock answers -EDEADLK,
+ * luo_close() and luo_session_close() do nothing, luo_open() and the
+ * registrations answer -EBUSY.
  */
 struct luo_file_ops {
 	/* Required, cheap: can this handler preserve @fd? */
@@ -973,7 +976,8 @@ LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
  * mandatory component rolls back (see luo_open()), of an optional one makes
  * it cold-start. LUO_COMPONENT_WITH_DATA() gives both a user pointer.
  *
- * What a callback may call. Both run with libluo's lock held, so:
+ * What a callback may call (a component's save() and load(), and a file
+ * handler's ops alike). They run with libluo's lock held, so:
  *   allowed        luo_payload_write() (in save()), the arena calls on a
  *                  handle the program holds (luo_arena_alloc(), _free(),
  *                  _root(), _set_root(), _base(), _size(), _check(): each
@@ -987,7 +991,8 @@ LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
  *                  _finish(), _deposit(), _withdraw(), _tokens(),
  *                  _fd_name(), _find_name(), luo_incoming_sessions(),
  *                  luo_arena_create(), _retrieve(), _preserve(),
- *                  luo_agent_error(), luo_control_listen(), _dispatch();
+ *                  luo_agent_error(), luo_control_listen(), _dispatch(),
+ *                  _set_quiesce();
  *                  luo_close() and luo_session_close() do nothing;
  *   -EBUSY         luo_open() (a handle is open, or being opened),
  *                  luo_component_register*() and

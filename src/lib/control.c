@@ -425,6 +425,8 @@ static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 int luo_control_set_quiesce(struct luo *luo, int (*quiesce)(void *userdata), void (*resume)(void *userdata),
 			    void *userdata)
 {
+	if (luo_in_callback())
+		return -EDEADLK; /* a component's or handler's callback: the lock is held (luo.h) */
 	if (!luo || !quiesce != !resume)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);

@@ -120,7 +120,7 @@ int luo_adopt_file(struct luo_session *s, const struct luo_blob_file *bf, int fd
 	f = s->files[s->n_files - 1];
 	if (bf->name) /* checked by the reader */
 		snprintf(f->name, sizeof(f->name), "%s", bf->name);
-	r = h->ops->retrieve(f);
+	r = luo_op_retrieve(f);
 	if (r < 0) {
 		f->fd = -1; /* not known to be ours: leave it alone */
 		if (r == -ENOMEM || r == -EBADMSG) {

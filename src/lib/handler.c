@@ -110,12 +110,93 @@ int luo_file_handler_unregister(const struct luo_file_handler *handler)
 const struct luo_file_handler *luo_handler_for_fd(int fd)
 {
 	for (size_t i = 0; i < n_registered; i++)
-		if (registered[i]->ops->can_preserve(fd))
+		if (luo_op_can_preserve(registered[i], fd))
 			return registered[i];
 	for (size_t i = 0; i < ARRAY_SIZE(builtins); i++)
-		if (builtins[i]->ops->can_preserve(fd))
+		if (luo_op_can_preserve(builtins[i], fd))
 			return builtins[i];
 	return NULL;
+}
+
+/*
+ * Every call of a handler's op goes through these: the op runs with the
+ * handle's lock held (or inside luo_open()), so it is marked as a callback
+ * and the entry points that take the lock answer -EDEADLK instead of
+ * deadlocking (luo_close() and luo_session_close() do nothing), as for a
+ * component's save() and load().
+ */
+bool luo_op_can_preserve(const struct luo_file_handler *h, int fd)
+{
+	bool r;
+
+	luo_callback_enter();
+	r = h->ops->can_preserve(fd);
+	luo_callback_leave();
+	return r;
+}
+
+int luo_op_preserve(struct luo_file *f)
+{
+	int r;
+
+	luo_callback_enter();
+	r = f->handler->ops->preserve(f);
+	luo_callback_leave();
+	return r;
+}
+
+void luo_op_unpreserve(struct luo_file *f)
+{
+	luo_callback_enter();
+	f->handler->ops->unpreserve(f);
+	luo_callback_leave();
+}
+
+int luo_op_freeze(struct luo_file *f)
+{
+	int r = 0;
+
+	luo_callback_enter();
+	if (f->handler->ops->freeze)
+		r = f->handler->ops->freeze(f);
+	luo_callback_leave();
+	return r;
+}
+
+void luo_op_unfreeze(struct luo_file *f)
+{
+	luo_callback_enter();
+	if (f->handler->ops->unfreeze)
+		f->handler->ops->unfreeze(f);
+	luo_callback_leave();
+}
+
+int luo_op_retrieve(struct luo_file *f)
+{
+	int r;
+
+	luo_callback_enter();
+	r = f->handler->ops->retrieve(f);
+	luo_callback_leave();
+	return r;
+}
+
+bool luo_op_can_finish(struct luo_file *f)
+{
+	bool r = true;
+
+	luo_callback_enter();
+	if (f->handler->ops->can_finish)
+		r = f->handler->ops->can_finish(f);
+	luo_callback_leave();
+	return r;
+}
+
+void luo_op_finish(struct luo_file *f, bool retrieved)
+{
+	luo_callback_enter();
+	f->handler->ops->finish(f, retrieved);
+	luo_callback_leave();
 }
 
 const struct luo_file_handler *luo_handler_by_name(const char *name)

@@ -127,7 +127,7 @@ struct luo {
 uint64_t luo_now_ns(void);
 int luo_parse_u64(const char *s, uint64_t max, uint64_t *ret);
 int luo_set_cloexec(int fd, bool on);
-/* A component callback runs on this thread (util.c): entry points answer -EDEADLK. */
+/* A component's or handler's callback runs on this thread (util.c): entry points answer -EDEADLK. */
 void luo_callback_enter(void);
 void luo_callback_leave(void);
 bool luo_in_callback(void);
@@ -148,6 +148,15 @@ int luo_peer_may_ptrace(int pidfd, pid_t pid);
 /* handler.c */
 const struct luo_file_handler *luo_handler_for_fd(int fd);
 const struct luo_file_handler *luo_handler_by_name(const char *name);
+/* A handler's ops, run as callbacks (luo_callback_enter()): handler.c. */
+bool luo_op_can_preserve(const struct luo_file_handler *h, int fd);
+int luo_op_preserve(struct luo_file *f);
+void luo_op_unpreserve(struct luo_file *f);
+int luo_op_freeze(struct luo_file *f);
+void luo_op_unfreeze(struct luo_file *f);
+int luo_op_retrieve(struct luo_file *f);
+bool luo_op_can_finish(struct luo_file *f);
+void luo_op_finish(struct luo_file *f, bool retrieved);
 int luo_handlers_hold(void);     /* the global "a struct luo is open" mark */
 void luo_handlers_release(void);
 /* The registry lock, shared by the component registry (component.c). */

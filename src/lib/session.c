@@ -124,7 +124,7 @@ static void session_finish_files(struct luo_session *s)
 
 		LUO_FAULT_POINT("finish");
 		if (f->validated)
-			f->handler->ops->finish(f, f->retrieved);
+			luo_op_finish(f, f->retrieved);
 		file_free(f);
 	}
 	s->n_files = 0;
@@ -136,7 +136,7 @@ static void session_unpreserve_files(struct luo_session *s)
 	for (size_t i = s->n_files; i-- > 0;) {
 		struct luo_file *f = s->files[i];
 
-		f->handler->ops->unpreserve(f);
+		luo_op_unpreserve(f);
 		luo_file_index_remove(s->luo, f);
 		file_free(f);
 	}
@@ -304,7 +304,7 @@ int luo_session_preserve_as(struct luo_session *s, int fd, uint64_t token, const
 		goto out_free;
 	}
 	LUO_FAULT_POINT("preserve");
-	r = h->ops->preserve(f);
+	r = luo_op_preserve(f);
 	if (r < 0)
 		goto out_close;
 	s->files[s->n_files++] = f;
@@ -345,7 +345,7 @@ int luo_session_unpreserve_fd(struct luo_session *s, uint64_t token)
 		goto out;
 	}
 	f = s->files[i];
-	f->handler->ops->unpreserve(f);
+	luo_op_unpreserve(f);
 	luo_file_index_remove(luo, f);
 	file_free(f);
 	memmove(&s->files[i], &s->files[i + 1], (s->n_files - (size_t)i - 1) * sizeof(s->files[0]));
@@ -427,7 +427,7 @@ int luo_session_finish(struct luo_session *s)
 	for (size_t i = 0; i < s->n_files; i++) {
 		struct luo_file *f = s->files[i];
 
-		if (f->handler->ops->can_finish && !f->handler->ops->can_finish(f)) {
+		if (!luo_op_can_finish(f)) {
 			r = -EBUSY;
 			goto out;
 		}
@@ -461,8 +461,7 @@ void luo_session_unfreeze_locked(struct luo_session *s)
 
 		if (!f->frozen)
 			continue;
-		if (f->handler->ops->unfreeze)
-			f->handler->ops->unfreeze(f);
+		luo_op_unfreeze(f);
 		f->frozen = false;
 	}
 }
@@ -472,7 +471,7 @@ int luo_session_freeze_locked(struct luo_session *s)
 {
 	for (size_t j = 0; j < s->n_files; j++) {
 		struct luo_file *f = s->files[j];
-		int r = f->handler->ops->freeze ? f->handler->ops->freeze(f) : 0;
+		int r = luo_op_freeze(f);
 
 		if (r < 0) {
 			luo_session_unfreeze_locked(s);

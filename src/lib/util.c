@@ -85,7 +85,8 @@ void luo_reasonf(char *reason, size_t len, const char *fmt, ...)
 }
 
 /*
- * Whether this thread runs a component's callback: libluo's lock is held
+ * Whether this thread runs a component's or a file handler's callback
+ * (handler.c's luo_op_*()): libluo's lock is held
  * then, so entry points that take it refuse (-EDEADLK) instead of
  * deadlocking. Per thread: other threads just wait for the lock.
  */
