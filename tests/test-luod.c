@@ -33,6 +33,7 @@
  *              update gets correct answers (or a retryable EOF)
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1225,6 +1226,147 @@ static void test_trust(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* inflight: RETRIEVE replies a client never reads                          */
+
+#define INFL_MAX_FDS 256       /* luod's --max-fds for the test */
+#define INFL_SESSION_FDS 200   /* one session: the blob + 199 pipes' ends */
+#define INFL_CONNS 16
+#define INFL_REQUESTS 400      /* per connection: more replies than a socket buffer holds */
+
+static int infl_ready_wr = -1, infl_done_rd = -1;
+
+static int luod_fd_count(void)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *dp;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)luod_pid);
+	dp = opendir(path);
+	if (!dp)
+		return -1;
+	while ((e = readdir(dp)))
+		n += e->d_name[0] != '.';
+	closedir(dp);
+	return n;
+}
+
+/* As uid 65534: deposit a session of 200 fds, then RETRIEVE it 400 times on each of 16 connections, unread. */
+static int inflight_part(void)
+{
+	struct luo_agent_request q = good_request(LUO_AGENT_OP_RETRIEVE);
+	char reason[LUO_AGENT_REASON_SIZE];
+	int fds[INFL_SESSION_FDS], c = cl_connect_once(), conns[INFL_CONNS], p[2];
+
+	UCHECK(c >= 0, 50);
+	fds[0] = make_blob("inflight");
+	for (int i = 1; i < INFL_SESSION_FDS; i += 2) {
+		UCHECK(pipe2(p, O_CLOEXEC) == 0, 51);
+		fds[i] = p[0];
+		if (i + 1 < INFL_SESSION_FDS)
+			fds[i + 1] = p[1];
+		else
+			close(p[1]);
+	}
+	UCHECK(deposit(c, "many", LUO_AGENT_DEPOSIT_KEEP_ON_CRASH, fds, INFL_SESSION_FDS, reason) == 0, 52);
+	close_all(fds, INFL_SESSION_FDS);
+	memset(q.name, 0, sizeof(q.name));
+	snprintf(q.name, sizeof(q.name), "many");
+	for (int k = 0; k < INFL_CONNS; k++) {
+		conns[k] = cl_connect_once();
+		UCHECK(conns[k] >= 0, 53);
+		UCHECK(fcntl(conns[k], F_SETFL, O_NONBLOCK) == 0, 54);
+	}
+	/* Write every request luod takes; it stops reading while a reply is queued. */
+	for (int n = 0; n < INFL_REQUESTS; n++)
+		for (int k = 0; k < INFL_CONNS; k++) {
+			q.hdr.seq = seq_counter++;
+			(void)send(conns[k], &q, sizeof(q), MSG_NOSIGNAL);
+		}
+	msleep(1000);
+	/* Tell the parent, and wait for it to have looked (it closes the pipe). */
+	UCHECK(write(infl_ready_wr, "x", 1) == 1, 55);
+	{
+		char b;
+
+		(void)read(infl_done_rd, &b, 1);
+	}
+	for (int k = 0; k < INFL_CONNS; k++)
+		close(conns[k]);
+	close(c);
+	return 0;
+}
+
+static int inflight_other_part(void)
+{
+	struct luo_agent_status st;
+	struct luo_agent_session_info info[2];
+	struct timespec t0, t1;
+	uint32_t count;
+	int c;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	c = cl_connect_once();
+	UCHECK(c >= 0, 60);
+	UCHECK(status(c, &st) == 0, 61);
+	UCHECK(list(c, LUO_AGENT_UID_SELF, info, 2, &count) == 0 && count == 0, 62);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	close(c);
+	UCHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 1000, 63);
+	return 0;
+}
+
+static void test_inflight(void)
+{
+	char max[16], b;
+	int ready[2], done[2], base, during, st;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		printf("ok - # SKIP inflight: needs root (uids 65534 and 65533)\n");
+		return;
+	}
+	snprintf(max, sizeof(max), "%u", INFL_MAX_FDS);
+	start_luod("--socket-mode", "0666", "--max-fds", max);
+	CHECK(chmod(dir, 0755) == 0, "chmod");
+	msleep(100);
+	base = luod_fd_count();
+	CHECK(base > 0, "count luod's fds");
+	CHECK(pipe2(ready, O_CLOEXEC) == 0 && pipe2(done, O_CLOEXEC) == 0, "pipe");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		close(ready[0]);
+		close(done[1]);
+		infl_ready_wr = ready[1];
+		infl_done_rd = done[0];
+		become(65534);
+		luod_pid = -1;
+		_exit(inflight_part());
+	}
+	close(ready[1]);
+	close(done[0]);
+	CHECK(read(ready[0], &b, 1) == 1, "uid 65534's part did not get to its unread replies");
+	during = luod_fd_count();
+	/* Another uid is served meanwhile, within a second. */
+	CHECK(as_user(65533, inflight_other_part) == 0, "uid 65533 not served while uid 65534 leaves replies unread");
+	close(done[1]);
+	close(ready[0]);
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "uid 65534's part: %d", st);
+	/*
+	 * Unread replies may hold luod's duplicates of at most the uid's
+	 * max-fds (plus the session it holds, its connections and slack).
+	 */
+	CHECK(during - base <= INFL_MAX_FDS + INFL_SESSION_FDS + INFL_CONNS + 2 + 8,
+	      "luod went from %d to %d fds with uid 65534's replies unread (its max-fds: %u)", base, during,
+	      INFL_MAX_FDS);
+	printf("ok - 16 connections x 400 RETRIEVEs of 200 fds left unread: luod holds %d fds more (max-fds %u); "
+	       "uid 65533 served\n", during - base, INFL_MAX_FDS);
+	stop_luod();
+}
+
+/* ------------------------------------------------------------------------ */
 /* crash                                                                     */
 
 static void crash_child(int ready_fd, bool detach)
@@ -1623,6 +1765,8 @@ int main(int argc, char **argv)
 		test_users();
 	else if (strcmp(argv[2], "crash") == 0)
 		test_crash();
+	else if (strcmp(argv[2], "inflight") == 0)
+		test_inflight();
 	else if (strcmp(argv[2], "trust") == 0)
 		test_trust();
 	else if (strcmp(argv[2], "update") == 0)

@@ -23,6 +23,10 @@
  * LUOD_OUTQ_BYTES_MAX, or fds that cannot be duplicated, disconnect the
  * client instead.
  *
+ * Reply fds a client has not taken yet (queued, or in its socket unread)
+ * are charged to its uid (inflight_fds) until SIOCOUTQ shows the socket
+ * empty; a RETRIEVE past the uid's max-fds of them is refused -EDQUOT.
+ *
  * Failure paths, see agent.h: a message that breaks the framing (size
  * field wrong, truncated, oversized, fds not announced, too many fds, an
  * OP_FDS where none is expected, another protocol version) gets an error
@@ -41,6 +45,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -102,8 +108,42 @@ static void deposit_unreserve(struct luod *d, struct conn *c)
 	c->dep_reserved = false;
 }
 
+/* Charge @n reply fds to @c's uid until the client has taken them. */
+static void inflight_charge(struct luod *d, struct conn *c, uint64_t n)
+{
+	struct uid_usage *u = table_usage(d, c->uid, false);
+
+	c->inflight_fds += n;
+	d->inflight_fds += n;
+	if (u)
+		u->inflight_fds += n;
+}
+
+static void inflight_release(struct luod *d, struct conn *c)
+{
+	struct uid_usage *u = table_usage(d, c->uid, false);
+
+	if (u)
+		u->inflight_fds -= c->inflight_fds;
+	d->inflight_fds -= c->inflight_fds;
+	c->inflight_fds = 0;
+}
+
+/*
+ * Release @c's in-flight fds if the client took them all: nothing queued
+ * in luod and nothing unread in the socket (SIOCOUTQ counts the bytes sent
+ * that the peer has not read; a message's fds go with its first byte).
+ */
+static void inflight_refresh(struct luod *d, struct conn *c)
+{
+	int unread = 0;
+
+	if (c->inflight_fds && !c->outq && ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread == 0)
+		inflight_release(d, c);
+}
+
 /* Send one message, or queue it behind the ones waiting. */
-static void conn_send(struct conn *c, const void *msg, size_t len, const int *fds, size_t n_fds)
+static void conn_send(struct luod *d, struct conn *c, const void *msg, size_t len, const int *fds, size_t n_fds)
 {
 	struct outmsg *m;
 	int r;
@@ -112,8 +152,10 @@ static void conn_send(struct conn *c, const void *msg, size_t len, const int *fd
 		return;
 	if (!c->outq) {
 		r = luo_wire_send(c->fd, msg, len, fds, n_fds);
-		if (r == 0)
+		if (r == 0) {
+			inflight_charge(d, c, n_fds);
 			return;
+		}
 		if (r != -EAGAIN) {
 			conn_kill(c, CONN_CLOSE_PEER);
 			return;
@@ -147,6 +189,7 @@ static void conn_send(struct conn *c, const void *msg, size_t len, const int *fd
 		}
 		m->fds[m->n_fds++] = fd;
 	}
+	inflight_charge(d, c, n_fds); /* the duplicates now, the client's copies once sent */
 	if (!conn_busy(c))
 		c->busy_since_ms = luod_now_ms();
 	*c->outq_tail = m;
@@ -202,7 +245,7 @@ void conn_reply(struct luod *d, struct conn *c, uint32_t seq, uint32_t reply_siz
 	size_t size = reply_size_of(reply_size);
 	struct luo_agent_reply rep = reply_make(d, c, seq, size, error, reason);
 
-	conn_send(c, &rep, size, NULL, 0);
+	conn_send(d, c, &rep, size, NULL, 0);
 }
 
 /* Refuse a message that breaks the framing: reply if possible, then close. */
@@ -240,6 +283,7 @@ void conn_close(struct luod *d, struct conn *c, enum conn_close_why why)
 	}
 	free(c->dep_fds);
 	outq_free(c);
+	inflight_release(d, c);
 	if (d->update_conn == c)
 		d->update_conn = NULL;
 	if (c->prev)
@@ -580,6 +624,39 @@ static void op_fds(struct luod *d, struct conn *c, const void *buf, size_t len, 
 	deposit_take(d, c, fds, n);
 }
 
+/*
+ * Whether a RETRIEVE of @n fds may go out on @c. Reply fds a client has
+ * not taken are held for it -- duplicates in luod's fd table while
+ * queued, references charged to luod's user once in its socket -- so they
+ * count against its uid's max-fds (what it has in flight, apart from what
+ * it holds: it may retrieve every session it holds once before reading)
+ * and, for all uids together, against the held-fds budget. -EDQUOT or
+ * -ENFILE: the client reads what it was sent, then asks again.
+ */
+static int retrieve_admit(struct luod *d, struct conn *c, uint64_t n)
+{
+	struct uid_usage *u = table_usage(d, c->uid, false);
+
+	for (struct conn *o = d->conns; o; o = o->next)
+		if (o->uid == c->uid)
+			inflight_refresh(d, o);
+	if (u && u->inflight_fds + n > d->lim.max_fds) {
+		/* A log line per 1,000 (a client that never reads asks again and again). */
+		if (d->retrieves_refused++ % 1000 == 0)
+			luod_log("pid %d uid %u: RETRIEVE of %llu fds refused: %llu fds of replies not read yet "
+				 "(%llu refused so far)", c->pid, c->uid, (unsigned long long)n,
+				 (unsigned long long)u->inflight_fds, (unsigned long long)d->retrieves_refused);
+		return -EDQUOT;
+	}
+	if (d->inflight_fds + n > d->held_fds_max) {
+		for (struct conn *o = d->conns; o; o = o->next)
+			inflight_refresh(d, o);
+		if (d->inflight_fds + n > d->held_fds_max)
+			return -ENFILE;
+	}
+	return 0;
+}
+
 static void op_retrieve(struct luod *d, struct conn *c, const struct luo_agent_request *q)
 {
 	struct luo_agent_reply rep;
@@ -600,17 +677,24 @@ static void op_retrieve(struct luod *d, struct conn *c, const struct luo_agent_r
 		conn_reply(d, c, q->hdr.seq, q->reply_size, -ENOENT, "no such session");
 		return;
 	}
+	r = retrieve_admit(d, c, h->n_fds);
+	if (r < 0) {
+		conn_reply(d, c, q->hdr.seq, q->reply_size, r,
+			   r == -EDQUOT ? "max-fds: the fds of earlier replies are not read yet"
+					: "the agent has as many reply fds in flight as it can hold");
+		return;
+	}
 	rep = reply_make(d, c, q->hdr.seq, size, 0, NULL);
 	rep.n_fds = h->n_fds;
 	sent = h->n_fds < LUO_AGENT_FDS_PER_MSG ? h->n_fds : LUO_AGENT_FDS_PER_MSG;
-	conn_send(c, &rep, size, h->fds, sent);
+	conn_send(d, c, &rep, size, h->fds, sent);
 	while (sent < h->n_fds && !c->dead) {
 		struct luo_agent_fds f = { 0 };
 		uint32_t k = h->n_fds - sent < LUO_AGENT_FDS_PER_MSG ? h->n_fds - sent : LUO_AGENT_FDS_PER_MSG;
 
 		luo_wire_header_init(&f.hdr, sizeof(f), LUO_AGENT_OP_FDS, q->hdr.seq);
 		f.n_fds = k;
-		conn_send(c, &f, sizeof(f), h->fds + sent, k);
+		conn_send(d, c, &f, sizeof(f), h->fds + sent, k);
 		sent += k;
 	}
 }
@@ -643,7 +727,7 @@ static void op_list(struct luod *d, struct conn *c, const struct luo_agent_reque
 		count += visible(h, uid);
 	rep = reply_make(d, c, q->hdr.seq, size, 0, NULL);
 	rep.count = count;
-	conn_send(c, &rep, size, NULL, 0);
+	conn_send(d, c, &rep, size, NULL, 0);
 	for (struct held *h = d->first; h && !c->dead; h = h->next) {
 		struct luo_agent_session_info info = { 0 };
 
@@ -659,7 +743,7 @@ static void op_list(struct luod *d, struct conn *c, const struct luo_agent_reque
 		info.updated_s = h->updated_s;
 		info.generation = h->generation;
 		memcpy(info.name, h->name, sizeof(info.name));
-		conn_send(c, &info, isize, NULL, 0);
+		conn_send(d, c, &info, isize, NULL, 0);
 	}
 }
 
@@ -705,7 +789,7 @@ static void op_status(struct luod *d, struct conn *c, const struct luo_agent_req
 	}
 	rep = reply_make(d, c, q->hdr.seq, size, 0, NULL);
 	rep.count = 1;
-	conn_send(c, &rep, size, NULL, 0);
+	conn_send(d, c, &rep, size, NULL, 0);
 	luo_wire_header_init(&st.hdr, isize, LUO_AGENT_OP_INFO, q->hdr.seq);
 	st.pid = getpid();
 	st.connections = d->n_conns;
@@ -720,7 +804,7 @@ static void op_status(struct luod *d, struct conn *c, const struct luo_agent_req
 	st.max_sessions = d->lim.max_sessions;
 	st.max_fds = d->lim.max_fds;
 	st.max_bytes = d->lim.max_bytes;
-	conn_send(c, &st, isize, NULL, 0);
+	conn_send(d, c, &st, isize, NULL, 0);
 }
 
 static void op_update(struct luod *d, struct conn *c, const struct luo_agent_request *q)

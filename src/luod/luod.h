@@ -92,6 +92,7 @@ struct uid_usage {
 	uint64_t sessions, fds, bytes;
 	uint64_t pending_fds;           /* announced by this uid's deposits under way */
 	uint32_t conns;                 /* its open connections */
+	uint64_t inflight_fds;          /* sent to (or queued for) its connections, not yet taken */
 };
 
 enum luod_source_kind {
@@ -138,6 +139,12 @@ struct conn {
 	/* Replies the socket could not take yet; no request is read meanwhile. */
 	struct outmsg *outq, **outq_tail;
 	size_t outq_bytes;
+	/*
+	 * Reply fds queued or sent on this socket that the client may not
+	 * have taken yet: charged to its uid's in-flight fds until the socket
+	 * is seen empty (SIOCOUTQ 0: every message sent was read).
+	 */
+	uint64_t inflight_fds;
 };
 
 struct luod {
@@ -149,11 +156,13 @@ struct luod {
 	struct conn *conns;
 	uint32_t n_conns;
 	uint64_t conns_refused;         /* over a uid's share: accepted and closed */
+	uint64_t retrieves_refused;     /* over a uid's in-flight reply fds */
 	/* Held sessions. */
 	struct held **hash;
 	struct held *first, *last;
 	uint64_t n_sessions, n_fds, n_bytes;
 	uint64_t pending_fds;           /* reserved by deposits under way */
+	uint64_t inflight_fds;          /* of every connection (struct conn) */
 	struct uid_usage *uids;
 	size_t n_uids, cap_uids;
 	/* Who we are. */
