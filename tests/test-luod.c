@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -74,8 +75,16 @@ static uint32_t seq_counter = 100;
 
 static void stop_luod(void);
 
+static pid_t hangfs_pid = -1; /* a FUSE server that may hold luod: ended first */
+static char hangfs_mnt[96];
+
 static void fail(void)
 {
+	if (hangfs_pid > 0) {
+		kill(hangfs_pid, SIGKILL);
+		waitpid(hangfs_pid, NULL, 0);
+		(void)umount2(hangfs_mnt, MNT_DETACH);
+	}
 	stop_luod();
 	exit(1);
 }
@@ -1367,6 +1376,105 @@ static void test_inflight(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* fuse: a deposited file whose filesystem stops answering (tests/hangfs.c)   */
+
+/* Whether @c answers a STATUS and a LIST within @ms. */
+static bool answers_within(int c, long ms)
+{
+	struct luo_agent_session_info info[4];
+	struct luo_agent_status st;
+	struct timespec t0, t1;
+	uint32_t count;
+	bool ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ok = status(c, &st) == 0 && list(c, LUO_AGENT_UID_SELF, info, 4, &count) == 0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return ok && (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < ms;
+}
+
+/* 77 (skipped) or 0. */
+static int test_fuse(const char *hangfs)
+{
+	char mnt[96], file[128], reason[LUO_AGENT_REASON_SIZE];
+	struct timeval tv = { .tv_sec = 5 };
+	struct stat root, st;
+	int c, other, fds[2], r, wst;
+	pid_t fs;
+
+	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+		printf("ok - # SKIP fuse: needs root and /dev/fuse (%s)\n", strerror(errno));
+		return 77;
+	}
+	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+	snprintf(hangfs_mnt, sizeof(hangfs_mnt), "%s", mnt);
+	snprintf(file, sizeof(file), "%s/f", mnt);
+	CHECK(mkdir(mnt, 0755) == 0 && stat(mnt, &root) == 0, "mkdir %s", mnt);
+	fs = fork();
+	CHECK(fs >= 0, "fork");
+	hangfs_pid = fs;
+	if (fs == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		dup2(null, STDOUT_FILENO); /* the TAP output is the parent's */
+		execl(hangfs, hangfs, mnt, "-f", "-s", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 300 && !(stat(mnt, &st) == 0 && st.st_dev != root.st_dev); i++) {
+		if (waitpid(fs, &wst, WNOHANG) == fs) {
+			hangfs_pid = -1;
+			rmdir(mnt);
+			printf("ok - # SKIP fuse: cannot mount a FUSE filesystem here (hangfs exited %d)\n", wst);
+			return 77;
+		}
+		msleep(10);
+	}
+	if (stat(mnt, &st) != 0 || st.st_dev == root.st_dev) {
+		kill(fs, SIGKILL);
+		waitpid(fs, NULL, 0);
+		hangfs_pid = -1;
+		umount2(mnt, MNT_DETACH);
+		rmdir(mnt);
+		printf("ok - # SKIP fuse: the FUSE filesystem did not mount within 3 s\n");
+		return 77;
+	}
+	fds[1] = open(file, O_RDONLY | O_CLOEXEC);
+	CHECK(fds[1] >= 0, "open %s: %s", file, strerror(errno));
+
+	start_luod(NULL, NULL, NULL, NULL);
+	c = cl_connect();
+	other = cl_connect();
+	CHECK(setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0, "SO_RCVTIMEO");
+	/* From now on the filesystem answers nothing; its attributes age out of the cache (1 s). */
+	CHECK(kill(fs, SIGUSR1) == 0, "SIGUSR1");
+	msleep(1500);
+	fds[0] = make_blob("fuse");
+	r = deposit(c, "on-fuse", LUO_AGENT_DEPOSIT_KEEP_ON_CRASH, fds, 2, reason);
+	CHECK(r == 0, "the deposit of a file whose filesystem does not answer: %s (%s) -- luod asked the "
+		      "filesystem (blocked, or timed out after 5 s)", strerror(-r), reason);
+	close(fds[0]);
+	printf("ok - a file whose FUSE server does not answer: deposited, answered within 5 s\n");
+	CHECK(answers_within(other, 1000), "another client not served within 1 s while luod holds the file");
+	printf("ok - another client's STATUS and LIST answered within 1 s\n");
+
+	/*
+	 * Any close() of that file, by luod or by us, sends FUSE_FLUSH and waits
+	 * for it uninterruptibly: end the server first (the kernel aborts the
+	 * connection and fails its requests), then stop luod.
+	 */
+	CHECK(kill(fs, SIGKILL) == 0 && waitpid(fs, NULL, 0) == fs, "kill hangfs");
+	hangfs_pid = -1;
+	(void)umount2(mnt, MNT_DETACH);
+	close(fds[1]);
+	close(other);
+	close(c);
+	stop_luod();
+	CHECK(rmdir(mnt) == 0, "rmdir %s: %s", mnt, strerror(errno));
+	printf("ok - the server gone, luod stopped\n");
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* crash                                                                     */
 
 static void crash_child(int ready_fd, bool detach)
@@ -1741,9 +1849,10 @@ int main(int argc, char **argv)
 {
 	int before, after;
 
-	if (argc != 3 && !(argc == 4 && strcmp(argv[2], "update-rollback") == 0)) {
+	if (argc != 3 && !(argc == 4 && (strcmp(argv[2], "update-rollback") == 0 || strcmp(argv[2], "fuse") == 0))) {
 		fprintf(stderr, "usage: test-luod LUOD basic|malformed|limits|users|trust|crash|update|update-refused\n"
-				"       test-luod LUOD update-rollback LUOD_REFUSE\n");
+				"       test-luod LUOD update-rollback LUOD_REFUSE\n"
+				"       test-luod LUOD fuse HANGFS\n");
 		return 2;
 	}
 	luod_bin = argv[1];
@@ -1775,6 +1884,12 @@ int main(int argc, char **argv)
 		test_update_refused();
 	else if (strcmp(argv[2], "update-rollback") == 0)
 		test_update_rollback(argv[3]);
+	else if (strcmp(argv[2], "fuse") == 0) {
+		if (test_fuse(argv[3]) == 77) {
+			rmdir(dir);
+			return 77;
+		}
+	}
 	else {
 		fprintf(stderr, "test-luod: unknown mode %s\n", argv[2]);
 		rmdir(dir);
