@@ -1456,6 +1456,27 @@ static int test_fuse(const char *hangfs)
 	printf("ok - a file whose FUSE server does not answer: deposited, answered within 5 s\n");
 	CHECK(answers_within(other, 1000), "another client not served within 1 s while luod holds the file");
 	printf("ok - another client's STATUS and LIST answered within 1 s\n");
+	/* Dropped: luod closes its fd (FUSE_FLUSH, never answered) on its closer thread, not in its loop. */
+	reason[0] = '\0';
+	r = simple(c, LUO_AGENT_OP_DROP, LUO_AGENT_UID_SELF, "on-fuse", reason);
+	CHECK(r == 0, "DROP of the session on the silent filesystem: %s (%s)", strerror(-r), reason);
+	CHECK(answers_within(other, 1000), "another client not served within 1 s after the DROP");
+	/* A deposit refused (AF_UNIX socket next to it) closes the file too. */
+	{
+		int sp[2], three[3];
+
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+		three[0] = make_blob("fuse");
+		three[1] = fds[1];
+		three[2] = sp[0];
+		r = deposit(c, "refused", 0, three, 3, reason);
+		CHECK(r == -EBADFD, "a deposit with an AF_UNIX socket: %s (%s)", strerror(-r), reason);
+		close(three[0]);
+		close(sp[0]);
+		close(sp[1]);
+	}
+	CHECK(answers_within(other, 1000), "another client not served within 1 s after a refused deposit");
+	printf("ok - the session dropped, a deposit with the file refused: answered, others served within 1 s\n");
 
 	/*
 	 * Any close() of that file, by luod or by us, sends FUSE_FLUSH and waits

@@ -83,7 +83,7 @@ static void outq_free(struct conn *c)
 		struct outmsg *m = c->outq;
 
 		c->outq = m->next;
-		luo_wire_close_fds(m->fds, m->n_fds);
+		luod_close_fds(m->fds, m->n_fds);
 		free(m);
 	}
 	c->outq_tail = &c->outq;
@@ -182,7 +182,7 @@ static void conn_send(struct luod *d, struct conn *c, const void *msg, size_t le
 		if (fd < 0) {
 			luod_log("pid %d uid %u: cannot queue a reply's fds (%s), disconnected", c->pid, c->uid,
 				 strerror(errno));
-			luo_wire_close_fds(m->fds, m->n_fds);
+			luod_close_fds(m->fds, m->n_fds);
 			free(m);
 			conn_kill(c, CONN_CLOSE_AGENT);
 			return;
@@ -213,7 +213,7 @@ static void outq_flush(struct conn *c)
 		if (!c->outq)
 			c->outq_tail = &c->outq;
 		c->outq_bytes -= m->len;
-		luo_wire_close_fds(m->fds, m->n_fds);
+		luod_close_fds(m->fds, m->n_fds);
 		free(m);
 	}
 }
@@ -277,7 +277,7 @@ void conn_close(struct luod *d, struct conn *c, enum conn_close_why why)
 			 c->uid, dropped, kept);
 	if (c->depositing) {
 		if (c->dep_fds && !c->dep_err)
-			luo_wire_close_fds(c->dep_fds, c->dep_got);
+			luod_close_fds(c->dep_fds, c->dep_got);
 		d->pending_fds -= c->dep.n_fds;
 		deposit_unreserve(d, c);
 	}
@@ -495,7 +495,7 @@ static void deposit_finish(struct luod *d, struct conn *c)
 			luod_log("pid %d uid %u: deposit of \"%.*s\" refused: %s", c->pid, c->uid,
 				 (int)sizeof(q->name), q->name, reason);
 		if (!c->dep_err)
-			luo_wire_close_fds(c->dep_fds, c->dep_got);
+			luod_close_fds(c->dep_fds, c->dep_got);
 	} else if (h) {
 		memcpy(h->name, q->name, sizeof(h->name));
 		h->uid = c->uid;
@@ -521,7 +521,7 @@ static void deposit_take(struct luod *d, struct conn *c, int *fds, size_t n)
 	/* dep_err is only ever set before the first fd is taken: all or nothing is kept. */
 	for (size_t i = 0; i < n; i++) {
 		if (c->dep_err)
-			safe_close(fds[i]);
+			luod_close_fd(fds[i]);
 		else
 			c->dep_fds[c->dep_got + i] = fds[i];
 	}
@@ -544,12 +544,12 @@ static void op_deposit(struct luod *d, struct conn *c, const struct luo_agent_re
 	struct uid_usage *u = NULL;
 
 	if (q->n_fds == 0 || q->n_fds > LUO_AGENT_SESSION_FDS_MAX) {
-		luo_wire_close_fds(fds, n);
+		luod_close_fds(fds, n);
 		conn_refuse(d, c, q->hdr.seq, -EINVAL, "DEPOSIT: n_fds must be 1..LUO_AGENT_SESSION_FDS_MAX");
 		return;
 	}
 	if (n > q->n_fds || n == 0) {
-		luo_wire_close_fds(fds, n);
+		luod_close_fds(fds, n);
 		conn_refuse(d, c, q->hdr.seq, -EBADMSG,
 			    n ? "DEPOSIT: more fds than announced" : "DEPOSIT: the blob must come with the request");
 		return;
@@ -617,7 +617,7 @@ static void op_fds(struct luod *d, struct conn *c, const void *buf, size_t len, 
 	if (r == 0 && (f.n_fds != n || n == 0 || f.reserved != 0 || c->dep_got + n > c->dep.n_fds))
 		r = -EBADMSG;
 	if (r < 0) {
-		luo_wire_close_fds(fds, n);
+		luod_close_fds(fds, n);
 		conn_refuse(d, c, hdr.seq, r, "OP_FDS: fds not as announced");
 		return;
 	}
@@ -828,7 +828,7 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 	int r;
 
 	if (len < sizeof(hdr)) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		c->cur_op = 0; /* nothing to echo */
 		conn_refuse(d, c, 0, -EBADMSG, "message shorter than its header");
 		return;
@@ -836,13 +836,13 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 	memcpy(&hdr, buf, sizeof(hdr));
 	c->cur_op = c->depositing ? LUO_AGENT_OP_DEPOSIT : hdr.op;
 	if (hdr.version != LUO_AGENT_PROTO_VERSION) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		conn_refuse(d, c, hdr.seq, -EPROTONOSUPPORT, "protocol version not supported");
 		return;
 	}
 	if (c->depositing) {
 		if (hdr.op != LUO_AGENT_OP_FDS) {
-			luo_wire_close_fds(fds, n_fds);
+			luod_close_fds(fds, n_fds);
 			conn_refuse(d, c, hdr.seq, -EBADMSG, "a DEPOSIT's fds expected");
 			return;
 		}
@@ -850,7 +850,7 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 		return;
 	}
 	if (hdr.op < LUO_AGENT_OP_DEPOSIT || hdr.op > LUO_AGENT_OP_UPDATE) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		if (n_fds || hdr.op == LUO_AGENT_OP_FDS || hdr.size != len || len > LUO_AGENT_MSG_MAX)
 			conn_refuse(d, c, hdr.seq, -EBADMSG,
 				    hdr.op == LUO_AGENT_OP_FDS ? "OP_FDS with no DEPOSIT under way" : "malformed message");
@@ -860,13 +860,13 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 	}
 	r = luo_wire_header(buf, len, LUO_AGENT_REQUEST_SIZE_VER0, hdr.op, &hdr);
 	if (r < 0) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		conn_refuse(d, c, hdr.seq, r, "size field is not the bytes received, or out of bounds");
 		return;
 	}
 	r = luo_wire_struct_in(&q, sizeof(q), buf, len);
 	if (r < 0) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		if (hdr.op == LUO_AGENT_OP_DEPOSIT && n_fds)
 			conn_refuse(d, c, hdr.seq, r, "unknown non-zero trailing bytes (a DEPOSIT: closed)");
 		else
@@ -874,14 +874,14 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 		return;
 	}
 	if (hdr.op != LUO_AGENT_OP_DEPOSIT && n_fds) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		conn_refuse(d, c, hdr.seq, -EBADMSG, "fds not announced");
 		return;
 	}
 	if (q.reserved != 0 || (hdr.op != LUO_AGENT_OP_DEPOSIT && (q.flags != 0 || q.n_fds != 0)) ||
 	    q.reply_size < LUO_AGENT_REPLY_SIZE_VER0) {
 		if (hdr.op == LUO_AGENT_OP_DEPOSIT) {
-			luo_wire_close_fds(fds, n_fds);
+			luod_close_fds(fds, n_fds);
 			conn_refuse(d, c, hdr.seq, -EINVAL, "reserved, flags, n_fds or reply_size invalid");
 		} else {
 			conn_reply(d, c, hdr.seq, q.reply_size, -EINVAL, "reserved, flags, n_fds or reply_size invalid");
@@ -940,7 +940,7 @@ static void conn_read(struct luod *d, struct conn *c, bool force)
 			return;
 		}
 		if ((size_t)n > LUO_AGENT_MSG_MAX) {
-			luo_wire_close_fds(fds, n_fds);
+			luod_close_fds(fds, n_fds);
 			c->cur_op = 0;
 			conn_refuse(d, c, 0, -EBADMSG, "message larger than LUO_AGENT_MSG_MAX");
 			return;

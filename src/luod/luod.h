@@ -14,7 +14,9 @@
  *   handover.c  luod's own live update: everything it holds mapped into
  *               libluo sessions and one component, and back
  *
- * Everything runs on one thread; no function here blocks on a client.
+ * Everything runs on one thread -- but for the closer thread (table.c),
+ * which only close()s fds whose close may wait for a filesystem -- and no
+ * function here blocks on a client.
  * Errors are negative errnos.
  */
 
@@ -198,6 +200,16 @@ void held_free(struct held *h);
 /* fstat() from what the kernel has in memory (statx AT_STATX_DONT_SYNC): never blocks on a filesystem. */
 struct stat;
 int luod_fd_stat(int fd, struct stat *ret_st);
+/*
+ * Close a fd a client gave (or its duplicate). A close() that may call
+ * into a filesystem (FUSE_FLUSH waits for its server uninterruptibly) is
+ * done on the closer thread, so that luod's loop never waits: anything but
+ * pipes, sockets, anonymous inodes and shmem files. If the closer cannot
+ * take it (its queue is full: it is stuck), the fd is left open and said.
+ */
+int luod_closer_start(void);
+void luod_close_fd(int fd);
+void luod_close_fds(int *fds, size_t n);
 /* The blob check and byte count of a deposit: 0 or -EBADFD/-EFBIG/-errno. */
 int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reason, size_t len);
 
