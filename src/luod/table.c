@@ -15,6 +15,11 @@
  * Sockets, pipes and the like count 0 bytes: their buffers are the
  * kernel's, bounded by its own limits.
  *
+ * Closing what clients gave (luod_close_fd()): close() of a FUSE file
+ * sends FUSE_FLUSH and waits for its server uninterruptibly, so anything
+ * that is not a pipe, socket, anonymous inode or shmem file is closed on
+ * the closer thread; luod's loop never waits for a filesystem.
+ *
  * Failure paths: table_usage() with @create may fail with NULL (ENOMEM);
  * callers check before they commit, so a failure never leaves the table
  * half changed.
