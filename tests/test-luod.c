@@ -33,6 +33,7 @@
  *              update gets correct answers (or a retryable EOF)
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -44,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -73,8 +75,16 @@ static uint32_t seq_counter = 100;
 
 static void stop_luod(void);
 
+static pid_t hangfs_pid = -1; /* a FUSE server that may hold luod: ended first */
+static char hangfs_mnt[96];
+
 static void fail(void)
 {
+	if (hangfs_pid > 0) {
+		kill(hangfs_pid, SIGKILL);
+		waitpid(hangfs_pid, NULL, 0);
+		(void)umount2(hangfs_mnt, MNT_DETACH);
+	}
 	stop_luod();
 	exit(1);
 }
@@ -1225,6 +1235,267 @@ static void test_trust(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* inflight: RETRIEVE replies a client never reads                          */
+
+#define INFL_MAX_FDS 256       /* luod's --max-fds for the test */
+#define INFL_SESSION_FDS 200   /* one session: the blob + 199 pipes' ends */
+#define INFL_CONNS 16
+#define INFL_REQUESTS 400      /* per connection: more replies than a socket buffer holds */
+
+static int infl_ready_wr = -1, infl_done_rd = -1;
+
+static int luod_fd_count(void)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *dp;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)luod_pid);
+	dp = opendir(path);
+	if (!dp)
+		return -1;
+	while ((e = readdir(dp)))
+		n += e->d_name[0] != '.';
+	closedir(dp);
+	return n;
+}
+
+/* As uid 65534: deposit a session of 200 fds, then RETRIEVE it 400 times on each of 16 connections, unread. */
+static int inflight_part(void)
+{
+	struct luo_agent_request q = good_request(LUO_AGENT_OP_RETRIEVE);
+	char reason[LUO_AGENT_REASON_SIZE];
+	int fds[INFL_SESSION_FDS], c = cl_connect_once(), conns[INFL_CONNS], p[2];
+
+	UCHECK(c >= 0, 50);
+	fds[0] = make_blob("inflight");
+	for (int i = 1; i < INFL_SESSION_FDS; i += 2) {
+		UCHECK(pipe2(p, O_CLOEXEC) == 0, 51);
+		fds[i] = p[0];
+		if (i + 1 < INFL_SESSION_FDS)
+			fds[i + 1] = p[1];
+		else
+			close(p[1]);
+	}
+	UCHECK(deposit(c, "many", LUO_AGENT_DEPOSIT_KEEP_ON_CRASH, fds, INFL_SESSION_FDS, reason) == 0, 52);
+	close_all(fds, INFL_SESSION_FDS);
+	memset(q.name, 0, sizeof(q.name));
+	snprintf(q.name, sizeof(q.name), "many");
+	for (int k = 0; k < INFL_CONNS; k++) {
+		conns[k] = cl_connect_once();
+		UCHECK(conns[k] >= 0, 53);
+		UCHECK(fcntl(conns[k], F_SETFL, O_NONBLOCK) == 0, 54);
+	}
+	/* Write every request luod takes; it stops reading while a reply is queued. */
+	for (int n = 0; n < INFL_REQUESTS; n++)
+		for (int k = 0; k < INFL_CONNS; k++) {
+			q.hdr.seq = seq_counter++;
+			(void)send(conns[k], &q, sizeof(q), MSG_NOSIGNAL);
+		}
+	msleep(1000);
+	/* Tell the parent, and wait for it to have looked (it closes the pipe). */
+	UCHECK(write(infl_ready_wr, "x", 1) == 1, 55);
+	{
+		char b;
+
+		(void)read(infl_done_rd, &b, 1);
+	}
+	for (int k = 0; k < INFL_CONNS; k++)
+		close(conns[k]);
+	close(c);
+	return 0;
+}
+
+static int inflight_other_part(void)
+{
+	struct luo_agent_status st;
+	struct luo_agent_session_info info[2];
+	struct timespec t0, t1;
+	uint32_t count;
+	int c;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	c = cl_connect_once();
+	UCHECK(c >= 0, 60);
+	UCHECK(status(c, &st) == 0, 61);
+	UCHECK(list(c, LUO_AGENT_UID_SELF, info, 2, &count) == 0 && count == 0, 62);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	close(c);
+	UCHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 1000, 63);
+	return 0;
+}
+
+static void test_inflight(void)
+{
+	char max[16], b;
+	int ready[2], done[2], base, during, st;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		printf("ok - # SKIP inflight: needs root (uids 65534 and 65533)\n");
+		return;
+	}
+	snprintf(max, sizeof(max), "%u", INFL_MAX_FDS);
+	start_luod("--socket-mode", "0666", "--max-fds", max);
+	CHECK(chmod(dir, 0755) == 0, "chmod");
+	msleep(100);
+	base = luod_fd_count();
+	CHECK(base > 0, "count luod's fds");
+	CHECK(pipe2(ready, O_CLOEXEC) == 0 && pipe2(done, O_CLOEXEC) == 0, "pipe");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		close(ready[0]);
+		close(done[1]);
+		infl_ready_wr = ready[1];
+		infl_done_rd = done[0];
+		become(65534);
+		luod_pid = -1;
+		_exit(inflight_part());
+	}
+	close(ready[1]);
+	close(done[0]);
+	CHECK(read(ready[0], &b, 1) == 1, "uid 65534's part did not get to its unread replies");
+	during = luod_fd_count();
+	/* Another uid is served meanwhile, within a second. */
+	CHECK(as_user(65533, inflight_other_part) == 0, "uid 65533 not served while uid 65534 leaves replies unread");
+	close(done[1]);
+	close(ready[0]);
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "uid 65534's part: %d", st);
+	/*
+	 * Unread replies may hold luod's duplicates of at most the uid's
+	 * max-fds (plus the session it holds, its connections and slack).
+	 */
+	CHECK(during - base <= INFL_MAX_FDS + INFL_SESSION_FDS + INFL_CONNS + 2 + 8,
+	      "luod went from %d to %d fds with uid 65534's replies unread (its max-fds: %u)", base, during,
+	      INFL_MAX_FDS);
+	printf("ok - 16 connections x 400 RETRIEVEs of 200 fds left unread: luod holds %d fds more (max-fds %u); "
+	       "uid 65533 served\n", during - base, INFL_MAX_FDS);
+	stop_luod();
+}
+
+/* ------------------------------------------------------------------------ */
+/* fuse: a deposited file whose filesystem stops answering (tests/hangfs.c)   */
+
+/* Whether @c answers a STATUS and a LIST within @ms. */
+static bool answers_within(int c, long ms)
+{
+	struct luo_agent_session_info info[4];
+	struct luo_agent_status st;
+	struct timespec t0, t1;
+	uint32_t count;
+	bool ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ok = status(c, &st) == 0 && list(c, LUO_AGENT_UID_SELF, info, 4, &count) == 0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return ok && (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < ms;
+}
+
+/* 77 (skipped) or 0. */
+static int test_fuse(const char *hangfs)
+{
+	char mnt[96], file[128], reason[LUO_AGENT_REASON_SIZE];
+	struct timeval tv = { .tv_sec = 5 };
+	struct stat root, st;
+	int c, other, fds[2], r, wst;
+	pid_t fs;
+
+	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+		printf("ok - # SKIP fuse: needs root and /dev/fuse (%s)\n", strerror(errno));
+		return 77;
+	}
+	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+	snprintf(hangfs_mnt, sizeof(hangfs_mnt), "%s", mnt);
+	snprintf(file, sizeof(file), "%s/f", mnt);
+	CHECK(mkdir(mnt, 0755) == 0 && stat(mnt, &root) == 0, "mkdir %s", mnt);
+	fs = fork();
+	CHECK(fs >= 0, "fork");
+	hangfs_pid = fs;
+	if (fs == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		dup2(null, STDOUT_FILENO); /* the TAP output is the parent's */
+		execl(hangfs, hangfs, mnt, "-f", "-s", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 300 && !(stat(mnt, &st) == 0 && st.st_dev != root.st_dev); i++) {
+		if (waitpid(fs, &wst, WNOHANG) == fs) {
+			hangfs_pid = -1;
+			rmdir(mnt);
+			printf("ok - # SKIP fuse: cannot mount a FUSE filesystem here (hangfs exited %d)\n", wst);
+			return 77;
+		}
+		msleep(10);
+	}
+	if (stat(mnt, &st) != 0 || st.st_dev == root.st_dev) {
+		kill(fs, SIGKILL);
+		waitpid(fs, NULL, 0);
+		hangfs_pid = -1;
+		umount2(mnt, MNT_DETACH);
+		rmdir(mnt);
+		printf("ok - # SKIP fuse: the FUSE filesystem did not mount within 3 s\n");
+		return 77;
+	}
+	fds[1] = open(file, O_RDONLY | O_CLOEXEC);
+	CHECK(fds[1] >= 0, "open %s: %s", file, strerror(errno));
+
+	start_luod(NULL, NULL, NULL, NULL);
+	c = cl_connect();
+	other = cl_connect();
+	CHECK(setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0, "SO_RCVTIMEO");
+	/* From now on the filesystem answers nothing; its attributes age out of the cache (1 s). */
+	CHECK(kill(fs, SIGUSR1) == 0, "SIGUSR1");
+	msleep(1500);
+	fds[0] = make_blob("fuse");
+	r = deposit(c, "on-fuse", LUO_AGENT_DEPOSIT_KEEP_ON_CRASH, fds, 2, reason);
+	CHECK(r == 0, "the deposit of a file whose filesystem does not answer: %s (%s) -- luod asked the "
+		      "filesystem (blocked, or timed out after 5 s)", strerror(-r), reason);
+	close(fds[0]);
+	printf("ok - a file whose FUSE server does not answer: deposited, answered within 5 s\n");
+	CHECK(answers_within(other, 1000), "another client not served within 1 s while luod holds the file");
+	printf("ok - another client's STATUS and LIST answered within 1 s\n");
+	/* Dropped: luod closes its fd (FUSE_FLUSH, never answered) on its closer thread, not in its loop. */
+	reason[0] = '\0';
+	r = simple(c, LUO_AGENT_OP_DROP, LUO_AGENT_UID_SELF, "on-fuse", reason);
+	CHECK(r == 0, "DROP of the session on the silent filesystem: %s (%s)", strerror(-r), reason);
+	CHECK(answers_within(other, 1000), "another client not served within 1 s after the DROP");
+	/* A deposit refused (AF_UNIX socket next to it) closes the file too. */
+	{
+		int sp[2], three[3];
+
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+		three[0] = make_blob("fuse");
+		three[1] = fds[1];
+		three[2] = sp[0];
+		r = deposit(c, "refused", 0, three, 3, reason);
+		CHECK(r == -EBADFD, "a deposit with an AF_UNIX socket: %s (%s)", strerror(-r), reason);
+		close(three[0]);
+		close(sp[0]);
+		close(sp[1]);
+	}
+	CHECK(answers_within(other, 1000), "another client not served within 1 s after a refused deposit");
+	printf("ok - the session dropped, a deposit with the file refused: answered, others served within 1 s\n");
+
+	/*
+	 * Any close() of that file, by luod or by us, sends FUSE_FLUSH and waits
+	 * for it uninterruptibly: end the server first (the kernel aborts the
+	 * connection and fails its requests), then stop luod.
+	 */
+	CHECK(kill(fs, SIGKILL) == 0 && waitpid(fs, NULL, 0) == fs, "kill hangfs");
+	hangfs_pid = -1;
+	(void)umount2(mnt, MNT_DETACH);
+	close(fds[1]);
+	close(other);
+	close(c);
+	stop_luod();
+	CHECK(rmdir(mnt) == 0, "rmdir %s: %s", mnt, strerror(errno));
+	printf("ok - the server gone, luod stopped\n");
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* crash                                                                     */
 
 static void crash_child(int ready_fd, bool detach)
@@ -1599,9 +1870,10 @@ int main(int argc, char **argv)
 {
 	int before, after;
 
-	if (argc != 3 && !(argc == 4 && strcmp(argv[2], "update-rollback") == 0)) {
+	if (argc != 3 && !(argc == 4 && (strcmp(argv[2], "update-rollback") == 0 || strcmp(argv[2], "fuse") == 0))) {
 		fprintf(stderr, "usage: test-luod LUOD basic|malformed|limits|users|trust|crash|update|update-refused\n"
-				"       test-luod LUOD update-rollback LUOD_REFUSE\n");
+				"       test-luod LUOD update-rollback LUOD_REFUSE\n"
+				"       test-luod LUOD fuse HANGFS\n");
 		return 2;
 	}
 	luod_bin = argv[1];
@@ -1623,6 +1895,8 @@ int main(int argc, char **argv)
 		test_users();
 	else if (strcmp(argv[2], "crash") == 0)
 		test_crash();
+	else if (strcmp(argv[2], "inflight") == 0)
+		test_inflight();
 	else if (strcmp(argv[2], "trust") == 0)
 		test_trust();
 	else if (strcmp(argv[2], "update") == 0)
@@ -1631,6 +1905,12 @@ int main(int argc, char **argv)
 		test_update_refused();
 	else if (strcmp(argv[2], "update-rollback") == 0)
 		test_update_rollback(argv[3]);
+	else if (strcmp(argv[2], "fuse") == 0) {
+		if (test_fuse(argv[3]) == 77) {
+			rmdir(dir);
+			return 77;
+		}
+	}
 	else {
 		fprintf(stderr, "test-luod: unknown mode %s\n", argv[2]);
 		rmdir(dir);

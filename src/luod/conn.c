@@ -23,6 +23,10 @@
  * LUOD_OUTQ_BYTES_MAX, or fds that cannot be duplicated, disconnect the
  * client instead.
  *
+ * Reply fds a client has not taken yet (queued, or in its socket unread)
+ * are charged to its uid (inflight_fds) until SIOCOUTQ shows the socket
+ * empty; a RETRIEVE past the uid's max-fds of them is refused -EDQUOT.
+ *
  * Failure paths, see agent.h: a message that breaks the framing (size
  * field wrong, truncated, oversized, fds not announced, too many fds, an
  * OP_FDS where none is expected, another protocol version) gets an error
@@ -41,6 +45,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,7 +83,7 @@ static void outq_free(struct conn *c)
 		struct outmsg *m = c->outq;
 
 		c->outq = m->next;
-		luo_wire_close_fds(m->fds, m->n_fds);
+		luod_close_fds(m->fds, m->n_fds);
 		free(m);
 	}
 	c->outq_tail = &c->outq;
@@ -102,8 +108,42 @@ static void deposit_unreserve(struct luod *d, struct conn *c)
 	c->dep_reserved = false;
 }
 
+/* Charge @n reply fds to @c's uid until the client has taken them. */
+static void inflight_charge(struct luod *d, struct conn *c, uint64_t n)
+{
+	struct uid_usage *u = table_usage(d, c->uid, false);
+
+	c->inflight_fds += n;
+	d->inflight_fds += n;
+	if (u)
+		u->inflight_fds += n;
+}
+
+static void inflight_release(struct luod *d, struct conn *c)
+{
+	struct uid_usage *u = table_usage(d, c->uid, false);
+
+	if (u)
+		u->inflight_fds -= c->inflight_fds;
+	d->inflight_fds -= c->inflight_fds;
+	c->inflight_fds = 0;
+}
+
+/*
+ * Release @c's in-flight fds if the client took them all: nothing queued
+ * in luod and nothing unread in the socket (SIOCOUTQ counts the bytes sent
+ * that the peer has not read; a message's fds go with its first byte).
+ */
+static void inflight_refresh(struct luod *d, struct conn *c)
+{
+	int unread = 0;
+
+	if (c->inflight_fds && !c->outq && ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread == 0)
+		inflight_release(d, c);
+}
+
 /* Send one message, or queue it behind the ones waiting. */
-static void conn_send(struct conn *c, const void *msg, size_t len, const int *fds, size_t n_fds)
+static void conn_send(struct luod *d, struct conn *c, const void *msg, size_t len, const int *fds, size_t n_fds)
 {
 	struct outmsg *m;
 	int r;
@@ -112,8 +152,10 @@ static void conn_send(struct conn *c, const void *msg, size_t len, const int *fd
 		return;
 	if (!c->outq) {
 		r = luo_wire_send(c->fd, msg, len, fds, n_fds);
-		if (r == 0)
+		if (r == 0) {
+			inflight_charge(d, c, n_fds);
 			return;
+		}
 		if (r != -EAGAIN) {
 			conn_kill(c, CONN_CLOSE_PEER);
 			return;
@@ -140,13 +182,14 @@ static void conn_send(struct conn *c, const void *msg, size_t len, const int *fd
 		if (fd < 0) {
 			luod_log("pid %d uid %u: cannot queue a reply's fds (%s), disconnected", c->pid, c->uid,
 				 strerror(errno));
-			luo_wire_close_fds(m->fds, m->n_fds);
+			luod_close_fds(m->fds, m->n_fds);
 			free(m);
 			conn_kill(c, CONN_CLOSE_AGENT);
 			return;
 		}
 		m->fds[m->n_fds++] = fd;
 	}
+	inflight_charge(d, c, n_fds); /* the duplicates now, the client's copies once sent */
 	if (!conn_busy(c))
 		c->busy_since_ms = luod_now_ms();
 	*c->outq_tail = m;
@@ -170,7 +213,7 @@ static void outq_flush(struct conn *c)
 		if (!c->outq)
 			c->outq_tail = &c->outq;
 		c->outq_bytes -= m->len;
-		luo_wire_close_fds(m->fds, m->n_fds);
+		luod_close_fds(m->fds, m->n_fds);
 		free(m);
 	}
 }
@@ -202,7 +245,7 @@ void conn_reply(struct luod *d, struct conn *c, uint32_t seq, uint32_t reply_siz
 	size_t size = reply_size_of(reply_size);
 	struct luo_agent_reply rep = reply_make(d, c, seq, size, error, reason);
 
-	conn_send(c, &rep, size, NULL, 0);
+	conn_send(d, c, &rep, size, NULL, 0);
 }
 
 /* Refuse a message that breaks the framing: reply if possible, then close. */
@@ -234,12 +277,13 @@ void conn_close(struct luod *d, struct conn *c, enum conn_close_why why)
 			 c->uid, dropped, kept);
 	if (c->depositing) {
 		if (c->dep_fds && !c->dep_err)
-			luo_wire_close_fds(c->dep_fds, c->dep_got);
+			luod_close_fds(c->dep_fds, c->dep_got);
 		d->pending_fds -= c->dep.n_fds;
 		deposit_unreserve(d, c);
 	}
 	free(c->dep_fds);
 	outq_free(c);
+	inflight_release(d, c);
 	if (d->update_conn == c)
 		d->update_conn = NULL;
 	if (c->prev)
@@ -451,7 +495,7 @@ static void deposit_finish(struct luod *d, struct conn *c)
 			luod_log("pid %d uid %u: deposit of \"%.*s\" refused: %s", c->pid, c->uid,
 				 (int)sizeof(q->name), q->name, reason);
 		if (!c->dep_err)
-			luo_wire_close_fds(c->dep_fds, c->dep_got);
+			luod_close_fds(c->dep_fds, c->dep_got);
 	} else if (h) {
 		memcpy(h->name, q->name, sizeof(h->name));
 		h->uid = c->uid;
@@ -477,7 +521,7 @@ static void deposit_take(struct luod *d, struct conn *c, int *fds, size_t n)
 	/* dep_err is only ever set before the first fd is taken: all or nothing is kept. */
 	for (size_t i = 0; i < n; i++) {
 		if (c->dep_err)
-			safe_close(fds[i]);
+			luod_close_fd(fds[i]);
 		else
 			c->dep_fds[c->dep_got + i] = fds[i];
 	}
@@ -500,12 +544,12 @@ static void op_deposit(struct luod *d, struct conn *c, const struct luo_agent_re
 	struct uid_usage *u = NULL;
 
 	if (q->n_fds == 0 || q->n_fds > LUO_AGENT_SESSION_FDS_MAX) {
-		luo_wire_close_fds(fds, n);
+		luod_close_fds(fds, n);
 		conn_refuse(d, c, q->hdr.seq, -EINVAL, "DEPOSIT: n_fds must be 1..LUO_AGENT_SESSION_FDS_MAX");
 		return;
 	}
 	if (n > q->n_fds || n == 0) {
-		luo_wire_close_fds(fds, n);
+		luod_close_fds(fds, n);
 		conn_refuse(d, c, q->hdr.seq, -EBADMSG,
 			    n ? "DEPOSIT: more fds than announced" : "DEPOSIT: the blob must come with the request");
 		return;
@@ -573,11 +617,44 @@ static void op_fds(struct luod *d, struct conn *c, const void *buf, size_t len, 
 	if (r == 0 && (f.n_fds != n || n == 0 || f.reserved != 0 || c->dep_got + n > c->dep.n_fds))
 		r = -EBADMSG;
 	if (r < 0) {
-		luo_wire_close_fds(fds, n);
+		luod_close_fds(fds, n);
 		conn_refuse(d, c, hdr.seq, r, "OP_FDS: fds not as announced");
 		return;
 	}
 	deposit_take(d, c, fds, n);
+}
+
+/*
+ * Whether a RETRIEVE of @n fds may go out on @c. Reply fds a client has
+ * not taken are held for it -- duplicates in luod's fd table while
+ * queued, references charged to luod's user once in its socket -- so they
+ * count against its uid's max-fds (what it has in flight, apart from what
+ * it holds: it may retrieve every session it holds once before reading)
+ * and, for all uids together, against the held-fds budget. -EDQUOT or
+ * -ENFILE: the client reads what it was sent, then asks again.
+ */
+static int retrieve_admit(struct luod *d, struct conn *c, uint64_t n)
+{
+	struct uid_usage *u = table_usage(d, c->uid, false);
+
+	for (struct conn *o = d->conns; o; o = o->next)
+		if (o->uid == c->uid)
+			inflight_refresh(d, o);
+	if (u && u->inflight_fds + n > d->lim.max_fds) {
+		/* A log line per 1,000 (a client that never reads asks again and again). */
+		if (d->retrieves_refused++ % 1000 == 0)
+			luod_log("pid %d uid %u: RETRIEVE of %llu fds refused: %llu fds of replies not read yet "
+				 "(%llu refused so far)", c->pid, c->uid, (unsigned long long)n,
+				 (unsigned long long)u->inflight_fds, (unsigned long long)d->retrieves_refused);
+		return -EDQUOT;
+	}
+	if (d->inflight_fds + n > d->held_fds_max) {
+		for (struct conn *o = d->conns; o; o = o->next)
+			inflight_refresh(d, o);
+		if (d->inflight_fds + n > d->held_fds_max)
+			return -ENFILE;
+	}
+	return 0;
 }
 
 static void op_retrieve(struct luod *d, struct conn *c, const struct luo_agent_request *q)
@@ -600,17 +677,24 @@ static void op_retrieve(struct luod *d, struct conn *c, const struct luo_agent_r
 		conn_reply(d, c, q->hdr.seq, q->reply_size, -ENOENT, "no such session");
 		return;
 	}
+	r = retrieve_admit(d, c, h->n_fds);
+	if (r < 0) {
+		conn_reply(d, c, q->hdr.seq, q->reply_size, r,
+			   r == -EDQUOT ? "max-fds: the fds of earlier replies are not read yet"
+					: "the agent has as many reply fds in flight as it can hold");
+		return;
+	}
 	rep = reply_make(d, c, q->hdr.seq, size, 0, NULL);
 	rep.n_fds = h->n_fds;
 	sent = h->n_fds < LUO_AGENT_FDS_PER_MSG ? h->n_fds : LUO_AGENT_FDS_PER_MSG;
-	conn_send(c, &rep, size, h->fds, sent);
+	conn_send(d, c, &rep, size, h->fds, sent);
 	while (sent < h->n_fds && !c->dead) {
 		struct luo_agent_fds f = { 0 };
 		uint32_t k = h->n_fds - sent < LUO_AGENT_FDS_PER_MSG ? h->n_fds - sent : LUO_AGENT_FDS_PER_MSG;
 
 		luo_wire_header_init(&f.hdr, sizeof(f), LUO_AGENT_OP_FDS, q->hdr.seq);
 		f.n_fds = k;
-		conn_send(c, &f, sizeof(f), h->fds + sent, k);
+		conn_send(d, c, &f, sizeof(f), h->fds + sent, k);
 		sent += k;
 	}
 }
@@ -643,7 +727,7 @@ static void op_list(struct luod *d, struct conn *c, const struct luo_agent_reque
 		count += visible(h, uid);
 	rep = reply_make(d, c, q->hdr.seq, size, 0, NULL);
 	rep.count = count;
-	conn_send(c, &rep, size, NULL, 0);
+	conn_send(d, c, &rep, size, NULL, 0);
 	for (struct held *h = d->first; h && !c->dead; h = h->next) {
 		struct luo_agent_session_info info = { 0 };
 
@@ -659,7 +743,7 @@ static void op_list(struct luod *d, struct conn *c, const struct luo_agent_reque
 		info.updated_s = h->updated_s;
 		info.generation = h->generation;
 		memcpy(info.name, h->name, sizeof(info.name));
-		conn_send(c, &info, isize, NULL, 0);
+		conn_send(d, c, &info, isize, NULL, 0);
 	}
 }
 
@@ -705,7 +789,7 @@ static void op_status(struct luod *d, struct conn *c, const struct luo_agent_req
 	}
 	rep = reply_make(d, c, q->hdr.seq, size, 0, NULL);
 	rep.count = 1;
-	conn_send(c, &rep, size, NULL, 0);
+	conn_send(d, c, &rep, size, NULL, 0);
 	luo_wire_header_init(&st.hdr, isize, LUO_AGENT_OP_INFO, q->hdr.seq);
 	st.pid = getpid();
 	st.connections = d->n_conns;
@@ -720,7 +804,7 @@ static void op_status(struct luod *d, struct conn *c, const struct luo_agent_req
 	st.max_sessions = d->lim.max_sessions;
 	st.max_fds = d->lim.max_fds;
 	st.max_bytes = d->lim.max_bytes;
-	conn_send(c, &st, isize, NULL, 0);
+	conn_send(d, c, &st, isize, NULL, 0);
 }
 
 static void op_update(struct luod *d, struct conn *c, const struct luo_agent_request *q)
@@ -744,7 +828,7 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 	int r;
 
 	if (len < sizeof(hdr)) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		c->cur_op = 0; /* nothing to echo */
 		conn_refuse(d, c, 0, -EBADMSG, "message shorter than its header");
 		return;
@@ -752,13 +836,13 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 	memcpy(&hdr, buf, sizeof(hdr));
 	c->cur_op = c->depositing ? LUO_AGENT_OP_DEPOSIT : hdr.op;
 	if (hdr.version != LUO_AGENT_PROTO_VERSION) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		conn_refuse(d, c, hdr.seq, -EPROTONOSUPPORT, "protocol version not supported");
 		return;
 	}
 	if (c->depositing) {
 		if (hdr.op != LUO_AGENT_OP_FDS) {
-			luo_wire_close_fds(fds, n_fds);
+			luod_close_fds(fds, n_fds);
 			conn_refuse(d, c, hdr.seq, -EBADMSG, "a DEPOSIT's fds expected");
 			return;
 		}
@@ -766,7 +850,7 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 		return;
 	}
 	if (hdr.op < LUO_AGENT_OP_DEPOSIT || hdr.op > LUO_AGENT_OP_UPDATE) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		if (n_fds || hdr.op == LUO_AGENT_OP_FDS || hdr.size != len || len > LUO_AGENT_MSG_MAX)
 			conn_refuse(d, c, hdr.seq, -EBADMSG,
 				    hdr.op == LUO_AGENT_OP_FDS ? "OP_FDS with no DEPOSIT under way" : "malformed message");
@@ -776,13 +860,13 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 	}
 	r = luo_wire_header(buf, len, LUO_AGENT_REQUEST_SIZE_VER0, hdr.op, &hdr);
 	if (r < 0) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		conn_refuse(d, c, hdr.seq, r, "size field is not the bytes received, or out of bounds");
 		return;
 	}
 	r = luo_wire_struct_in(&q, sizeof(q), buf, len);
 	if (r < 0) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		if (hdr.op == LUO_AGENT_OP_DEPOSIT && n_fds)
 			conn_refuse(d, c, hdr.seq, r, "unknown non-zero trailing bytes (a DEPOSIT: closed)");
 		else
@@ -790,14 +874,14 @@ static void conn_message(struct luod *d, struct conn *c, const void *buf, size_t
 		return;
 	}
 	if (hdr.op != LUO_AGENT_OP_DEPOSIT && n_fds) {
-		luo_wire_close_fds(fds, n_fds);
+		luod_close_fds(fds, n_fds);
 		conn_refuse(d, c, hdr.seq, -EBADMSG, "fds not announced");
 		return;
 	}
 	if (q.reserved != 0 || (hdr.op != LUO_AGENT_OP_DEPOSIT && (q.flags != 0 || q.n_fds != 0)) ||
 	    q.reply_size < LUO_AGENT_REPLY_SIZE_VER0) {
 		if (hdr.op == LUO_AGENT_OP_DEPOSIT) {
-			luo_wire_close_fds(fds, n_fds);
+			luod_close_fds(fds, n_fds);
 			conn_refuse(d, c, hdr.seq, -EINVAL, "reserved, flags, n_fds or reply_size invalid");
 		} else {
 			conn_reply(d, c, hdr.seq, q.reply_size, -EINVAL, "reserved, flags, n_fds or reply_size invalid");
@@ -856,7 +940,7 @@ static void conn_read(struct luod *d, struct conn *c, bool force)
 			return;
 		}
 		if ((size_t)n > LUO_AGENT_MSG_MAX) {
-			luo_wire_close_fds(fds, n_fds);
+			luod_close_fds(fds, n_fds);
 			c->cur_op = 0;
 			conn_refuse(d, c, 0, -EBADMSG, "message larger than LUO_AGENT_MSG_MAX");
 			return;

@@ -14,7 +14,9 @@
  *   handover.c  luod's own live update: everything it holds mapped into
  *               libluo sessions and one component, and back
  *
- * Everything runs on one thread; no function here blocks on a client.
+ * Everything runs on one thread -- but for the closer thread (table.c),
+ * which only close()s fds whose close may wait for a filesystem -- and no
+ * function here blocks on a client.
  * Errors are negative errnos.
  */
 
@@ -92,6 +94,7 @@ struct uid_usage {
 	uint64_t sessions, fds, bytes;
 	uint64_t pending_fds;           /* announced by this uid's deposits under way */
 	uint32_t conns;                 /* its open connections */
+	uint64_t inflight_fds;          /* sent to (or queued for) its connections, not yet taken */
 };
 
 enum luod_source_kind {
@@ -138,6 +141,12 @@ struct conn {
 	/* Replies the socket could not take yet; no request is read meanwhile. */
 	struct outmsg *outq, **outq_tail;
 	size_t outq_bytes;
+	/*
+	 * Reply fds queued or sent on this socket that the client may not
+	 * have taken yet: charged to its uid's in-flight fds until the socket
+	 * is seen empty (SIOCOUTQ 0: every message sent was read).
+	 */
+	uint64_t inflight_fds;
 };
 
 struct luod {
@@ -149,11 +158,13 @@ struct luod {
 	struct conn *conns;
 	uint32_t n_conns;
 	uint64_t conns_refused;         /* over a uid's share: accepted and closed */
+	uint64_t retrieves_refused;     /* over a uid's in-flight reply fds */
 	/* Held sessions. */
 	struct held **hash;
 	struct held *first, *last;
 	uint64_t n_sessions, n_fds, n_bytes;
 	uint64_t pending_fds;           /* reserved by deposits under way */
+	uint64_t inflight_fds;          /* of every connection (struct conn) */
 	struct uid_usage *uids;
 	size_t n_uids, cap_uids;
 	/* Who we are. */
@@ -189,6 +200,16 @@ void held_free(struct held *h);
 /* fstat() from what the kernel has in memory (statx AT_STATX_DONT_SYNC): never blocks on a filesystem. */
 struct stat;
 int luod_fd_stat(int fd, struct stat *ret_st);
+/*
+ * Close a fd a client gave (or its duplicate). A close() that may call
+ * into a filesystem (FUSE_FLUSH waits for its server uninterruptibly) is
+ * done on the closer thread, so that luod's loop never waits: anything but
+ * pipes, sockets, anonymous inodes and shmem files. If the closer cannot
+ * take it (its queue is full: it is stuck), the fd is left open and said.
+ */
+int luod_closer_start(void);
+void luod_close_fd(int fd);
+void luod_close_fds(int *fds, size_t n);
 /* The blob check and byte count of a deposit: 0 or -EBADFD/-EFBIG/-errno. */
 int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reason, size_t len);
 

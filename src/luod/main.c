@@ -487,6 +487,9 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	r = luod_closer_start();
+	if (r < 0)
+		luod_log("no closer thread (%s): deposited fds are closed inline", strerror(-r));
 
 	r = handover_register();
 	if (r < 0) {

@@ -15,6 +15,11 @@
  * Sockets, pipes and the like count 0 bytes: their buffers are the
  * kernel's, bounded by its own limits.
  *
+ * Closing what clients gave (luod_close_fd()): close() of a FUSE file
+ * sends FUSE_FLUSH and waits for its server uninterruptibly, so anything
+ * that is not a pipe, socket, anonymous inode or shmem file is closed on
+ * the closer thread; luod's loop never waits for a filesystem.
+ *
  * Failure paths: table_usage() with @create may fail with NULL (ENOMEM);
  * callers check before they commit, so a failure never leaves the table
  * half changed.
@@ -22,6 +27,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +64,7 @@ void held_free(struct held *h)
 		return;
 	if (h->fds)
 		for (uint32_t i = 0; i < h->n_fds; i++)
-			safe_close(h->fds[i]);
+			luod_close_fd(h->fds[i]);
 	free(h->fds);
 	free(h);
 }
@@ -188,6 +196,85 @@ int luod_fd_stat(int fd, struct stat *ret_st)
 	ret_st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
 	ret_st->st_size = (off_t)stx.stx_size;
 	return 0;
+}
+
+static int closer_wr = -1;
+static uint64_t closer_kept; /* fds left open: the closer's queue was full */
+
+static void *closer_main(void *arg)
+{
+	int rd = (int)(intptr_t)arg, fd;
+
+	/* One close at a time; one that waits for a FUSE server holds only this thread. */
+	while (read(rd, &fd, sizeof(fd)) == (ssize_t)sizeof(fd))
+		(void)close(fd);
+	return NULL;
+}
+
+int luod_closer_start(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+	int p[2], r;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	if (fcntl(p[1], F_SETFL, O_NONBLOCK) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* No signal for the closer: luod's arrive by signalfd. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&t, &attr, closer_main, (void *)(intptr_t)p[0]);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		goto fail;
+	closer_wr = p[1];
+	return 0;
+fail:
+	close(p[0]);
+	close(p[1]);
+	return r;
+}
+
+/* Whether close(@fd) may call into a filesystem that may never answer. */
+static bool close_may_wait(int fd)
+{
+	struct statx stx;
+	mode_t t;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0)
+		return true;
+	t = stx.stx_mode & S_IFMT;
+	if (t == S_IFIFO || t == S_IFSOCK || t == 0) /* pipes, sockets, anonymous inodes */
+		return false;
+	return fcntl(fd, F_GET_SEALS) < 0; /* shmem (memfd, tmpfs) has no flush */
+}
+
+void luod_close_fd(int fd)
+{
+	if (fd < 0)
+		return;
+	if (closer_wr >= 0 && close_may_wait(fd)) {
+		if (write(closer_wr, &fd, sizeof(fd)) == (ssize_t)sizeof(fd))
+			return;
+		if (closer_kept++ % 1000 == 0)
+			luod_log("the closer thread is stuck (a filesystem that does not answer?): fd %d left open "
+				 "(%llu so far)", fd, (unsigned long long)closer_kept);
+		return;
+	}
+	(void)close(fd);
+}
+
+void luod_close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		luod_close_fd(fds[i]);
 }
 
 /*
