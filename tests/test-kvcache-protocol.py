@@ -391,6 +391,36 @@ def run_stats(srv):
         ok("stats: %d fields, the usual ones present" % len(st))
 
 
+def run_stats_conns(srv):
+    # memcached's "stats conns": the listening socket, then each connection
+    # with its peer and local address, state and seconds since its last command.
+    held = [srv.connect() for _ in range(3)]
+    for h in held:
+        h.sendall(b"version\r\n")
+        recv_until(h, 1)
+    s = srv.connect()
+    s.sendall(b"stats conns\r\n")
+    got = b""
+    end = time.time() + 5
+    while not got.endswith(b"END\r\n") and time.time() < end:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    lines = got.decode().split("\r\n")
+    peers = {line.split(" ")[2] for line in lines if re.match(r"STAT \d+:addr ", line)}
+    mine = {"tcp:%s:%d" % h.getsockname() for h in held + [s]}
+    listening = [line for line in lines if line.endswith(":state conn_listening")]
+    bad = [line for line in lines[:-2] if not re.fullmatch(
+        r"STAT \d+:(addr|listen_addr) tcp6?:\S+|STAT \d+:state conn_\w+|STAT \d+:secs_since_last_cmd \d+", line)]
+    for h in held + [s]:
+        h.close()
+    if not got.endswith(b"END\r\n") or bad or len(listening) != 1 or not mine <= peers:
+        fail("stats conns: %r (bad lines %r, ours %r)" % (got[:400], bad[:3], mine - peers))
+    else:
+        ok("stats conns: the listening socket and all %d of our connections, in memcached's format" % len(mine))
+
+
 def run_clock(srv):
     flush(srv)
     got = request(srv, b"set e1 0 1 1\r\nx\r\nset e2 0 100 1\r\ny\r\ntouch e2 1\r\nset e3 0 0 1\r\nz\r\n"
@@ -463,6 +493,7 @@ def main():
     srv = Server("--idle-timeout", "2")
     try:
         run_stats(srv)
+        run_stats_conns(srv)
         run_corpus(srv)
         run_large_values(srv)
         run_long_line(srv)

@@ -202,6 +202,13 @@ struct kv_buf {
 
 int kv_buf_reserve(struct kv_buf *b, size_t more);
 int kv_buf_append(struct kv_buf *b, const void *data, size_t len);
+
+/*
+ * "stats conns": the server fills in its connections (kvcache.c sets it;
+ * NULL, as in the fuzz target, answers END alone). Runs on the thread of
+ * the connection that asked.
+ */
+extern void (*kv_stats_conns_hook)(struct kv_buf *out);
 void kv_buf_free(struct kv_buf *b);
 
 /* Arena bytes for a cap of @limit bytes of items (index, root and slack included). */

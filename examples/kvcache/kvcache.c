@@ -54,6 +54,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -351,16 +352,81 @@ static void conn_free(struct conn *c)
 }
 
 /* Remove from its worker, unpreserve, close, free. */
+/*
+ * The workers' lists change under this lock, so that "stats conns", served
+ * on one worker's thread, can walk the others' (adopt and close are rare
+ * next to commands).
+ */
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void addr_str(int fd, bool peer, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+	int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl);
+
+	if (r == 0 && ss.ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host)))
+		snprintf(buf, len, "tcp:%s:%u", host, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	else if (r == 0 && ss.ss_family == AF_INET6 &&
+		 inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host)))
+		snprintf(buf, len, "tcp6:[%s]:%u", host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	else
+		snprintf(buf, len, "unknown");
+}
+
+static void stat_conn_line(struct kv_buf *out, int fd, const char *name, const char *value)
+{
+	char line[192];
+	int n = snprintf(line, sizeof(line), "STAT %d:%s %s\r\n", fd, name, value);
+
+	if (n > 0 && (size_t)n < sizeof(line))
+		kv_buf_append(out, line, (size_t)n);
+}
+
+/* memcached's "stats conns": the listening socket, then every connection. */
+static void stats_conns(struct kv_buf *out)
+{
+	time_t now = mono_s();
+	char a[96], l[96], secs[32];
+
+	if (srv.listen_fd >= 0) {
+		addr_str(srv.listen_fd, false, a, sizeof(a));
+		stat_conn_line(out, srv.listen_fd, "addr", a);
+		stat_conn_line(out, srv.listen_fd, "state", "conn_listening");
+		stat_conn_line(out, srv.listen_fd, "secs_since_last_cmd", "0");
+	}
+	pthread_mutex_lock(&conns_lock);
+	for (unsigned i = 0; i < srv.o.threads; i++) {
+		for (const struct conn *c = srv.workers[i].conns; c; c = c->next) {
+			time_t last = __atomic_load_n(&c->last_active, __ATOMIC_RELAXED);
+
+			addr_str(c->fd, true, a, sizeof(a));
+			addr_str(c->fd, false, l, sizeof(l));
+			snprintf(secs, sizeof(secs), "%lld", (long long)(now > last ? now - last : 0));
+			stat_conn_line(out, c->fd, "addr", a);
+			stat_conn_line(out, c->fd, "listen_addr", l);
+			/* Another worker's connection: only what reads safely from here. */
+			stat_conn_line(out, c->fd, "state", "conn_parse_cmd");
+			stat_conn_line(out, c->fd, "secs_since_last_cmd", secs);
+		}
+	}
+	pthread_mutex_unlock(&conns_lock);
+}
+
 static void conn_close(struct conn *c)
 {
 	struct worker *w = c->w;
 
+	pthread_mutex_lock(&conns_lock);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	pthread_mutex_unlock(&conns_lock);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	if (srv.out)
 		luo_session_unpreserve_fd(srv.out, c->token);
@@ -400,7 +466,7 @@ static int conn_flush(struct conn *c)
 			return -errno;
 		}
 		c->wpos += (size_t)n;
-		c->last_active = mono_s(); /* a client reading a long reply is not idle */
+		__atomic_store_n(&c->last_active, mono_s(), __ATOMIC_RELAXED); /* a client reading a long reply is not idle */
 	}
 	c->out.len = c->wpos = 0;
 	if (c->out.cap > BUF_KEEP_MAX)
@@ -472,7 +538,7 @@ static int conn_read(struct conn *c)
 		}
 		c->rlen += (size_t)n;
 		got += (size_t)n;
-		c->last_active = mono_s();
+		__atomic_store_n(&c->last_active, mono_s(), __ATOMIC_RELAXED);
 		/* Execute as we go: a pipelining client's input need not all fit. */
 		if (c->rlen == c->rcap) {
 			int r = conn_execute(c);
@@ -541,7 +607,7 @@ static struct conn *conn_new(int fd, uint64_t token)
 		return NULL;
 	c->fd = fd;
 	c->token = token;
-	c->last_active = mono_s();
+	__atomic_store_n(&c->last_active, mono_s(), __ATOMIC_RELAXED);
 	return c;
 }
 
@@ -554,11 +620,13 @@ static int worker_adopt(struct worker *w, struct conn *c)
 	c->events = EPOLLIN;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &e) < 0)
 		return -errno;
+	pthread_mutex_lock(&conns_lock);
 	c->prev = NULL;
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
+	pthread_mutex_unlock(&conns_lock);
 	return 0;
 }
 
@@ -1392,6 +1460,7 @@ int main(int argc, char **argv)
 	parse_options(argc, argv);
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
+	kv_stats_conns_hook = stats_conns;
 
 	/* The components are loaded in here, from the previous image's payloads. */
 	r = luo_open(LUO_OPEN_FRESH_ON_ERROR, &srv.luo);

@@ -16,7 +16,7 @@
  * Commands: get, gets, gat, gats (several keys), set, add, replace,
  * append, prepend, cas, delete, incr, decr, touch, the meta commands mg,
  * ms, md, ma, mn, me (the flags kvcache(1) lists), stats (general,
- * "reset", "settings", "items", "slabs", "detail", "cachedump"), version, verbosity,
+ * "reset", "conns", "settings", "items", "slabs", "detail", "cachedump"), version, verbosity,
  * flush_all, cache_memlimit, shutdown (refused, as memcached without -A),
  * quit.
  *
@@ -1163,6 +1163,8 @@ static void cmd_me(struct kv_store *st, const struct tok *toks, size_t n, struct
 /* ---------------------------------------------------------------------- */
 /* stats                                                                    */
 
+void (*kv_stats_conns_hook)(struct kv_buf *out);
+
 static void stat_u64(struct kv_buf *out, const char *name, uint64_t v)
 {
 	char line[128];
@@ -1311,6 +1313,9 @@ static void cmd_stats(struct kv_store *st, const struct tok *toks, size_t n, str
 			__atomic_store_n((uint64_t *)((char *)&st->root->c + fields[i]), 0, __ATOMIC_RELAXED);
 		reply(out, "RESET\r\n");
 		return;
+	} else if (n == 2 && tok_is(&toks[1], "conns")) {
+		if (kv_stats_conns_hook)
+			kv_stats_conns_hook(out);
 	} else if (n == 2 && tok_is(&toks[1], "settings")) {
 		stats_settings(st, out);
 	} else if (n == 2 && tok_is(&toks[1], "items")) {
