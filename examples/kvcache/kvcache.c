@@ -184,6 +184,7 @@ struct options {
 	unsigned idle_timeout;
 	const char *next;
 	const char *next_file;
+	const char *populate;   /* --populate: off, low, idle or normal */
 	char self[PATH_MAX];
 	char bound[16];
 	char threads_s[16], memory_s[16], idle_s[16];
@@ -201,6 +202,7 @@ static struct {
 	unsigned next_worker;
 	atomic_uint_fast64_t curr_conns;
 	uint64_t failed_updates, last_quiesce_us;
+	bool populating; /* the arena's populate thread runs; logged when it ends */
 
 	/* Outgoing "kvcache-conns", prepared before luo_update(). */
 	struct kv_conn_v1 *recs;
@@ -883,6 +885,8 @@ static void update(bool from_control)
 			return;
 		}
 	}
+	/* Before the quiesce: the exec must not wait for a low-priority thread to notice it is killed. */
+	luo_arena_populate_stop(srv.arena);
 	workers_stop();
 	r = recs_prepare();
 	srv.last_quiesce_us = (mono_ns() - t0) / 1000;
@@ -906,7 +910,7 @@ static void update(bool from_control)
 	}
 	{
 		/* The next image: the same options, and the port in use if it must start fresh. */
-		char *argv[16];
+		char *argv[20];
 		size_t k = 0;
 
 		argv[k++] = path;
@@ -918,6 +922,10 @@ static void update(bool from_control)
 		argv[k++] = srv.o.memory_s;
 		argv[k++] = (char *)"--idle-timeout";
 		argv[k++] = srv.o.idle_s;
+		if (strcmp(srv.o.populate, "low") != 0) { /* the default: a binary without it still starts */
+			argv[k++] = (char *)"--populate";
+			argv[k++] = (char *)srv.o.populate;
+		}
 		if (srv.o.next) {
 			argv[k++] = (char *)"--next";
 			argv[k++] = (char *)srv.o.next;
@@ -1194,13 +1202,18 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kvcache [--port N] [--port-file FILE] [--threads N] [--memory MiB]\n"
-		"               [--idle-timeout S] [--next BINARY] [--next-file FILE]\n"
+		"               [--idle-timeout S] [--populate MODE] [--next BINARY]\n"
+		"               [--next-file FILE]\n"
 		"       kvcache --help | --version\n"
 		"\n"
 		"A memcached text-protocol cache on 127.0.0.1:N (0, the default: any free\n"
 		"port, written to --port-file). Items live in a luo arena of --memory MiB\n"
 		"(default 64; LRU eviction past it), served by --threads epoll workers\n"
 		"(default 4). Connections idle for S seconds are closed (default %d; 0 never).\n"
+		"After a live update, --populate maps the arena's pages back into the page\n"
+		"tables from a background thread, so that the first touch of each is not a\n"
+		"fault: low (the default: nice 19), idle (SCHED_IDLE), normal (the workers'\n"
+		"priority), off (pages fault in as the workers touch them).\n"
 		"\n"
 		"Live update, keeping the pid, the items, the listening socket and every open\n"
 		"client connection (clients see a pause, never an error):\n"
@@ -1232,12 +1245,26 @@ static unsigned parse_uint(const char *opt, const char *s, unsigned min, unsigne
 	return (unsigned)v;
 }
 
+/* libluo's populate flags for --populate @mode; -1 off; -2 not a mode. */
+static int populate_flags(const char *mode)
+{
+	if (strcmp(mode, "low") == 0)
+		return 0;
+	if (strcmp(mode, "idle") == 0)
+		return LUO_ARENA_POPULATE_IDLE;
+	if (strcmp(mode, "normal") == 0)
+		return LUO_ARENA_POPULATE_NORMAL;
+	if (strcmp(mode, "off") == 0)
+		return -1;
+	return -2;
+}
+
 static void parse_options(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },    { "port-file", required_argument, NULL, 'f' },
 		{ "threads", required_argument, NULL, 't' }, { "memory", required_argument, NULL, 'm' },
-		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "idle-timeout", required_argument, NULL, 'i' }, { "populate", required_argument, NULL, 'P' },
 		{ "next", required_argument, NULL, 'n' },    { "next-file", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -1249,7 +1276,8 @@ static void parse_options(int argc, char **argv)
 	o->threads = 4;
 	o->memory_mb = 64;
 	o->idle_timeout = KV_IDLE_TIMEOUT_DEFAULT;
-	while ((c = getopt_long(argc, argv, "p:f:t:m:i:n:N:hV", opts, NULL)) != -1) {
+	o->populate = "low";
+	while ((c = getopt_long(argc, argv, "p:f:t:m:i:P:n:N:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->port = (int)parse_uint("--port", optarg, 0, 65535);
@@ -1265,6 +1293,13 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 'i':
 			o->idle_timeout = parse_uint("--idle-timeout", optarg, 0, KV_IDLE_TIMEOUT_MAX);
+			break;
+		case 'P':
+			if (populate_flags(optarg) < -1) {
+				fprintf(stderr, "kvcache: --populate must be off, low, idle or normal, not '%s'\n", optarg);
+				exit(2);
+			}
+			o->populate = optarg;
 			break;
 		case 'n':
 			o->next = optarg;
@@ -1314,6 +1349,21 @@ static const char *component_outcome(const char *name, char *buf, size_t len)
 	return buf;
 }
 
+/* Log once when the arena's populate thread has ended. */
+static void populate_poll(void)
+{
+	struct luo_arena_populate_status st;
+
+	if (luo_arena_populate_status(srv.arena, &st) < 0 || st.state == LUO_ARENA_POPULATE_RUNNING)
+		return;
+	srv.populating = false;
+	if (st.state == LUO_ARENA_POPULATE_FAILED)
+		logf_("arena populate failed after %" PRIu64 " MiB: %s", st.populated >> 20, strerror(-st.error));
+	else
+		logf_("arena populated (--populate %s): %" PRIu64 " MiB in %.1f ms%s", srv.o.populate, st.populated >> 20,
+		      st.elapsed_ns / 1e6, st.state == LUO_ARENA_POPULATE_STOPPED ? ", stopped before the end" : "");
+}
+
 static void stop_everything(void)
 {
 	workers_stop();
@@ -1336,6 +1386,7 @@ int main(int argc, char **argv)
 	const char *reason;
 	char c1[96], c2[96];
 	sigset_t mask;
+	bool adopted;
 	int r, port;
 
 	parse_options(argc, argv);
@@ -1353,6 +1404,7 @@ int main(int argc, char **argv)
 		logf_("rolled back from a failed update: %s (%s)", reason, strerror(-r));
 
 	conns = take_over();
+	adopted = srv.store_ready;
 
 	r = luo_session_create(srv.luo, SESSION, &srv.out);
 	if (r < 0)
@@ -1411,6 +1463,13 @@ int main(int argc, char **argv)
 		die("starting the workers", -r);
 	luo_ready(srv.luo);
 	free_incoming_bytes();
+	/* After luo_ready(): the thread never delays the switch. */
+	if (adopted && populate_flags(srv.o.populate) >= 0) {
+		r = luo_arena_populate_start(srv.arena, 0, (unsigned)populate_flags(srv.o.populate));
+		if (r < 0)
+			logf_("arena not populated (%s): its pages fault in on first touch", strerror(-r));
+		srv.populating = r == 0;
+	}
 
 	if (luo_is_incoming(srv.luo)) {
 		struct luo_timings t = { 0 };
@@ -1441,8 +1500,10 @@ int main(int argc, char **argv)
 					 { .fd = srv.ctl_fd, .events = POLLIN } }; /* -1: ignored */
 		struct signalfd_siginfo si;
 
-		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 3, srv.populating ? KV_POPULATE_POLL_MS : -1) < 0 && errno != EINTR)
 			die("poll", errno);
+		if (srv.populating)
+			populate_poll();
 		if (pfd[0].revents & POLLIN)
 			accept_some();
 		if (pfd[2].revents & POLLIN)
