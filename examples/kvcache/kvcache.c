@@ -185,6 +185,7 @@ struct options {
 	const char *next;
 	const char *next_file;
 	const char *populate;   /* --populate: off, low, idle or normal */
+	bool hugepages;         /* --hugepages: the arena asks for shmem THP */
 	char self[PATH_MAX];
 	char bound[16];
 	char threads_s[16], memory_s[16], idle_s[16];
@@ -922,10 +923,13 @@ static void update(bool from_control)
 		argv[k++] = srv.o.memory_s;
 		argv[k++] = (char *)"--idle-timeout";
 		argv[k++] = srv.o.idle_s;
-		if (strcmp(srv.o.populate, "low") != 0) { /* the default: a binary without it still starts */
+		/* Only when not the defaults: a binary without these options still starts. */
+		if (strcmp(srv.o.populate, "low") != 0) {
 			argv[k++] = (char *)"--populate";
 			argv[k++] = (char *)srv.o.populate;
 		}
+		if (srv.o.hugepages)
+			argv[k++] = (char *)"--hugepages";
 		if (srv.o.next) {
 			argv[k++] = (char *)"--next";
 			argv[k++] = (char *)srv.o.next;
@@ -1202,8 +1206,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kvcache [--port N] [--port-file FILE] [--threads N] [--memory MiB]\n"
-		"               [--idle-timeout S] [--populate MODE] [--next BINARY]\n"
-		"               [--next-file FILE]\n"
+		"               [--idle-timeout S] [--populate MODE] [--hugepages]\n"
+		"               [--next BINARY] [--next-file FILE]\n"
 		"       kvcache --help | --version\n"
 		"\n"
 		"A memcached text-protocol cache on 127.0.0.1:N (0, the default: any free\n"
@@ -1213,7 +1217,9 @@ static void usage(FILE *f)
 		"After a live update, --populate maps the arena's pages back into the page\n"
 		"tables from a background thread, so that the first touch of each is not a\n"
 		"fault: low (the default: nice 19), idle (SCHED_IDLE), normal (the workers'\n"
-		"priority), off (pages fault in as the workers touch them).\n"
+		"priority), off (pages fault in as the workers touch them). --hugepages asks\n"
+		"for transparent huge pages for the arena (MADV_HUGEPAGE; taken only where\n"
+		"/sys/kernel/mm/transparent_hugepage/shmem_enabled is advise or always).\n"
 		"\n"
 		"Live update, keeping the pid, the items, the listening socket and every open\n"
 		"client connection (clients see a pause, never an error):\n"
@@ -1265,6 +1271,7 @@ static void parse_options(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },    { "port-file", required_argument, NULL, 'f' },
 		{ "threads", required_argument, NULL, 't' }, { "memory", required_argument, NULL, 'm' },
 		{ "idle-timeout", required_argument, NULL, 'i' }, { "populate", required_argument, NULL, 'P' },
+		{ "hugepages", no_argument, NULL, 'H' },
 		{ "next", required_argument, NULL, 'n' },    { "next-file", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -1277,7 +1284,7 @@ static void parse_options(int argc, char **argv)
 	o->memory_mb = 64;
 	o->idle_timeout = KV_IDLE_TIMEOUT_DEFAULT;
 	o->populate = "low";
-	while ((c = getopt_long(argc, argv, "p:f:t:m:i:P:n:N:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:f:t:m:i:P:Hn:N:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->port = (int)parse_uint("--port", optarg, 0, 65535);
@@ -1300,6 +1307,9 @@ static void parse_options(int argc, char **argv)
 				exit(2);
 			}
 			o->populate = optarg;
+			break;
+		case 'H':
+			o->hugepages = true;
 			break;
 		case 'n':
 			o->next = optarg;
@@ -1416,7 +1426,9 @@ int main(int argc, char **argv)
 	} else {
 		uint64_t limit = (uint64_t)srv.o.memory_mb << 20;
 
-		r = luo_arena_create(srv.out, TOKEN_ARENA, kv_store_arena_size(limit), 0, &srv.arena);
+		/* The flag is recorded with the arena: each next image asks for huge pages too. */
+		r = luo_arena_create(srv.out, TOKEN_ARENA, kv_store_arena_size(limit),
+				     srv.o.hugepages ? LUO_ARENA_HUGEPAGES : 0, &srv.arena);
 		if (r < 0)
 			die("luo_arena_create", -r);
 		r = kv_store_format(&srv.st, srv.arena, limit);
