@@ -12,7 +12,9 @@
  * libluo's own timings give the blackout (first freeze in the old image to
  * luo_ready() in the new one). After it, and not counted, the deferred
  * check of the allocator's chunk map (luo_arena_check(), printed as
- * "check": what the first allocation after an update pays) and the walk
+ * "check": what the first allocation after an update pays), the populate
+ * thread mapping the arena's data back (luo_arena_populate_start(), waited
+ * for, printed as "populate"), and the walk
  * that verifies every node. Each size runs N times (default 3); the row
  * shown is the run with the median blackout, with the range of all runs,
  * and the ratio is of medians. Then, in this process, small-object allocation
@@ -53,6 +55,7 @@ struct node {
 struct result {
 	uint64_t size, used, nodes, meta;
 	uint64_t blackout_ns, freeze_ns, serialize_ns, exec_ns, restore_ns, retrieve_ns, check_ns;
+	uint64_t populate_ns, populated; /* luo_arena_populate_start(), after the check */
 	int ok;
 };
 
@@ -198,6 +201,25 @@ static int stage_check(uint64_t size, const char *out)
 	if (r < 0)
 		die("luo_arena_check", -r);
 	res.check_ns = now_ns() - t0;
+	/* Then the page tables: the populate thread at this process's priority, waited for. */
+	r = luo_arena_populate_start(a, 0, LUO_ARENA_POPULATE_NORMAL);
+	if (r < 0)
+		die("luo_arena_populate_start", -r);
+	for (;;) {
+		struct luo_arena_populate_status ps;
+		struct timespec ms = { .tv_nsec = 1000000 };
+
+		luo_arena_populate_status(a, &ps);
+		if (ps.state != LUO_ARENA_POPULATE_RUNNING) {
+			if (ps.state != LUO_ARENA_POPULATE_DONE)
+				die("the populate thread", ps.error ? -ps.error : EINTR);
+			res.populate_ns = ps.elapsed_ns;
+			res.populated = ps.populated;
+			break;
+		}
+		nanosleep(&ms, NULL);
+	}
+	luo_arena_populate_stop(a);
 
 	res.ok = 1;
 	for (struct node *p = luo_arena_root(a); p; p = p->next) {
@@ -368,8 +390,9 @@ int main(int argc, char **argv)
 
 	printf("arena-blackout: live data filling %d%% of each arena, in 4 KiB nodes; %d run%s per size\n\n",
 	       percent, runs, runs > 1 ? "s" : "");
-	printf("%-8s %9s %10s %17s %9s %8s %9s %8s %8s %9s %9s  %s\n", "arena", "nodes", "blackout", "(all runs)",
-	       "retrieve", "freeze", "serialize", "exec", "restore", "check*", "metadata", "verified");
+	printf("%-8s %9s %10s %17s %9s %8s %9s %8s %8s %9s %11s %9s  %s\n", "arena", "nodes", "blackout",
+	       "(all runs)", "retrieve", "freeze", "serialize", "exec", "restore", "check*", "populate**", "metadata",
+	       "verified");
 	for (size_t i = 0; i < n; i++) {
 		struct result all[RUNS_MAX];
 		char h[32], range[40];
@@ -390,13 +413,21 @@ int main(int argc, char **argv)
 		for (int k = 0; k < done; k++)
 			failed |= !all[k].ok;
 		snprintf(range, sizeof(range), "%.2f..%.2f ms", all[0].blackout_ns / 1e6, all[done - 1].blackout_ns / 1e6);
-		printf("%-8s %9" PRIu64 " %7.2f ms %17s %6.3f ms %5.3f ms %6.3f ms %5.3f ms %5.3f ms %6.3f ms %8.4f%%  %s\n",
+		printf("%-8s %9" PRIu64 " %7.2f ms %17s %6.3f ms %5.3f ms %6.3f ms %5.3f ms %5.3f ms %6.3f ms %8.1f ms "
+		       "%8.4f%%  %s\n",
 		       h, res[i].nodes, res[i].blackout_ns / 1e6, range, res[i].retrieve_ns / 1e6,
 		       res[i].freeze_ns / 1e6, res[i].serialize_ns / 1e6, res[i].exec_ns / 1e6,
-		       res[i].restore_ns / 1e6, res[i].check_ns / 1e6,
+		       res[i].restore_ns / 1e6, res[i].check_ns / 1e6, res[i].populate_ns / 1e6,
 		       100.0 * (double)res[i].meta / (double)res[i].size, res[i].ok ? "yes" : "NO");
 	}
 	printf("\n* check: the allocator's deferred map check (luo_arena_check()), after the blackout\n");
+	printf("** populate: luo_arena_populate_start(LUO_ARENA_POPULATE_NORMAL) mapping the arena's data back\n"
+	       "   into the new image's page tables, after the check (median run's):");
+	for (size_t i = 0; i < n; i++)
+		if (res[i].populate_ns)
+			printf("%s%.0f MiB at %.2f GB/s", i ? "; " : " ", res[i].populated / 1048576.0,
+			       (double)res[i].populated / (double)res[i].populate_ns);
+	printf("\n");
 	if (n >= 2 && res[0].blackout_ns && res[n - 1].blackout_ns)
 		printf("blackout ratio, largest / smallest arena (medians): %.2f (target <= 1.5)\n",
 		       (double)res[n - 1].blackout_ns / (double)res[0].blackout_ns);
