@@ -41,25 +41,33 @@ static int count_threads(void)
 	return n;
 }
 
-/* The resident (mapped) bytes of the mapping that starts at @base, from smaps. */
-static uint64_t mapped(const void *base)
+/* A field of smaps ("Rss", "ShmemPmdMapped"), in bytes, for the mapping that starts at @base. */
+static uint64_t smaps_field(const void *base, const char *field)
 {
-	char want[32], line[256];
+	char want[32], line[256], fmt[64]; /* fmt: the field's name and colon */
 	FILE *f = fopen("/proc/self/smaps", "re");
 	bool in = false;
 	uint64_t kb = UINT64_MAX;
 
 	CHECK(f);
 	snprintf(want, sizeof(want), "%" PRIxPTR "-", (uintptr_t)base);
+	snprintf(fmt, sizeof(fmt), "%s:", field);
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, want, strlen(want)) == 0)
 			in = true;
-		else if (in && sscanf(line, "Rss: %" SCNu64 " kB", &kb) == 1)
+		else if (in && strncmp(line, fmt, strlen(fmt)) == 0) {
+			CHECK(sscanf(line + strlen(fmt), " %" SCNu64 " kB", &kb) == 1);
 			break;
+		}
 	}
 	fclose(f);
 	CHECK(kb != UINT64_MAX);
 	return kb * 1024;
+}
+
+static uint64_t mapped(const void *base)
+{
+	return smaps_field(base, "Rss");
 }
 
 static void sleep_ms(long ms)
@@ -192,7 +200,35 @@ int main(void)
 	CHECK_EQ(st.state, LUO_ARENA_POPULATE_DONE);
 	CHECK(st.populated >= NBLOCKS * BLOCK);
 
-	/* 5. luo_arena_close() while it runs: the thread is stopped and joined first. */
+	/*
+	 * 5. _COLLAPSE: the ranges of 2 MiB all data become huge pages, which a
+	 * new mapping's faults map whole; nothing else is allocated.
+	 */
+	drop_mappings(a);
+	CHECK_OK(luo_arena_populate_start(a, 0, LUO_ARENA_POPULATE_COLLAPSE | LUO_ARENA_POPULATE_NORMAL));
+	st = wait_end(a);
+	CHECK_EQ(st.state, LUO_ARENA_POPULATE_DONE);
+	CHECK(st.collapsed % (2u << 20) == 0 && st.collapsed <= st.populated);
+	if (st.collapse_refused) {
+		printf("MADV_COLLAPSE refused here: nothing collapsed (%" PRIu64 " KiB)\n", st.collapsed / 1024);
+	} else {
+		/* 16 MiB of data in 512 KiB blocks: at least 6 whole aligned 2 MiB ranges. */
+		CHECK(st.collapsed >= 6 * (2u << 20));
+		drop_mappings(a);
+		CHECK_OK(luo_arena_populate_start(a, 0, LUO_ARENA_POPULATE_NORMAL));
+		st2 = wait_end(a);
+		CHECK_EQ(st2.state, LUO_ARENA_POPULATE_DONE);
+		CHECK(st2.populated == st.populated); /* no hole filled */
+		CHECK(mapped(luo_arena_base(a)) <= st2.populated);
+		CHECK(smaps_field(luo_arena_base(a), "ShmemPmdMapped") >= st.collapsed);
+		printf("collapsed %" PRIu64 " KiB into huge pages; mapped again %" PRIu64 " KiB in %.3f ms\n",
+		       st.collapsed / 1024, st2.populated / 1024, st2.elapsed_ns / 1e6);
+	}
+	for (int i = 0; i < NBLOCKS; i++)
+		for (size_t k = 0; k < BLOCK; k += 4096)
+			CHECK_EQ(blocks[i][k], 0xa0 + i);
+
+	/* 6. luo_arena_close() while it runs: the thread is stopped and joined first. */
 	drop_mappings(a);
 	CHECK_OK(luo_arena_populate_start(a, (size_t)page, 0));
 	luo_arena_close(a);

@@ -76,9 +76,16 @@
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14; older headers */
 #endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
+/* A PMD-mapped transparent huge page (x86-64, arm64 with 4 KiB pages). */
+#define POPULATE_HUGE (2u << 20)
 /* The populate thread's nice value (its own, not the process's). */
 #define POPULATE_NICE 19
-#define LUO_ARENA_POPULATE_FLAGS (LUO_ARENA_POPULATE_IDLE | LUO_ARENA_POPULATE_NORMAL | LUO_ARENA_POPULATE_MADVISE)
+#define LUO_ARENA_POPULATE_FLAGS                                                                   \
+	(LUO_ARENA_POPULATE_IDLE | LUO_ARENA_POPULATE_NORMAL | LUO_ARENA_POPULATE_MADVISE | \
+	 LUO_ARENA_POPULATE_COLLAPSE)
 
 /* The populate thread; its fields under @lock, progress atomic. */
 struct arena_populate {
@@ -90,6 +97,8 @@ struct arena_populate {
 	atomic_int error;
 	atomic_bool fallback;
 	atomic_uint_fast64_t populated;
+	atomic_uint_fast64_t collapsed;
+	atomic_bool collapse_refused;
 	uint64_t start_ns;
 	atomic_uint_fast64_t end_ns;
 	size_t chunk;
@@ -665,13 +674,71 @@ static int populate_extent(struct luo_arena *a, uint64_t off, uint64_t end, size
 	return 0;
 }
 
+/*
+ * Every 2 MiB-aligned range of [@off, @end) into a huge page. Within a
+ * data extent only: a range with a hole would have the hole filled. A
+ * range that is huge already costs a page table walk. 0, 1 asked to stop.
+ */
+static int collapse_extent(struct luo_arena *a, uint64_t off, uint64_t end)
+{
+	struct arena_populate *pp = &a->pop;
+
+	for (off = (off + POPULATE_HUGE - 1) & ~(uint64_t)(POPULATE_HUGE - 1); off + POPULATE_HUGE <= end;
+	     off += POPULATE_HUGE) {
+		if (atomic_load(&pp->stop))
+			return 1;
+		if (madvise((char *)a->base + off, POPULATE_HUGE, MADV_COLLAPSE) == 0)
+			atomic_fetch_add(&pp->collapsed, POPULATE_HUGE);
+		else if (errno == EINVAL || errno == EPERM) {
+			/* No MADV_COLLAPSE here (or THP denied): the mapping stays as it is. */
+			atomic_store(&pp->collapse_refused, true);
+			return 0;
+		}
+		/* EAGAIN, ENOMEM, EBUSY: that range stays in small pages this time. */
+		sched_yield();
+	}
+	return 0;
+}
+
+/* Call @fn on each data extent of the arena's memfd, in order. */
+static int for_each_extent(struct luo_arena *a, size_t page, int (*fn)(struct luo_arena *, uint64_t, uint64_t, size_t))
+{
+	uint64_t off = 0;
+	int r = 0;
+
+	while (off < a->size) {
+		off_t data = lseek(a->fd, (off_t)off, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno; /* ENXIO: no data past @off */
+		hole = lseek(a->fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if ((uint64_t)hole > a->size)
+			hole = (off_t)a->size;
+		/* Whole pages: extents are page-granular on shmem anyway. */
+		r = fn(a, (uint64_t)data & ~(uint64_t)(page - 1), (uint64_t)hole, page);
+		if (r != 0)
+			return r;
+		off = (uint64_t)hole;
+	}
+	return 0;
+}
+
+static int collapse_extent_cb(struct luo_arena *a, uint64_t off, uint64_t end, size_t page)
+{
+	(void)page;
+	if (atomic_load(&a->pop.collapse_refused))
+		return 0;
+	return collapse_extent(a, off, end);
+}
+
 static void *populate_main(void *arg)
 {
 	struct luo_arena *a = arg;
 	struct arena_populate *pp = &a->pop;
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	uint64_t off = 0;
-	int r = 0;
+	int r;
 
 	if (pp->flags & LUO_ARENA_POPULATE_IDLE) {
 		struct sched_param sp = { 0 };
@@ -682,26 +749,10 @@ static void *populate_main(void *arg)
 		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), POPULATE_NICE);
 	}
 	/* The data extents only: holes stay holes (populating them would allocate). */
-	while (off < a->size) {
-		off_t data = lseek(a->fd, (off_t)off, SEEK_DATA), hole;
-
-		if (data < 0) {
-			r = errno == ENXIO ? 0 : -errno; /* ENXIO: no data past @off */
-			break;
-		}
-		hole = lseek(a->fd, data, SEEK_HOLE);
-		if (hole < 0) {
-			r = -errno;
-			break;
-		}
-		if ((uint64_t)hole > a->size)
-			hole = (off_t)a->size;
-		/* Whole pages: extents are page-granular on shmem anyway. */
-		r = populate_extent(a, (uint64_t)data & ~(uint64_t)(page - 1), (uint64_t)hole, page);
-		if (r != 0)
-			break;
-		off = (uint64_t)hole;
-	}
+	r = for_each_extent(a, page, populate_extent);
+	/* Then, for the next image, huge pages where the data fills 2 MiB. */
+	if (r == 0 && (pp->flags & LUO_ARENA_POPULATE_COLLAPSE))
+		r = for_each_extent(a, page, collapse_extent_cb);
 	atomic_store(&pp->end_ns, luo_now_ns());
 	if (r < 0)
 		atomic_store(&pp->error, r);
@@ -743,6 +794,8 @@ int luo_arena_populate_start(struct luo_arena *a, size_t chunk, unsigned int fla
 	atomic_store(&pp->error, 0);
 	atomic_store(&pp->fallback, false);
 	atomic_store(&pp->populated, 0);
+	atomic_store(&pp->collapsed, 0);
+	atomic_store(&pp->collapse_refused, false);
 	pp->start_ns = luo_now_ns();
 	atomic_store(&pp->end_ns, 0);
 	atomic_store(&pp->state, LUO_ARENA_POPULATE_RUNNING);
@@ -783,6 +836,8 @@ int luo_arena_populate_status(struct luo_arena *a, struct luo_arena_populate_sta
 	ret_status->error = atomic_load(&pp->error);
 	ret_status->fallback = atomic_load(&pp->fallback);
 	ret_status->populated = atomic_load(&pp->populated);
+	ret_status->collapsed = atomic_load(&pp->collapsed);
+	ret_status->collapse_refused = atomic_load(&pp->collapse_refused);
 	end = atomic_load(&pp->end_ns);
 	ret_status->elapsed_ns = ret_status->state == LUO_ARENA_POPULATE_NONE ? 0
 				 : (end ? end : luo_now_ns()) - pp->start_ns;
