@@ -204,6 +204,8 @@ static struct {
 	atomic_uint_fast64_t curr_conns;
 	uint64_t failed_updates, last_quiesce_us;
 	bool populating; /* the arena's populate thread runs; logged when it ends */
+	bool populate_quiet;      /* a periodic --hugepages pass: logged only if it fails */
+	uint64_t populate_end_ms; /* when the last pass ended (CLOCK_MONOTONIC) */
 
 	/* Outgoing "kvcache-conns", prepared before luo_update(). */
 	struct kv_conn_v1 *recs;
@@ -1217,9 +1219,10 @@ static void usage(FILE *f)
 		"After a live update, --populate maps the arena's pages back into the page\n"
 		"tables from a background thread, so that the first touch of each is not a\n"
 		"fault: low (the default: nice 19), idle (SCHED_IDLE), normal (the workers'\n"
-		"priority), off (pages fault in as the workers touch them). --hugepages asks\n"
-		"for transparent huge pages for the arena (MADV_HUGEPAGE; taken only where\n"
-		"/sys/kernel/mm/transparent_hugepage/shmem_enabled is advise or always).\n"
+		"priority), off (pages fault in as the workers touch them). --hugepages\n"
+		"turns the arena's data into 2 MiB pages in the background (MADV_COLLAPSE, at\n"
+		"most every %d s, at the --populate priority), so that a next image maps\n"
+		"it 512 pages at a time; off by default.\n"
 		"\n"
 		"Live update, keeping the pid, the items, the listening socket and every open\n"
 		"client connection (clients see a pause, never an error):\n"
@@ -1233,7 +1236,7 @@ static void usage(FILE *f)
 		"This is the %s build. Store format: reads %d..%d, writes %d..%d\n"
 		"(component kvcache-store, mandatory); connections: kvcache-conns v1.\n"
 		"Limits: keys %d bytes, values %u bytes, %d connections, %d threads.\n",
-		KV_IDLE_TIMEOUT_DEFAULT, KV_BUILD_NAME, KV_FORMAT_READ_MIN, KV_FORMAT_READ_MAX, KV_FORMAT_WRITE_MIN,
+		KV_IDLE_TIMEOUT_DEFAULT, KV_COLLAPSE_PERIOD_MS / 1000, KV_BUILD_NAME, KV_FORMAT_READ_MIN, KV_FORMAT_READ_MAX, KV_FORMAT_WRITE_MIN,
 		KV_FORMAT_WRITE_MAX, KV_KEY_MAX, KV_VALUE_MAX, KV_CONNS_MAX, KV_THREADS_MAX);
 }
 
@@ -1359,6 +1362,35 @@ static const char *component_outcome(const char *name, char *buf, size_t len)
 	return buf;
 }
 
+static uint64_t mono_ms(void)
+{
+	return mono_ns() / 1000000;
+}
+
+/*
+ * Start the arena's populate thread: after an update (--populate), and
+ * with --hugepages every KV_COLLAPSE_PERIOD_MS too (@periodic, not
+ * logged), so that the items written since become huge pages for the
+ * next image (a range huge already costs nothing).
+ */
+static void populate_pass(bool periodic)
+{
+	int flags = populate_flags(srv.o.populate);
+	int r;
+
+	if (flags < 0) /* --populate off: the periodic collapse at nice 19 */
+		flags = 0;
+	if (srv.o.hugepages)
+		flags |= LUO_ARENA_POPULATE_COLLAPSE;
+	r = luo_arena_populate_start(srv.arena, 0, (unsigned)flags);
+	if (r < 0) {
+		logf_("arena not populated (%s): its pages fault in on first touch", strerror(-r));
+		srv.populate_end_ms = mono_ms();
+	}
+	srv.populating = r == 0;
+	srv.populate_quiet = periodic;
+}
+
 /* Log once when the arena's populate thread has ended. */
 static void populate_poll(void)
 {
@@ -1367,11 +1399,18 @@ static void populate_poll(void)
 	if (luo_arena_populate_status(srv.arena, &st) < 0 || st.state == LUO_ARENA_POPULATE_RUNNING)
 		return;
 	srv.populating = false;
+	srv.populate_end_ms = mono_ms();
 	if (st.state == LUO_ARENA_POPULATE_FAILED)
 		logf_("arena populate failed after %" PRIu64 " MiB: %s", st.populated >> 20, strerror(-st.error));
-	else
-		logf_("arena populated (--populate %s): %" PRIu64 " MiB in %.1f ms%s", srv.o.populate, st.populated >> 20,
-		      st.elapsed_ns / 1e6, st.state == LUO_ARENA_POPULATE_STOPPED ? ", stopped before the end" : "");
+	else if (!srv.populate_quiet)
+		logf_("arena populated (--populate %s): %" PRIu64 " MiB in %.1f ms%s%s", srv.o.populate,
+		      st.populated >> 20, st.elapsed_ns / 1e6,
+		      st.state == LUO_ARENA_POPULATE_STOPPED ? ", stopped before the end" : "",
+		      !srv.o.hugepages ? ""
+		      : st.collapse_refused ? "; MADV_COLLAPSE refused"
+					    : "; huge pages for the next image");
+	if (srv.o.hugepages && !srv.populate_quiet)
+		logf_("arena: %" PRIu64 " MiB in huge pages", st.collapsed >> 20);
 }
 
 static void stop_everything(void)
@@ -1476,13 +1515,8 @@ int main(int argc, char **argv)
 	luo_ready(srv.luo);
 	free_incoming_bytes();
 	/* After luo_ready(): the thread never delays the switch. */
-	if (adopted && populate_flags(srv.o.populate) >= 0) {
-		r = luo_arena_populate_start(srv.arena, 0, (unsigned)populate_flags(srv.o.populate));
-		if (r < 0)
-			logf_("arena not populated (%s): its pages fault in on first touch", strerror(-r));
-		srv.populating = r == 0;
-	}
-
+	if (adopted && populate_flags(srv.o.populate) >= 0)
+		populate_pass(false);
 	if (luo_is_incoming(srv.luo)) {
 		struct luo_timings t = { 0 };
 
@@ -1512,10 +1546,13 @@ int main(int argc, char **argv)
 					 { .fd = srv.ctl_fd, .events = POLLIN } }; /* -1: ignored */
 		struct signalfd_siginfo si;
 
-		if (poll(pfd, 3, srv.populating ? KV_POPULATE_POLL_MS : -1) < 0 && errno != EINTR)
+		if (poll(pfd, 3, srv.populating ? KV_POPULATE_POLL_MS : srv.o.hugepages ? KV_COLLAPSE_PERIOD_MS : -1) < 0 &&
+		    errno != EINTR)
 			die("poll", errno);
 		if (srv.populating)
 			populate_poll();
+		else if (srv.o.hugepages && mono_ms() - srv.populate_end_ms >= KV_COLLAPSE_PERIOD_MS)
+			populate_pass(true);
 		if (pfd[0].revents & POLLIN)
 			accept_some();
 		if (pfd[2].revents & POLLIN)
