@@ -185,7 +185,7 @@ struct options {
 	const char *next;
 	const char *next_file;
 	const char *populate;   /* --populate: off, low, idle or normal */
-	bool hugepages;         /* --hugepages: the arena asks for shmem THP */
+	bool hugepages;         /* not --no-hugepages: the arena collapsed into huge pages */
 	char self[PATH_MAX];
 	char bound[16];
 	char threads_s[16], memory_s[16], idle_s[16];
@@ -930,8 +930,8 @@ static void update(bool from_control)
 			argv[k++] = (char *)"--populate";
 			argv[k++] = (char *)srv.o.populate;
 		}
-		if (srv.o.hugepages)
-			argv[k++] = (char *)"--hugepages";
+		if (!srv.o.hugepages)
+			argv[k++] = (char *)"--no-hugepages";
 		if (srv.o.next) {
 			argv[k++] = (char *)"--next";
 			argv[k++] = (char *)srv.o.next;
@@ -1208,7 +1208,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kvcache [--port N] [--port-file FILE] [--threads N] [--memory MiB]\n"
-		"               [--idle-timeout S] [--populate MODE] [--hugepages]\n"
+		"               [--idle-timeout S] [--populate MODE] [--no-hugepages]\n"
 		"               [--next BINARY] [--next-file FILE]\n"
 		"       kvcache --help | --version\n"
 		"\n"
@@ -1219,10 +1219,10 @@ static void usage(FILE *f)
 		"After a live update, --populate maps the arena's pages back into the page\n"
 		"tables from a background thread, so that the first touch of each is not a\n"
 		"fault: low (the default: nice 19), idle (SCHED_IDLE), normal (the workers'\n"
-		"priority), off (pages fault in as the workers touch them). --hugepages\n"
-		"turns the arena's data into 2 MiB pages in the background (MADV_COLLAPSE, at\n"
-		"most every %d s, at the --populate priority), so that a next image maps\n"
-		"it 512 pages at a time; off by default.\n"
+		"priority), off (pages fault in as the workers touch them). The arena's data\n"
+		"is also turned into 2 MiB pages in the background (MADV_COLLAPSE, at most\n"
+		"every %d s, at the --populate priority), so that a next image maps it 512\n"
+		"pages at a time; --no-hugepages keeps 4 KiB pages.\n"
 		"\n"
 		"Live update, keeping the pid, the items, the listening socket and every open\n"
 		"client connection (clients see a pause, never an error):\n"
@@ -1274,7 +1274,7 @@ static void parse_options(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },    { "port-file", required_argument, NULL, 'f' },
 		{ "threads", required_argument, NULL, 't' }, { "memory", required_argument, NULL, 'm' },
 		{ "idle-timeout", required_argument, NULL, 'i' }, { "populate", required_argument, NULL, 'P' },
-		{ "hugepages", no_argument, NULL, 'H' },
+		{ "hugepages", no_argument, NULL, 'H' },     { "no-hugepages", no_argument, NULL, 'X' },
 		{ "next", required_argument, NULL, 'n' },    { "next-file", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -1287,7 +1287,8 @@ static void parse_options(int argc, char **argv)
 	o->memory_mb = 64;
 	o->idle_timeout = KV_IDLE_TIMEOUT_DEFAULT;
 	o->populate = "low";
-	while ((c = getopt_long(argc, argv, "p:f:t:m:i:P:Hn:N:hV", opts, NULL)) != -1) {
+	o->hugepages = true;
+	while ((c = getopt_long(argc, argv, "p:f:t:m:i:P:HXn:N:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->port = (int)parse_uint("--port", optarg, 0, 65535);
@@ -1313,6 +1314,9 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 'H':
 			o->hugepages = true;
+			break;
+		case 'X':
+			o->hugepages = false;
 			break;
 		case 'n':
 			o->next = optarg;
