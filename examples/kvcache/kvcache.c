@@ -869,6 +869,8 @@ static void log_report(void)
 	}
 }
 
+static void populate_poll(void);
+
 /*
  * Quiesce, prepare, and run @how: luo_update() to the next binary (SIGHUP)
  * or luo_control_dispatch() (luoctl). Returns only if no update happened;
@@ -876,9 +878,18 @@ static void log_report(void)
  */
 static void update(bool from_control)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0;
 	char path[PATH_MAX];
 	int r;
+
+	/*
+	 * Before the quiesce, while the workers still serve: the exec must not
+	 * wait for a low-priority thread to notice it is killed.
+	 */
+	luo_arena_populate_stop(srv.arena);
+	if (srv.populating)
+		populate_poll(); /* logs how far it went */
+	t0 = mono_ns();
 
 	if (!from_control) {
 		r = next_binary(path, sizeof(path));
@@ -888,8 +899,6 @@ static void update(bool from_control)
 			return;
 		}
 	}
-	/* Before the quiesce: the exec must not wait for a low-priority thread to notice it is killed. */
-	luo_arena_populate_stop(srv.arena);
 	workers_stop();
 	r = recs_prepare();
 	srv.last_quiesce_us = (mono_ns() - t0) / 1000;
