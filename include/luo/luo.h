@@ -820,7 +820,9 @@ LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
  * thread blocks every signal, opens nothing, and reads the arena but never
  * writes it; an execve() (the next update) ends it with the rest
  * of the process, but a service should stop it before it quiesces, so
- * that a low-priority thread is not what the exec waits for.
+ * that a low-priority thread is not what the exec waits for. A child of
+ * fork() has no such thread: it must not call _stop() on an arena whose
+ * thread ran in the parent at the fork.
  *
  * A page luo_arena_free() punches out of the memfd while the thread maps
  * that very range may be mapped again as a zero page (memory, never
