@@ -3,7 +3,7 @@
  * bench/arena-blackout: does the blackout grow with the data kept in an
  * arena? And what does the arena's allocator cost?
  *
- *   arena-blackout [--sizes 16M,1G,8G] [--fill PERCENT] [--runs N]
+ *   arena-blackout [--sizes 16M,1G,8G] [--fill PERCENT] [--runs N] [--collapse]
  *
  * For each size, a child process creates an arena, fills it with live
  * data (linked 4 KiB nodes, each page written, until PERCENT of it is in
@@ -12,7 +12,10 @@
  * libluo's own timings give the blackout (first freeze in the old image to
  * luo_ready() in the new one). After it, and not counted, the deferred
  * check of the allocator's chunk map (luo_arena_check(), printed as
- * "check": what the first allocation after an update pays) and the walk
+ * "check": what the first allocation after an update pays), the populate
+ * thread mapping the arena's data back (luo_arena_populate_start(), waited
+ * for, printed as "populate"; with --collapse the old image turned the
+ * data into 2 MiB pages first, LUO_ARENA_POPULATE_COLLAPSE), and the walk
  * that verifies every node. Each size runs N times (default 3); the row
  * shown is the run with the median blackout, with the range of all runs,
  * and the ratio is of medians. Then, in this process, small-object allocation
@@ -53,6 +56,7 @@ struct node {
 struct result {
 	uint64_t size, used, nodes, meta;
 	uint64_t blackout_ns, freeze_ns, serialize_ns, exec_ns, restore_ns, retrieve_ns, check_ns;
+	uint64_t populate_ns, populated; /* luo_arena_populate_start(), after the check */
 	int ok;
 };
 
@@ -113,8 +117,27 @@ static int cmp_blackout(const void *x, const void *y)
 	return a->blackout_ns < b->blackout_ns ? -1 : a->blackout_ns > b->blackout_ns;
 }
 
-/* Old image: fill an arena of @size and hand it over to ourselves. */
-static int stage_fill(const char *self, uint64_t size, int percent, const char *out)
+/* Wait for the populate thread; its final status (dies unless it is done). */
+static struct luo_arena_populate_status populate_wait(struct luo_arena *a)
+{
+	struct luo_arena_populate_status ps;
+
+	for (;;) {
+		struct timespec ms = { .tv_nsec = 1000000 };
+
+		luo_arena_populate_status(a, &ps);
+		if (ps.state != LUO_ARENA_POPULATE_RUNNING)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	if (ps.state != LUO_ARENA_POPULATE_DONE)
+		die("the populate thread", ps.error ? -ps.error : EINTR);
+	luo_arena_populate_stop(a);
+	return ps;
+}
+
+/* Old image: fill an arena of @size (@collapse: then into huge pages) and hand it over to ourselves. */
+static int stage_fill(const char *self, uint64_t size, int percent, int collapse, const char *out)
 {
 	struct luo *luo;
 	struct luo_session *s;
@@ -150,6 +173,13 @@ static int stage_fill(const char *self, uint64_t size, int percent, const char *
 		used += NODE_SIZE;
 	}
 	luo_arena_set_root(a, head);
+	if (collapse) {
+		r = luo_arena_populate_start(a, 0, LUO_ARENA_POPULATE_NORMAL | LUO_ARENA_POPULATE_COLLAPSE);
+		if (r < 0)
+			die("luo_arena_populate_start (collapse)", -r);
+		if (populate_wait(a).collapse_refused)
+			die("MADV_COLLAPSE", EOPNOTSUPP);
+	}
 	snprintf(size_arg, sizeof(size_arg), "%" PRIu64, size);
 	{
 		char *argv[] = { (char *)self, "--stage-check", size_arg, (char *)out, NULL };
@@ -198,6 +228,16 @@ static int stage_check(uint64_t size, const char *out)
 	if (r < 0)
 		die("luo_arena_check", -r);
 	res.check_ns = now_ns() - t0;
+	/* Then the page tables: the populate thread at this process's priority, waited for. */
+	r = luo_arena_populate_start(a, 0, LUO_ARENA_POPULATE_NORMAL);
+	if (r < 0)
+		die("luo_arena_populate_start", -r);
+	{
+		struct luo_arena_populate_status ps = populate_wait(a);
+
+		res.populate_ns = ps.elapsed_ns;
+		res.populated = ps.populated;
+	}
 
 	res.ok = 1;
 	for (struct node *p = luo_arena_root(a); p; p = p->next) {
@@ -223,10 +263,10 @@ static int stage_check(uint64_t size, const char *out)
 	return 0;
 }
 
-static int run_size(const char *self, uint64_t size, int percent, struct result *res)
+static int run_size(const char *self, uint64_t size, int percent, int collapse, struct result *res)
 {
 	char out[] = "/tmp/luo-arena-bench-XXXXXX";
-	char size_arg[32], pct[16];
+	char size_arg[32], pct[16], huge[2] = { collapse ? '1' : '0', 0 };
 	int fd = mkstemp(out), status;
 	pid_t pid;
 	FILE *f;
@@ -240,7 +280,7 @@ static int run_size(const char *self, uint64_t size, int percent, struct result 
 	if (pid < 0)
 		die("fork", errno);
 	if (pid == 0) {
-		execl(self, self, "--stage-fill", size_arg, pct, out, (char *)NULL);
+		execl(self, self, "--stage-fill", size_arg, pct, huge, out, (char *)NULL);
 		_exit(127);
 	}
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -320,15 +360,15 @@ int main(int argc, char **argv)
 	const char *list = "16M,1G,8G";
 	char self[4096];
 	size_t n = 0;
-	int percent = 90, runs = 3, failed = 0;
+	int percent = 90, runs = 3, failed = 0, collapse = 0;
 	ssize_t len;
 
-	if (argc == 5 && strcmp(argv[1], "--stage-fill") == 0) {
+	if (argc == 6 && strcmp(argv[1], "--stage-fill") == 0) {
 		uint64_t size;
 
 		if (parse_size(argv[2], &size) < 0)
 			die("size", EINVAL);
-		return stage_fill(argv[0], size, parse_int(argv[3], 1, 95), argv[4]);
+		return stage_fill(argv[0], size, parse_int(argv[3], 1, 95), parse_int(argv[4], 0, 1), argv[5]);
 	}
 	if (argc == 4 && strcmp(argv[1], "--stage-check") == 0) {
 		uint64_t size;
@@ -344,8 +384,10 @@ int main(int argc, char **argv)
 			percent = parse_int(argv[++i], 1, 95);
 		} else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
 			runs = parse_int(argv[++i], 1, RUNS_MAX);
+		} else if (strcmp(argv[i], "--collapse") == 0) {
+			collapse = 1;
 		} else {
-			fprintf(stderr, "usage: arena-blackout [--sizes 16M,1G,8G] [--fill PERCENT] [--runs N]\n");
+			fprintf(stderr, "usage: arena-blackout [--sizes 16M,1G,8G] [--fill PERCENT] [--runs N] [--collapse]\n");
 			return strcmp(argv[i], "--help") == 0 ? 0 : 2;
 		}
 	}
@@ -366,10 +408,12 @@ int main(int argc, char **argv)
 		die("/proc/self/exe", errno);
 	self[len] = '\0';
 
-	printf("arena-blackout: live data filling %d%% of each arena, in 4 KiB nodes; %d run%s per size\n\n",
-	       percent, runs, runs > 1 ? "s" : "");
-	printf("%-8s %9s %10s %17s %9s %8s %9s %8s %8s %9s %9s  %s\n", "arena", "nodes", "blackout", "(all runs)",
-	       "retrieve", "freeze", "serialize", "exec", "restore", "check*", "metadata", "verified");
+	printf("arena-blackout: live data filling %d%% of each arena, in 4 KiB nodes; %d run%s per size%s\n\n",
+	       percent, runs, runs > 1 ? "s" : "",
+	       collapse ? "; --collapse: the old image collapsed the data into 2 MiB pages first" : "");
+	printf("%-8s %9s %10s %17s %9s %8s %9s %8s %8s %9s %11s %9s  %s\n", "arena", "nodes", "blackout",
+	       "(all runs)", "retrieve", "freeze", "serialize", "exec", "restore", "check*", "populate**", "metadata",
+	       "verified");
 	for (size_t i = 0; i < n; i++) {
 		struct result all[RUNS_MAX];
 		char h[32], range[40];
@@ -377,7 +421,7 @@ int main(int argc, char **argv)
 
 		human(sizes[i], h, sizeof(h));
 		for (int k = 0; k < runs; k++)
-			if (run_size(self, sizes[i], percent, &all[done]) == 0)
+			if (run_size(self, sizes[i], percent, collapse, &all[done]) == 0)
 				done++;
 		if (done < runs) {
 			printf("%-8s  (%d of %d runs failed: not enough memory?)\n", h, runs - done, runs);
@@ -390,13 +434,21 @@ int main(int argc, char **argv)
 		for (int k = 0; k < done; k++)
 			failed |= !all[k].ok;
 		snprintf(range, sizeof(range), "%.2f..%.2f ms", all[0].blackout_ns / 1e6, all[done - 1].blackout_ns / 1e6);
-		printf("%-8s %9" PRIu64 " %7.2f ms %17s %6.3f ms %5.3f ms %6.3f ms %5.3f ms %5.3f ms %6.3f ms %8.4f%%  %s\n",
+		printf("%-8s %9" PRIu64 " %7.2f ms %17s %6.3f ms %5.3f ms %6.3f ms %5.3f ms %5.3f ms %6.3f ms %8.1f ms "
+		       "%8.4f%%  %s\n",
 		       h, res[i].nodes, res[i].blackout_ns / 1e6, range, res[i].retrieve_ns / 1e6,
 		       res[i].freeze_ns / 1e6, res[i].serialize_ns / 1e6, res[i].exec_ns / 1e6,
-		       res[i].restore_ns / 1e6, res[i].check_ns / 1e6,
+		       res[i].restore_ns / 1e6, res[i].check_ns / 1e6, res[i].populate_ns / 1e6,
 		       100.0 * (double)res[i].meta / (double)res[i].size, res[i].ok ? "yes" : "NO");
 	}
 	printf("\n* check: the allocator's deferred map check (luo_arena_check()), after the blackout\n");
+	printf("** populate: luo_arena_populate_start(LUO_ARENA_POPULATE_NORMAL) mapping the arena's data back\n"
+	       "   into the new image's page tables, after the check (median run's):");
+	for (size_t i = 0; i < n; i++)
+		if (res[i].populate_ns)
+			printf("%s%.0f MiB at %.2f GB/s", i ? "; " : " ", res[i].populated / 1048576.0,
+			       (double)res[i].populated / (double)res[i].populate_ns);
+	printf("\n");
 	if (n >= 2 && res[0].blackout_ns && res[n - 1].blackout_ns)
 		printf("blackout ratio, largest / smallest arena (medians): %.2f (target <= 1.5)\n",
 		       (double)res[n - 1].blackout_ns / (double)res[0].blackout_ns);

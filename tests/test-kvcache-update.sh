@@ -13,7 +13,8 @@
 # connection, no lost item (every key reads back its last value on the same
 # connections); stats say liveupdate_number 3; luoctl matrix agrees with what
 # happened; then memaslap (if installed) with verification across one more
-# update; the server exits 0 on SIGTERM with no fd left over from clients.
+# update; the new image's arena populate thread ran and logged its end;
+# the server exits 0 on SIGTERM with no fd left over from clients.
 # KVCACHE_ITEMS (default 100000) sets the load.
 #
 # usage: test-kvcache-update.sh KVCACHE_V1 KVCACHE_V2 KVCACHE_V3 LUOCTL CLIENT
@@ -85,6 +86,9 @@ check_gen() {
 echo "${bin[v2]}" > "$tmp/next"
 kill -HUP "$server"
 check_gen v2 v1
+# The new image maps the arena back in the background (--populate low, the default) and says so.
+wait_for "arena populated (--populate low): [1-9][0-9]* MiB in "
+echo "ok - $(grep -m1 "arena populated" "$tmp/server")"
 
 # v2 -> v1 by luoctl (a downgrade: format 1, nothing converted).
 "$luoctl" update --pid "$server" "${bin[v1]}" > "$tmp/luoctl1" 2>&1 || { cat "$tmp/luoctl1"; fail "luoctl update to v1"; }

@@ -73,6 +73,10 @@ _Static_assert(KV_CONNS_MAX + 2 <= LUO_SESSION_FILES_MAX, "every connection is a
 /* Idle timeout, seconds (--idle-timeout; 0: none). */
 #define KV_IDLE_TIMEOUT_DEFAULT 300
 #define KV_IDLE_TIMEOUT_MAX 86400
+/* How often the main loop looks whether the arena's populate thread has ended (to log it). */
+#define KV_POPULATE_POLL_MS 10
+/* --hugepages: how often the arena's data written since is collapsed into huge pages. */
+#define KV_COLLAPSE_PERIOD_MS 5000
 /* Lock stripes of the index; each has its own LRU list. A power of two. */
 #define KV_STRIPES 1024
 /* Buckets: one per this many bytes of --memory, a power of two in [MIN, MAX]. */

@@ -192,6 +192,8 @@ struct options {
 	unsigned idle_timeout;
 	const char *next;
 	const char *next_file;
+	const char *populate;   /* --populate: off, low, idle or normal */
+	bool hugepages;         /* not --no-hugepages: the arena collapsed into huge pages */
 	char self[PATH_MAX];
 	char bound[16];
 	char threads_s[16], memory_s[16], idle_s[16];
@@ -210,6 +212,9 @@ static struct {
 	atomic_uint_fast64_t curr_conns;
 	uint64_t failed_updates, last_quiesce_us;
 	uint64_t accept_paused_until; /* mono ns; 0 or past: accepting */
+	bool populating; /* the arena's populate thread runs; logged when it ends */
+	bool populate_quiet;      /* a periodic --hugepages pass: logged only if it fails */
+	uint64_t populate_end_ms; /* when the last pass ended (CLOCK_MONOTONIC) */
 
 	/* Outgoing "kvcache-conns", prepared before luo_update(). */
 	struct kv_conn_v1 *recs;
@@ -959,6 +964,8 @@ static void resume_serving(void)
 	}
 }
 
+static void populate_poll(void);
+
 /*
  * luoctl's update (luo_control_set_quiesce()): libluo calls this only once
  * the requester is checked and its request read, so that no other uid, and
@@ -966,10 +973,15 @@ static void resume_serving(void)
  */
 static int control_quiesce(void *userdata)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0;
 	int r;
 
 	(void)userdata;
+	/* As on SIGHUP: the populate thread stops before the quiesce is timed. */
+	luo_arena_populate_stop(srv.arena);
+	if (srv.populating)
+		populate_poll();
+	t0 = mono_ns();
 	workers_stop();
 	r = recs_prepare();
 	srv.last_quiesce_us = (mono_ns() - t0) / 1000;
@@ -1001,9 +1013,18 @@ static void control_resume(void *userdata)
  */
 static void update(void)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0;
 	char path[PATH_MAX];
 	int r;
+
+	/*
+	 * Before the quiesce, while the workers still serve: the exec must not
+	 * wait for a low-priority thread to notice it is killed.
+	 */
+	luo_arena_populate_stop(srv.arena);
+	if (srv.populating)
+		populate_poll(); /* logs how far it went */
+	t0 = mono_ns();
 
 	r = next_binary(path, sizeof(path));
 	if (r < 0) {
@@ -1021,7 +1042,7 @@ static void update(void)
 	}
 	{
 		/* The next image: the same options, and the port in use if it must start fresh. */
-		char *argv[16];
+		char *argv[20];
 		size_t k = 0;
 
 		argv[k++] = path;
@@ -1033,6 +1054,13 @@ static void update(void)
 		argv[k++] = srv.o.memory_s;
 		argv[k++] = (char *)"--idle-timeout";
 		argv[k++] = srv.o.idle_s;
+		/* Only when not the defaults: a binary without these options still starts. */
+		if (strcmp(srv.o.populate, "low") != 0) {
+			argv[k++] = (char *)"--populate";
+			argv[k++] = (char *)srv.o.populate;
+		}
+		if (!srv.o.hugepages)
+			argv[k++] = (char *)"--no-hugepages";
 		if (srv.o.next) {
 			argv[k++] = (char *)"--next";
 			argv[k++] = (char *)srv.o.next;
@@ -1313,13 +1341,21 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kvcache [--port N] [--port-file FILE] [--threads N] [--memory MiB]\n"
-		"               [--idle-timeout S] [--next BINARY] [--next-file FILE]\n"
+		"               [--idle-timeout S] [--populate MODE] [--no-hugepages]\n"
+		"               [--next BINARY] [--next-file FILE]\n"
 		"       kvcache --help | --version\n"
 		"\n"
 		"A memcached text-protocol cache on 127.0.0.1:N (0, the default: any free\n"
 		"port, written to --port-file). Items live in a luo arena of --memory MiB\n"
 		"(default 64; LRU eviction past it), served by --threads epoll workers\n"
 		"(default 4). Connections idle for S seconds are closed (default %d; 0 never).\n"
+		"After a live update, --populate maps the arena's pages back into the page\n"
+		"tables from a background thread, so that the first touch of each is not a\n"
+		"fault: low (the default: nice 19), idle (SCHED_IDLE), normal (the workers'\n"
+		"priority), off (pages fault in as the workers touch them). The arena's data\n"
+		"is also turned into 2 MiB pages in the background (MADV_COLLAPSE, at most\n"
+		"every %d s, at the --populate priority), so that a next image maps it 512\n"
+		"pages at a time; --no-hugepages keeps 4 KiB pages.\n"
 		"\n"
 		"Live update, keeping the pid, the items, the listening socket and every open\n"
 		"client connection (clients see a pause, never an error):\n"
@@ -1333,7 +1369,7 @@ static void usage(FILE *f)
 		"This is the %s build. Store format: reads %d..%d, writes %d..%d\n"
 		"(component kvcache-store, mandatory); connections: kvcache-conns v1.\n"
 		"Limits: keys %d bytes, values %u bytes, %d connections, %d threads.\n",
-		KV_IDLE_TIMEOUT_DEFAULT, KV_BUILD_NAME, KV_FORMAT_READ_MIN, KV_FORMAT_READ_MAX, KV_FORMAT_WRITE_MIN,
+		KV_IDLE_TIMEOUT_DEFAULT, KV_COLLAPSE_PERIOD_MS / 1000, KV_BUILD_NAME, KV_FORMAT_READ_MIN, KV_FORMAT_READ_MAX, KV_FORMAT_WRITE_MIN,
 		KV_FORMAT_WRITE_MAX, KV_KEY_MAX, KV_VALUE_MAX, KV_CONNS_MAX, KV_THREADS_MAX);
 }
 
@@ -1351,12 +1387,27 @@ static unsigned parse_uint(const char *opt, const char *s, unsigned min, unsigne
 	return (unsigned)v;
 }
 
+/* libluo's populate flags for --populate @mode; -1 off; -2 not a mode. */
+static int populate_flags(const char *mode)
+{
+	if (strcmp(mode, "low") == 0)
+		return 0;
+	if (strcmp(mode, "idle") == 0)
+		return LUO_ARENA_POPULATE_IDLE;
+	if (strcmp(mode, "normal") == 0)
+		return LUO_ARENA_POPULATE_NORMAL;
+	if (strcmp(mode, "off") == 0)
+		return -1;
+	return -2;
+}
+
 static void parse_options(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },    { "port-file", required_argument, NULL, 'f' },
 		{ "threads", required_argument, NULL, 't' }, { "memory", required_argument, NULL, 'm' },
-		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "idle-timeout", required_argument, NULL, 'i' }, { "populate", required_argument, NULL, 'P' },
+		{ "hugepages", no_argument, NULL, 'H' },     { "no-hugepages", no_argument, NULL, 'X' },
 		{ "next", required_argument, NULL, 'n' },    { "next-file", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },          { "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -1368,7 +1419,9 @@ static void parse_options(int argc, char **argv)
 	o->threads = 4;
 	o->memory_mb = 64;
 	o->idle_timeout = KV_IDLE_TIMEOUT_DEFAULT;
-	while ((c = getopt_long(argc, argv, "p:f:t:m:i:n:N:hV", opts, NULL)) != -1) {
+	o->populate = "low";
+	o->hugepages = true;
+	while ((c = getopt_long(argc, argv, "p:f:t:m:i:P:HXn:N:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->port = (int)parse_uint("--port", optarg, 0, 65535);
@@ -1384,6 +1437,19 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 'i':
 			o->idle_timeout = parse_uint("--idle-timeout", optarg, 0, KV_IDLE_TIMEOUT_MAX);
+			break;
+		case 'P':
+			if (populate_flags(optarg) < -1) {
+				fprintf(stderr, "kvcache: --populate must be off, low, idle or normal, not '%s'\n", optarg);
+				exit(2);
+			}
+			o->populate = optarg;
+			break;
+		case 'H':
+			o->hugepages = true;
+			break;
+		case 'X':
+			o->hugepages = false;
 			break;
 		case 'n':
 			o->next = optarg;
@@ -1433,6 +1499,57 @@ static const char *component_outcome(const char *name, char *buf, size_t len)
 	return buf;
 }
 
+static uint64_t mono_ms(void)
+{
+	return mono_ns() / 1000000;
+}
+
+/*
+ * Start the arena's populate thread: after an update (--populate), and
+ * with --hugepages every KV_COLLAPSE_PERIOD_MS too (@periodic, not
+ * logged), so that the items written since become huge pages for the
+ * next image (a range huge already costs nothing).
+ */
+static void populate_pass(bool periodic)
+{
+	int flags = populate_flags(srv.o.populate);
+	int r;
+
+	if (flags < 0) /* --populate off: the periodic collapse at nice 19 */
+		flags = 0;
+	if (srv.o.hugepages)
+		flags |= LUO_ARENA_POPULATE_COLLAPSE;
+	r = luo_arena_populate_start(srv.arena, 0, (unsigned)flags);
+	if (r < 0) {
+		logf_("arena not populated (%s): its pages fault in on first touch", strerror(-r));
+		srv.populate_end_ms = mono_ms();
+	}
+	srv.populating = r == 0;
+	srv.populate_quiet = periodic;
+}
+
+/* Log once when the arena's populate thread has ended. */
+static void populate_poll(void)
+{
+	struct luo_arena_populate_status st;
+
+	if (luo_arena_populate_status(srv.arena, &st) < 0 || st.state == LUO_ARENA_POPULATE_RUNNING)
+		return;
+	srv.populating = false;
+	srv.populate_end_ms = mono_ms();
+	if (st.state == LUO_ARENA_POPULATE_FAILED)
+		logf_("arena populate failed after %" PRIu64 " MiB: %s", st.populated >> 20, strerror(-st.error));
+	else if (!srv.populate_quiet)
+		logf_("arena populated (--populate %s): %" PRIu64 " MiB in %.1f ms%s%s", srv.o.populate,
+		      st.populated >> 20, st.elapsed_ns / 1e6,
+		      st.state == LUO_ARENA_POPULATE_STOPPED ? ", stopped before the end" : "",
+		      !srv.o.hugepages ? ""
+		      : st.collapse_refused ? "; MADV_COLLAPSE refused"
+					    : "; huge pages for the next image");
+	if (srv.o.hugepages && !srv.populate_quiet)
+		logf_("arena: %" PRIu64 " MiB in huge pages", st.collapsed >> 20);
+}
+
 static void stop_everything(void)
 {
 	workers_stop();
@@ -1455,6 +1572,7 @@ int main(int argc, char **argv)
 	const char *reason;
 	char c1[96], c2[96];
 	sigset_t mask;
+	bool adopted;
 	int r, port;
 
 	parse_options(argc, argv);
@@ -1473,6 +1591,7 @@ int main(int argc, char **argv)
 		logf_("rolled back from a failed update: %s (%s)", reason, strerror(-r));
 
 	conns = take_over();
+	adopted = srv.store_ready;
 
 	r = luo_session_create(srv.luo, SESSION, &srv.out);
 	if (r < 0)
@@ -1484,7 +1603,9 @@ int main(int argc, char **argv)
 	} else {
 		uint64_t limit = (uint64_t)srv.o.memory_mb << 20;
 
-		r = luo_arena_create(srv.out, TOKEN_ARENA, kv_store_arena_size(limit), 0, &srv.arena);
+		/* The flag is recorded with the arena: each next image asks for huge pages too. */
+		r = luo_arena_create(srv.out, TOKEN_ARENA, kv_store_arena_size(limit),
+				     srv.o.hugepages ? LUO_ARENA_HUGEPAGES : 0, &srv.arena);
 		if (r < 0)
 			die("luo_arena_create", -r);
 		r = kv_store_format(&srv.st, srv.arena, limit);
@@ -1535,7 +1656,9 @@ int main(int argc, char **argv)
 		die("starting the workers", -r);
 	luo_ready(srv.luo);
 	free_incoming_bytes();
-
+	/* After luo_ready(): the thread never delays the switch. */
+	if (adopted && populate_flags(srv.o.populate) >= 0)
+		populate_pass(false);
 	if (luo_is_incoming(srv.luo)) {
 		struct luo_timings t = { 0 };
 
@@ -1564,20 +1687,26 @@ int main(int argc, char **argv)
 					 { .fd = srv.sig_fd, .events = POLLIN },
 					 { .fd = srv.ctl_fd, .events = POLLIN } }; /* -1: ignored */
 		struct signalfd_siginfo si;
-		int timeout = -1;
+		int timeout = srv.populating ? KV_POPULATE_POLL_MS : srv.o.hugepages ? KV_COLLAPSE_PERIOD_MS : -1;
 
 		if (srv.accept_paused_until) {
 			uint64_t now = mono_ns();
 
 			if (now < srv.accept_paused_until) {
+				int pause_ms = (int)((srv.accept_paused_until - now) / 1000000) + 1;
+
 				pfd[0].fd = -1; /* not listened to until then */
-				timeout = (int)((srv.accept_paused_until - now) / 1000000) + 1;
+				timeout = timeout < 0 || pause_ms < timeout ? pause_ms : timeout;
 			}
 		}
 		if (poll(pfd, 3, timeout) < 0 && errno != EINTR)
 			die("poll", errno);
 		if (pfd[0].fd < 0 && mono_ns() >= srv.accept_paused_until)
 			accept_some(); /* the pause is over: try again */
+		if (srv.populating)
+			populate_poll();
+		else if (srv.o.hugepages && mono_ms() - srv.populate_end_ms >= KV_COLLAPSE_PERIOD_MS)
+			populate_pass(true);
 		if (pfd[0].revents & POLLIN)
 			accept_some();
 		if (pfd[2].revents & POLLIN) {

@@ -30,6 +30,12 @@
  *                        allocator for good; the mapping stays, since the
  *                        program may already hold pointers into it
  *
+ * After luo_ready(), luo_arena_populate_start() maps the arena's data
+ * extents into the page tables from a low-priority thread, chunk by chunk
+ * (a read per page, or MADV_POPULATE_READ on request), so that the
+ * service does not take a fault on its first touch of every page; _stop()
+ * (and luo_arena_close()) ask it to end and join it.
+ *
  * Failure paths: create undoes everything it did (unmap, close) on any
  * error; retrieve leaves the reservation in place on error (the address
  * range stays unusable for anything else, the data untouched). Freed chunks
@@ -40,10 +46,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +74,38 @@
 
 #define ARENA_SEALS (F_SEAL_GROW | F_SEAL_SHRINK)
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; older headers */
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
+/* A PMD-mapped transparent huge page (x86-64, arm64 with 4 KiB pages). */
+#define POPULATE_HUGE (2u << 20)
+/* The populate thread's nice value (its own, not the process's). */
+#define POPULATE_NICE 19
+#define LUO_ARENA_POPULATE_FLAGS                                                                   \
+	(LUO_ARENA_POPULATE_IDLE | LUO_ARENA_POPULATE_NORMAL | LUO_ARENA_POPULATE_MADVISE | \
+	 LUO_ARENA_POPULATE_COLLAPSE)
+
+/* The populate thread; its fields under @lock, progress atomic. */
+struct arena_populate {
+	pthread_mutex_t lock;
+	pthread_t thread;
+	bool joinable;           /* a thread was started and not joined yet */
+	atomic_bool stop;
+	atomic_int state;        /* enum luo_arena_populate_state */
+	atomic_int error;
+	atomic_bool fallback;
+	atomic_uint_fast64_t populated;
+	atomic_uint_fast64_t collapsed;
+	atomic_bool collapse_refused;
+	uint64_t start_ns;
+	atomic_uint_fast64_t end_ns;
+	size_t chunk;
+	unsigned int flags;
+};
+
 struct luo_arena {
 	pthread_mutex_t lock;
 	void *base;
@@ -79,6 +121,7 @@ struct luo_arena {
 	bool map_unchecked;
 	int check_error;
 	char check_reason[LUO_REASON_MAX];
+	struct arena_populate pop;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -278,6 +321,7 @@ static struct luo_arena *arena_new(int fd, void *base, size_t size, uint32_t fla
 	if (!a)
 		return NULL;
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->pop.lock, NULL);
 	a->fd = fd;
 	a->base = base;
 	a->size = size;
@@ -482,8 +526,10 @@ void luo_arena_close(struct luo_arena *a)
 	 * Keep the range reserved: the arena may still be preserved, and a
 	 * later luo_arena_create() must not be placed at its address.
 	 */
+	luo_arena_populate_stop(a); /* before the unmap: it reads the mapping */
 	unmap_to_reservation(a->base, a->size);
 	safe_close(a->fd);
+	pthread_mutex_destroy(&a->pop.lock);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
@@ -621,4 +667,220 @@ int luo_arena_bind_type(struct luo_arena *a, const char *component, uint32_t ver
 	}
 	pthread_mutex_unlock(&a->lock);
 	return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Populating the page tables in the background                              */
+
+/*
+ * One read per page maps it (writable: a shared shmem mapping needs no
+ * write fault), and the kernel's fault-around maps the neighbouring pages
+ * of the same 64 KiB window already in the page cache with it.
+ */
+static void touch_pages(const volatile char *p, size_t len, size_t page)
+{
+	for (size_t off = 0; off < len; off += page)
+		(void)p[off];
+}
+
+/* Map [@off, @end) of the arena, chunk by chunk. 0, 1 asked to stop, or a negative errno. */
+static int populate_extent(struct luo_arena *a, uint64_t off, uint64_t end, size_t page)
+{
+	struct arena_populate *pp = &a->pop;
+	bool use_madvise = pp->flags & LUO_ARENA_POPULATE_MADVISE;
+
+	while (off < end) {
+		size_t len = (size_t)(end - off < pp->chunk ? end - off : pp->chunk);
+		char *p = (char *)a->base + off;
+
+		if (atomic_load(&pp->stop))
+			return 1;
+		if (!use_madvise)
+			touch_pages(p, len, page);
+		else if (madvise(p, len, MADV_POPULATE_READ) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue; /* retried from the same place */
+			/* EINVAL: the kernel does not know the advice. */
+			if (errno != EINVAL)
+				return -errno;
+			atomic_store(&pp->fallback, true);
+			use_madvise = false;
+			touch_pages(p, len, page);
+		}
+		off += len;
+		atomic_fetch_add(&pp->populated, len);
+		sched_yield(); /* the service first */
+	}
+	return 0;
+}
+
+/*
+ * Every 2 MiB-aligned range of [@off, @end) into a huge page. Within a
+ * data extent only: a range with a hole would have the hole filled. A
+ * range that is huge already costs a page table walk. 0, 1 asked to stop.
+ */
+static int collapse_extent(struct luo_arena *a, uint64_t off, uint64_t end)
+{
+	struct arena_populate *pp = &a->pop;
+
+	for (off = (off + POPULATE_HUGE - 1) & ~(uint64_t)(POPULATE_HUGE - 1); off + POPULATE_HUGE <= end;
+	     off += POPULATE_HUGE) {
+		if (atomic_load(&pp->stop))
+			return 1;
+		if (madvise((char *)a->base + off, POPULATE_HUGE, MADV_COLLAPSE) == 0)
+			atomic_fetch_add(&pp->collapsed, POPULATE_HUGE);
+		else if (errno == EINVAL || errno == EPERM) {
+			/* No MADV_COLLAPSE here (or THP denied): the mapping stays as it is. */
+			atomic_store(&pp->collapse_refused, true);
+			return 0;
+		}
+		/* EAGAIN, ENOMEM, EBUSY: that range stays in small pages this time. */
+		sched_yield();
+	}
+	return 0;
+}
+
+/* Call @fn on each data extent of the arena's memfd, in order. */
+static int for_each_extent(struct luo_arena *a, size_t page, int (*fn)(struct luo_arena *, uint64_t, uint64_t, size_t))
+{
+	uint64_t off = 0;
+	int r = 0;
+
+	while (off < a->size) {
+		off_t data = lseek(a->fd, (off_t)off, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno; /* ENXIO: no data past @off */
+		hole = lseek(a->fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if ((uint64_t)hole > a->size)
+			hole = (off_t)a->size;
+		/* Whole pages: extents are page-granular on shmem anyway. */
+		r = fn(a, (uint64_t)data & ~(uint64_t)(page - 1), (uint64_t)hole, page);
+		if (r != 0)
+			return r;
+		off = (uint64_t)hole;
+	}
+	return 0;
+}
+
+static int collapse_extent_cb(struct luo_arena *a, uint64_t off, uint64_t end, size_t page)
+{
+	(void)page;
+	if (atomic_load(&a->pop.collapse_refused))
+		return 0;
+	return collapse_extent(a, off, end);
+}
+
+static void *populate_main(void *arg)
+{
+	struct luo_arena *a = arg;
+	struct arena_populate *pp = &a->pop;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	int r;
+
+	if (pp->flags & LUO_ARENA_POPULATE_IDLE) {
+		struct sched_param sp = { 0 };
+
+		(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	} else if (!(pp->flags & LUO_ARENA_POPULATE_NORMAL)) {
+		/* On Linux the nice value is the thread's (its tid). */
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), POPULATE_NICE);
+	}
+	/* The data extents only: holes stay holes (populating them would allocate). */
+	r = for_each_extent(a, page, populate_extent);
+	/* Then, for the next image, huge pages where the data fills 2 MiB. */
+	if (r == 0 && (pp->flags & LUO_ARENA_POPULATE_COLLAPSE))
+		r = for_each_extent(a, page, collapse_extent_cb);
+	atomic_store(&pp->end_ns, luo_now_ns());
+	if (r < 0)
+		atomic_store(&pp->error, r);
+	atomic_store(&pp->state, r < 0 ? LUO_ARENA_POPULATE_FAILED
+				: r > 0 ? LUO_ARENA_POPULATE_STOPPED : LUO_ARENA_POPULATE_DONE);
+	return NULL;
+}
+
+/* @pop.lock held. */
+static void populate_join_locked(struct luo_arena *a)
+{
+	if (a->pop.joinable) {
+		pthread_join(a->pop.thread, NULL);
+		a->pop.joinable = false;
+	}
+}
+
+int luo_arena_populate_start(struct luo_arena *a, size_t chunk, unsigned int flags)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct arena_populate *pp;
+	sigset_t all, old;
+	int r;
+
+	if (!a || (flags & ~(unsigned int)LUO_ARENA_POPULATE_FLAGS) ||
+	    (flags & LUO_ARENA_POPULATE_IDLE && flags & LUO_ARENA_POPULATE_NORMAL) || chunk % page ||
+	    chunk > LUO_ARENA_POPULATE_CHUNK_MAX)
+		return -EINVAL;
+	pp = &a->pop;
+	pthread_mutex_lock(&pp->lock);
+	if (atomic_load(&pp->state) == LUO_ARENA_POPULATE_RUNNING) {
+		pthread_mutex_unlock(&pp->lock);
+		return -EBUSY;
+	}
+	populate_join_locked(a);
+	pp->chunk = chunk ? chunk : LUO_ARENA_POPULATE_CHUNK;
+	pp->flags = flags;
+	atomic_store(&pp->stop, false);
+	atomic_store(&pp->error, 0);
+	atomic_store(&pp->fallback, false);
+	atomic_store(&pp->populated, 0);
+	atomic_store(&pp->collapsed, 0);
+	atomic_store(&pp->collapse_refused, false);
+	pp->start_ns = luo_now_ns();
+	atomic_store(&pp->end_ns, 0);
+	atomic_store(&pp->state, LUO_ARENA_POPULATE_RUNNING);
+	/* The thread takes no signal: they stay the program's threads' business. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&pp->thread, NULL, populate_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		atomic_store(&pp->state, LUO_ARENA_POPULATE_NONE);
+	else
+		pp->joinable = true;
+	pthread_mutex_unlock(&pp->lock);
+	return r;
+}
+
+int luo_arena_populate_stop(struct luo_arena *a)
+{
+	if (!a)
+		return -EINVAL;
+	pthread_mutex_lock(&a->pop.lock);
+	atomic_store(&a->pop.stop, true);
+	populate_join_locked(a);
+	pthread_mutex_unlock(&a->pop.lock);
+	return 0;
+}
+
+int luo_arena_populate_status(struct luo_arena *a, struct luo_arena_populate_status *ret_status)
+{
+	struct arena_populate *pp;
+	uint64_t end;
+
+	if (!a || !ret_status)
+		return -EINVAL;
+	pp = &a->pop;
+	pthread_mutex_lock(&pp->lock);
+	ret_status->state = atomic_load(&pp->state);
+	ret_status->error = atomic_load(&pp->error);
+	ret_status->fallback = atomic_load(&pp->fallback);
+	ret_status->populated = atomic_load(&pp->populated);
+	ret_status->collapsed = atomic_load(&pp->collapsed);
+	ret_status->collapse_refused = atomic_load(&pp->collapse_refused);
+	end = atomic_load(&pp->end_ns);
+	ret_status->elapsed_ns = ret_status->state == LUO_ARENA_POPULATE_NONE ? 0
+				 : (end ? end : luo_now_ns()) - pp->start_ns;
+	pthread_mutex_unlock(&pp->lock);
+	return 0;
 }
