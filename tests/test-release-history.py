@@ -35,6 +35,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tap  # noqa: E402
+from tap import ok  # noqa: E402
+
 SRC, LUOCTL, V1, V2, V3, BROKEN, HEAD, KV_HEAD, KV1, KV2 = sys.argv[1:11]
 # The build of each release of the history, by its record's name.
 RELEASE_BUILDS = {"counter": {"v1": V1, "v2": V2}, "kvcache": {"v1": KV1, "v2": KV2}}
@@ -44,18 +48,6 @@ ITEMS = 200
 RELEASES = os.path.join(SRC, "dist/releases")
 RECORD = os.path.join(RELEASES, "record")
 
-passed = failed = 0
-
-
-def ok(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok - {what}")
-    else:
-        failed += 1
-        print(f"not ok - {what}")
-    return cond
 
 
 def luoctl(*args):
@@ -403,8 +395,7 @@ def main():
         test_roundtrip_counter(tmp)
         test_roundtrip_kvcache(tmp)
     ok(set(os.listdir("/proc/self/fd")) <= fds | {str(n) for n in range(3)}, "no fd leaked")
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(tap.summary())
 
 
 main()

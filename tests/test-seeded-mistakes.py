@@ -31,6 +31,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tap  # noqa: E402
+from tap import ok  # noqa: E402
+
 SRC, BUILD = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 LUOCTL = os.path.join(BUILD, "src/luoctl/luoctl")
 DESCRIBE = os.path.join(BUILD, "src/describe/luo-describe")
@@ -40,18 +44,6 @@ CC = os.environ.get("CC", "cc")
 SANITIZE = os.environ.get("SEED_SANITIZE", "none")
 SAN_FLAGS = [f"-fsanitize={SANITIZE}"] if SANITIZE not in ("", "none") else []
 
-passed = failed = 0
-
-
-def ok(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok - {what}")
-    else:
-        failed += 1
-        print(f"not ok - {what}")
-    return cond
 
 
 EXAMPLES = {
@@ -270,8 +262,7 @@ def main():
         ok(refused >= 12, f"{refused} distinct mistakes caught before the switch (at least 12)")
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return tap.summary()
 
 
 if __name__ == "__main__":

@@ -1205,6 +1205,21 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
 #define LUO_RANGES_VALID_(rmin, rmax, wmin, wmax) \
 	((rmin) >= 1 && (rmin) <= (rmax) && (rmin) <= (wmin) && (wmin) <= (wmax) && (wmax) <= (rmax))
 
+/* The checks and the .note.luo record both component declarations share. */
+#define LUO_COMPONENT_NOTE_(ident, cname, rmin, rmax, wmin, wmax, cflags)                                \
+	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
+		       "LUO_COMPONENT: the name must be a string literal of 1..47 bytes");                  \
+	_Static_assert(LUO_RANGES_VALID_(rmin, rmax, wmin, wmax),                                         \
+		       "LUO_COMPONENT: need 1 <= read_min <= write_min <= write_max <= read_max");          \
+	_Static_assert(((cflags) & ~LUO_COMPONENT_OPTIONAL) == 0, "LUO_COMPONENT: unknown flags");         \
+	static const struct {                                                                             \
+		struct luo_abi_note_header h;                                                             \
+		struct luo_abi_note_component d;                                                          \
+	} ident##_luo_note LUO_NOTE_ATTR_ = {                                                             \
+		LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),                   \
+		{ LUO_ABI_KIND_COMPONENT, (cflags), (rmin), (rmax), (wmin), (wmax), cname },               \
+	}
+
 /**
  * LUO_COMPONENT() - declare, record and register a component.
  * @ident: a C identifier for the objects the macro defines (static).
@@ -1223,18 +1238,7 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
  * negotiation refuses a mandatory one and drops an optional one.
  */
 #define LUO_COMPONENT(ident, cname, rmin, rmax, wmin, wmax, cflags, save_fn, load_fn)                    \
-	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
-		       "LUO_COMPONENT: the name must be a string literal of 1..47 bytes");                  \
-	_Static_assert(LUO_RANGES_VALID_(rmin, rmax, wmin, wmax),                                         \
-		       "LUO_COMPONENT: need 1 <= read_min <= write_min <= write_max <= read_max");          \
-	_Static_assert(((cflags) & ~LUO_COMPONENT_OPTIONAL) == 0, "LUO_COMPONENT: unknown flags");         \
-	static const struct {                                                                             \
-		struct luo_abi_note_header h;                                                             \
-		struct luo_abi_note_component d;                                                          \
-	} ident##_luo_note LUO_NOTE_ATTR_ = {                                                             \
-		LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),                   \
-		{ LUO_ABI_KIND_COMPONENT, (cflags), (rmin), (rmax), (wmin), (wmax), cname },               \
-	};                                                                                                \
+	LUO_COMPONENT_NOTE_(ident, cname, rmin, rmax, wmin, wmax, cflags);                                \
 	static const struct luo_component ident;                                                          \
 	__attribute__((constructor)) static void ident##_luo_register(void)                               \
 	{                                                                                                 \
@@ -1256,18 +1260,7 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
  * The same note and the same rules as LUO_COMPONENT().
  */
 #define LUO_COMPONENT_WITH_DATA(ident, cname, rmin, rmax, wmin, wmax, cflags, save_fn, load_fn, udata)  \
-	_Static_assert(sizeof(cname) >= 2 && sizeof(cname) <= LUO_ABI_NOTE_NAME_SIZE,                      \
-		       "LUO_COMPONENT: the name must be a string literal of 1..47 bytes");                  \
-	_Static_assert(LUO_RANGES_VALID_(rmin, rmax, wmin, wmax),                                         \
-		       "LUO_COMPONENT: need 1 <= read_min <= write_min <= write_max <= read_max");          \
-	_Static_assert(((cflags) & ~LUO_COMPONENT_OPTIONAL) == 0, "LUO_COMPONENT: unknown flags");         \
-	static const struct {                                                                             \
-		struct luo_abi_note_header h;                                                             \
-		struct luo_abi_note_component d;                                                          \
-	} ident##_luo_note LUO_NOTE_ATTR_ = {                                                             \
-		LUO_NOTE_HEADER_(struct luo_abi_note_component, LUO_ABI_NOTE_COMPONENT),                   \
-		{ LUO_ABI_KIND_COMPONENT, (cflags), (rmin), (rmax), (wmin), (wmax), cname },               \
-	};                                                                                                \
+	LUO_COMPONENT_NOTE_(ident, cname, rmin, rmax, wmin, wmax, cflags);                                \
 	static const struct luo_component_with_data ident;                                                \
 	__attribute__((constructor)) static void ident##_luo_register(void)                               \
 	{                                                                                                 \
