@@ -3,7 +3,7 @@
  * DOC: handover.c, luod's own live update (an exec handover of itself)
  *
  * Lifecycle: SIGHUP or an OP_UPDATE (root or luod's uid) asks for an
- * update (handover_request()). luod then drains: it stops reading new
+ * update (conn_update_request()). luod then drains: it stops reading new
  * requests -- they wait in the sockets, to be answered by the new image --
  * but lets deposits under way finish and queued replies go out, for at
  * most LUOD_UPDATE_DRAIN_MS. A connection still busy at the deadline (a
@@ -66,7 +66,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "conn.h"
+#include "handover.h"
 #include "luod.h"
+#include "table.h"
 #include "wire.h"
 
 #define TABLE_COMPONENT "luod-table"
@@ -413,21 +416,6 @@ static void update_now(struct luod *d)
 		d->update_conn->cur_op = LUO_AGENT_OP_UPDATE;
 		conn_reply(d, d->update_conn, d->update_seq, d->update_reply_size, r, why);
 	}
-}
-
-int handover_request(struct luod *d, struct conn *requester, uint32_t seq, uint32_t reply_size)
-{
-	if (d->update_wanted)
-		return -EBUSY;
-	d->update_wanted = true;
-	d->update_conn = requester;
-	d->update_seq = seq;
-	d->update_reply_size = reply_size;
-	d->update_deadline_ms = luod_now_ms() + LUOD_UPDATE_DRAIN_MS;
-	if (requester)
-		luod_log("pid %d uid %u: self-update asked", requester->pid, requester->uid);
-	conn_resume_all(d); /* idle connections stop being read */
-	return 0;
 }
 
 void handover_poll(struct luod *d)

@@ -30,7 +30,6 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +44,11 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "conn.h"
+#include "handover.h"
 #include "luod.h"
+#include "request.h"
+#include "table.h"
 
 #ifndef LUOD_VERSION
 #define LUOD_VERSION "unknown"
@@ -54,51 +57,6 @@
 #define LUOD_EPOLL_BATCH 64
 /* Fds kept for luod's own use (epoll, signalfd, stdio, libluo's blob) besides connections. */
 #define LUOD_FDS_RESERVED 64u
-
-void luod_log(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	int n;
-
-	n = snprintf(line, sizeof(line), "luod[%d]: ", (int)getpid());
-	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
-		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	/* One write per line: lines of concurrent writers do not mix. */
-	(void)!write(STDERR_FILENO, line, (size_t)n);
-}
-
-uint64_t luod_now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec;
-}
-
-uint64_t luod_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int luod_epoll_set(struct luod *d, int fd, void *src, uint32_t events, bool add)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = src };
-
-	if (epoll_ctl(d->epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) < 0)
-		return -errno;
-	return 0;
-}
 
 /* Strict: digits only, no sign, no overflow, within [min, max]. */
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
@@ -320,7 +278,7 @@ static void handle_signals(struct luod *d)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			luod_log("SIGHUP from pid %u: self-update asked", si.ssi_pid);
-			if (handover_request(d, NULL, 0, 0) < 0)
+			if (conn_update_request(d, NULL, 0, 0) < 0)
 				luod_log("an update is already under way");
 			break;
 		case SIGTERM:
@@ -450,7 +408,7 @@ static void loop(struct luod *d)
 				handle_signals(d);
 				break;
 			case LUOD_SRC_CONN:
-				conn_event(d, (struct conn *)k, evs[i].events);
+				request_event(d, (struct conn *)k, evs[i].events);
 				break;
 			}
 		}
