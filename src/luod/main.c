@@ -237,7 +237,7 @@ static int socket_listen(const struct options *o, int *ret_fd)
 	return 0;
 }
 
-/* Raise RLIMIT_NOFILE to its hard limit; size the held-fds budget by it. */
+/* Raise RLIMIT_NOFILE to its hard limit; size the held-fds budget by it, and clamp --max-fds to it. */
 static void fd_budget(struct luod *d)
 {
 	struct rlimit rl;
@@ -262,6 +262,12 @@ static void fd_budget(struct luod *d)
 		}
 	}
 	d->held_fds_max = budget;
+	/* One uid may not be promised more than luod can hold for all. */
+	if (d->lim.max_fds > d->held_fds_max) {
+		luod_log("--max-fds %" PRIu64 " is more than luod can hold for all uids (%" PRIu64 "): clamped",
+			 d->lim.max_fds, d->held_fds_max);
+		d->lim.max_fds = d->held_fds_max;
+	}
 }
 
 static void notify(const char *state)
@@ -422,12 +428,47 @@ static void loop(struct luod *d)
 	}
 }
 
+/* What libluo says of the previous image, if anything went wrong. */
+static void log_incoming(struct luod *d)
+{
+	const char *reason;
+	int r;
+
+	r = luo_incoming_error(d->luo, &reason);
+	if (r < 0)
+		luod_log("the previous image's handover was refused (%s: %s): starting empty", strerror(-r),
+			 reason ? reason : "");
+	if (luo_rollback(d->luo, &reason) < 0)
+		luod_log("back from a failed self-update: %s", reason ? reason : "");
+}
+
+/* Nothing adopted: our binary's path, the start time, the socket. 0, or -1 said on stderr. */
+static int start_fresh(struct luod *d, const struct options *o)
+{
+	char exe[PATH_MAX];
+	int r;
+
+	if (!realpath("/proc/self/exe", exe) || strlen(exe) >= sizeof(d->exe)) {
+		fprintf(stderr, "luod: cannot resolve its own binary: %s\n", strerror(errno));
+		return -1;
+	}
+	snprintf(d->exe, sizeof(d->exe), "%s", exe);
+	d->started_s = luod_now_s();
+	if (socket_dir(o, d->euid) < 0 || socket_listen(o, &d->listen_fd) < 0)
+		return -1;
+	r = luod_epoll_set(d, d->listen_fd, &d->listen_src, EPOLLIN, true);
+	if (r < 0) {
+		fprintf(stderr, "luod: epoll: %s\n", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct luod daemon = { .epfd = -1, .listen_fd = -1, .sig_fd = -1 };
 	struct luod *d = &daemon;
 	struct options o = { 0 };
-	const char *reason;
 	sigset_t mask;
 	int r, adopted;
 
@@ -459,19 +500,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "luod: luo_open: %s\n", strerror(-r));
 		return 1;
 	}
-	r = luo_incoming_error(d->luo, &reason);
-	if (r < 0)
-		luod_log("the previous image's handover was refused (%s: %s): starting empty", strerror(-r),
-			 reason ? reason : "");
-	if (luo_rollback(d->luo, &reason) < 0)
-		luod_log("back from a failed self-update: %s", reason ? reason : "");
+	log_incoming(d);
 	fd_budget(d);
-	/* One uid may not be promised more than luod can hold for all. */
-	if (d->lim.max_fds > d->held_fds_max) {
-		luod_log("--max-fds %" PRIu64 " is more than luod can hold for all uids (%" PRIu64 "): clamped",
-			 d->lim.max_fds, d->held_fds_max);
-		d->lim.max_fds = d->held_fds_max;
-	}
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0 || table_init(d) < 0) {
 		fprintf(stderr, "luod: %s\n", strerror(errno));
@@ -482,23 +512,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "luod: cannot adopt the previous image's state: %s\n", strerror(-adopted));
 		return 1;
 	}
-	if (!adopted) {
-		char exe[PATH_MAX];
-
-		if (!realpath("/proc/self/exe", exe) || strlen(exe) >= sizeof(d->exe)) {
-			fprintf(stderr, "luod: cannot resolve its own binary: %s\n", strerror(errno));
-			return 1;
-		}
-		snprintf(d->exe, sizeof(d->exe), "%s", exe);
-		d->started_s = luod_now_s();
-		if (socket_dir(&o, d->euid) < 0 || socket_listen(&o, &d->listen_fd) < 0)
-			return 1;
-		r = luod_epoll_set(d, d->listen_fd, &d->listen_src, EPOLLIN, true);
-		if (r < 0) {
-			fprintf(stderr, "luod: epoll: %s\n", strerror(-r));
-			return 1;
-		}
-	}
+	if (!adopted && start_fresh(d, &o) < 0)
+		return 1;
 	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->sig_fd < 0 || luod_epoll_set(d, d->sig_fd, &d->sig_src, EPOLLIN, true) < 0) {
 		fprintf(stderr, "luod: signalfd: %s\n", strerror(errno));
