@@ -172,8 +172,13 @@ static int sessions_read(const struct peer *p, uint32_t seq, uint32_t count, str
 
 	for (uint32_t i = 0; i < count; i++) {
 		if (l->n == l->cap) {
-			uint32_t cap = l->cap ? (l->cap * 2 < count ? l->cap * 2 : count) : (count < AGENT_LIST_CHUNK ? count : AGENT_LIST_CHUNK);
-			struct luo_agent_session_info *grown = realloc(l->info, sizeof(*grown) * cap);
+			/* Grown as the sessions come: the count is the peer's word. */
+			uint32_t cap = l->cap ? l->cap * 2 : AGENT_LIST_CHUNK;
+			struct luo_agent_session_info *grown;
+
+			if (cap > count)
+				cap = count;
+			grown = realloc(l->info, sizeof(*grown) * cap);
 
 			if (!grown) {
 				print_error("agent", -ENOMEM, NULL);
