@@ -130,17 +130,28 @@ static int path_find(const struct path_query *q, size_t *chain, size_t *ret_len)
 	return 0;
 }
 
-/* One hop, negotiated again for its report: a JSON object. */
+/* The hop @a -> @b negotiated again, for its report (into @ret_e, @ret_n) and its summary. */
+static int hop_report(const struct path_query *q, size_t a, size_t b, struct luo_report_entry **ret_e, size_t *ret_n,
+		      struct report_summary *ret_s)
+{
+	int r = negotiate(q->m[a], q->m[b], ret_e, ret_n);
+
+	if (r < 0 && r != -EPROTO)
+		return r;
+	*ret_s = report_summarize(*ret_e, *ret_n, r);
+	return 0;
+}
+
+/* One hop: a JSON object. */
 static int hop_print_json(const struct path_query *q, size_t a, size_t b)
 {
 	_cleanup_free_ struct luo_report_entry *e = NULL;
 	struct report_summary s;
 	size_t ne = 0;
-	int r = negotiate(q->m[a], q->m[b], &e, &ne);
+	int r = hop_report(q, a, b, &e, &ne, &s);
 
-	if (r < 0 && r != -EPROTO)
+	if (r < 0)
 		return r;
-	s = report_summarize(e, ne, r);
 	fputs("{\"from\":", stdout);
 	json_puts(stdout, q->paths[a]);
 	fputs(",\"to\":", stdout);
@@ -152,17 +163,16 @@ static int hop_print_json(const struct path_query *q, size_t a, size_t b)
 	return 0;
 }
 
-/* One hop, negotiated again for its report: "hop N: A -> B: WORD (...)", then the report. */
+/* One hop: "hop N: A -> B: WORD (...)", then the report. */
 static int hop_print_text(const struct path_query *q, size_t a, size_t b, size_t step)
 {
 	_cleanup_free_ struct luo_report_entry *e = NULL;
 	struct report_summary s;
 	size_t ne = 0;
-	int r = negotiate(q->m[a], q->m[b], &e, &ne);
+	int r = hop_report(q, a, b, &e, &ne, &s);
 
-	if (r < 0 && r != -EPROTO)
+	if (r < 0)
 		return r;
-	s = report_summarize(e, ne, r);
 	if (step)
 		printf("hop %zu: ", step);
 	else
