@@ -433,36 +433,61 @@ int cmd_sessions(const struct cmd_opts *o, int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* drop                                                                      */
 
-int cmd_drop(const struct cmd_opts *o, int argc, char **argv)
+struct drop_request {
+	const char *name;
+	uint32_t uid;
+};
+
+/* Return: -1 go on, or the exit status (bad usage). */
+static int drop_parse(const struct cmd_opts *o, int argc, char **argv, struct drop_request *q)
+{
+	if (argc != 1)
+		return usage_error("drop: need exactly one SESSION", NULL);
+	q->name = argv[0];
+	if (!q->name[0] || strlen(q->name) >= LUO_AGENT_NAME_SIZE)
+		return usage_error("drop: a session name is 1..63 bytes:", q->name);
+	q->uid = LUO_AGENT_UID_SELF;
+	if (o->uid && parse_uid(o->uid, &q->uid) < 0)
+		return usage_error("bad UID", o->uid);
+	return -1;
+}
+
+/* 0, or the exit status (said on stderr): EXIT_REFUSED no such session, or not ours. */
+static int drop_run(const char *socket, const struct drop_request *q)
 {
 	_cleanup_close_ int fd = -1;
 	struct luo_agent_reply reply;
-	uint32_t uid = LUO_AGENT_UID_SELF;
-	const char *name;
 	struct peer p;
 
-	if (argc != 1)
-		return usage_error("drop: need exactly one SESSION", NULL);
-	name = argv[0];
-	if (!name[0] || strlen(name) >= LUO_AGENT_NAME_SIZE)
-		return usage_error("drop: a session name is 1..63 bytes:", name);
-	if (o->uid && parse_uid(o->uid, &uid) < 0)
-		return usage_error("bad UID", o->uid);
-	if (agent_connect(o->socket, &p) < 0)
+	if (agent_connect(socket, &p) < 0)
 		return EXIT_TROUBLE;
 	fd = p.fd;
 	p.deadline = now_ms() + AGENT_TIMEOUT_S * 1000;
-	if (agent_call(&p, LUO_AGENT_OP_DROP, 1, uid, name, 0, &reply) < 0)
+	if (agent_call(&p, LUO_AGENT_OP_DROP, 1, q->uid, q->name, 0, &reply) < 0)
 		return EXIT_TROUBLE;
 	if (reply.error < 0) {
 		char what[LUO_AGENT_NAME_SIZE + 16];
 
-		snprintf(what, sizeof(what), "drop %s", name);
+		snprintf(what, sizeof(what), "drop %s", q->name);
 		agent_refused(what, &reply);
 		return reply.error == -ENOENT || reply.error == -EPERM ? EXIT_REFUSED : EXIT_TROUBLE;
 	}
+	return 0;
+}
+
+int cmd_drop(const struct cmd_opts *o, int argc, char **argv)
+{
+	struct drop_request q;
+	int r;
+
+	r = drop_parse(o, argc, argv, &q);
+	if (r >= 0)
+		return r;
+	r = drop_run(o->socket, &q);
+	if (r != 0)
+		return r;
 	fputs("dropped session ", stdout);
-	text_puts(stdout, name);
+	text_puts(stdout, q.name);
 	fputc('\n', stdout);
 	return 0;
 }

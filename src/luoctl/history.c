@@ -438,6 +438,21 @@ static void history_print_json(const struct history *h, uint32_t *need)
 	fputs("]}\n", stdout);
 }
 
+/* The window, the releases, HEAD, every negotiation: 0, or a negative errno (said on stderr but -ENOMEM). */
+static int history_run(struct history *h)
+{
+	int r;
+
+	r = window_read(h);
+	if (r == 0)
+		r = releases_list(h);
+	if (r == 0)
+		r = manifest_read(h->head_path, 0, &h->head) < 0 ? -EBADMSG : 0;
+	if (r == 0)
+		r = history_negotiate(h);
+	return r;
+}
+
 int cmd_history(const struct cmd_opts *o, int argc, char **argv)
 {
 	_cleanup_free_ uint32_t *need = NULL;
@@ -449,14 +464,9 @@ int cmd_history(const struct cmd_opts *o, int argc, char **argv)
 		return usage_error("history: need a release history DIR and the HEAD build", NULL);
 	h.dir = argv[0];
 	h.head_path = argv[1];
-	r = window_read(&h);
-	if (r == 0)
-		r = releases_list(&h);
-	if (r == 0)
-		r = manifest_read(h.head_path, 0, &h.head) < 0 ? -EBADMSG : 0;
-	if (r == 0)
-		r = history_negotiate(&h);
+	r = history_run(&h);
 	if (r == 0) {
+		/* The printers' scratch: the versions needed, per component. */
 		need = calloc(h.n + 1, sizeof(*need));
 		r = need ? 0 : -ENOMEM;
 	}
