@@ -51,8 +51,11 @@
 /* ------------------------------------------------------------------------ */
 /* Talking to luod                                                           */
 
-/* The agent's socket: --socket, else $LUO_AGENT_SOCKET, else agent.h's defaults. */
-static int agent_connect(const char *opt, struct peer *p)
+/*
+ * The agent's socket: --socket, else $LUO_AGENT_SOCKET, else agent.h's
+ * defaults; once connected, @timeout_s for the answers.
+ */
+static int agent_connect(const char *opt, int timeout_s, struct peer *p)
 {
 	_cleanup_close_ int fd = -1;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -104,6 +107,7 @@ static int agent_connect(const char *opt, struct peer *p)
 	p->fd = TAKE_FD(fd);
 	p->sender = 0;
 	p->what = "agent";
+	p->deadline = now_ms() + (int64_t)timeout_s * 1000;
 	return 0;
 }
 
@@ -306,10 +310,9 @@ static int status_run(const char *socket, struct status_result *res)
 	bool closed;
 	int r;
 
-	if (agent_connect(socket, &p) < 0)
+	if (agent_connect(socket, AGENT_TIMEOUT_S, &p) < 0)
 		return EXIT_TROUBLE;
 	fd = p.fd;
-	p.deadline = now_ms() + AGENT_TIMEOUT_S * 1000;
 	if (agent_call(&p, LUO_AGENT_OP_STATUS, 1, LUO_AGENT_UID_SELF, NULL, sizeof(res->st), &reply) < 0)
 		return EXIT_TROUBLE;
 	if (reply.error < 0) {
@@ -402,10 +405,9 @@ static int sessions_run(const char *socket, uint32_t uid, struct session_list *l
 	_cleanup_close_ int fd = -1;
 	struct peer p;
 
-	if (agent_connect(socket, &p) < 0)
+	if (agent_connect(socket, AGENT_TIMEOUT_S, &p) < 0)
 		return EXIT_TROUBLE;
 	fd = p.fd;
-	p.deadline = now_ms() + AGENT_TIMEOUT_S * 1000;
 	return agent_list(&p, 1, uid, l);
 }
 
@@ -459,10 +461,9 @@ static int drop_run(const char *socket, const struct drop_request *q)
 	struct luo_agent_reply reply;
 	struct peer p;
 
-	if (agent_connect(socket, &p) < 0)
+	if (agent_connect(socket, AGENT_TIMEOUT_S, &p) < 0)
 		return EXIT_TROUBLE;
 	fd = p.fd;
-	p.deadline = now_ms() + AGENT_TIMEOUT_S * 1000;
 	if (agent_call(&p, LUO_AGENT_OP_DROP, 1, q->uid, q->name, 0, &reply) < 0)
 		return EXIT_TROUBLE;
 	if (reply.error < 0) {
@@ -502,11 +503,10 @@ static int agent_update_run(const char *socket, int timeout_s, struct luo_agent_
 	struct peer p;
 	int r;
 
-	r = agent_connect(socket, &p);
+	r = agent_connect(socket, timeout_s, &p);
 	if (r < 0)
 		return r;
 	fd = p.fd;
-	p.deadline = now_ms() + (int64_t)timeout_s * 1000;
 	return agent_call(&p, LUO_AGENT_OP_UPDATE, 1, 0, NULL, 0, reply);
 }
 
