@@ -49,6 +49,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1888,8 +1889,9 @@ static void test_update_rollback(const char *refuse_bin)
  * As uid 65534, against --max-bytes 1 MiB: a sealed 16 MiB memfd is
  * refused -EDQUOT; an O_PATH fd to an unsealed memfd (F_GET_SEALS does
  * not answer on it; the memfd could be grown once deposited) is refused
- * -EBADFD, so is one to a sealed memfd; an O_PATH fd to a directory and a
- * small sealed memfd are accepted.
+ * -EBADFD, so is one to a sealed memfd, and a memfd_secret file (if the
+ * kernel has them); an O_PATH fd to a directory and a small sealed memfd
+ * are accepted.
  */
 static int opath_part(void)
 {
@@ -1925,6 +1927,18 @@ static int opath_part(void)
 	UCHECK(r == -EBADFD, 47);
 	close(m);
 
+#ifdef SYS_memfd_secret
+	/* Unsealable memory (absent when the kernel has secretmem off: ENOSYS). */
+	fds[1] = (int)syscall(SYS_memfd_secret, O_CLOEXEC);
+	UCHECK(fds[1] >= 0 || errno == ENOSYS, 53);
+	if (fds[1] >= 0) {
+		r = deposit(c, "secret", keep, fds, 2, reason);
+		close(fds[1]);
+		if (r != -EBADFD)
+			fprintf(stderr, "memfd_secret: %s (%s)\n", strerror(-r), reason);
+		UCHECK(r == -EBADFD && strstr(reason, "memfd_secret"), 52);
+	}
+#endif
 	fds[1] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	UCHECK(fds[1] >= 0, 48);
 	r = deposit(c, "dir", keep, fds, 2, reason);
