@@ -1,0 +1,649 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: declared fields, written and read by name
+ *
+ * LUO_COMPONENT_STATE() registers a component whose state is the fields of
+ * one struct (include/luo/fields.h). Each is registered here as a
+ * component with user data whose save and load are the struct image (the
+ * bytes an image built before fields reads and writes); update.c chooses
+ * the property encoding instead when the new image's manifest declares
+ * the component's fields, blob-write.c writes it (luo_fields_write_node()
+ * from a snapshot taken in the save step, so the blob holds one consistent
+ * state), core.c reads it (luo_fields_load_node()).
+ *
+ * The blob is hostile: every property is checked before use (a name of a
+ * field list, a tag, a length for its type, no property twice, at most
+ * LUO_ABI_FIELDS_MAX of them), and the load goes into a copy of the struct
+ * that replaces the live one only when every field was taken. The writer's
+ * and reader's lists are usually in one order: the next declared field is
+ * tried first, so a load is linear in the fields.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libfdt.h>
+
+#include "cleanup.h"
+#include "fields.h"
+#include "luo-internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* Checking a list                                                           */
+
+static bool field_name_ok(const char *s, size_t size)
+{
+	size_t len = strnlen(s, size);
+
+	if (len == 0 || len >= size)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	for (size_t i = len; i < size; i++)
+		if (s[i])
+			return false;
+	return true;
+}
+
+static bool is_integer(uint32_t type)
+{
+	return type == LUO_ABI_FIELD_UINT || type == LUO_ABI_FIELD_INT || type == LUO_ABI_FIELD_BOOL;
+}
+
+static bool width_ok(uint32_t size)
+{
+	return size == 1 || size == 2 || size == 4 || size == 8;
+}
+
+/* Does the 64-bit pattern @v, read as @type, fit in @size bytes? */
+static bool value_fits(uint32_t type, uint32_t size, __int128 v)
+{
+	if (type == LUO_ABI_FIELD_BOOL)
+		return v == 0 || v == 1;
+	if (type == LUO_ABI_FIELD_UINT)
+		return v >= 0 && (size == 8 ? v <= (__int128)UINT64_MAX : v < ((__int128)1 << (8 * size)));
+	return v >= -((__int128)1 << (8 * size - 1)) && v < ((__int128)1 << (8 * size - 1));
+}
+
+static __int128 default_of(const struct luo_abi_note_fielddecl *d)
+{
+	return d->type == LUO_ABI_FIELD_INT ? (__int128)(int64_t)d->deflt : (__int128)d->deflt;
+}
+
+static const struct luo_abi_note_fielddecl *sort_base;
+
+static int cmp_offset(const void *a, const void *b)
+{
+	uint32_t x = sort_base[*(const uint32_t *)a].offset, y = sort_base[*(const uint32_t *)b].offset;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(sort_base[*(const uint32_t *)a].name, sort_base[*(const uint32_t *)b].name);
+}
+
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define refuse(reason, rlen, ...)                                              \
+	({                                                                     \
+		luo_reasonf((reason), (rlen), __VA_ARGS__);                    \
+		-EBADMSG;                                                      \
+	})
+
+int luo_fields_check(const struct luo_abi_note_fields *h, const struct luo_abi_note_fielddecl *d, char *reason,
+		     size_t rlen)
+{
+	_cleanup_free_ uint32_t *idx = NULL;
+	int r = 0;
+
+	if (h->n_fields == 0 || h->n_fields > LUO_ABI_FIELDS_MAX || h->struct_size == 0)
+		return refuse(reason, rlen, "fields of '%.47s': %u fields (1..%u) over a struct of %u bytes",
+			      h->component, h->n_fields, LUO_ABI_FIELDS_MAX, h->struct_size);
+	for (uint32_t i = 0; i < h->n_fields; i++) {
+		const struct luo_abi_note_fielddecl *f = &d[i];
+		bool size_ok;
+
+		if (!field_name_ok(f->name, sizeof(f->name)))
+			return refuse(reason, rlen, "fields of '%.47s': field %u has a name that is not 1..31 bytes of "
+				      "[a-z0-9_], zero-padded", h->component, i);
+		switch (f->type) {
+		case LUO_ABI_FIELD_UINT:
+		case LUO_ABI_FIELD_INT:
+			size_ok = width_ok(f->size);
+			break;
+		case LUO_ABI_FIELD_BOOL:
+			size_ok = f->size == 1;
+			break;
+		case LUO_ABI_FIELD_BYTES:
+			size_ok = f->size >= 1 && f->size <= LUO_ABI_FIELD_SIZE_MAX;
+			break;
+		case LUO_ABI_FIELD_STRING:
+			size_ok = f->size >= 2 && f->size <= LUO_ABI_FIELD_SIZE_MAX;
+			break;
+		default:
+			return refuse(reason, rlen, "fields of '%.47s': field '%s' has unknown type %u", h->component,
+				      f->name, f->type);
+		}
+		if (!size_ok)
+			return refuse(reason, rlen, "fields of '%.47s': field '%s': size %u is not one of its type",
+				      h->component, f->name, f->size);
+		if (f->offset > h->struct_size || f->size > h->struct_size - f->offset)
+			return refuse(reason, rlen, "fields of '%.47s': field '%s' lies outside the struct (%u bytes)",
+				      h->component, f->name, h->struct_size);
+		if (f->from == 0 || f->from > f->to)
+			return refuse(reason, rlen, "fields of '%.47s': field '%s': versions %u..%u", h->component,
+				      f->name, f->from, f->to);
+		if (f->flags & ~(LUO_ABI_FIELD_REQUIRED | LUO_ABI_FIELD_MUST_UNDERSTAND))
+			return refuse(reason, rlen, "fields of '%.47s': field '%s' has unknown flags 0x%x",
+				      h->component, f->name, f->flags);
+		if (is_integer(f->type) ? !value_fits(f->type, f->size, default_of(f)) : f->deflt != 0)
+			return refuse(reason, rlen, "fields of '%.47s': field '%s': the default does not fit its type",
+				      h->component, f->name);
+	}
+	idx = malloc(h->n_fields * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < h->n_fields; i++)
+		idx[i] = i;
+	/* qsort has no context argument in C17: the base is shared under a lock. */
+	pthread_mutex_lock(&sort_lock);
+	sort_base = d;
+	qsort(idx, h->n_fields, sizeof(*idx), cmp_offset);
+	for (uint32_t i = 1; !r && i < h->n_fields; i++)
+		if (d[idx[i - 1]].offset + d[idx[i - 1]].size > d[idx[i]].offset)
+			r = refuse(reason, rlen, "fields of '%.47s': fields '%s' and '%s' overlap", h->component,
+				   d[idx[i - 1]].name, d[idx[i]].name);
+	qsort(idx, h->n_fields, sizeof(*idx), cmp_name);
+	for (uint32_t i = 1; !r && i < h->n_fields; i++)
+		if (strcmp(d[idx[i - 1]].name, d[idx[i]].name) == 0)
+			r = refuse(reason, rlen, "fields of '%.47s': field '%s' twice", h->component, d[idx[i]].name);
+	pthread_mutex_unlock(&sort_lock);
+	return r;
+}
+
+void luo_field_type_name(const struct luo_abi_note_fielddecl *d, char *buf, size_t len)
+{
+	switch (d->type) {
+	case LUO_ABI_FIELD_UINT:
+		snprintf(buf, len, "u%u", d->size * 8);
+		return;
+	case LUO_ABI_FIELD_INT:
+		snprintf(buf, len, "i%u", d->size * 8);
+		return;
+	case LUO_ABI_FIELD_BOOL:
+		snprintf(buf, len, "bool");
+		return;
+	case LUO_ABI_FIELD_BYTES:
+		snprintf(buf, len, "bytes[%u]", d->size);
+		return;
+	case LUO_ABI_FIELD_STRING:
+		snprintf(buf, len, "string[%u]", d->size);
+		return;
+	}
+	snprintf(buf, len, "type-%u", d->type);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Integers in memory and on the wire                                        */
+
+static __int128 mem_get(uint32_t type, uint32_t size, const uint8_t *p)
+{
+	switch (size) {
+	case 1: {
+		uint8_t v = *p;
+		return type == LUO_ABI_FIELD_INT ? (__int128)(int8_t)v : (__int128)v;
+	}
+	case 2: {
+		uint16_t v;
+		memcpy(&v, p, 2);
+		return type == LUO_ABI_FIELD_INT ? (__int128)(int16_t)v : (__int128)v;
+	}
+	case 4: {
+		uint32_t v;
+		memcpy(&v, p, 4);
+		return type == LUO_ABI_FIELD_INT ? (__int128)(int32_t)v : (__int128)v;
+	}
+	default: {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		return type == LUO_ABI_FIELD_INT ? (__int128)(int64_t)v : (__int128)v;
+	}
+	}
+}
+
+/* @v fits (checked by the caller): its low @size bytes, in the host's order. */
+static void mem_put(uint32_t size, uint8_t *p, __int128 v)
+{
+	uint64_t u = (uint64_t)v;
+
+	switch (size) {
+	case 1:
+		*p = (uint8_t)u;
+		return;
+	case 2: {
+		uint16_t x = (uint16_t)u;
+		memcpy(p, &x, 2);
+		return;
+	}
+	case 4: {
+		uint32_t x = (uint32_t)u;
+		memcpy(p, &x, 4);
+		return;
+	}
+	default:
+		memcpy(p, &u, 8);
+	}
+}
+
+static __int128 wire_get(uint32_t type, uint32_t size, const uint8_t *p)
+{
+	uint64_t u = 0;
+
+	for (uint32_t i = 0; i < size; i++)
+		u = (u << 8) | p[i];
+	if (type == LUO_ABI_FIELD_INT && size < 8 && (u >> (8 * size - 1)) & 1)
+		return (__int128)u - ((__int128)1 << (8 * size));
+	return type == LUO_ABI_FIELD_INT ? (__int128)(int64_t)u : (__int128)u;
+}
+
+static void wire_put(uint32_t size, uint8_t *p, __int128 v)
+{
+	uint64_t u = (uint64_t)v;
+
+	for (uint32_t i = size; i-- > 0; u >>= 8)
+		p[i] = (uint8_t)u;
+}
+
+static void set_default(const struct luo_abi_note_fielddecl *d, uint8_t *base)
+{
+	if (is_integer(d->type))
+		mem_put(d->size, base + d->offset, default_of(d));
+	else
+		memset(base + d->offset, 0, d->size);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing                                                                   */
+
+int luo_fields_snapshot(const struct luo_component_state *st, struct luo_payload *out)
+{
+	return luo_payload_write(out, st->instance, st->fields->struct_size);
+}
+
+size_t luo_fields_wire_size(const struct luo_component_state *st, uint32_t version)
+{
+	size_t size = 64;
+
+	for (uint32_t i = 0; i < st->fields->n_fields; i++)
+		if (luo_field_at(&st->decls[i], version))
+			/* property header, name in the strings block, tag, value, padding */
+			size += 12 + LUO_ABI_NOTE_FIELD_NAME_SIZE + 4 + st->decls[i].size + 4;
+	return size;
+}
+
+int luo_fields_write_node(void *fdt, const struct luo_component_state *st, uint32_t version, const void *snapshot)
+{
+	const uint8_t *base = snapshot;
+	int r;
+
+	r = fdt_begin_node(fdt, LUO_ABI_NODE_COMPONENT_FIELDS);
+	for (uint32_t i = 0; !r && i < st->fields->n_fields; i++) {
+		const struct luo_abi_note_fielddecl *d = &st->decls[i];
+		uint32_t len = d->size;
+		uint8_t *p;
+
+		if (!luo_field_at(d, version))
+			continue;
+		if (d->type == LUO_ABI_FIELD_STRING) {
+			len = (uint32_t)strnlen((const char *)base + d->offset, d->size);
+			if (len == d->size)
+				return -EINVAL; /* not terminated: the program broke its own string */
+		}
+		if (d->type == LUO_ABI_FIELD_BOOL && base[d->offset] > 1)
+			return -EINVAL;
+		r = fdt_property_placeholder(fdt, d->name, (int)(4 + len), (void **)&p);
+		if (r)
+			break;
+		fdt32_st((fdt32_t *)p, d->type | ((d->flags & LUO_ABI_FIELD_MUST_UNDERSTAND) ? LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND : 0));
+		if (is_integer(d->type))
+			wire_put(d->size, p + 4, mem_get(d->type, d->size, base + d->offset));
+		else
+			memcpy(p + 4, base + d->offset, len);
+	}
+	if (!r)
+		r = fdt_end_node(fdt);
+	return r == -FDT_ERR_NOSPACE ? -ENOSPC : r ? -EINVAL : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                   */
+
+/* Take one property's value (@tag, @v, @len checked here) into field @d of @base. */
+static int take(const struct luo_abi_note_fielddecl *d, uint32_t tag, const uint8_t *v, uint32_t len, uint8_t *base,
+		char *reason, size_t rlen)
+{
+	uint32_t wtype = tag & 0xff;
+
+	if (is_integer(wtype)) {
+		__int128 x;
+
+		if (wtype == LUO_ABI_FIELD_BOOL ? len != 1 : !width_ok(len))
+			return refuse(reason, rlen, "field '%s': %u bytes for an integer", d->name, len);
+		x = wire_get(wtype, len, v);
+		if (wtype == LUO_ABI_FIELD_BOOL && x > 1)
+			return refuse(reason, rlen, "field '%s': bool %u", d->name, (unsigned)x);
+		if (!is_integer(d->type))
+			return luo_reasonf(reason, rlen, "field '%s': an integer came, this build reads bytes", d->name),
+			       -EPROTO;
+		if (!value_fits(d->type, d->size, x)) {
+			char type[24];
+
+			luo_field_type_name(d, type, sizeof(type));
+			luo_reasonf(reason, rlen, "field '%s': value %s%llu does not fit in %s", d->name,
+				    x < 0 ? "-" : "", (unsigned long long)(x < 0 ? -x : x), type);
+			return -ERANGE;
+		}
+		mem_put(d->size, base + d->offset, x);
+		return 0;
+	}
+	if (wtype != LUO_ABI_FIELD_BYTES && wtype != LUO_ABI_FIELD_STRING)
+		return refuse(reason, rlen, "field '%s': unknown type %u", d->name, wtype);
+	if (len > LUO_ABI_FIELD_SIZE_MAX)
+		return refuse(reason, rlen, "field '%s': %u bytes, more than %u", d->name, len, LUO_ABI_FIELD_SIZE_MAX);
+	if (wtype == LUO_ABI_FIELD_STRING && memchr(v, '\0', len))
+		return refuse(reason, rlen, "field '%s': a string with a NUL inside", d->name);
+	if (wtype != d->type)
+		return luo_reasonf(reason, rlen, "field '%s': %s came, this build reads %s", d->name,
+				   wtype == LUO_ABI_FIELD_STRING ? "a string" : "bytes",
+				   is_integer(d->type) ? "an integer" : d->type == LUO_ABI_FIELD_STRING ? "a string" : "bytes"),
+		       -EPROTO;
+	if (d->type == LUO_ABI_FIELD_STRING ? len > d->size - 1 : len > d->size) {
+		/* Bytes narrow like integers: only what is not lost (zeros) may go. */
+		for (uint32_t i = d->size; d->type == LUO_ABI_FIELD_BYTES && i < len; i++)
+			if (v[i])
+				goto too_long;
+		if (d->type == LUO_ABI_FIELD_BYTES) {
+			len = d->size;
+		} else {
+too_long:
+			luo_reasonf(reason, rlen, "field '%s': %u bytes do not fit in %u", d->name, len, d->size);
+			return -ERANGE;
+		}
+	}
+	memcpy(base + d->offset, v, len);
+	memset(base + d->offset + len, 0, d->size - len);
+	return 0;
+}
+
+static int find_decl(const struct luo_component_state *st, const char *name, uint32_t hint)
+{
+	uint32_t n = st->fields->n_fields;
+
+	if (hint < n && strcmp(st->decls[hint].name, name) == 0)
+		return (int)hint;
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(st->decls[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int luo_fields_load_node(const struct luo_component_state *st, uint32_t version, const void *fdt, int node,
+			 char *reason, size_t rlen)
+{
+	uint32_t n = st->fields->n_fields, hint = 0, n_props = 0;
+	_cleanup_free_ uint8_t *copy = NULL;
+	_cleanup_free_ bool *seen = NULL;
+	int off, r;
+
+	copy = malloc(st->fields->struct_size);
+	seen = calloc(n, sizeof(*seen));
+	if (!copy || !seen)
+		return -ENOMEM;
+	memcpy(copy, st->instance, st->fields->struct_size);
+	if (fdt_first_subnode(fdt, node) >= 0)
+		return refuse(reason, rlen, "'fields' has a subnode");
+	fdt_for_each_property_offset(off, fdt, node) {
+		const char *name;
+		const uint8_t *v;
+		uint32_t tag;
+		int len, i;
+
+		if (++n_props > LUO_ABI_FIELDS_MAX)
+			return refuse(reason, rlen, "more than %u fields", LUO_ABI_FIELDS_MAX);
+		v = fdt_getprop_by_offset(fdt, off, &name, &len);
+		if (!v || !name || len < 4)
+			return refuse(reason, rlen, "a field property without a name or shorter than its tag");
+		if (!field_name_ok(name, strnlen(name, LUO_ABI_NOTE_FIELD_NAME_SIZE) + 1) ||
+		    strlen(name) >= LUO_ABI_NOTE_FIELD_NAME_SIZE)
+			return refuse(reason, rlen, "a field whose name is not 1..31 bytes of [a-z0-9_]");
+		tag = fdt32_ld((const fdt32_t *)v);
+		if (tag & ~(0xffu | LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND))
+			return refuse(reason, rlen, "field '%s': unknown tag bits 0x%x", name, tag);
+		i = find_decl(st, name, hint);
+		if (i < 0) {
+			if (tag & LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND) {
+				luo_reasonf(reason, rlen, "field '%s' must be understood; this build does not know it",
+					    name);
+				return -EPROTO;
+			}
+			continue; /* a newer writer's field: dropped */
+		}
+		if (seen[i])
+			return refuse(reason, rlen, "field '%s' twice", name);
+		seen[i] = true;
+		hint = (uint32_t)i + 1;
+		r = take(&st->decls[i], tag, v + 4, (uint32_t)len - 4, copy, reason, rlen);
+		if (r)
+			return r;
+	}
+	if (off != -FDT_ERR_NOTFOUND)
+		return refuse(reason, rlen, "the 'fields' node is damaged");
+	for (uint32_t i = 0; i < n; i++) {
+		const struct luo_abi_note_fielddecl *d = &st->decls[i];
+
+		if (seen[i])
+			continue;
+		if ((d->flags & LUO_ABI_FIELD_REQUIRED) && luo_field_at(d, version)) {
+			luo_reasonf(reason, rlen, "field '%s' is required at version %u and did not come", d->name,
+				    version);
+			return -EPROTO;
+		}
+		set_default(d, copy);
+	}
+	memcpy(st->instance, copy, st->fields->struct_size);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The struct image                                                          */
+
+static uint32_t align_of(const struct luo_abi_note_fielddecl *d)
+{
+	return is_integer(d->type) ? d->size : 1;
+}
+
+/*
+ * The layout of the image of @version: *@ret_offs[i] the offset of field i
+ * in it, or UINT32_MAX when the version does not carry it. Returns the size.
+ */
+static int image_layout(const struct luo_component_state *st, uint32_t version, uint32_t **ret_offs,
+			size_t *ret_size)
+{
+	uint32_t *offs = malloc((st->fields->n_fields ? st->fields->n_fields : 1) * sizeof(*offs));
+	size_t at = 0, max = 1;
+
+	if (!offs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < st->fields->n_fields; i++) {
+		const struct luo_abi_note_fielddecl *d = &st->decls[i];
+		size_t a = align_of(d);
+
+		offs[i] = UINT32_MAX;
+		if (!luo_field_at(d, version))
+			continue;
+		at = (at + a - 1) / a * a;
+		offs[i] = (uint32_t)at;
+		at += d->size;
+		max = a > max ? a : max;
+	}
+	*ret_size = (at + max - 1) / max * max;
+	*ret_offs = offs;
+	return 0;
+}
+
+size_t luo_fields_image_size(const struct luo_component_state *st, uint32_t version)
+{
+	_cleanup_free_ uint32_t *offs = NULL;
+	size_t total = 0;
+
+	if (image_layout(st, version, &offs, &total) < 0)
+		return SIZE_MAX;
+	return total;
+}
+
+int luo_fields_image_save(const struct luo_component_state *st, uint32_t version, struct luo_payload *out)
+{
+	const uint8_t *base = st->instance;
+	_cleanup_free_ uint32_t *offs = NULL;
+	_cleanup_free_ uint8_t *img = NULL;
+	size_t total;
+	int r;
+
+	r = image_layout(st, version, &offs, &total);
+	if (r < 0)
+		return r;
+	img = calloc(1, total ? total : 1);
+	if (!img)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < st->fields->n_fields; i++)
+		if (offs[i] != UINT32_MAX)
+			memcpy(img + offs[i], base + st->decls[i].offset, st->decls[i].size);
+	return luo_payload_write(out, img, total);
+}
+
+int luo_fields_image_load(const struct luo_component_state *st, uint32_t version, const void *data, size_t len,
+			  char *reason, size_t rlen)
+{
+	_cleanup_free_ uint32_t *offs = NULL;
+	_cleanup_free_ uint8_t *copy = NULL;
+	size_t total;
+	int r;
+
+	r = image_layout(st, version, &offs, &total);
+	if (r < 0)
+		return r;
+	if (len != total)
+		return refuse(reason, rlen, "%zu bytes; the struct image of version %u has %zu", len, version, total);
+	copy = malloc(st->fields->struct_size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, st->instance, st->fields->struct_size);
+	for (uint32_t i = 0; i < st->fields->n_fields; i++) {
+		const struct luo_abi_note_fielddecl *d = &st->decls[i];
+		const uint8_t *p = (const uint8_t *)data + offs[i];
+
+		if (offs[i] == UINT32_MAX) {
+			set_default(d, copy);
+			continue;
+		}
+		if (d->type == LUO_ABI_FIELD_BOOL && *p > 1)
+			return refuse(reason, rlen, "field '%s': bool %u", d->name, *p);
+		if (d->type == LUO_ABI_FIELD_STRING && !memchr(p, '\0', d->size))
+			return refuse(reason, rlen, "field '%s': a string without its NUL", d->name);
+		memcpy(copy + d->offset, p, d->size);
+	}
+	memcpy(st->instance, copy, st->fields->struct_size);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The registry: each declared state is a component with user data          */
+
+static struct slot {
+	struct luo_component_with_data w;
+	const struct luo_component_state *st;
+} slots[LUO_COMPONENTS_MAX];
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int image_save(uint32_t version, struct luo_payload *out, void *userdata)
+{
+	return luo_fields_image_save(userdata, version, out);
+}
+
+static int image_load(uint32_t version, const void *data, size_t len, void *userdata)
+{
+	char reason[LUO_REASON_MAX];
+
+	return luo_fields_image_load(userdata, version, data, len, reason, sizeof(reason));
+}
+
+const struct luo_component_state *luo_fields_of(const struct luo_component *c)
+{
+	for (size_t i = 0; c && i < LUO_COMPONENTS_MAX; i++)
+		if (c == &slots[i].w.base)
+			return slots[i].st;
+	return NULL;
+}
+
+int luo_component_register_state(const struct luo_component_state *st)
+{
+	char reason[LUO_REASON_MAX];
+	struct slot *s = NULL;
+	int r;
+
+	/* A bad list is refused like a bad LUO_COMPONENT(): remembered for luo_open(). */
+	if (!st || !st->fields || !st->decls || !st->instance ||
+	    memchr(st->fields->component, '\0', sizeof(st->fields->component)) == NULL ||
+	    strcmp(st->fields->component, st->name ? st->name : "") != 0) {
+		luo_components_note_error(-EINVAL, "a declared state without its field list or instance");
+		return -EINVAL;
+	}
+	r = luo_fields_check(st->fields, st->decls, reason, sizeof(reason));
+	if (r) {
+		luo_components_note_error(r == -ENOMEM ? r : -EINVAL, reason);
+		return r == -ENOMEM ? r : -EINVAL;
+	}
+	pthread_mutex_lock(&slots_lock);
+	for (size_t i = 0; i < LUO_COMPONENTS_MAX && !s; i++)
+		if (!slots[i].st)
+			s = &slots[i];
+	if (s) {
+		s->st = st;
+		s->w = (struct luo_component_with_data){
+			{ st->name, st->read_min, st->read_max, st->write_min, st->write_max, st->flags, NULL, NULL },
+			image_save, image_load, (void *)st,
+		};
+	}
+	pthread_mutex_unlock(&slots_lock);
+	if (!s) {
+		luo_components_note_error(-ENOSPC, "more declared states than LUO_COMPONENTS_MAX");
+		return -ENOSPC;
+	}
+	r = luo_component_register_with_data(&s->w);
+	if (r) {
+		pthread_mutex_lock(&slots_lock);
+		s->st = NULL;
+		pthread_mutex_unlock(&slots_lock);
+	}
+	return r;
+}
+
+void luo_component_unregister_state(const struct luo_component_state *st)
+{
+	pthread_mutex_lock(&slots_lock);
+	for (size_t i = 0; st && i < LUO_COMPONENTS_MAX; i++) {
+		if (slots[i].st != st)
+			continue;
+		pthread_mutex_unlock(&slots_lock);
+		luo_component_unregister(&slots[i].w.base);
+		/* The registry may keep the pointer until luo_close() (marked gone): the slot stays. */
+		return;
+	}
+	pthread_mutex_unlock(&slots_lock);
+}
