@@ -138,9 +138,10 @@
 /* Versioned state: the payloads                                           */
 
 /*
- * The payloads, one struct per (component, version), all in the host's byte
- * order (both images run on the same machine). Released structs never
- * change; a new field means a new version.
+ * The payloads as released, one struct per (component, version), in the
+ * host's byte order (both images run on the same machine): what an image
+ * built before declared state (below) writes and reads. Released structs
+ * never change.
  */
 
 /* "counter" v1: the value. */
@@ -214,183 +215,62 @@ LUO_PAYLOAD_TYPE(stats_v3_type, "stats", 3, struct stats_v3);
  * The live state, with every field any version has; a field that none of
  * this build's versions carries is neither handed over nor shown.
  */
-static struct {
+struct counter_state {
 	uint64_t count;
 	uint64_t updates;    /* v2.. */
 	uint64_t started_at; /* v3.. */
-} counter;
+};
 
-static struct {
+struct stats_state {
 	uint64_t connections;
 	uint64_t failed_updates; /* v2.. */
 	uint64_t rollbacks;      /* v3.. */
-} stats;
+};
+
+static struct counter_state counter;
+static struct stats_state stats;
 
 /*
- * save() and load() run inside luo_update() and luo_open(), with libluo's
- * lock held: no libluo calls but luo_payload_write(). load() gets bytes from
- * the previous image, which it checks (exact size) before it takes any.
+ * The state is declared, not coded: each field once, with the versions
+ * that carry it and its default (fields.h). libluo writes the fields a
+ * version carries and reads them back by name; what a version does not
+ * carry takes its default (0: "v1 did not count updates", "v2 did not
+ * record when the service started"). To an image that predates declared
+ * state the fields go as the struct of their version, counter_v1..v3 and
+ * stats_v1..v3 above, field by field in this order.
  */
-static int counter_save(uint32_t version, struct luo_payload *out)
+#ifndef COUNTER_BROKEN_LOAD
+LUO_COMPONENT_STATE(counter_component, "counter", COUNTER_READ_MIN, COUNTER_READ_MAX, COUNTER_WRITE_MIN,
+		    COUNTER_WRITE_MAX, 0, struct counter_state, &counter,
+		    LUO_STATE_VALUE(struct counter_state, count, 1, LUO_STATE_LATEST, LUO_STATE_REQUIRED, 0),
+		    LUO_STATE_VALUE(struct counter_state, updates, 2, LUO_STATE_LATEST, 0, 0),
+		    LUO_STATE_VALUE(struct counter_state, started_at, 3, LUO_STATE_LATEST, 0, 0));
+#else
+/* The bug this build stands for: its loader fails, the update must roll back. */
+static int broken_save(uint32_t version, struct luo_payload *out)
 {
-	switch (version) {
-#if COUNTER_WRITE_MIN <= 1
-	case 1: {
-		struct counter_v1 p = { .count = counter.count };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-#if COUNTER_WRITE_MIN <= 2 && 2 <= COUNTER_WRITE_MAX
-	case 2: {
-		struct counter_v2 p = { .count = counter.count, .updates = counter.updates };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-#if COUNTER_WRITE_MAX >= 3
-	case 3: {
-		struct counter_v3 p = { .count = counter.count, .updates = counter.updates,
-					.started_at = counter.started_at };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-	}
-	return -EPROTO;
+	(void)version;
+	(void)out;
+	return -EIO;
 }
 
-static int counter_load(uint32_t version, const void *data, size_t len)
+static int broken_load(uint32_t version, const void *data, size_t len)
 {
-#ifdef COUNTER_BROKEN_LOAD
-	/* The bug this build stands for: the update must roll back. */
 	(void)version;
 	(void)data;
 	(void)len;
 	return -EIO;
-#else
-	switch (version) {
-#if COUNTER_KNOWS(1)
-	case 1: {
-		struct counter_v1 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		counter.count = p.count;
-		counter.updates = 0; /* v1 did not count them */
-		return 0;
-	}
-#endif
-#if COUNTER_KNOWS(2)
-	case 2: {
-		struct counter_v2 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		counter.count = p.count;
-		counter.updates = p.updates;
-		counter.started_at = 0; /* v2 did not record it: unknown */
-		return 0;
-	}
-#endif
-#if COUNTER_KNOWS(3)
-	case 3: {
-		struct counter_v3 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		counter.count = p.count;
-		counter.updates = p.updates;
-		counter.started_at = p.started_at;
-		return 0;
-	}
-#endif
-	}
-	return -EPROTO;
-#endif
 }
 
 LUO_COMPONENT(counter_component, "counter", COUNTER_READ_MIN, COUNTER_READ_MAX, COUNTER_WRITE_MIN,
-	      COUNTER_WRITE_MAX, 0, counter_save, counter_load);
-
-static int stats_save(uint32_t version, struct luo_payload *out)
-{
-	switch (version) {
-#if STATS_WRITE_MIN <= 1
-	case 1: {
-		struct stats_v1 p = { .connections = stats.connections };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
+	      COUNTER_WRITE_MAX, 0, broken_save, broken_load);
 #endif
-#if STATS_WRITE_MIN <= 2 && 2 <= STATS_WRITE_MAX
-	case 2: {
-		struct stats_v2 p = { .connections = stats.connections, .failed_updates = stats.failed_updates };
 
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-#if STATS_WRITE_MAX >= 3
-	case 3: {
-		struct stats_v3 p = { .connections = stats.connections, .failed_updates = stats.failed_updates,
-				      .rollbacks = stats.rollbacks };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-	}
-	return -EPROTO;
-}
-
-static int stats_load(uint32_t version, const void *data, size_t len)
-{
-	switch (version) {
-#if STATS_KNOWS(1)
-	case 1: {
-		struct stats_v1 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		stats.connections = p.connections;
-		return 0;
-	}
-#endif
-#if STATS_KNOWS(2)
-	case 2: {
-		struct stats_v2 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		stats.connections = p.connections;
-		stats.failed_updates = p.failed_updates;
-		stats.rollbacks = 0; /* v2 did not record them */
-		return 0;
-	}
-#endif
-#if STATS_KNOWS(3)
-	case 3: {
-		struct stats_v3 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		stats.connections = p.connections;
-		stats.failed_updates = p.failed_updates;
-		stats.rollbacks = p.rollbacks;
-		return 0;
-	}
-#endif
-	}
-	return -EPROTO;
-}
-
-LUO_COMPONENT(stats_component, "stats", STATS_READ_MIN, STATS_READ_MAX, STATS_WRITE_MIN, STATS_WRITE_MAX,
-	      LUO_COMPONENT_OPTIONAL, stats_save, stats_load);
+LUO_COMPONENT_STATE(stats_component, "stats", STATS_READ_MIN, STATS_READ_MAX, STATS_WRITE_MIN, STATS_WRITE_MAX,
+		    LUO_COMPONENT_OPTIONAL, struct stats_state, &stats,
+		    LUO_STATE_VALUE(struct stats_state, connections, 1, LUO_STATE_LATEST, 0, 0),
+		    LUO_STATE_VALUE(struct stats_state, failed_updates, 2, LUO_STATE_LATEST, 0, 0),
+		    LUO_STATE_VALUE(struct stats_state, rollbacks, 3, LUO_STATE_LATEST, 0, 0));
 
 static void counter_cold_start(void)
 {
