@@ -541,6 +541,7 @@ static void manifest_print_text(const char *path, const struct luo_manifest *m, 
 			printf("  offset %-6" PRIu32 "  size %" PRIu32 "\n", fl->offset, fl->size);
 		}
 	}
+	fields_manifest_text(m);
 }
 
 static void manifest_print_json(const char *path, const struct luo_manifest *m)
@@ -606,7 +607,9 @@ static void manifest_print_json(const char *path, const struct luo_manifest *m)
 		}
 		fputs("]}", stdout);
 	}
-	fputs("]}\n", stdout);
+	fputc(']', stdout);
+	fields_manifest_json(m);
+	fputs("}\n", stdout);
 }
 
 static const char *proof_name(uint32_t p)
@@ -903,11 +906,16 @@ static int cmd_check(int argc, char **argv)
 				fputc(',', stdout);
 			report_entry_json(&entries[i]);
 		}
-		fputs("]}\n", stdout);
+		fputc(']', stdout);
+		if (fields_report_json(old, new, entries, n) < 0)
+			return EXIT_TROUBLE;
+		fputs("}\n", stdout);
 	} else {
 		for (i = 0; i < n; i++) {
 			int k = report_entry_print(&entries[i]);
 
+			if (k >= 0)
+				k = fields_report_text(old, new, &entries[i]);
 			if (k < 0) {
 				print_error("report", k, NULL);
 				return EXIT_TROUBLE;
@@ -1008,7 +1016,11 @@ static int matrix_json(char **paths, size_t n, struct luo_manifest **m, bool *st
 				printf(":%" PRIu32, entries[i].version);
 				first_version = false;
 			}
-			fputs("}}", stdout);
+			fputc('}', stdout);
+			r = fields_report_json(m[from], m[to], entries, n_entries);
+			if (r < 0)
+				return r;
+			fputc('}', stdout);
 		}
 	}
 	fputs("]}\n", stdout);
@@ -1096,6 +1108,8 @@ static int matrix_text(char **paths, size_t n, struct luo_manifest **m, bool *st
 	      "  ?        some component's types are unproven (a binary never described)\n"
 	      "  -        the same binary\n",
 	      stdout);
+	if (fields_matrix_text(labels, n, m) < 0)
+		return -ENOMEM;
 
 	if (!any_refused)
 		return 0;

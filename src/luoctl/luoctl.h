@@ -53,6 +53,15 @@ const char *path_basename(const char *path);
  */
 int luoctl_manifest_read_path(const char *path, struct luo_manifest **ret, char *reason, size_t reason_len);
 
+/* fields.c: declared fields in manifest, check and matrix (text and JSON) */
+void fields_manifest_text(const struct luo_manifest *m);
+void fields_manifest_json(const struct luo_manifest *m); /* ,"fields":[...] */
+int fields_report_text(const struct luo_manifest *old, const struct luo_manifest *new,
+		       const struct luo_report_entry *e);
+int fields_report_json(const struct luo_manifest *old, const struct luo_manifest *new,
+		       const struct luo_report_entry *entries, size_t n_entries); /* ,"fields":[...] */
+int fields_matrix_text(const char *const *labels, size_t n, struct luo_manifest **m);
+
 /* path.c, history.c */
 int cmd_path(int argc, char **argv);
 int cmd_history(int argc, char **argv);
