@@ -386,6 +386,8 @@ struct luo_abi_type_item {
 /* struct luo_abi_note_fielddecl.flags */
 #define LUO_ABI_FIELD_REQUIRED 1u        /* a reader refuses state without it */
 #define LUO_ABI_FIELD_MUST_UNDERSTAND 2u /* a reader that does not know it refuses */
+#define LUO_ABI_FIELD_VERSION 4u         /* an integer that holds the version written: libluo
+					  * writes it, a reader refuses another value */
 
 /* The wire tag: the type, and these bits */
 #define LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND 0x100u
@@ -397,7 +399,7 @@ struct luo_abi_note_fielddecl {
 	uint32_t offset; /* offset + size <= struct_size; fields do not overlap */
 	uint32_t from;   /* the first version that carries it, >= 1 */
 	uint32_t to;     /* the last, >= from, or LUO_ABI_FIELD_LATEST */
-	uint32_t flags;  /* LUO_ABI_FIELD_REQUIRED | _MUST_UNDERSTAND */
+	uint32_t flags;  /* LUO_ABI_FIELD_REQUIRED | _MUST_UNDERSTAND | _VERSION */
 	uint64_t deflt;  /* integers (two's complement) and bool; 0 for arrays (zero-filled) */
 };
 

@@ -53,6 +53,8 @@
 
 #define LUO_STATE_REQUIRED LUO_ABI_FIELD_REQUIRED
 #define LUO_STATE_MUST_UNDERSTAND LUO_ABI_FIELD_MUST_UNDERSTAND
+/* An integer field that holds the version the state is written at (libluo sets and checks it). */
+#define LUO_STATE_VERSION LUO_ABI_FIELD_VERSION
 #define LUO_STATE_LATEST LUO_ABI_FIELD_LATEST
 
 struct luo_component_state {
@@ -103,7 +105,9 @@ LUO_EXPORT void luo_component_unregister_state(const struct luo_component_state 
 /*
  * LUO_STATE_VALUE() - an integer (any width, signed or not) or bool member.
  * @from, @to: the versions that carry it (@to: LUO_STATE_LATEST for all
- * from @from on); @fflags: 0, LUO_STATE_REQUIRED, LUO_STATE_MUST_UNDERSTAND;
+ * from @from on); @fflags: 0, LUO_STATE_REQUIRED, LUO_STATE_MUST_UNDERSTAND,
+ * LUO_STATE_VERSION (an integer: written as the version of the state,
+ * whatever the struct holds; a load refuses another value);
  * @fdefault: the value a reader takes when the field did not come.
  */
 #define LUO_STATE_VALUE(stype, member, from, to, fflags, fdefault)                                       \

@@ -139,7 +139,8 @@ int luo_fields_check(const struct luo_abi_note_fields *h, const struct luo_abi_n
 		if (f->from == 0 || f->from > f->to)
 			return refuse(reason, rlen, "fields of '%.47s': field '%s': versions %u..%u", h->component,
 				      f->name, f->from, f->to);
-		if (f->flags & ~(LUO_ABI_FIELD_REQUIRED | LUO_ABI_FIELD_MUST_UNDERSTAND))
+		if ((f->flags & ~(LUO_ABI_FIELD_REQUIRED | LUO_ABI_FIELD_MUST_UNDERSTAND | LUO_ABI_FIELD_VERSION)) ||
+		    ((f->flags & LUO_ABI_FIELD_VERSION) && f->type != LUO_ABI_FIELD_UINT && f->type != LUO_ABI_FIELD_INT))
 			return refuse(reason, rlen, "fields of '%.47s': field '%s' has unknown flags 0x%x",
 				      h->component, f->name, f->flags);
 		if (is_integer(f->type) ? !value_fits(f->type, f->size, default_of(f)) : f->deflt != 0)
@@ -311,7 +312,9 @@ int luo_fields_write_node(void *fdt, const struct luo_component_state *st, uint3
 		if (r)
 			break;
 		fdt32_st((fdt32_t *)p, d->type | ((d->flags & LUO_ABI_FIELD_MUST_UNDERSTAND) ? LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND : 0));
-		if (is_integer(d->type))
+		if (d->flags & LUO_ABI_FIELD_VERSION)
+			wire_put(d->size, p + 4, version);
+		else if (is_integer(d->type))
 			wire_put(d->size, p + 4, mem_get(d->type, d->size, base + d->offset));
 		else
 			memcpy(p + 4, base + d->offset, len);
@@ -378,6 +381,26 @@ too_long:
 	}
 	memcpy(base + d->offset, v, len);
 	memset(base + d->offset + len, 0, d->size - len);
+	return 0;
+}
+
+/* Fields marked LUO_ABI_FIELD_VERSION in @copy must say @version. */
+static int check_version_fields(const struct luo_component_state *st, uint32_t version, const uint8_t *copy,
+				char *reason, size_t rlen)
+{
+	for (uint32_t i = 0; i < st->fields->n_fields; i++) {
+		const struct luo_abi_note_fielddecl *d = &st->decls[i];
+		__int128 v;
+
+		if (!(d->flags & LUO_ABI_FIELD_VERSION) || !luo_field_at(d, version))
+			continue;
+		v = mem_get(d->type, d->size, copy + d->offset);
+		if (v != version) {
+			luo_reasonf(reason, rlen, "field '%s' says version %lld; the state came at version %u", d->name,
+				    (long long)v, version);
+			return -EPROTO;
+		}
+	}
 	return 0;
 }
 
@@ -456,6 +479,9 @@ int luo_fields_load_node(const struct luo_component_state *st, uint32_t version,
 		}
 		set_default(d, copy);
 	}
+	r = check_version_fields(st, version, copy, reason, rlen);
+	if (r)
+		return r;
 	memcpy(st->instance, copy, st->fields->struct_size);
 	return 0;
 }
@@ -521,9 +547,14 @@ int luo_fields_image_save(const struct luo_component_state *st, uint32_t version
 	img = calloc(1, total ? total : 1);
 	if (!img)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < st->fields->n_fields; i++)
-		if (offs[i] != UINT32_MAX)
+	for (uint32_t i = 0; i < st->fields->n_fields; i++) {
+		if (offs[i] == UINT32_MAX)
+			continue;
+		if (st->decls[i].flags & LUO_ABI_FIELD_VERSION)
+			mem_put(st->decls[i].size, img + offs[i], version);
+		else
 			memcpy(img + offs[i], base + st->decls[i].offset, st->decls[i].size);
+	}
 	return luo_payload_write(out, img, total);
 }
 
@@ -558,6 +589,9 @@ int luo_fields_image_load(const struct luo_component_state *st, uint32_t version
 			return refuse(reason, rlen, "field '%s': a string without its NUL", d->name);
 		memcpy(copy + d->offset, p, d->size);
 	}
+	r = check_version_fields(st, version, copy, reason, rlen);
+	if (r)
+		return r;
 	memcpy(st->instance, copy, st->fields->struct_size);
 	return 0;
 }

@@ -23,9 +23,11 @@
 
 static void flags_str(uint32_t flags, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s", flags & LUO_ABI_FIELD_REQUIRED ? "required" : "",
+	snprintf(buf, len, "%s%s%s%s%s", flags & LUO_ABI_FIELD_REQUIRED ? "required" : "",
 		 (flags & LUO_ABI_FIELD_REQUIRED) && (flags & LUO_ABI_FIELD_MUST_UNDERSTAND) ? "," : "",
-		 flags & LUO_ABI_FIELD_MUST_UNDERSTAND ? "must-understand" : "");
+		 flags & LUO_ABI_FIELD_MUST_UNDERSTAND ? "must-understand" : "",
+		 (flags & LUO_ABI_FIELD_VERSION) && (flags & ~LUO_ABI_FIELD_VERSION) ? "," : "",
+		 flags & LUO_ABI_FIELD_VERSION ? "version" : "");
 }
 
 static void default_str(const struct luo_abi_note_fielddecl *d, char *buf, size_t len)
@@ -92,9 +94,10 @@ void fields_manifest_json(const struct luo_manifest *m)
 				printf(",\"default\":%" PRId64, (int64_t)d->deflt);
 			else
 				printf(",\"default\":%" PRIu64, d->deflt);
-			printf(",\"required\":%s,\"must_understand\":%s}",
+			printf(",\"required\":%s,\"must_understand\":%s,\"version_field\":%s}",
 			       d->flags & LUO_ABI_FIELD_REQUIRED ? "true" : "false",
-			       d->flags & LUO_ABI_FIELD_MUST_UNDERSTAND ? "true" : "false");
+			       d->flags & LUO_ABI_FIELD_MUST_UNDERSTAND ? "true" : "false",
+			       d->flags & LUO_ABI_FIELD_VERSION ? "true" : "false");
 		}
 		fputs("]}", stdout);
 	}
