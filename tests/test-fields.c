@@ -350,6 +350,49 @@ static void test_hostile_properties(void)
 	       sizeof(cases) / sizeof(cases[0]));
 }
 
+/* LUO_STATE_VERSION: the field is written as the version, and a load refuses another value. */
+static void test_version_field(void)
+{
+	struct ver_s {
+		uint64_t root;
+		uint32_t format;
+	};
+	static struct ver_s ver_live;
+	static const struct luo_abi_note_fielddecl ver_decls[] = {
+		LUO_STATE_VALUE(struct ver_s, root, 1, LUO_STATE_LATEST, 0, 0),
+		LUO_STATE_VALUE(struct ver_s, format, 1, LUO_STATE_LATEST, LUO_STATE_REQUIRED | LUO_STATE_VERSION, 0),
+	};
+	static const struct luo_abi_note_fields ver_h = { "comp", sizeof(struct ver_s), 2 };
+	static const struct luo_component_state ver_st = { "comp", 1, 3, 1, 3, 0, &ver_h, ver_decls, &ver_live };
+	static const uint8_t fmt2[8] = { 0, 0, 0, LUO_ABI_FIELD_UINT, 0, 0, 0, 2 };
+	const struct raw_prop props[1] = { { "format", fmt2, 8 } };
+	struct luo_payload p = { 0 };
+	char reason[LUO_REASON_MAX];
+	void *blob;
+
+	ver_live = (struct ver_s){ .root = 0x1000, .format = 99 };
+	blob = encode(&ver_st, 3);
+	ver_live.format = 0;
+	CHECK_OK(decode(&ver_st, 3, blob, reason, sizeof(reason)));
+	CHECK_EQ(ver_live.format, 3);
+	CHECK_EQ(ver_live.root, 0x1000);
+	free(blob);
+	blob = raw_blob(props, 1, false);
+	CHECK_ERR(decode(&ver_st, 3, blob, reason, sizeof(reason)), EPROTO);
+	CHECK(strstr(reason, "'format' says version 2"));
+	CHECK_OK(decode(&ver_st, 2, blob, reason, sizeof(reason)));
+	free(blob);
+	/* the struct image too */
+	ver_live = (struct ver_s){ .root = 7, .format = 99 };
+	CHECK_OK(luo_fields_image_save(&ver_st, 1, &p));
+	CHECK_EQ(p.len, 16);
+	CHECK_OK(luo_fields_image_load(&ver_st, 1, p.buf, p.len, reason, sizeof(reason)));
+	CHECK_EQ(ver_live.format, 1);
+	CHECK_ERR(luo_fields_image_load(&ver_st, 2, p.buf, p.len, reason, sizeof(reason)), EPROTO);
+	free(p.buf);
+	printf("ok - a version field is written as the version and checked on load\n");
+}
+
 static void test_struct_image(void)
 {
 	struct luo_payload p = { 0 };
@@ -644,6 +687,7 @@ int main(void)
 	test_required_and_must_understand();
 	test_hostile_properties();
 	test_struct_image();
+	test_version_field();
 	test_bad_lists();
 	test_hostile_notes();
 	test_verdicts();

@@ -111,9 +111,19 @@ static int write_components(void *fdt, const struct luo_blob_header *hdr)
 static int write_tree(void *fdt, size_t size, const struct luo *luo, const struct luo_blob_header *hdr)
 {
 	size_t index = 0;
+	bool fields = false;
 	int r;
 
-	r = fdt_create(fdt, (int)size);
+	/*
+	 * libfdt looks each new property name up in the strings block, from
+	 * its start: every distinct name costs a scan of all the names before
+	 * it. Declared fields bring up to LUO_ABI_FIELDS_MAX distinct names
+	 * per component (quadratic: tens of ms for 1,000); then names are
+	 * appended, not shared (a few bytes more per property).
+	 */
+	for (size_t i = 0; i < hdr->n_components; i++)
+		fields = fields || hdr->components[i].fields;
+	r = fdt_create_with_flags(fdt, (int)size, fields ? FDT_CREATE_FLAG_NO_NAME_DEDUP : 0);
 	if (!r)
 		r = fdt_finish_reservemap(fdt);
 	if (!r)
