@@ -115,12 +115,17 @@
 #error "COUNTER_VERSION must be 1, 2 or 3"
 #endif
 
+#if defined(COUNTER_PLUS_FIELD) && (COUNTER_VERSION != 2 || defined(COUNTER_BROKEN_LOAD))
+#error "COUNTER_PLUS_FIELD is a version 2 build"
+#endif
 #if defined(COUNTER_BROKEN_LOAD) && COUNTER_VERSION != 2
 #error "COUNTER_BROKEN_LOAD is a version 2 build"
 #endif
 
 #ifdef COUNTER_BROKEN_LOAD
 #define BUILD_NAME "broken"
+#elif defined(COUNTER_PLUS_FIELD)
+#define BUILD_NAME "v2plus"
 #else
 #define BUILD_NAME "v" STRINGIFY(COUNTER_VERSION)
 #endif
@@ -219,6 +224,9 @@ struct counter_state {
 	uint64_t count;
 	uint64_t updates;    /* v2.. */
 	uint64_t started_at; /* v3.. */
+#ifdef COUNTER_PLUS_FIELD
+	uint32_t plus_takeovers; /* the "plus" build: a field added without a version bump */
+#endif
 };
 
 struct stats_state {
@@ -239,12 +247,24 @@ static struct stats_state stats;
  * state the fields go as the struct of their version, counter_v1..v3 and
  * stats_v1..v3 above, field by field in this order.
  */
+/*
+ * -DCOUNTER_PLUS_FIELD (a v2 build) adds a field to "counter" at version 2
+ * without a version bump: the times a plus build took the counter over,
+ * 100 when it did not come (from a build without it). A build without it
+ * drops it; tests/test-fields-live.sh goes back and forth.
+ */
+#ifdef COUNTER_PLUS_FIELD
+#define COUNTER_PLUS_DECL , LUO_STATE_VALUE(struct counter_state, plus_takeovers, 2, LUO_STATE_LATEST, 0, 100)
+#else
+#define COUNTER_PLUS_DECL
+#endif
+
 #ifndef COUNTER_BROKEN_LOAD
 LUO_COMPONENT_STATE(counter_component, "counter", COUNTER_READ_MIN, COUNTER_READ_MAX, COUNTER_WRITE_MIN,
 		    COUNTER_WRITE_MAX, 0, struct counter_state, &counter,
 		    LUO_STATE_VALUE(struct counter_state, count, 1, LUO_STATE_LATEST, LUO_STATE_REQUIRED, 0),
 		    LUO_STATE_VALUE(struct counter_state, updates, 2, LUO_STATE_LATEST, 0, 0),
-		    LUO_STATE_VALUE(struct counter_state, started_at, 3, LUO_STATE_LATEST, 0, 0));
+		    LUO_STATE_VALUE(struct counter_state, started_at, 3, LUO_STATE_LATEST, 0, 0) COUNTER_PLUS_DECL);
 #else
 /* The bug this build stands for: its loader fails, the update must roll back. */
 static int broken_save(uint32_t version, struct luo_payload *out)
@@ -457,6 +477,10 @@ static void state_describe(char *buf, size_t len)
 		else
 			n += snprintf(buf + n, len - (size_t)n, ", start time unknown");
 	}
+#ifdef COUNTER_PLUS_FIELD
+	if (n >= 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, ", plus takeovers %u", counter.plus_takeovers);
+#endif
 	if (COUNTER_WRITE_MAX >= 2 && n >= 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, ")");
 }
@@ -666,6 +690,9 @@ static int serve(int argc, char **argv)
 		printf("[pid %d] rolled back: %s (%s)\n", getpid(), reason, strerror(-r));
 	} else if (luo_component_incoming(luo, "counter", NULL) == 0) {
 		counter.updates++;
+#ifdef COUNTER_PLUS_FIELD
+		counter.plus_takeovers++;
+#endif
 	}
 
 	if (take_over(luo, &listen_fd) < 0)
