@@ -2,10 +2,10 @@
 /*
  * DOC: declared fields, written and read by name
  *
- * LUO_COMPONENT_STATE() registers a component whose state is the fields of
- * one struct (include/luo/fields.h). Each is registered here as a
- * component with user data whose save and load are the struct image (the
- * bytes an image built before fields reads and writes); update.c chooses
+ * A component declared with LUO_COMPONENT_STATE() (include/luo/fields.h)
+ * is registered (fields-registry.c) with the struct image below as its
+ * save and load (the bytes an image built before fields reads and
+ * writes); update.c chooses
  * the property encoding instead when the new image's manifest declares
  * the component's fields, blob-write.c writes it (luo_fields_write_node()
  * from a snapshot taken in the save step, so the blob holds one consistent
@@ -20,7 +20,6 @@
  */
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,164 +30,11 @@
 #include "fields.h"
 #include "luo-internal.h"
 
-/* ------------------------------------------------------------------------ */
-/* Checking a list                                                           */
-
-static bool field_name_ok(const char *s, size_t size)
-{
-	size_t len = strnlen(s, size);
-
-	if (len == 0 || len >= size)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return false;
-	for (size_t i = len; i < size; i++)
-		if (s[i])
-			return false;
-	return true;
-}
-
-static bool is_integer(uint32_t type)
-{
-	return type == LUO_ABI_FIELD_UINT || type == LUO_ABI_FIELD_INT || type == LUO_ABI_FIELD_BOOL;
-}
-
-static bool width_ok(uint32_t size)
-{
-	return size == 1 || size == 2 || size == 4 || size == 8;
-}
-
-/* Does the 64-bit pattern @v, read as @type, fit in @size bytes? */
-static bool value_fits(uint32_t type, uint32_t size, __int128 v)
-{
-	if (type == LUO_ABI_FIELD_BOOL)
-		return v == 0 || v == 1;
-	if (type == LUO_ABI_FIELD_UINT)
-		return v >= 0 && (size == 8 ? v <= (__int128)UINT64_MAX : v < ((__int128)1 << (8 * size)));
-	return v >= -((__int128)1 << (8 * size - 1)) && v < ((__int128)1 << (8 * size - 1));
-}
-
-static __int128 default_of(const struct luo_abi_note_fielddecl *d)
-{
-	return d->type == LUO_ABI_FIELD_INT ? (__int128)(int64_t)d->deflt : (__int128)d->deflt;
-}
-
-static const struct luo_abi_note_fielddecl *sort_base;
-
-static int cmp_offset(const void *a, const void *b)
-{
-	uint32_t x = sort_base[*(const uint32_t *)a].offset, y = sort_base[*(const uint32_t *)b].offset;
-
-	return x < y ? -1 : x > y;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(sort_base[*(const uint32_t *)a].name, sort_base[*(const uint32_t *)b].name);
-}
-
-static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
-
 #define refuse(reason, rlen, ...)                                              \
 	({                                                                     \
 		luo_reasonf((reason), (rlen), __VA_ARGS__);                    \
 		-EBADMSG;                                                      \
 	})
-
-int luo_fields_check(const struct luo_abi_note_fields *h, const struct luo_abi_note_fielddecl *d, char *reason,
-		     size_t rlen)
-{
-	_cleanup_free_ uint32_t *idx = NULL;
-	int r = 0;
-
-	if (h->n_fields == 0 || h->n_fields > LUO_ABI_FIELDS_MAX || h->struct_size == 0)
-		return refuse(reason, rlen, "fields of '%.47s': %u fields (1..%u) over a struct of %u bytes",
-			      h->component, h->n_fields, LUO_ABI_FIELDS_MAX, h->struct_size);
-	for (uint32_t i = 0; i < h->n_fields; i++) {
-		const struct luo_abi_note_fielddecl *f = &d[i];
-		bool size_ok;
-
-		if (!field_name_ok(f->name, sizeof(f->name)))
-			return refuse(reason, rlen, "fields of '%.47s': field %u has a name that is not 1..31 bytes of "
-				      "[a-z0-9_], zero-padded", h->component, i);
-		switch (f->type) {
-		case LUO_ABI_FIELD_UINT:
-		case LUO_ABI_FIELD_INT:
-			size_ok = width_ok(f->size);
-			break;
-		case LUO_ABI_FIELD_BOOL:
-			size_ok = f->size == 1;
-			break;
-		case LUO_ABI_FIELD_BYTES:
-			size_ok = f->size >= 1 && f->size <= LUO_ABI_FIELD_SIZE_MAX;
-			break;
-		case LUO_ABI_FIELD_STRING:
-			size_ok = f->size >= 2 && f->size <= LUO_ABI_FIELD_SIZE_MAX;
-			break;
-		default:
-			return refuse(reason, rlen, "fields of '%.47s': field '%s' has unknown type %u", h->component,
-				      f->name, f->type);
-		}
-		if (!size_ok)
-			return refuse(reason, rlen, "fields of '%.47s': field '%s': size %u is not one of its type",
-				      h->component, f->name, f->size);
-		if (f->offset > h->struct_size || f->size > h->struct_size - f->offset)
-			return refuse(reason, rlen, "fields of '%.47s': field '%s' lies outside the struct (%u bytes)",
-				      h->component, f->name, h->struct_size);
-		if (f->from == 0 || f->from > f->to)
-			return refuse(reason, rlen, "fields of '%.47s': field '%s': versions %u..%u", h->component,
-				      f->name, f->from, f->to);
-		if ((f->flags & ~(LUO_ABI_FIELD_REQUIRED | LUO_ABI_FIELD_MUST_UNDERSTAND | LUO_ABI_FIELD_VERSION)) ||
-		    ((f->flags & LUO_ABI_FIELD_VERSION) && f->type != LUO_ABI_FIELD_UINT && f->type != LUO_ABI_FIELD_INT))
-			return refuse(reason, rlen, "fields of '%.47s': field '%s' has unknown flags 0x%x",
-				      h->component, f->name, f->flags);
-		if (is_integer(f->type) ? !value_fits(f->type, f->size, default_of(f)) : f->deflt != 0)
-			return refuse(reason, rlen, "fields of '%.47s': field '%s': the default does not fit its type",
-				      h->component, f->name);
-	}
-	idx = malloc(h->n_fields * sizeof(*idx));
-	if (!idx)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < h->n_fields; i++)
-		idx[i] = i;
-	/* qsort has no context argument in C17: the base is shared under a lock. */
-	pthread_mutex_lock(&sort_lock);
-	sort_base = d;
-	qsort(idx, h->n_fields, sizeof(*idx), cmp_offset);
-	for (uint32_t i = 1; !r && i < h->n_fields; i++)
-		if (d[idx[i - 1]].offset + d[idx[i - 1]].size > d[idx[i]].offset)
-			r = refuse(reason, rlen, "fields of '%.47s': fields '%s' and '%s' overlap", h->component,
-				   d[idx[i - 1]].name, d[idx[i]].name);
-	qsort(idx, h->n_fields, sizeof(*idx), cmp_name);
-	for (uint32_t i = 1; !r && i < h->n_fields; i++)
-		if (strcmp(d[idx[i - 1]].name, d[idx[i]].name) == 0)
-			r = refuse(reason, rlen, "fields of '%.47s': field '%s' twice", h->component, d[idx[i]].name);
-	pthread_mutex_unlock(&sort_lock);
-	return r;
-}
-
-void luo_field_type_name(const struct luo_abi_note_fielddecl *d, char *buf, size_t len)
-{
-	switch (d->type) {
-	case LUO_ABI_FIELD_UINT:
-		snprintf(buf, len, "u%u", d->size * 8);
-		return;
-	case LUO_ABI_FIELD_INT:
-		snprintf(buf, len, "i%u", d->size * 8);
-		return;
-	case LUO_ABI_FIELD_BOOL:
-		snprintf(buf, len, "bool");
-		return;
-	case LUO_ABI_FIELD_BYTES:
-		snprintf(buf, len, "bytes[%u]", d->size);
-		return;
-	case LUO_ABI_FIELD_STRING:
-		snprintf(buf, len, "string[%u]", d->size);
-		return;
-	}
-	snprintf(buf, len, "type-%u", d->type);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Integers in memory and on the wire                                        */
@@ -263,8 +109,8 @@ static void wire_put(uint32_t size, uint8_t *p, __int128 v)
 
 static void set_default(const struct luo_abi_note_fielddecl *d, uint8_t *base)
 {
-	if (is_integer(d->type))
-		mem_put(d->size, base + d->offset, default_of(d));
+	if (luo_field_is_integer(d->type))
+		mem_put(d->size, base + d->offset, luo_field_default(d));
 	else
 		memset(base + d->offset, 0, d->size);
 }
@@ -314,7 +160,7 @@ int luo_fields_write_node(void *fdt, const struct luo_component_state *st, uint3
 		fdt32_st((fdt32_t *)p, d->type | ((d->flags & LUO_ABI_FIELD_MUST_UNDERSTAND) ? LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND : 0));
 		if (d->flags & LUO_ABI_FIELD_VERSION)
 			wire_put(d->size, p + 4, version);
-		else if (is_integer(d->type))
+		else if (luo_field_is_integer(d->type))
 			wire_put(d->size, p + 4, mem_get(d->type, d->size, base + d->offset));
 		else
 			memcpy(p + 4, base + d->offset, len);
@@ -333,18 +179,18 @@ static int take(const struct luo_abi_note_fielddecl *d, uint32_t tag, const uint
 {
 	uint32_t wtype = tag & 0xff;
 
-	if (is_integer(wtype)) {
+	if (luo_field_is_integer(wtype)) {
 		__int128 x;
 
-		if (wtype == LUO_ABI_FIELD_BOOL ? len != 1 : !width_ok(len))
+		if (wtype == LUO_ABI_FIELD_BOOL ? len != 1 : !luo_field_width_ok(len))
 			return refuse(reason, rlen, "field '%s': %u bytes for an integer", d->name, len);
 		x = wire_get(wtype, len, v);
 		if (wtype == LUO_ABI_FIELD_BOOL && x > 1)
 			return refuse(reason, rlen, "field '%s': bool %u", d->name, (unsigned)x);
-		if (!is_integer(d->type))
+		if (!luo_field_is_integer(d->type))
 			return luo_reasonf(reason, rlen, "field '%s': an integer came, this build reads bytes", d->name),
 			       -EPROTO;
-		if (!value_fits(d->type, d->size, x)) {
+		if (!luo_field_value_fits(d->type, d->size, x)) {
 			char type[24];
 
 			luo_field_type_name(d, type, sizeof(type));
@@ -364,7 +210,7 @@ static int take(const struct luo_abi_note_fielddecl *d, uint32_t tag, const uint
 	if (wtype != d->type)
 		return luo_reasonf(reason, rlen, "field '%s': %s came, this build reads %s", d->name,
 				   wtype == LUO_ABI_FIELD_STRING ? "a string" : "bytes",
-				   is_integer(d->type) ? "an integer" : d->type == LUO_ABI_FIELD_STRING ? "a string" : "bytes"),
+				   luo_field_is_integer(d->type) ? "an integer" : d->type == LUO_ABI_FIELD_STRING ? "a string" : "bytes"),
 		       -EPROTO;
 	if (d->type == LUO_ABI_FIELD_STRING ? len > d->size - 1 : len > d->size) {
 		/* Bytes narrow like integers: only what is not lost (zeros) may go. */
@@ -483,7 +329,7 @@ int luo_fields_load_node(const struct luo_component_state *st, uint32_t version,
 		/* A name equal to a declared one is valid; any other is checked before it is printed. */
 		i = find_decl(st, name, hint);
 		if (i < 0 && (strnlen(name, LUO_ABI_NOTE_FIELD_NAME_SIZE) >= LUO_ABI_NOTE_FIELD_NAME_SIZE ||
-			      !field_name_ok(name, strlen(name) + 1)))
+			      !luo_field_name_ok(name, strlen(name) + 1)))
 			return refuse(reason, rlen, "a field whose name is not 1..31 bytes of [a-z0-9_]");
 		wtag = fdt32_ld((const fdt32_t *)v);
 		if (wtag & ~(0xffu | LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND))
@@ -532,7 +378,7 @@ int luo_fields_load_node(const struct luo_component_state *st, uint32_t version,
 
 static uint32_t align_of(const struct luo_abi_note_fielddecl *d)
 {
-	return is_integer(d->type) ? d->size : 1;
+	return luo_field_is_integer(d->type) ? d->size : 1;
 }
 
 /*
@@ -635,90 +481,4 @@ int luo_fields_image_load(const struct luo_component_state *st, uint32_t version
 		return r;
 	memcpy(st->instance, copy, st->fields->struct_size);
 	return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The registry: each declared state is a component with user data          */
-
-static struct slot {
-	struct luo_component_with_data w;
-	const struct luo_component_state *st;
-} slots[LUO_COMPONENTS_MAX];
-static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int image_save(uint32_t version, struct luo_payload *out, void *userdata)
-{
-	return luo_fields_image_save(userdata, version, out);
-}
-
-static int image_load(uint32_t version, const void *data, size_t len, void *userdata)
-{
-	char reason[LUO_REASON_MAX];
-
-	return luo_fields_image_load(userdata, version, data, len, reason, sizeof(reason));
-}
-
-const struct luo_component_state *luo_fields_of(const struct luo_component *c)
-{
-	for (size_t i = 0; c && i < LUO_COMPONENTS_MAX; i++)
-		if (c == &slots[i].w.base)
-			return slots[i].st;
-	return NULL;
-}
-
-int luo_component_register_state(const struct luo_component_state *st)
-{
-	char reason[LUO_REASON_MAX];
-	struct slot *s = NULL;
-	int r;
-
-	/* A bad list is refused like a bad LUO_COMPONENT(): remembered for luo_open(). */
-	if (!st || !st->fields || !st->decls || !st->instance ||
-	    memchr(st->fields->component, '\0', sizeof(st->fields->component)) == NULL ||
-	    strcmp(st->fields->component, st->name ? st->name : "") != 0) {
-		luo_components_note_error(-EINVAL, "a declared state without its field list or instance");
-		return -EINVAL;
-	}
-	r = luo_fields_check(st->fields, st->decls, reason, sizeof(reason));
-	if (r) {
-		luo_components_note_error(r == -ENOMEM ? r : -EINVAL, reason);
-		return r == -ENOMEM ? r : -EINVAL;
-	}
-	pthread_mutex_lock(&slots_lock);
-	for (size_t i = 0; i < LUO_COMPONENTS_MAX && !s; i++)
-		if (!slots[i].st)
-			s = &slots[i];
-	if (s) {
-		s->st = st;
-		s->w = (struct luo_component_with_data){
-			{ st->name, st->read_min, st->read_max, st->write_min, st->write_max, st->flags, NULL, NULL },
-			image_save, image_load, (void *)st,
-		};
-	}
-	pthread_mutex_unlock(&slots_lock);
-	if (!s) {
-		luo_components_note_error(-ENOSPC, "more declared states than LUO_COMPONENTS_MAX");
-		return -ENOSPC;
-	}
-	r = luo_component_register_with_data(&s->w);
-	if (r) {
-		pthread_mutex_lock(&slots_lock);
-		s->st = NULL;
-		pthread_mutex_unlock(&slots_lock);
-	}
-	return r;
-}
-
-void luo_component_unregister_state(const struct luo_component_state *st)
-{
-	pthread_mutex_lock(&slots_lock);
-	for (size_t i = 0; st && i < LUO_COMPONENTS_MAX; i++) {
-		if (slots[i].st != st)
-			continue;
-		pthread_mutex_unlock(&slots_lock);
-		luo_component_unregister(&slots[i].w.base);
-		/* The registry may keep the pointer until luo_close() (marked gone): the slot stays. */
-		return;
-	}
-	pthread_mutex_unlock(&slots_lock);
 }

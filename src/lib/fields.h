@@ -5,9 +5,10 @@
 /*
  * DOC: declared fields, the internal contract (fields.c, fields-report.c)
  *
- * fields.c: the registry of LUO_COMPONENT_STATE()s, the checks of a field
- * list (shared by registration and the manifest reader), the property
- * encoding of abi.h ("Declared fields") and the struct image. Errors:
+ * fields-check.c: the checks of a field list (registration and the
+ * manifest reader). fields.c: the property encoding of abi.h ("Declared
+ * fields") and the struct image. fields-registry.c: the registry of
+ * LUO_COMPONENT_STATE()s. Errors:
  * -EINVAL a bad list or a value that cannot be written, -EBADMSG /
  * -ERANGE / -EPROTO a blob the reader refuses (reason names the field),
  * -ENOMEM, -ENOSPC (libfdt ran out of room: the caller grows the buffer).
@@ -28,7 +29,34 @@ struct luo_manifest;
 /* The declared state of @c, if it was registered by LUO_COMPONENT_STATE(); else NULL. */
 const struct luo_component_state *luo_fields_of(const struct luo_component *c);
 
-/* Check a field list as a hostile note: 0, or -EBADMSG with @reason. */
+/* fields-check.c: a list checked as a hostile note: 0, or -EBADMSG with @reason; its helpers. */
+bool luo_field_name_ok(const char *s, size_t size); /* 1..size-1 bytes of [a-z0-9_], zero-padded to @size */
+
+/* Inline: the load calls them once per field. UINT, INT, BOOL: */
+static inline bool luo_field_is_integer(uint32_t type)
+{
+	return type == LUO_ABI_FIELD_UINT || type == LUO_ABI_FIELD_INT || type == LUO_ABI_FIELD_BOOL;
+}
+
+static inline bool luo_field_width_ok(uint32_t size)
+{
+	return size == 1 || size == 2 || size == 4 || size == 8;
+}
+
+/* Does @v, read as @type, fit in @size bytes of it? */
+static inline bool luo_field_value_fits(uint32_t type, uint32_t size, __int128 v)
+{
+	if (type == LUO_ABI_FIELD_BOOL)
+		return v == 0 || v == 1;
+	if (type == LUO_ABI_FIELD_UINT)
+		return v >= 0 && (size == 8 ? v <= (__int128)UINT64_MAX : v < ((__int128)1 << (8 * size)));
+	return v >= -((__int128)1 << (8 * size - 1)) && v < ((__int128)1 << (8 * size - 1));
+}
+
+static inline __int128 luo_field_default(const struct luo_abi_note_fielddecl *d)
+{
+	return d->type == LUO_ABI_FIELD_INT ? (__int128)(int64_t)d->deflt : (__int128)d->deflt;
+}
 int luo_fields_check(const struct luo_abi_note_fields *h, const struct luo_abi_note_fielddecl *d, char *reason,
 		     size_t reason_len);
 
