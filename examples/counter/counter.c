@@ -31,7 +31,9 @@
  * This one file stands for three releases of the service: it is built with
  * -DCOUNTER_VERSION=1, 2 or 3 (2 by default), as release N would have been
  * built from its own commit. They differ only in the state they hand over,
- * two components, each payload a fixed struct per version:
+ * two components, declared as fields with the versions that carry them
+ * (fields.h; once a fixed struct per version, which older readers still
+ * get):
  *
  *   component              v1 build        v2 build        v3 build
  *   counter (mandatory)    read 1  write 1 read 1..2 w 1..2 read 2..3 w 2..3
