@@ -188,7 +188,8 @@ static int take(const struct luo_abi_note_fielddecl *d, uint32_t tag, const uint
 		if (wtype == LUO_ABI_FIELD_BOOL && x > 1)
 			return refuse(reason, rlen, "field '%s': bool %u", d->name, (unsigned)x);
 		if (!luo_field_is_integer(d->type))
-			return luo_reasonf(reason, rlen, "field '%s': an integer came, this build reads bytes", d->name),
+			return luo_reasonf(reason, rlen, "field '%s': an integer came, this build reads %s", d->name,
+					   d->type == LUO_ABI_FIELD_STRING ? "a string" : "bytes"),
 			       -EPROTO;
 		if (!luo_field_value_fits(d->type, d->size, x)) {
 			char type[24];
