@@ -252,26 +252,38 @@ static int check_version_fields(const struct luo_component_state *st, uint32_t v
 }
 
 /*
- * The property at @off, which fdt_next_property_offset() returned (so the
- * tag is FDT_PROP): fdt_getprop_by_offset() without checking the tag a
- * second time -- with 1,000 fields that walk is a quarter of a load. The
- * value and the name are bounds-checked. Version 17 only (blob-read.c
- * refuses others), whose values are not realigned.
+ * The property at @off, whose tag fdt_next_tag() just read as FDT_PROP
+ * with @next after it: libfdt has then checked that the whole property,
+ * header and value, lies inside the structure block. Its length must say
+ * the same (@next), and its name lie inside the strings block, terminated
+ * within a field name's size -- longer names are no field's, refused all
+ * the same. fdt_getprop_by_offset() would look at the tag again and
+ * fdt_get_string() measure the name against the whole block: with 1,000
+ * fields, a third of a load. Version 17 only (blob-read.c refuses others),
+ * whose values are not realigned.
  */
-static const uint8_t *prop_at(const void *fdt, int off, const char **ret_name, int *ret_len)
+static const uint8_t *prop_at(const void *fdt, int off, int next, const char **ret_name, int *ret_len)
 {
-	const struct fdt_property *p = fdt_offset_ptr(fdt, off, sizeof(*p));
-	int len, name_len;
+	const struct fdt_property *p;
+	uint32_t len, nameoff, strings_size;
+	const char *name;
 
-	if (!p || fdt_version(fdt) < 0x10)
+	if (fdt_version(fdt) < 0x10 || off < 0 || next <= off || (size_t)(next - off) < sizeof(*p))
 		return NULL;
-	len = (int)fdt32_ld(&p->len);
-	if (len < 0 || !fdt_offset_ptr(fdt, off + (int)sizeof(*p), (unsigned)len))
+	p = (const struct fdt_property *)((const char *)fdt + fdt_off_dt_struct(fdt) + (uint32_t)off);
+	len = fdt32_ld(&p->len);
+	if (len > INT32_MAX - sizeof(*p) || (uint32_t)((sizeof(*p) + len + FDT_TAGSIZE - 1) & ~(uint32_t)(FDT_TAGSIZE - 1)) != (uint32_t)(next - off))
 		return NULL;
-	*ret_name = fdt_get_string(fdt, (int)fdt32_ld(&p->nameoff), &name_len);
-	if (!*ret_name)
+	nameoff = fdt32_ld(&p->nameoff);
+	strings_size = fdt_size_dt_strings(fdt);
+	if (nameoff >= strings_size)
 		return NULL;
-	*ret_len = len;
+	name = (const char *)fdt + fdt_off_dt_strings(fdt) + nameoff;
+	if (!memchr(name, '\0', strings_size - nameoff < LUO_ABI_NOTE_FIELD_NAME_SIZE ? strings_size - nameoff
+										    : LUO_ABI_NOTE_FIELD_NAME_SIZE))
+		return NULL;
+	*ret_name = name;
+	*ret_len = (int)len;
 	return (const uint8_t *)p->data;
 }
 
@@ -324,9 +336,10 @@ int luo_fields_load_node(const struct luo_component_state *st, uint32_t version,
 			break;
 		if (++n_props > LUO_ABI_FIELDS_MAX)
 			return refuse(reason, rlen, "more than %u fields", LUO_ABI_FIELDS_MAX);
-		v = prop_at(fdt, off, &name, &len);
+		v = prop_at(fdt, off, next, &name, &len);
 		if (!v || len < 4)
-			return refuse(reason, rlen, "a field property without a name or shorter than its tag");
+			return refuse(reason, rlen, "a field property damaged, with a name longer than %d bytes or "
+				      "shorter than its tag", LUO_ABI_NOTE_FIELD_NAME_SIZE - 1);
 		/* A name equal to a declared one is valid; any other is checked before it is printed. */
 		i = find_decl(st, name, hint);
 		if (i < 0 && (strnlen(name, LUO_ABI_NOTE_FIELD_NAME_SIZE) >= LUO_ABI_NOTE_FIELD_NAME_SIZE ||
