@@ -182,6 +182,7 @@ static void refused(const char *what, const struct prop *pa, size_t n, const cha
 	const struct comp c[] = { { "state-a", 2, pa, n, NULL, 0 } };
 	struct luo *luo;
 	const char *why = NULL;
+	char reason[512];
 
 	a_live = (struct a_s){ .count = 1234, .temp = 5, .label = "old" };
 	CHECK_ERR(open_with(c, 1, 0, &luo), EIO);
@@ -195,8 +196,9 @@ static void refused(const char *what, const struct prop *pa, size_t n, const cha
 		exit(1);
 	}
 	CHECK_EQ(a_live.count, 1234);
+	snprintf(reason, sizeof(reason), "%s", why); /* the handle owns it */
 	luo_close(luo);
-	printf("ok - %s: refused, -EIO: %s\n", what, why);
+	printf("ok - %s: refused, -EIO: %s\n", what, reason);
 }
 
 static void test_refused(void)

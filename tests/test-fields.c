@@ -316,6 +316,7 @@ static void test_hostile_properties(void)
 		{ { { "blob", bytes_tail, 10 } }, 1, false, ERANGE, "'blob'" },
 		{ { { "count", u8_one, 5 }, { "count", u8_one, 5 } }, 2, false, EBADMSG, "'count' twice" },
 		{ { { "Count", u8_one, 5 } }, 1, false, EBADMSG, "[a-z0-9_]" },
+		{ { { "a_name_of_forty_bytes_longer_than_a_fie", u8_one, 5 } }, 1, false, EBADMSG, "longer than 31" },
 		{ { { "label", u8_one, 5 } }, 1, false, EPROTO, "'label': an integer came" },
 		{ { { "count", str_ok, 11 } }, 1, false, EPROTO, "'count': a string came" },
 		{ { { "count", u8_one, 5 } }, 1, true, EBADMSG, "subnode" },
