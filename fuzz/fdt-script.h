@@ -40,6 +40,7 @@
 
 static const char *const fdt_script_node_names[] = {
 	LUO_ABI_NODE_SESSIONS, LUO_ABI_NODE_COMPONENTS, "s0", "s1", "s2", "f0", "f1", "f2", "c0", "c1", "c2",
+	LUO_ABI_NODE_COMPONENT_FIELDS,
 };
 static const char *const fdt_script_prop_names[] = {
 	LUO_ABI_PROP_COMPATIBLE,	 LUO_ABI_PROP_FORMAT,		LUO_ABI_PROP_LU_NUMBER,
@@ -48,6 +49,8 @@ static const char *const fdt_script_prop_names[] = {
 	LUO_ABI_PROP_FILE_FD,		 LUO_ABI_PROP_FILE_HANDLER,	LUO_ABI_PROP_FILE_HANDLER_VERSION,
 	LUO_ABI_PROP_FILE_DATA,		 LUO_ABI_PROP_PRODUCER_ARGV,	LUO_ABI_PROP_COMPONENT_VERSION,
 	LUO_ABI_PROP_COMPONENT_DROPPED,
+	/* declared fields (gen-corpus.c's "format2-fields") */
+	"count", "temp", "on", "label",
 };
 #define FDT_SCRIPT_N_NODE_NAMES (sizeof(fdt_script_node_names) / sizeof(fdt_script_node_names[0]))
 #define FDT_SCRIPT_N_PROP_NAMES (sizeof(fdt_script_prop_names) / sizeof(fdt_script_prop_names[0]))

@@ -128,6 +128,7 @@ struct blob_knobs {
 	size_t n_sessions, n_files, n_components;
 	size_t session_name_len, handler_len, comp_name_len, data_len;
 	bool dropped;
+	bool fields; /* components as declared state: a "fields" subnode, no data */
 };
 
 static void fill(char *buf, size_t n, char c)
@@ -185,7 +186,22 @@ static void blob_script(struct sc *s, const struct blob_knobs *k)
 			fill(name, k->comp_name_len, (char)('A' + i));
 			sc_str(s, LUO_ABI_PROP_SESSION_NAME, name); /* "name" */
 			sc_u32(s, LUO_ABI_PROP_COMPONENT_VERSION, 1 + (uint32_t)i);
-			sc_prop(s, LUO_ABI_PROP_FILE_DATA, data, k->data_len); /* "data" */
+			if (k->fields) {
+				/* tag, value: a u64, an i16, a bool, a string (abi.h, "Declared fields") */
+				static const uint8_t count[12] = { 0, 0, 0, LUO_ABI_FIELD_UINT, 0, 0, 0, 0, 0, 0, 1, 2 };
+				static const uint8_t temp[6] = { 0, 0, 0, LUO_ABI_FIELD_INT, 0xff, 0xfe };
+				static const uint8_t on[5] = { 0, 0, 1, LUO_ABI_FIELD_BOOL, 1 };
+				static const uint8_t label[9] = { 0, 0, 0, LUO_ABI_FIELD_STRING, 'l', 'a', 'b', 'e', 'l' };
+
+				sc_begin(s, LUO_ABI_NODE_COMPONENT_FIELDS);
+				sc_prop(s, "count", count, sizeof(count));
+				sc_prop(s, "temp", temp, sizeof(temp));
+				sc_prop(s, "on", on, sizeof(on));
+				sc_prop(s, "label", label, sizeof(label));
+				sc_end(s);
+			} else {
+				sc_prop(s, LUO_ABI_PROP_FILE_DATA, data, k->data_len); /* "data" */
+			}
 			sc_end(s);
 		}
 		if (k->dropped) {
@@ -276,6 +292,10 @@ static void gen_blob(void)
 	k = base;
 	k.format = 3;
 	blob_seed("format3", &k);
+	k = base;
+	k.n_components = 2;
+	k.fields = true;
+	blob_seed("format2-fields", &k);
 }
 
 
@@ -451,6 +471,35 @@ static void run_layout(struct run *r, const char *comp, uint32_t version, size_t
 	run_note(r, LUO_ABI_NOTE_OWNER, LUO_ABI_NOTE_LAYOUT, &l, sizeof(l), align);
 }
 
+/* A LUO_ABI_NOTE_FIELDS note: the list of "counter" (abi.h, "Declared fields"). */
+static void run_fields(struct run *r, const char *comp, uint32_t n_bad, size_t align)
+{
+	struct {
+		struct luo_abi_note_fields h;
+		struct luo_abi_note_fielddecl d[4];
+	} f;
+	static const char *const names[] = { "count", "temp", "on", "label" };
+	static const uint32_t types[] = { LUO_ABI_FIELD_UINT, LUO_ABI_FIELD_INT, LUO_ABI_FIELD_BOOL,
+					  LUO_ABI_FIELD_STRING };
+	static const uint32_t offs[] = { 0, 8, 10, 11 }, sizes[] = { 8, 2, 1, 13 };
+
+	memset(&f, 0, sizeof(f));
+	strncpy(f.h.component, comp, sizeof(f.h.component) - 1);
+	f.h.struct_size = 24;
+	f.h.n_fields = 4 + n_bad; /* n_bad > 0: a count the size does not match */
+	for (int i = 0; i < 4; i++) {
+		strcpy(f.d[i].name, names[i]);
+		f.d[i].type = types[i];
+		f.d[i].offset = offs[i];
+		f.d[i].size = sizes[i];
+		f.d[i].from = 1 + (uint32_t)(i % 2);
+		f.d[i].to = i == 3 ? 2 : LUO_ABI_FIELD_LATEST;
+		f.d[i].flags = i == 0 ? LUO_ABI_FIELD_REQUIRED : i == 2 ? LUO_ABI_FIELD_MUST_UNDERSTAND : 0;
+		f.d[i].deflt = i == 1 ? (uint64_t)-3 : 0;
+	}
+	run_note(r, LUO_ABI_NOTE_OWNER, LUO_ABI_NOTE_FIELDS, &f, sizeof(f), align);
+}
+
 static void notes_seed(const char *name, uint8_t flags, const struct run *r)
 {
 	uint8_t *b = malloc(1 + r->len);
@@ -547,6 +596,16 @@ static void gen_manifest(void)
 	full_run(r, 4, true);
 	r->len -= 10;
 	notes_seed("cut", 2, r);
+	/* Declared fields: a good list (4- and 8-aligned), and one whose count its size does not match. */
+	full_run(r, 8, false);
+	run_fields(r, "counter", 0, 8);
+	notes_seed("fields-8", 1, r);
+	full_run(r, 4, false);
+	run_fields(r, "counter", 0, 4);
+	notes_seed("fields-4", 2, r);
+	r->len = 0;
+	run_fields(r, "counter", 1, 4);
+	notes_seed("fields-bad-count", 2, r);
 	free(r);
 }
 

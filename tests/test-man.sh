@@ -8,11 +8,12 @@
 # pages; and no Greek letter stands in for a symbol (the negotiation rule's
 # intersection once rendered as a Gamma).
 #
-# usage: test-man.sh MAN_DIR LUO_H BUILD_MAN_DIR
+# usage: test-man.sh MAN_DIR LUO_H BUILD_MAN_DIR [MORE_HEADERS...]
 set -euo pipefail
 man=$1
 header=$2
 built=$3
+shift 3
 fail() { echo "not ok - $*"; exit 1; }
 groups="luo_open luo_session luo_update luo_component luo_arena luo_file_handler luo_agent"
 
@@ -26,8 +27,8 @@ done
 [ "$n" -ge 13 ] || fail "only $n pages in $man"
 echo "ok - $n pages render with groff -ww -man -Tutf8, no warning"
 
-want=$(grep -v '#define' "$header" | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort -u)
-[ "$(wc -w <<< "$want")" -ge 50 ] || fail "only $(wc -w <<< "$want") functions found in $header"
+want=$(cat "$header" "$@" | grep -v '#define' | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort -u)
+[ "$(wc -w <<< "$want")" -ge 50 ] || fail "only $(wc -w <<< "$want") functions found in $header $*"
 declare -A group_of
 for g in $groups; do
 	[ -e "$man/$g.3" ] || fail "no group page $g.3"

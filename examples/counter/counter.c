@@ -31,7 +31,9 @@
  * This one file stands for three releases of the service: it is built with
  * -DCOUNTER_VERSION=1, 2 or 3 (2 by default), as release N would have been
  * built from its own commit. They differ only in the state they hand over,
- * two components, each payload a fixed struct per version:
+ * two components, declared as fields with the versions that carry them
+ * (fields.h; once a fixed struct per version, which older readers still
+ * get):
  *
  *   component              v1 build        v2 build        v3 build
  *   counter (mandatory)    read 1  write 1 read 1..2 w 1..2 read 2..3 w 2..3
@@ -115,12 +117,17 @@
 #error "COUNTER_VERSION must be 1, 2 or 3"
 #endif
 
+#if defined(COUNTER_PLUS_FIELD) && (COUNTER_VERSION != 2 || defined(COUNTER_BROKEN_LOAD))
+#error "COUNTER_PLUS_FIELD is a version 2 build"
+#endif
 #if defined(COUNTER_BROKEN_LOAD) && COUNTER_VERSION != 2
 #error "COUNTER_BROKEN_LOAD is a version 2 build"
 #endif
 
 #ifdef COUNTER_BROKEN_LOAD
 #define BUILD_NAME "broken"
+#elif defined(COUNTER_PLUS_FIELD)
+#define BUILD_NAME "v2plus"
 #else
 #define BUILD_NAME "v" STRINGIFY(COUNTER_VERSION)
 #endif
@@ -138,9 +145,10 @@
 /* Versioned state: the payloads                                           */
 
 /*
- * The payloads, one struct per (component, version), all in the host's byte
- * order (both images run on the same machine). Released structs never
- * change; a new field means a new version.
+ * The payloads as released, one struct per (component, version), in the
+ * host's byte order (both images run on the same machine): what an image
+ * built before declared state (below) writes and reads. Released structs
+ * never change.
  */
 
 /* "counter" v1: the value. */
@@ -214,183 +222,77 @@ LUO_PAYLOAD_TYPE(stats_v3_type, "stats", 3, struct stats_v3);
  * The live state, with every field any version has; a field that none of
  * this build's versions carries is neither handed over nor shown.
  */
-static struct {
+struct counter_state {
 	uint64_t count;
 	uint64_t updates;    /* v2.. */
 	uint64_t started_at; /* v3.. */
-} counter;
+#ifdef COUNTER_PLUS_FIELD
+	uint32_t plus_takeovers; /* the "plus" build: a field added without a version bump */
+#endif
+};
 
-static struct {
+struct stats_state {
 	uint64_t connections;
 	uint64_t failed_updates; /* v2.. */
 	uint64_t rollbacks;      /* v3.. */
-} stats;
+};
+
+static struct counter_state counter;
+static struct stats_state stats;
 
 /*
- * save() and load() run inside luo_update() and luo_open(), with libluo's
- * lock held: no libluo calls but luo_payload_write(). load() gets bytes from
- * the previous image, which it checks (exact size) before it takes any.
+ * The state is declared, not coded: each field once, with the versions
+ * that carry it and its default (fields.h). libluo writes the fields a
+ * version carries and reads them back by name; what a version does not
+ * carry takes its default (0: "v1 did not count updates", "v2 did not
+ * record when the service started"). To an image that predates declared
+ * state the fields go as the struct of their version, counter_v1..v3 and
+ * stats_v1..v3 above, field by field in this order.
  */
-static int counter_save(uint32_t version, struct luo_payload *out)
+/*
+ * -DCOUNTER_PLUS_FIELD (a v2 build) adds a field to "counter" at version 2
+ * without a version bump: the times a plus build took the counter over,
+ * 100 when it did not come (from a build without it). A build without it
+ * drops it; tests/test-fields-live.sh goes back and forth.
+ */
+#ifdef COUNTER_PLUS_FIELD
+#define COUNTER_PLUS_DECL , LUO_STATE_VALUE(struct counter_state, plus_takeovers, 2, LUO_STATE_LATEST, 0, 100)
+#else
+#define COUNTER_PLUS_DECL
+#endif
+
+#ifndef COUNTER_BROKEN_LOAD
+LUO_COMPONENT_STATE(counter_component, "counter", COUNTER_READ_MIN, COUNTER_READ_MAX, COUNTER_WRITE_MIN,
+		    COUNTER_WRITE_MAX, 0, struct counter_state, &counter,
+		    LUO_STATE_VALUE(struct counter_state, count, 1, LUO_STATE_LATEST, LUO_STATE_REQUIRED, 0),
+		    LUO_STATE_VALUE(struct counter_state, updates, 2, LUO_STATE_LATEST, 0, 0),
+		    LUO_STATE_VALUE(struct counter_state, started_at, 3, LUO_STATE_LATEST, 0, 0) COUNTER_PLUS_DECL);
+#else
+/* The bug this build stands for: its loader fails, the update must roll back. */
+static int broken_save(uint32_t version, struct luo_payload *out)
 {
-	switch (version) {
-#if COUNTER_WRITE_MIN <= 1
-	case 1: {
-		struct counter_v1 p = { .count = counter.count };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-#if COUNTER_WRITE_MIN <= 2 && 2 <= COUNTER_WRITE_MAX
-	case 2: {
-		struct counter_v2 p = { .count = counter.count, .updates = counter.updates };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-#if COUNTER_WRITE_MAX >= 3
-	case 3: {
-		struct counter_v3 p = { .count = counter.count, .updates = counter.updates,
-					.started_at = counter.started_at };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-	}
-	return -EPROTO;
+	(void)version;
+	(void)out;
+	return -EIO;
 }
 
-static int counter_load(uint32_t version, const void *data, size_t len)
+static int broken_load(uint32_t version, const void *data, size_t len)
 {
-#ifdef COUNTER_BROKEN_LOAD
-	/* The bug this build stands for: the update must roll back. */
 	(void)version;
 	(void)data;
 	(void)len;
 	return -EIO;
-#else
-	switch (version) {
-#if COUNTER_KNOWS(1)
-	case 1: {
-		struct counter_v1 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		counter.count = p.count;
-		counter.updates = 0; /* v1 did not count them */
-		return 0;
-	}
-#endif
-#if COUNTER_KNOWS(2)
-	case 2: {
-		struct counter_v2 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		counter.count = p.count;
-		counter.updates = p.updates;
-		counter.started_at = 0; /* v2 did not record it: unknown */
-		return 0;
-	}
-#endif
-#if COUNTER_KNOWS(3)
-	case 3: {
-		struct counter_v3 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		counter.count = p.count;
-		counter.updates = p.updates;
-		counter.started_at = p.started_at;
-		return 0;
-	}
-#endif
-	}
-	return -EPROTO;
-#endif
 }
 
 LUO_COMPONENT(counter_component, "counter", COUNTER_READ_MIN, COUNTER_READ_MAX, COUNTER_WRITE_MIN,
-	      COUNTER_WRITE_MAX, 0, counter_save, counter_load);
-
-static int stats_save(uint32_t version, struct luo_payload *out)
-{
-	switch (version) {
-#if STATS_WRITE_MIN <= 1
-	case 1: {
-		struct stats_v1 p = { .connections = stats.connections };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
+	      COUNTER_WRITE_MAX, 0, broken_save, broken_load);
 #endif
-#if STATS_WRITE_MIN <= 2 && 2 <= STATS_WRITE_MAX
-	case 2: {
-		struct stats_v2 p = { .connections = stats.connections, .failed_updates = stats.failed_updates };
 
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-#if STATS_WRITE_MAX >= 3
-	case 3: {
-		struct stats_v3 p = { .connections = stats.connections, .failed_updates = stats.failed_updates,
-				      .rollbacks = stats.rollbacks };
-
-		return luo_payload_write(out, &p, sizeof(p));
-	}
-#endif
-	}
-	return -EPROTO;
-}
-
-static int stats_load(uint32_t version, const void *data, size_t len)
-{
-	switch (version) {
-#if STATS_KNOWS(1)
-	case 1: {
-		struct stats_v1 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		stats.connections = p.connections;
-		return 0;
-	}
-#endif
-#if STATS_KNOWS(2)
-	case 2: {
-		struct stats_v2 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		stats.connections = p.connections;
-		stats.failed_updates = p.failed_updates;
-		stats.rollbacks = 0; /* v2 did not record them */
-		return 0;
-	}
-#endif
-#if STATS_KNOWS(3)
-	case 3: {
-		struct stats_v3 p;
-
-		if (len != sizeof(p))
-			return -EBADMSG;
-		memcpy(&p, data, sizeof(p));
-		stats.connections = p.connections;
-		stats.failed_updates = p.failed_updates;
-		stats.rollbacks = p.rollbacks;
-		return 0;
-	}
-#endif
-	}
-	return -EPROTO;
-}
-
-LUO_COMPONENT(stats_component, "stats", STATS_READ_MIN, STATS_READ_MAX, STATS_WRITE_MIN, STATS_WRITE_MAX,
-	      LUO_COMPONENT_OPTIONAL, stats_save, stats_load);
+LUO_COMPONENT_STATE(stats_component, "stats", STATS_READ_MIN, STATS_READ_MAX, STATS_WRITE_MIN, STATS_WRITE_MAX,
+		    LUO_COMPONENT_OPTIONAL, struct stats_state, &stats,
+		    LUO_STATE_VALUE(struct stats_state, connections, 1, LUO_STATE_LATEST, 0, 0),
+		    LUO_STATE_VALUE(struct stats_state, failed_updates, 2, LUO_STATE_LATEST, 0, 0),
+		    LUO_STATE_VALUE(struct stats_state, rollbacks, 3, LUO_STATE_LATEST, 0, 0));
 
 static void counter_cold_start(void)
 {
@@ -577,6 +479,10 @@ static void state_describe(char *buf, size_t len)
 		else
 			n += snprintf(buf + n, len - (size_t)n, ", start time unknown");
 	}
+#ifdef COUNTER_PLUS_FIELD
+	if (n >= 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, ", plus takeovers %u", counter.plus_takeovers);
+#endif
 	if (COUNTER_WRITE_MAX >= 2 && n >= 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, ")");
 }
@@ -786,6 +692,9 @@ static int serve(int argc, char **argv)
 		printf("[pid %d] rolled back: %s (%s)\n", getpid(), reason, strerror(-r));
 	} else if (luo_component_incoming(luo, "counter", NULL) == 0) {
 		counter.updates++;
+#ifdef COUNTER_PLUS_FIELD
+		counter.plus_takeovers++;
+#endif
 	}
 
 	if (take_over(luo, &listen_fd) < 0)

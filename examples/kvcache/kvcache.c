@@ -109,6 +109,14 @@ struct kv_store_v1 {
 };
 /* Format 2 changes the items, not what is handed over: the same struct. */
 #define kv_store_v2 kv_store_v1
+/* The live state: every field any format has (hash_seed 0 before format 3). */
+struct kv_store_state {
+	uint64_t root;
+	uint64_t limit;
+	uint32_t format;
+	uint32_t nbuckets;
+	uint64_t hash_seed;
+};
 struct kv_store_v3 {
 	uint64_t root;
 	uint64_t limit;
@@ -219,10 +227,11 @@ static struct {
 	/* Outgoing "kvcache-conns", prepared before luo_update(). */
 	struct kv_conn_v1 *recs;
 	size_t nrecs;
+	/* "kvcache-store", declared state: outgoing, then what luo_open() loaded. */
+	struct kv_store_state store;
 	/* Incoming: what the loads found. */
 	bool store_in;
 	uint32_t store_in_version;
-	struct kv_store_v3 store_in_payload; /* v1/v2 fields first, hash_seed 0 */
 	struct kv_conn_v1 *conns_in;
 	size_t nconns_in;
 	bool conns_in_loaded;
@@ -256,47 +265,24 @@ void kv_server_stats(struct kv_server_stats *ret)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Component callbacks: libluo's lock held, no libluo calls but the payload */
+/* Components                                                              */
 
-static int store_save(uint32_t version, struct luo_payload *out)
-{
-	struct kv_store_v3 p = { 0 };
-
-	if (!srv.store_ready || !KV_FORMAT_KNOWS(version))
-		return -EPROTO;
-	p.root = (uint64_t)(uintptr_t)srv.st.root;
-	p.limit = srv.st.root->limit;
-	p.format = version;
-	p.nbuckets = srv.st.root->nbuckets;
-	p.hash_seed = srv.st.root->hash_seed;
-	/*
-	 * Format 2 -> 1 needs nothing done to the region: layout 2 items are
-	 * read as layout 1 (see store.c). Format 3 is written by v3 alone.
-	 */
-	if (version >= 3)
-		return luo_payload_write(out, &p, sizeof(struct kv_store_v3));
-	return luo_payload_write(out, &p, sizeof(struct kv_store_v1));
-}
-
-static int store_load(uint32_t version, const void *data, size_t len)
-{
-	size_t want = version >= 3 ? sizeof(struct kv_store_v3) : sizeof(struct kv_store_v1);
-
-	if (!KV_FORMAT_KNOWS(version))
-		return -EPROTO;
-	if (len != want)
-		return -EBADMSG;
-	memset(&srv.store_in_payload, 0, sizeof(srv.store_in_payload));
-	memcpy(&srv.store_in_payload, data, len);
-	if (srv.store_in_payload.format != version)
-		return -EBADMSG;
-	srv.store_in = true;
-	srv.store_in_version = version;
-	return 0;
-}
-
-LUO_COMPONENT(store_component, "kvcache-store", KV_FORMAT_READ_MIN, KV_FORMAT_READ_MAX, KV_FORMAT_WRITE_MIN,
-	      KV_FORMAT_WRITE_MAX, 0, store_save, store_load);
+/*
+ * "kvcache-store" is declared, not coded: each field once, with the
+ * versions that carry it (fields.h). To an image that predates declared
+ * state it goes as kv_store_v1 (formats 1, 2) or kv_store_v3, the fields
+ * in this order. 'format' is the version itself: libluo writes it and a
+ * load refuses another value. recs_prepare() fills the struct before
+ * luo_update(); take_over() reads what luo_open() loaded into it.
+ */
+LUO_COMPONENT_STATE(store_component, "kvcache-store", KV_FORMAT_READ_MIN, KV_FORMAT_READ_MAX, KV_FORMAT_WRITE_MIN,
+		    KV_FORMAT_WRITE_MAX, 0, struct kv_store_state, &srv.store,
+		    LUO_STATE_VALUE(struct kv_store_state, root, 1, LUO_STATE_LATEST, LUO_STATE_REQUIRED, 0),
+		    LUO_STATE_VALUE(struct kv_store_state, limit, 1, LUO_STATE_LATEST, LUO_STATE_REQUIRED, 0),
+		    LUO_STATE_VALUE(struct kv_store_state, format, 1, LUO_STATE_LATEST,
+				    LUO_STATE_REQUIRED | LUO_STATE_VERSION, 0),
+		    LUO_STATE_VALUE(struct kv_store_state, nbuckets, 1, LUO_STATE_LATEST, LUO_STATE_REQUIRED, 0),
+		    LUO_STATE_VALUE(struct kv_store_state, hash_seed, 3, LUO_STATE_LATEST, 0, 0));
 
 static int conns_save(uint32_t version, struct luo_payload *out)
 {
@@ -880,6 +866,16 @@ static int recs_prepare(void)
 {
 	size_t n = atomic_load(&srv.curr_conns), k = 0;
 
+	/* "kvcache-store": where the store is; format is written by libluo (the version). */
+	if (!srv.store_ready)
+		return -EPROTO;
+	srv.store = (struct kv_store_state){
+		.root = (uint64_t)(uintptr_t)srv.st.root,
+		.limit = srv.st.root->limit,
+		.nbuckets = srv.st.root->nbuckets,
+		.hash_seed = srv.st.root->hash_seed,
+	};
+
 	srv.recs = calloc(n ? n : 1, sizeof(*srv.recs));
 	if (!srv.recs)
 		return -ENOMEM;
@@ -1285,6 +1281,9 @@ static void take_pieces(struct luo_session *in)
 	} else if (fcntl(srv.listen_fd, F_SETFL, O_NONBLOCK | O_RDWR) < 0) {
 		die("fcntl", errno);
 	}
+	/* "kvcache-store" was loaded by luo_open() into srv.store (declared state), or did not come. */
+	srv.store_in = luo_component_incoming(srv.luo, "kvcache-store", &srv.store_in_version) == 0 &&
+		       KV_FORMAT_KNOWS(srv.store_in_version);
 	if (!srv.store_in)
 		return;
 	r = luo_arena_retrieve(in, TOKEN_ARENA, &srv.arena);
@@ -1303,12 +1302,12 @@ static void take_pieces(struct luo_session *in)
 		srv.arena = NULL;
 		return;
 	}
-	if ((uint64_t)(uintptr_t)luo_arena_root(srv.arena) != srv.store_in_payload.root) {
+	if ((uint64_t)(uintptr_t)luo_arena_root(srv.arena) != srv.store.root) {
 		r = -EBADMSG;
 	} else {
 		r = kv_store_adopt(&srv.st, srv.arena, srv.store_in_version);
-		if (r == 0 && (srv.st.root->nbuckets != srv.store_in_payload.nbuckets ||
-			       srv.st.root->hash_seed != srv.store_in_payload.hash_seed)) {
+		if (r == 0 && (srv.st.root->nbuckets != srv.store.nbuckets ||
+			       srv.st.root->hash_seed != srv.store.hash_seed)) {
 			kv_store_fini(&srv.st);
 			r = -EBADMSG;
 		}

@@ -53,6 +53,13 @@
  *               data    = [bytes];   the component's payload, written at
  *                                    that version, 0..LUO_COMPONENT_DATA_MAX
  *           };
+ *           component-2 {            declared state (LUO_COMPONENT_STATE()),
+ *               name    = "string";  to a reader whose manifest declares
+ *               version = <u32>;     the component's fields: no data, a
+ *               fields {             subnode instead (see "Declared fields")
+ *                   count = [u32 tag, value];
+ *               };
+ *           };
  *           component-1 {
  *               name    = "string";
  *               dropped;             no common version: the new image
@@ -127,6 +134,7 @@
 #define LUO_ABI_PROP_COMPONENT_VERSION "version"
 #define LUO_ABI_PROP_COMPONENT_DATA "data"
 #define LUO_ABI_PROP_COMPONENT_DROPPED "dropped"
+#define LUO_ABI_NODE_COMPONENT_FIELDS "fields"
 
 /* Data of the built-in "memfd" handler, version 1. */
 #define LUO_ABI_MEMFD_VERSION 1u
@@ -328,6 +336,77 @@ struct luo_abi_type_item {
 	uint32_t ref;
 	uint32_t name; /* offset in the strings */
 	uint64_t value;
+};
+
+/*
+ * Declared fields (include/luo/fields.h, LUO_COMPONENT_STATE()).
+ *
+ * A component may describe its state as fields of one struct: name, type,
+ * size, offset, the versions that carry it, a default, flags. The list is
+ * recorded once per component, as a LUO_ABI_NOTE_FIELDS note in its own
+ * section LUO_ABI_FIELDS_SECTION (allocated, SHT_NOTE): a reader of
+ * .note.luo refuses a note type it does not know, so a note there would
+ * make every older image refuse the whole manifest of a newer one; older
+ * readers never look at this section. Its description is struct
+ * luo_abi_note_fields followed by n_fields struct luo_abi_note_fielddecl.
+ *
+ * On the wire, a component whose reader declares its fields is a node
+ * with name, version and a subnode "fields" holding one property per field
+ * written at that version, named as the field (1..31 bytes of [a-z0-9_]),
+ * its value a big-endian u32 tag (LUO_ABI_FIELD_* | LUO_ABI_FIELD_WIRE_*)
+ * then the value: an integer in its declared width, big-endian (1, 2, 4
+ * or 8 bytes; signed two's complement), a bool one byte 0 or 1, a byte
+ * array its declared bytes, a string its bytes without the NUL (none
+ * inside). A reader takes each field it declares by name, converts widths
+ * (narrowing only a value that fits), takes the default of a field that is
+ * missing (refuses if the field is required), drops a property it does not
+ * know (refuses if it is tagged LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND).
+ *
+ * To a reader that declares no fields for the component (an image built
+ * before fields, or one with hand-written load()), the state goes as the
+ * "struct image" in data: the fields carried at the version, in
+ * declaration order, each at its natural alignment, the size rounded up to
+ * the largest -- the struct an image before fields declared for that
+ * version (LUO_PAYLOAD_TYPE()), in the host's byte order. Such data is
+ * read back the same way.
+ */
+#define LUO_ABI_FIELDS_SECTION ".note.luo.fields"
+#define LUO_ABI_NOTE_FIELDS 5u
+#define LUO_ABI_FIELDS_MAX 1024        /* fields of one component */
+#define LUO_ABI_FIELD_SIZE_MAX 4096    /* bytes of one byte array or string */
+#define LUO_ABI_FIELD_LATEST 0xffffffffu /* .to: every version from .from on */
+
+/* struct luo_abi_note_fielddecl.type, and the low byte of the wire tag */
+#define LUO_ABI_FIELD_UINT 1u   /* unsigned integer, size 1, 2, 4 or 8 */
+#define LUO_ABI_FIELD_INT 2u    /* signed integer, size 1, 2, 4 or 8 */
+#define LUO_ABI_FIELD_BOOL 3u   /* bool, size 1, 0 or 1 */
+#define LUO_ABI_FIELD_BYTES 4u  /* uint8_t[size] */
+#define LUO_ABI_FIELD_STRING 5u /* char[size], NUL-terminated in it */
+
+/* struct luo_abi_note_fielddecl.flags */
+#define LUO_ABI_FIELD_REQUIRED 1u        /* a reader refuses state without it */
+#define LUO_ABI_FIELD_MUST_UNDERSTAND 2u /* a reader that does not know it refuses */
+#define LUO_ABI_FIELD_VERSION 4u         /* an integer that holds the version written: libluo
+					  * writes it, a reader refuses another value */
+
+/* The wire tag: the type, and these bits */
+#define LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND 0x100u
+
+struct luo_abi_note_fielddecl {
+	char name[LUO_ABI_NOTE_FIELD_NAME_SIZE]; /* 1..31 bytes of [a-z0-9_] + NUL padding */
+	uint32_t type;   /* LUO_ABI_FIELD_* */
+	uint32_t size;   /* sizeof the member */
+	uint32_t offset; /* offset + size <= struct_size; fields do not overlap */
+	uint32_t from;   /* the first version that carries it, >= 1 */
+	uint32_t to;     /* the last, >= from, or LUO_ABI_FIELD_LATEST */
+	uint32_t flags;  /* LUO_ABI_FIELD_REQUIRED | _MUST_UNDERSTAND | _VERSION */
+	uint64_t deflt;  /* integers (two's complement) and bool; 0 for arrays (zero-filled) */
+};
+
+struct luo_abi_note_fields {
+	char component[LUO_ABI_NOTE_NAME_SIZE];
+	uint32_t struct_size; /* sizeof the struct, >= 1 */
+	uint32_t n_fields;    /* 1..LUO_ABI_FIELDS_MAX, no name twice */
 };
 
 #endif /* LUO_ABI_H */

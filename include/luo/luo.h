@@ -324,6 +324,7 @@ enum luo_report_cause {
 	LUO_CAUSE_TYPES_DIFFER,      /* common versions exist; their types differ */
 	LUO_CAUSE_NOT_DECLARED,      /* the new image does not declare it */
 	LUO_CAUSE_STRICT,            /* LUO_OPEN_STRICT_TYPES: a downgrade or unproven types */
+	LUO_CAUSE_FIELD_REFUSED,     /* a declared field refuses (fields.h): the why names it */
 };
 
 /* Bytes of struct luo_report_entry.why, with its NUL. */
@@ -1397,5 +1398,8 @@ LUO_EXPORT int luo_component_incoming(const struct luo *luo, const char *name, u
 #ifdef __cplusplus
 }
 #endif
+
+/* Declared component state: LUO_COMPONENT_STATE() and its fields. */
+#include "luo/fields.h"
 
 #endif /* LUO_LUO_H */

@@ -55,6 +55,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fields.h"
 #include "cleanup.h"
 #include "luo-internal.h"
 #include "wire.h"
@@ -373,7 +374,10 @@ static int deposit_components_save(struct deposit_components *dc)
 		o = &dc->outs[dc->n++];
 		o->component = comps[i];
 		o->version = comps[i]->write_max;
-		r = luo_component_save(comps[i], o->version, &o->payload);
+		/* Declared state: as properties (the retriever is this program, it reads its own fields). */
+		o->fields = luo_fields_of(comps[i]);
+		r = o->fields ? luo_fields_snapshot(o->fields, &o->payload)
+			      : luo_component_save(comps[i], o->version, &o->payload);
 		if (r > 0 || r < -4095)
 			r = -EINVAL; /* not an errno: do not pass it on as one */
 		if (r == 0)

@@ -308,6 +308,13 @@ static int read_component(const struct reader *rd, int node, struct luo_blob_com
 	if (c->version == 0)
 		return refuse(rd, "component '%s': version 0", c->name);
 	data = prop(rd, node, LUO_ABI_PROP_COMPONENT_DATA, &len);
+	/* Declared state (abi.h): a "fields" subnode instead of data, read by fields.c at load. */
+	if (!data && (r = fdt_subnode_offset(rd->fdt, node, LUO_ABI_NODE_COMPONENT_FIELDS)) >= 0) {
+		c->fdt = rd->fdt;
+		c->has_fields = true;
+		c->fields_node = r;
+		return 0;
+	}
 	if (!data || (uint64_t)len > LUO_COMPONENT_DATA_MAX)
 		return refuse(rd, "component '%s': data missing or longer than %u bytes", c->name,
 			      LUO_COMPONENT_DATA_MAX);

@@ -17,6 +17,7 @@
 #include <libfdt.h>
 
 #include "cleanup.h"
+#include "fields.h"
 #include "luo-internal.h"
 
 #define NODE_NAME_MAX 32
@@ -95,8 +96,10 @@ static int write_components(void *fdt, const struct luo_blob_header *hdr)
 			r = fdt_property(fdt, LUO_ABI_PROP_COMPONENT_DROPPED, NULL, 0);
 		if (!r && !c->dropped)
 			r = fdt_property_u32(fdt, LUO_ABI_PROP_COMPONENT_VERSION, c->version);
-		if (!r && !c->dropped)
+		if (!r && !c->dropped && !c->fields)
 			r = fdt_property(fdt, LUO_ABI_PROP_COMPONENT_DATA, c->payload.buf, (int)c->payload.len);
+		if (!r && !c->dropped && c->fields)
+			r = luo_fields_write_node(fdt, c->fields, c->version, c->payload.buf);
 		if (!r)
 			r = fdt_end_node(fdt);
 	}
@@ -108,9 +111,19 @@ static int write_components(void *fdt, const struct luo_blob_header *hdr)
 static int write_tree(void *fdt, size_t size, const struct luo *luo, const struct luo_blob_header *hdr)
 {
 	size_t index = 0;
+	bool fields = false;
 	int r;
 
-	r = fdt_create(fdt, (int)size);
+	/*
+	 * libfdt looks each new property name up in the strings block, from
+	 * its start: every distinct name costs a scan of all the names before
+	 * it. Declared fields bring up to LUO_ABI_FIELDS_MAX distinct names
+	 * per component (quadratic: tens of ms for 1,000); then names are
+	 * appended, not shared (a few bytes more per property).
+	 */
+	for (size_t i = 0; i < hdr->n_components; i++)
+		fields = fields || hdr->components[i].fields;
+	r = fdt_create_with_flags(fdt, (int)size, fields ? FDT_CREATE_FLAG_NO_NAME_DEDUP : 0);
 	if (!r)
 		r = fdt_finish_reservemap(fdt);
 	if (!r)
@@ -164,7 +177,9 @@ int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, voi
 		return -E2BIG;
 	size += argv_bytes;
 	for (size_t i = 0; i < hdr->n_components; i++)
-		size += 256 + hdr->components[i].payload.len;
+		size += 256 + hdr->components[i].payload.len +
+			(hdr->components[i].fields ? luo_fields_wire_size(hdr->components[i].fields,
+									  hdr->components[i].version) : 0);
 	for (;;) {
 		_cleanup_free_ void *buf = NULL;
 		int r;

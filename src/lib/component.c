@@ -202,6 +202,17 @@ size_t luo_components_list(const struct luo_component **out, size_t max)
 	return n;
 }
 
+/* A registration refused before it reached the registry (fields.c): remembered as do_register() does. */
+void luo_components_note_error(int error, const char *reason)
+{
+	luo_registry_lock();
+	if (first_error == 0) {
+		first_error = error;
+		luo_reasonf(first_error_reason, sizeof(first_error_reason), "%s", reason);
+	}
+	luo_registry_unlock();
+}
+
 int luo_components_error(char *reason, size_t rlen)
 {
 	int r;

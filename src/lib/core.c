@@ -55,6 +55,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fields.h"
 #include "cleanup.h"
 #include "luo-internal.h"
 #include "manifest.h"
@@ -221,7 +222,21 @@ int luo_load_components(struct luo *luo, const struct luo_blob *b, char *reason,
 				    c->read_min, c->read_max);
 			return -EPROTO;
 		}
-		r = load_aligned(c, bc);
+		if (bc->has_fields) {
+			char why[LUO_REASON_MAX] = "";
+			const struct luo_component_state *st = luo_fields_of(c);
+
+			/* Declared state, read by name (fields.c); the reason names the field. */
+			r = st ? luo_fields_load_node(st, bc->version, bc->fdt, bc->fields_node, why, sizeof(why))
+			       : -EPROTO;
+			if (r != 0 && !(c->flags & LUO_COMPONENT_OPTIONAL)) {
+				luo_reasonf(reason, rlen, "component '%s': version %u: %s", c->name, bc->version,
+					    st ? why : "sent as fields; this build reads it with load()");
+				return r == -ENOMEM ? r : -EIO;
+			}
+		} else {
+			r = load_aligned(c, bc);
+		}
 		if (r != 0) {
 			if (c->flags & LUO_COMPONENT_OPTIONAL) {
 				luo->component_status[i] = -EIO;

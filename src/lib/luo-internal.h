@@ -184,6 +184,8 @@ struct luo_component_out {
 	bool dropped;
 	uint32_t version;
 	uint32_t type_size; /* sizeof its payload type at @version (LUO_PAYLOAD_TYPE); 0 none declared */
+	/* Declared state written as properties (fields.c): payload is then a snapshot of the struct. */
+	const struct luo_component_state *fields;
 	struct luo_payload payload;
 };
 
@@ -192,6 +194,7 @@ size_t luo_components_list(const struct luo_component **out, size_t max);
 void luo_components_compact_locked(void);
 /* 0, or the first registration error, with its reason. */
 int luo_components_error(char *reason, size_t reason_len);
+void luo_components_note_error(int error, const char *reason);
 extern const struct luo_file_handler luo_handler_memfd;
 extern const struct luo_file_handler luo_handler_fd;
 extern const struct luo_file_handler luo_handler_arena;
@@ -254,6 +257,9 @@ struct luo_blob_component {
 	uint32_t version;
 	const void *data;
 	size_t data_len;
+	const void *fdt;     /* has_fields: the blob, and the "fields" node in it (fields.c reads it) */
+	bool has_fields;
+	int fields_node;
 };
 
 struct luo_blob {

@@ -62,6 +62,7 @@ void luo_manifest_free(struct luo_manifest *m)
 {
 	if (!m)
 		return;
+	luo_manifest_fields_free(m);
 	free(m->entries);
 	free(m->layouts);
 	for (size_t i = 0; i < m->n_types; i++)
@@ -401,6 +402,8 @@ static int add_luo_note(struct luo_manifest *m, const struct luo_note *n, const 
 		memcpy(&d, n->desc, sizeof(d));
 		return luo_manifest_add_type(m, &d, origin, reason, rlen);
 	}
+	case LUO_ABI_NOTE_FIELDS:
+		return luo_manifest_add_fields(m, n->desc, n->descsz, origin, reason, rlen);
 	}
 	return refuse(reason, rlen, "%s: a LUO note of unknown type %u", origin, n->type);
 }
@@ -594,7 +597,8 @@ static int read_object(int fd, const char *origin, struct luo_manifest *m, struc
 			types_sh = sh;
 			continue;
 		}
-		if (!name || strcmp(name, LUO_ABI_NOTE_SECTION) != 0)
+		/* The field lists have their own section, which older readers never look at (abi.h). */
+		if (!name || (strcmp(name, LUO_ABI_NOTE_SECTION) != 0 && strcmp(name, LUO_ABI_FIELDS_SECTION) != 0))
 			continue;
 		if (sh.sh_type != SHT_NOTE)
 			return refuse(reason, rlen, "%s: section %s is not of type SHT_NOTE", origin,

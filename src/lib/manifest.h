@@ -98,7 +98,17 @@ struct luo_manifest_type {
 	struct luo_typedesc desc;
 };
 
+/* A component's declared fields (LUO_ABI_NOTE_FIELDS), checked. */
+struct luo_manifest_fieldset {
+	struct luo_abi_note_fields h;
+	struct luo_abi_note_fielddecl *decls; /* h.n_fields */
+};
+/* Field lists of one manifest. */
+#define LUO_MANIFEST_FIELDSETS_MAX 1024
+
 struct luo_manifest {
+	struct luo_manifest_fieldset *fieldsets; /* manifest-fields.c */
+	size_t n_fieldsets;
 	struct luo_manifest_entry *entries;
 	size_t n_entries;
 	struct luo_manifest_layout *layouts;
@@ -172,6 +182,15 @@ const struct luo_manifest_type *luo_manifest_find_type(const struct luo_manifest
 int luo_self_type_digest(const char *component, uint32_t version, uint32_t role, uint64_t *ret_digest);
 /* Read the .note.luo.types of the ELF file at @path into @m's types. */
 int luo_manifest_read_descriptions(struct luo_manifest *m, const char *path, char *reason, size_t reason_len);
+
+/* manifest-fields.c: a LUO_ABI_NOTE_FIELDS note, checked; a registered state (no note); lookup; free. */
+struct luo_component_state;
+int luo_manifest_add_fields(struct luo_manifest *m, const void *desc, uint32_t descsz, const char *origin,
+			    char *reason, size_t reason_len);
+int luo_manifest_add_state(struct luo_manifest *m, const struct luo_component_state *st, char *reason,
+			   size_t reason_len);
+const struct luo_manifest_fieldset *luo_manifest_find_fields(const struct luo_manifest *m, const char *component);
+void luo_manifest_fields_free(struct luo_manifest *m);
 
 /* Fingerprint of a layout: struct size, then fields by offset (name, type, offset, size). */
 uint64_t luo_layout_fingerprint(const struct luo_manifest_layout *l);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "fields.h"
 #include "luo-internal.h"
 #include "manifest.h"
 
@@ -179,6 +180,9 @@ static int negotiate_one(const struct luo_manifest *old, const struct luo_manife
 			snprintf(r->why, sizeof(r->why), "version %u%s", (uint32_t)v,
 				 r->types == LUO_TYPES_UNPROVEN ? " (unproven: no type descriptions)" : "");
 		}
+		/* Declared fields (fields-report.c) may still refuse, naming the field. */
+		if (o->kind == LUO_ABI_KIND_COMPONENT)
+			return luo_fields_negotiate(old, new, (uint32_t)v, r) < 0 ? -ENOMEM : 0;
 		return 0;
 	}
 	if (skipped) {

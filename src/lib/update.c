@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fields.h"
 #include "luo-internal.h"
 #include "manifest.h"
 
@@ -196,6 +197,13 @@ static int self_manifest(struct luo_manifest **ret, const struct luo_component *
 		if (r < 0)
 			return r == -ENOMEM ? r : -EINVAL;
 	}
+	for (size_t i = 0; i < n_components; i++) {
+		const struct luo_component_state *st = luo_fields_of(components[i]);
+
+		r = st ? luo_manifest_add_state(m, st, reason, sizeof(reason)) : 0;
+		if (r < 0)
+			return r == -ENOMEM ? r : -EINVAL;
+	}
 	*ret = TAKE_PTR(m);
 	return 0;
 }
@@ -268,6 +276,9 @@ static int negotiate(struct luo *luo, const char *path, const struct luo_compone
 			outs[i].version = rep[j].version;
 			t = luo_manifest_find_type(old, components[i]->name, rep[j].version, LUO_ABI_TYPE_PAYLOAD);
 			outs[i].type_size = t ? t->size : 0;
+			/* Properties to a reader that declares the fields; else the struct image (fields.c). */
+			if (luo_manifest_find_fields(new, components[i]->name))
+				outs[i].fields = luo_fields_of(components[i]);
 		}
 	}
 	return verdict;
@@ -281,6 +292,12 @@ static int save_components(struct luo_component_out *outs, size_t n)
 
 		if (outs[i].dropped)
 			continue;
+		if (outs[i].fields) {
+			r = luo_fields_snapshot(outs[i].fields, &outs[i].payload);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		r = luo_component_save(outs[i].component, outs[i].version, &outs[i].payload);
 		if (r > 0 || r < -4095)
 			r = -EINVAL; /* not an errno: do not pass it on as one */

@@ -152,6 +152,7 @@ static void manifest_print_text(const char *path, const struct luo_manifest *m, 
 			printf("  offset %-6" PRIu32 "  size %" PRIu32 "\n", fl->offset, fl->size);
 		}
 	}
+	fields_manifest_text(m);
 }
 
 static void manifest_print_json(const char *path, const struct luo_manifest *m)
@@ -217,7 +218,9 @@ static void manifest_print_json(const char *path, const struct luo_manifest *m)
 		}
 		fputs("]}", stdout);
 	}
-	fputs("]}\n", stdout);
+	fputc(']', stdout);
+	fields_manifest_json(m);
+	fputs("}\n", stdout);
 }
 
 int cmd_manifest(const struct cmd_opts *o, int argc, char **argv)
@@ -247,6 +250,7 @@ struct check_request {
 };
 
 struct check_result {
+	struct luo_manifest *old, *new; /* kept for the declared fields' lines */
 	struct luo_report_entry *entries;
 	size_t n;
 	int r;                 /* of negotiate(): 0 would proceed, -EPROTO refused */
@@ -290,11 +294,15 @@ static int check_run(const struct check_request *q, struct check_result *res)
 		return r;
 	res->r = r;
 	res->strict_fails = r == 0 && report_strict_fails(res->entries, res->n);
+	res->old = TAKE_PTR(old);
+	res->new = TAKE_PTR(new);
 	return 0;
 }
 
-static void check_print_json(const struct check_request *q, const struct check_result *res)
+static int check_print_json(const struct check_request *q, const struct check_result *res)
 {
+	int r;
+
 	fputs("{\"old\":", stdout);
 	json_puts(stdout, q->old_label);
 	fputs(",\"new\":", stdout);
@@ -302,7 +310,13 @@ static void check_print_json(const struct check_request *q, const struct check_r
 	printf(",\"proceed\":%s,\"strict_ok\":%s,\"entries\":", res->r == 0 ? "true" : "false",
 	       res->r == 0 && !res->strict_fails ? "true" : "false");
 	report_json(res->entries, res->n);
+	r = fields_report_json(res->old, res->new, res->entries, res->n);
+	if (r < 0) {
+		print_error("report", r, NULL);
+		return r;
+	}
 	fputs("}\n", stdout);
+	return 0;
 }
 
 static int check_print_text(const struct check_request *q, const struct check_result *res)
@@ -310,6 +324,8 @@ static int check_print_text(const struct check_request *q, const struct check_re
 	for (size_t i = 0; i < res->n; i++) {
 		int k = report_entry_print(&res->entries[i]);
 
+		if (k >= 0)
+			k = fields_report_text(res->old, res->new, &res->entries[i]);
 		if (k < 0) {
 			print_error("report", k, NULL);
 			return k;
@@ -337,10 +353,12 @@ int cmd_check(const struct cmd_opts *o, int argc, char **argv)
 		return r;
 	r = check_run(&q, &res);
 	if (r == 0 && o->json)
-		check_print_json(&q, &res);
+		r = check_print_json(&q, &res);
 	else if (r == 0)
 		r = check_print_text(&q, &res);
 	free(res.entries);
+	luo_manifest_free(res.old);
+	luo_manifest_free(res.new);
 	if (r < 0)
 		return EXIT_TROUBLE;
 	if (res.r == 0 && q.strict && res.strict_fails)

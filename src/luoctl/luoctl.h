@@ -175,4 +175,13 @@ int cmd_sessions(const struct cmd_opts *o, int argc, char **argv); /* agent.c */
 int cmd_drop(const struct cmd_opts *o, int argc, char **argv);     /* agent.c */
 int cmd_agent(const struct cmd_opts *o, int argc, char **argv);    /* agent.c */
 
+/* fields.c: declared fields in manifest, check and matrix (text and JSON) */
+void fields_manifest_text(const struct luo_manifest *m);
+void fields_manifest_json(const struct luo_manifest *m); /* ,"fields":[...] */
+int fields_report_text(const struct luo_manifest *old, const struct luo_manifest *new,
+		       const struct luo_report_entry *e);
+int fields_report_json(const struct luo_manifest *old, const struct luo_manifest *new,
+		       const struct luo_report_entry *entries, size_t n_entries); /* ,"fields":[...] */
+int fields_matrix_text(const char *const *labels, size_t n, struct luo_manifest **m);
+
 #endif /* LUOCTL_H */

@@ -127,7 +127,11 @@ static int matrix_pair_json(const struct matrix *x, size_t from, size_t to)
 		printf(":%" PRIu32, entries[i].version);
 		first_version = false;
 	}
-	fputs("}}", stdout);
+	fputc('}', stdout);
+	r = fields_report_json(x->m[from], x->m[to], entries, n_entries);
+	if (r < 0)
+		return r;
+	fputc('}', stdout);
 	return 0;
 }
 
@@ -263,6 +267,10 @@ static int matrix_print_text(const struct matrix *x)
 	for (size_t i = 0; i < x->n; i++)
 		labels[i] = full ? x->paths[i] : path_basename(x->paths[i]);
 	matrix_table_text(x, labels);
+	if (fields_matrix_text(labels, x->n, x->m) < 0) {
+		print_error("matrix", -ENOMEM, NULL);
+		return -ENOMEM;
+	}
 	return x->any_refused ? matrix_refused_text(x, labels) : 0;
 }
 
