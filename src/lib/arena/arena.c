@@ -60,7 +60,7 @@
 #include "cleanup.h"
 #include "heap.h"
 #include "manifest.h"
-#include "luo-internal.h"
+#include "handover.h"
 
 /*
  * Where arena addresses are looked for: far below ld.so's and mmap()'s

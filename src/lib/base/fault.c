@@ -27,7 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "luo-internal.h"
+#include "base.h"
 
 #define FAULT_ENV "LUO_TEST_CRASH_AT"
 #define FAULT_NEXT "next:"

@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "base.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77

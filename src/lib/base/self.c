@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "luo-internal.h"
+#include "base.h"
 
 int luo_self_path(char *buf, size_t len)
 {

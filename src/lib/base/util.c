@@ -27,7 +27,7 @@
 #include <sys/auxv.h>
 #include <time.h>
 
-#include "luo-internal.h"
+#include "base.h"
 
 uint64_t luo_now_ns(void)
 {
@@ -105,6 +105,17 @@ void luo_callback_leave(void)
 bool luo_in_callback(void)
 {
 	return callback_depth > 0;
+}
+
+/* A session's, handler's or component's name: 1..@max bytes. */
+bool luo_name_valid(const char *name, size_t max)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strnlen(name, max + 1);
+	return len > 0 && len <= max;
 }
 
 /* A preserved fd's name (luo_session_preserve_fd_named(), the blob reader). */

@@ -56,87 +56,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "core.h"
 #include "manifest.h"
 
 extern char **environ;
-
-#define HANDOVER_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW)
-
-static void free_sessions(struct luo *luo)
-{
-	while (luo->n_sessions > 0)
-		luo_session_free(luo->sessions[--luo->n_sessions]);
-	luo->n_out_files = 0;
-}
-
-/*
- * Adopt one recorded file, whose fd is @fd: the recorded number for an exec
- * handover, a received one for the agent (agent-client.c). Returns 0 or the
- * reason it cannot be, written to @reason. A file that fails its handler's
- * check is added with fd -1: @fd is left to the caller.
- */
-int luo_adopt_file(struct luo_session *s, const struct luo_blob_file *bf, int fd, int handover_fd, char *reason,
-		   size_t rlen)
-{
-	const struct luo_file_handler *h = luo_handler_by_name(bf->handler);
-	struct luo_file *f;
-	int r;
-
-	LUO_FAULT_POINT("restore");
-	if (!h) {
-		luo_reasonf(reason, rlen,
-			    "session '%s', token %llu: no handler '%s' in this build", s->name,
-			    (unsigned long long)bf->token, bf->handler);
-		return -ENOENT;
-	}
-	if (bf->handler_version != h->version) {
-		luo_reasonf(reason, rlen,
-			    "session '%s', token %llu: handler '%s' version %u; this build reads %u", s->name,
-			    (unsigned long long)bf->token, h->name, bf->handler_version, h->version);
-		return -EPROTO;
-	}
-	if (bf->data_len != h->data_size) {
-		luo_reasonf(reason, rlen,
-			    "session '%s', token %llu: %u bytes of '%s' data, expected %u", s->name,
-			    (unsigned long long)bf->token, bf->data_len, h->name, h->data_size);
-		return -EBADMSG;
-	}
-	if (fd == handover_fd) {
-		luo_reasonf(reason, rlen,
-			    "session '%s', token %llu: fd %d is the handover memfd itself", s->name,
-			    (unsigned long long)bf->token, fd);
-		return -EBADMSG;
-	}
-	if (fcntl(fd, F_GETFD) < 0) {
-		luo_reasonf(reason, rlen,
-			    "session '%s', token %llu: fd %d is not open", s->name, (unsigned long long)bf->token,
-			    fd);
-		return -EBADF;
-	}
-	r = luo_session_add_incoming_file(s, h, bf->token, fd, bf->data);
-	if (r < 0)
-		return r;
-	f = s->files[s->n_files - 1];
-	if (bf->name) /* checked by the reader */
-		snprintf(f->name, sizeof(f->name), "%s", bf->name);
-	r = luo_op_retrieve(f);
-	if (r < 0) {
-		f->fd = -1; /* not known to be ours: leave it alone */
-		if (r == -ENOMEM || r == -EBADMSG) {
-			luo_reasonf(reason, rlen,
-				    "session '%s', token %llu: malformed '%s' record", s->name,
-				    (unsigned long long)bf->token, h->name);
-			return r;
-		}
-		luo_reasonf(reason, rlen,
-			    "session '%s', token %llu: fd %d is not the recorded '%s' object", s->name,
-			    (unsigned long long)bf->token, fd, h->name);
-		return -EBADFD;
-	}
-	f->validated = true;
-	return luo_set_cloexec(f->fd, true);
-}
 
 static int adopt_sessions(struct luo *luo, const struct luo_blob *b, int handover_fd)
 {
@@ -164,77 +87,6 @@ static int adopt_sessions(struct luo *luo, const struct luo_blob *b, int handove
 		}
 	}
 	return first;
-}
-
-/*
- * load() gets its payload aligned for any type (max_align_t): the blob
- * aligns properties to 4 bytes only, so a payload that is not is copied.
- */
-static int load_aligned(const struct luo_component *c, const struct luo_blob_component *bc)
-{
-	_cleanup_free_ void *copy = NULL;
-	const void *data = bc->data;
-
-	if ((uintptr_t)data % _Alignof(max_align_t) != 0 && bc->data_len > 0) {
-		copy = aligned_alloc(_Alignof(max_align_t),
-				     (bc->data_len + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1));
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, data, bc->data_len);
-		data = copy;
-	}
-	return luo_component_load(c, bc->version, data, bc->data_len);
-}
-
-/*
- * Load every component the blob carries. Returns 0 or the refusal, written
- * to @reason. Shared with the agent's retrieve (agent-client.c).
- */
-int luo_load_components(struct luo *luo, const struct luo_blob *b, char *reason, size_t rlen)
-{
-	const struct luo_component *comps[LUO_COMPONENTS_MAX];
-	size_t n = luo_components_list(comps, ARRAY_SIZE(comps));
-
-	for (size_t k = 0; k < b->n_components; k++) {
-		const struct luo_blob_component *bc = &b->components[k];
-		const struct luo_component *c = NULL;
-		size_t i;
-		int r;
-
-		for (i = 0; i < n && !c; i++)
-			if (comps[i] && strcmp(comps[i]->name, bc->name) == 0)
-				c = comps[i];
-		if (!c)
-			continue; /* negotiation saw it in our manifest: a stale one */
-		i--;
-		if (bc->dropped) {
-			luo->component_status[i] = -ESTALE;
-			continue;
-		}
-		if (bc->version < c->read_min || bc->version > c->read_max) {
-			if (c->flags & LUO_COMPONENT_OPTIONAL) {
-				luo->component_status[i] = -EIO;
-				continue;
-			}
-			luo_reasonf(reason, rlen,
-				    "component '%s': version %u; this build reads %u..%u", c->name, bc->version,
-				    c->read_min, c->read_max);
-			return -EPROTO;
-		}
-		r = load_aligned(c, bc);
-		if (r != 0) {
-			if (c->flags & LUO_COMPONENT_OPTIONAL) {
-				luo->component_status[i] = -EIO;
-				continue;
-			}
-			luo_reasonf(reason, rlen,
-				    "component '%s': load of version %u failed (%d)", c->name, bc->version, r);
-			return -EIO;
-		}
-		luo->component_status[i] = 0;
-		luo->component_version[i] = bc->version;
-	}
-	return 0;
 }
 
 static void reason_append(struct luo *luo, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -270,7 +122,7 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 	char reaper_entry[sizeof(LUO_ABI_REAPER_ENV) + 32];
 	char rb_entry[sizeof(LUO_ABI_ROLLBACK_ENV) + 32 + LUO_REASON_MAX];
 	uint8_t id[LUO_ABI_BUILD_ID_MAX];
-	size_t id_len = 0, n = 0, k = 0;
+	size_t id_len = 0;
 	_cleanup_close_ int exe = -1;
 	int r;
 
@@ -299,29 +151,23 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 	for (char *p = rb_entry; *p; p++)
 		if ((unsigned char)*p < 0x20)
 			*p = ' ';
-	while (environ && environ[n])
-		n++;
-	envp = calloc(n + 6, sizeof(*envp)); /* + ours, two for control.c, NULL */
-	if (!envp) {
-		reason_append(luo, "; no rollback: out of memory");
-		return;
+	{
+		char *const empty[] = { NULL }; /* clearenv() leaves environ NULL */
+		char *const ours[] = { fd_entry, rb_entry, reaper_entry };
+
+		if (luo->reaper_pid > 0) /* Same process: the old image reaps the reaper this image was left. */
+			snprintf(reaper_entry, sizeof(reaper_entry), "%s=%d", LUO_ABI_REAPER_ENV, (int)luo->reaper_pid);
+		if (luo_exec_env_build(environ ? environ : empty, ours, luo->reaper_pid > 0 ? 3 : 2, &envp) < 0) {
+			reason_append(luo, "; no rollback: out of memory");
+			return;
+		}
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!luo_env_is_ours(environ[i]))
-			envp[k++] = environ[i];
-	envp[k++] = fd_entry;
-	envp[k++] = rb_entry;
-	if (luo->reaper_pid > 0) {
-		/* Same process: the old image reaps the reaper this image was left. */
-		snprintf(reaper_entry, sizeof(reaper_entry), "%s=%d", LUO_ABI_REAPER_ENV, (int)luo->reaper_pid);
-		envp[k++] = reaper_entry;
-	}
-	luo_control_exec_env(luo, envp);
+	luo_transports_exec_env(luo, envp);
 	adopted_cloexec(luo, false);
 	if (luo_set_cloexec(handover_fd, false) == 0)
 		execveat(exe, "", (char *const *)origin->argv, envp, AT_EMPTY_PATH);
 	r = errno;
-	luo_control_exec_undo(luo);
+	luo_transports_exec_undo(luo);
 	luo_set_cloexec(handover_fd, true);
 	adopted_cloexec(luo, true);
 	reason_append(luo, "; rollback to %s failed: %s", origin->producer_path, strerror(r));
@@ -336,15 +182,6 @@ static void maybe_rollback(struct luo *luo, const struct luo_blob *origin, int h
 		reason_append(luo, "; no rollback: this image is itself the rollback");
 	else
 		rollback(luo, origin, handover_fd, error);
-}
-
-/* A refused handover loaded nothing, whatever load() ran before. */
-static void forget_components(struct luo *luo)
-{
-	for (size_t i = 0; i < LUO_COMPONENTS_MAX; i++) {
-		luo->component_status[i] = -ENODATA;
-		luo->component_version[i] = 0;
-	}
 }
 
 /* Reap the previous image's mm reaper (update.c); @wait: block until it exits. */
@@ -375,41 +212,6 @@ static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present
 	r = luo_parse_u64(v, max, ret);
 	unsetenv(name);
 	return r;
-}
-
-/*
- * Check that @fd is a memfd sealed against write, shrink and grow, of
- * 1..LUO_ABI_BLOB_MAX bytes, and map it read-only. Nothing else is done to
- * @fd. Shared with arena.c's reservation before main().
- */
-int luo_handover_map(int fd, void **ret_addr, size_t *ret_len, char *reason, size_t rlen)
-{
-	struct stat st;
-	void *addr;
-	int seals;
-
-	if (fcntl(fd, F_GETFD) < 0) {
-		luo_reasonf(reason, rlen, "%s names fd %d, which is not open", LUO_HANDOVER_FD_ENV, fd);
-		return -EBADF;
-	}
-	/* Seals first: once sealed, the size read next cannot change. */
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || (seals & HANDOVER_SEALS) != HANDOVER_SEALS) {
-		luo_reasonf(reason, rlen, "handover fd %d is not a memfd sealed against write, shrink and grow", fd);
-		return -EBADMSG;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > LUO_ABI_BLOB_MAX) {
-		luo_reasonf(reason, rlen, "handover memfd %d is not of 1..%u bytes", fd, LUO_ABI_BLOB_MAX);
-		return -EBADMSG;
-	}
-	addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (addr == MAP_FAILED) {
-		luo_reasonf(reason, rlen, "cannot map the handover memfd: %s", strerror(errno));
-		return -EBADMSG;
-	}
-	*ret_addr = addr;
-	*ret_len = (size_t)st.st_size;
-	return 0;
 }
 
 /* LUO_HANDOVER_ROLLBACK="ERRNO:reason": this image came back; read, removed. */
@@ -496,8 +298,8 @@ static int adopt_handover(struct luo *luo, unsigned int flags, int registry_erro
 	if (r < 0) {
 		if (b->argc > 0)
 			maybe_rollback(luo, b, fd, r, may_roll_back, came_back);
-		forget_components(luo);
-		free_sessions(luo); /* closes the fds that passed their check */
+		luo_components_status_reset(luo);
+		luo_sessions_free(luo); /* closes the fds that passed their check */
 		return r;
 	}
 	luo->incoming = true;
@@ -524,6 +326,81 @@ static void scrub_env(void)
 		unsetenv(names[i]);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The transports (transport.h): walked in table order                      */
+
+#define TRANSPORT_STATE_ALIGN _Alignof(max_align_t)
+
+static size_t state_align(size_t size)
+{
+	return (size + TRANSPORT_STATE_ALIGN - 1) & ~(TRANSPORT_STATE_ALIGN - 1);
+}
+
+/* struct luo with every transport's state after it, zeroed, one allocation. */
+static struct luo *luo_alloc(void)
+{
+	size_t size = state_align(sizeof(struct luo));
+	struct luo *luo;
+	char *p;
+
+	for (size_t i = 0; i < LUO_TRANSPORT_COUNT; i++)
+		size += state_align(luo_transports[i]->state_size);
+	luo = calloc(1, size);
+	if (!luo)
+		return NULL;
+	p = (char *)luo + state_align(sizeof(struct luo));
+	for (size_t i = 0; i < LUO_TRANSPORT_COUNT; i++) {
+		luo->transport[i] = p;
+		p += state_align(luo_transports[i]->state_size);
+	}
+	return luo;
+}
+
+#define TRANSPORTS_CALL(hook, ...)                                        \
+	do {                                                              \
+		for (size_t i_ = 0; i_ < LUO_TRANSPORT_COUNT; i_++)       \
+			if (luo_transports[i_]->hook)                     \
+				luo_transports[i_]->hook(__VA_ARGS__);    \
+	} while (0)
+
+void luo_transports_exec_env(struct luo *luo, char **envp)
+{
+	TRANSPORTS_CALL(exec_env, luo, envp);
+}
+
+void luo_transports_exec_undo(struct luo *luo)
+{
+	TRANSPORTS_CALL(exec_undo, luo);
+}
+
+void luo_transports_detach(struct luo *luo)
+{
+	TRANSPORTS_CALL(detach, luo);
+}
+
+/* A session the exec handover did not bring: the first transport that has it. */
+static int transports_retrieve(struct luo *luo, const char *name, struct luo_session **ret)
+{
+	int r = -ENOENT;
+
+	for (size_t i = 0; i < LUO_TRANSPORT_COUNT && r == -ENOENT; i++)
+		if (luo_transports[i]->retrieve)
+			r = luo_transports[i]->retrieve(luo, name, ret);
+	return r;
+}
+
+/* luo_close(): the component registry compacted, the open mark dropped. */
+static void registry_release(void)
+{
+	luo_registry_lock();
+	luo_components_compact_locked();
+	luo_registry_release_locked();
+	luo_registry_unlock();
+}
+
+/* ------------------------------------------------------------------------ */
+/* The handle                                                                */
+
 int luo_open(unsigned int flags, struct luo **ret_luo)
 {
 	struct luo *luo;
@@ -533,21 +410,19 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	if (!ret_luo || (flags & ~(unsigned int)(LUO_OPEN_FRESH_ON_ERROR | LUO_OPEN_NO_ROLLBACK | LUO_OPEN_AGENT |
 					      LUO_OPEN_NO_REAPER | LUO_OPEN_STRICT_TYPES)))
 		return -EINVAL;
-	luo = calloc(1, sizeof(*luo));
+	luo = luo_alloc();
 	if (!luo)
 		return -ENOMEM;
-	r = luo_handlers_hold();
+	r = luo_registry_hold();
 	if (r < 0) {
 		free(luo);
 		return r;
 	}
 	pthread_mutex_init(&luo->lock, NULL);
-	luo->agent_fd = -1;
-	luo->control_fd = -1;
-	luo->control_reply_fd = -1;
+	TRANSPORTS_CALL(init, luo);
 	luo->no_reaper = flags & LUO_OPEN_NO_REAPER;
 	luo->strict_types = flags & LUO_OPEN_STRICT_TYPES;
-	forget_components(luo);
+	luo_components_status_reset(luo);
 	/*
 	 * A broken component registry fails luo_open() whatever the flags,
 	 * but only after the handover was looked at: it is consumed (or
@@ -557,7 +432,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	luo->t_open_start = luo_now_ns();
 	if (luo_secure_exec())
 		scrub_env();
-	luo_control_adopt(luo); /* before the handover: a rollback passes it on */
+	TRANSPORTS_CALL(adopt, luo); /* before the handover: a rollback passes it on */
 	r = adopt_handover(luo, flags, registry_error);
 	if (registry_error < 0) {
 		luo_close(luo);
@@ -571,7 +446,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 		luo->incoming_error = r;
 	}
 	luo->t_open_end = luo_now_ns();
-	luo_agent_open(luo, flags & LUO_OPEN_AGENT); /* not finding it is no error: luo_agent_error() */
+	TRANSPORTS_CALL(open, luo, flags);
 	LUO_FAULT_POINT("after-open");
 	*ret_luo = luo;
 	return 0;
@@ -584,17 +459,16 @@ void luo_close(struct luo *luo)
 	if (!luo)
 		return;
 	pthread_mutex_lock(&luo->lock);
-	luo_agent_close(luo); /* DETACH: a clean close keeps the deposits */
-	free_sessions(luo);
+	TRANSPORTS_CALL(close, luo);
+	luo_sessions_free(luo);
 	luo_file_index_free(luo);
 	free(luo->sessions);
 	free(luo->report);
-	luo_control_close(luo);
 	luo_reaper_reap(luo, false); /* no waiting out its delay: at worst a zombie until exit */
 	pthread_mutex_unlock(&luo->lock);
 	pthread_mutex_destroy(&luo->lock);
 	free(luo);
-	luo_handlers_release();
+	registry_release();
 }
 
 uint64_t luo_liveupdate_number(const struct luo *luo)
@@ -638,7 +512,12 @@ int luo_ready(struct luo *luo)
 	}
 	luo_reaper_reap(luo, false);
 	pthread_mutex_unlock(&luo->lock);
-	luo_control_answer(luo); /* an update asked by luoctl: its answer */
+	{
+		struct luo_timings t;
+		int r = luo_timings(luo, &t);
+
+		TRANSPORTS_CALL(ready, luo, r, &t); /* an update asked by luoctl: its answer */
+	}
 	LUO_FAULT_POINT("after-ready");
 	return 0;
 }
@@ -677,4 +556,29 @@ int luo_timings(const struct luo *cluo, struct luo_timings *ret_timings)
 	};
 	pthread_mutex_unlock(&luo->lock);
 	return 0;
+}
+
+int luo_session_retrieve(struct luo *luo, const char *name, struct luo_session **ret_session)
+{
+	struct luo_session *s;
+	int r = 0;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (!luo || !ret_session || !luo_name_valid(name, LUO_SESSION_NAME_MAX))
+		return -EINVAL;
+	pthread_mutex_lock(&luo->lock);
+	s = luo_session_find(luo, name);
+	if (!s) /* not in the exec handover: LUO_OPEN_AGENT asks the agent */
+		r = transports_retrieve(luo, name, &s);
+	else if (!s->incoming)
+		r = -ENOENT;
+	else if (s->retrieved)
+		r = -EINVAL;
+	else
+		s->retrieved = true;
+	pthread_mutex_unlock(&luo->lock);
+	if (r == 0)
+		*ret_session = s;
+	return r;
 }

@@ -33,10 +33,9 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "core.h"
 #include "manifest.h"
 
-#define BLOB_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define ENV_NUM_MAX 64
 
 extern char **environ;
@@ -48,36 +47,12 @@ struct handover_env {
 	char reaper_entry[sizeof(LUO_ABI_REAPER_ENV) + ENV_NUM_MAX];
 };
 
-bool luo_env_is_ours(const char *entry)
-{
-	static const char *const names[] = { LUO_HANDOVER_FD_ENV "=", LUO_ABI_EXEC_NS_ENV "=",
-					     LUO_ABI_ROLLBACK_ENV "=", LUO_ABI_REAPER_ENV "=",
-					     LUO_ABI_CONTROL_FD_ENV "=", LUO_ABI_CONTROL_LISTEN_FD_ENV "=" };
-
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		if (strncmp(entry, names[i], strlen(names[i])) == 0)
-			return true;
-	return false;
-}
-
-/* Copy @envp without our variables, with room for them at the end. */
+/* Copy @envp without our variables, then ours, with room for the transports' entries. */
 static int env_build(struct handover_env *he, char *const envp[])
 {
-	size_t n = 0, k = 0;
+	char *const ours[] = { he->fd_entry, he->exec_entry, he->reaper_entry };
 
-	while (envp[n])
-		n++;
-	he->envp = calloc(n + 6, sizeof(*he->envp)); /* + ours, two for control.c, NULL */
-	if (!he->envp)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (!luo_env_is_ours(envp[i]))
-			he->envp[k++] = envp[i];
-	he->envp[k++] = he->fd_entry;
-	he->envp[k++] = he->exec_entry;
-	he->envp[k++] = he->reaper_entry;
-	he->envp[k] = NULL;
-	return 0;
+	return luo_exec_env_build(envp, ours, ARRAY_SIZE(ours), &he->envp);
 }
 
 static void freeze_undo(struct luo *luo)
@@ -273,60 +248,10 @@ static int negotiate(struct luo *luo, const char *path, const struct luo_compone
 	return verdict;
 }
 
-/* Each component writes its payload at its version. Lock held. */
-static int save_components(struct luo_component_out *outs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int r;
-
-		if (outs[i].dropped)
-			continue;
-		r = luo_component_save(outs[i].component, outs[i].version, &outs[i].payload);
-		if (r > 0 || r < -4095)
-			r = -EINVAL; /* not an errno: do not pass it on as one */
-		if (r == 0)
-			r = outs[i].payload.error; /* a failed write the save ignored */
-		/*
-		 * A payload is one value of its declared type or an array of
-		 * them: another length is another struct than the one the
-		 * compiler described, and the new image would misread it.
-		 */
-		if (r == 0 && outs[i].type_size && outs[i].payload.len % outs[i].type_size != 0)
-			r = -EPROTO;
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 static void outs_free(struct luo_component_out *outs, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(outs[i].payload.buf);
-}
-
-/* A memfd holding @buf, sealed as a handover blob is (also a deposit's, agent-client.c). */
-int luo_blob_to_memfd(const char *name, const void *buf, size_t len)
-{
-	_cleanup_close_ int fd = -1;
-	size_t off = 0;
-
-	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return -errno;
-	while (off < len) {
-		ssize_t n = write(fd, (const char *)buf + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		off += (size_t)n;
-	}
-	LUO_FAULT_POINT(strcmp(name, "luo-deposit") == 0 ? "deposit-unsealed" : "serialize-unsealed");
-	if (fcntl(fd, F_ADD_SEALS, BLOB_SEALS) < 0)
-		return -errno;
-	return TAKE_FD(fd);
 }
 
 static int check_executable(const char *path)
@@ -525,18 +450,18 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 		cloexec_restore(luo);
 		return r;
 	}
-	luo_control_exec_env(luo, he->envp); /* the control socket, and the connection that asked */
+	luo_transports_exec_env(luo, he->envp); /* the control socket, and the connection that asked */
 	reaper_start(luo, &rp);
 	/* Not this process's child any more: nothing for the new image to reap. */
 	snprintf(he->reaper_entry, sizeof(he->reaper_entry), "%s=0", LUO_ABI_REAPER_ENV);
 	t_exec = luo_now_ns();
 	snprintf(he->exec_entry, sizeof(he->exec_entry), "%s=%llu", LUO_ABI_EXEC_NS_ENV, (unsigned long long)t_exec);
-	luo_agent_detach_locked(luo); /* the agent keeps the deposits across the exec */
+	luo_transports_detach(luo); /* the agent keeps the deposits across the exec */
 	LUO_FAULT_POINT("before-exec");
 	execve(path, argv, he->envp);
 	r = -errno; /* at once: the reaper runs on this thread's memory */
 	reaper_stop(&rp);
-	luo_control_exec_undo(luo);
+	luo_transports_exec_undo(luo);
 	cloexec_restore(luo);
 	return r;
 }
@@ -597,7 +522,7 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 		r = freeze_all(luo);
 		if (r == 0) {
 			LUO_FAULT_POINT("after-freeze");
-			r = save_components(outs, n_components);
+			r = luo_components_save(outs, n_components);
 			if (r == 0)
 				r = switch_image(luo, path, argv, &he, &hdr);
 			freeze_undo(luo);

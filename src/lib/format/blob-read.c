@@ -23,7 +23,7 @@
 #include <libfdt.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "format.h"
 
 struct reader {
 	const void *fdt;

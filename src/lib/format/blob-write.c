@@ -17,7 +17,7 @@
 #include <libfdt.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "format.h"
 
 #define NODE_NAME_MAX 32
 

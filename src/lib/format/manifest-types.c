@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "format.h"
 #include "manifest.h"
 
 #define refuse(reason, rlen, ...)                                              \

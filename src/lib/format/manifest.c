@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "format.h"
 #include "manifest.h"
 
 #define refuse(reason, rlen, ...)                                              \

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "format.h"
 #include "manifest.h"
 
 static uint32_t max3(uint32_t a, uint32_t b, uint32_t c)

@@ -6,7 +6,7 @@
  * main(), where nothing can report an error: the first failed registration
  * is remembered and the next luo_open() returns it with its reason, so a
  * program with two components of one name never hands anything over.
- * Registration shares the handler registry's lock and is refused while a
+ * Registration takes the registry lock (registry.c) and is refused while a
  * struct luo is open; the list is then stable and read without the lock.
  * A component whose library is dlclose()d unregisters from a destructor;
  * while a struct luo is open it is only marked gone (NULL in the list),
@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "model.h"
 
 static const struct {
 	struct luo_abi_note_header h;
@@ -240,6 +240,15 @@ int luo_payload_write(struct luo_payload *out, const void *data, size_t len)
 		memcpy(out->buf + out->len, data, len);
 	out->len += len;
 	return 0;
+}
+
+/* Nothing loaded (before a handover, or it was refused, whatever load() ran). */
+void luo_components_status_reset(struct luo *luo)
+{
+	for (size_t i = 0; i < LUO_COMPONENTS_MAX; i++) {
+		luo->component_status[i] = -ENODATA;
+		luo->component_version[i] = 0;
+	}
 }
 
 int luo_component_incoming(const struct luo *luo, const char *name, uint32_t *ret_version)

@@ -58,7 +58,7 @@
 
 #include <linux/kcmp.h>
 
-#include "luo-internal.h"
+#include "model.h"
 
 /* The first table's buckets; it doubles past one group per bucket. */
 #define INDEX_BUCKETS_MIN 64

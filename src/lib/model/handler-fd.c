@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "luo-internal.h"
+#include "model.h"
 
 /* What /proc says the fd is: "anon_inode:[eventfd]", "pipe:[...]", ... */
 static bool fd_link_is(int fd, const char *prefix)

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "luo-internal.h"
+#include "model.h"
 
 #define FROZEN_SIZE_SEALS (F_SEAL_GROW | F_SEAL_SHRINK)
 

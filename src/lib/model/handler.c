@@ -6,8 +6,9 @@
  * tried first, in registration order, then the built-in "memfd" and "fd".
  * Registration is refused while a struct luo is open (-EBUSY), because the
  * open handle may hold files of the handler and the incoming side looks
- * handlers up by name while adopting the handover. The same lock marks the
- * single open handle (luo_handlers_hold / luo_handlers_release).
+ * handlers up by name while adopting the handover. The lock and the "a
+ * struct luo is open" mark are the registry's (registry.c), shared with the
+ * component registry.
  */
 
 #include <errno.h>
@@ -15,13 +16,11 @@
 #include <string.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "model.h"
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct luo_file_handler *registered[LUO_HANDLERS_MAX];
 static void *registered_data[LUO_HANDLERS_MAX]; /* luo_file_handler_register_with_data() */
 static size_t n_registered;
-static bool luo_is_open;
 
 static const struct luo_file_handler *const builtins[] = {
 	&luo_handler_memfd,
@@ -65,8 +64,8 @@ int luo_file_handler_register_with_data(const struct luo_file_handler *handler, 
 
 	if (!handler_valid(handler))
 		return -EINVAL;
-	pthread_mutex_lock(&registry_lock);
-	if (luo_is_open)
+	luo_registry_lock();
+	if (luo_registry_open_locked())
 		r = -EBUSY;
 	else if (find_by_name_locked(handler->name))
 		r = -EEXIST;
@@ -76,7 +75,7 @@ int luo_file_handler_register_with_data(const struct luo_file_handler *handler, 
 		registered_data[n_registered] = userdata;
 		registered[n_registered++] = handler;
 	}
-	pthread_mutex_unlock(&registry_lock);
+	luo_registry_unlock();
 	return r;
 }
 
@@ -84,8 +83,8 @@ int luo_file_handler_unregister(const struct luo_file_handler *handler)
 {
 	int r = -ENOENT;
 
-	pthread_mutex_lock(&registry_lock);
-	if (luo_is_open) {
+	luo_registry_lock();
+	if (luo_registry_open_locked()) {
 		r = -EBUSY;
 	} else {
 		for (size_t i = 0; i < n_registered; i++) {
@@ -99,7 +98,7 @@ int luo_file_handler_unregister(const struct luo_file_handler *handler)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&registry_lock);
+	luo_registry_unlock();
 	return r;
 }
 
@@ -204,21 +203,6 @@ const struct luo_file_handler *luo_handler_by_name(const char *name)
 	return find_by_name_locked(name);
 }
 
-void luo_registry_lock(void)
-{
-	pthread_mutex_lock(&registry_lock);
-}
-
-void luo_registry_unlock(void)
-{
-	pthread_mutex_unlock(&registry_lock);
-}
-
-bool luo_registry_open_locked(void)
-{
-	return luo_is_open;
-}
-
 size_t luo_handlers_list(const struct luo_file_handler **out, size_t max)
 {
 	size_t n = 0;
@@ -228,27 +212,6 @@ size_t luo_handlers_list(const struct luo_file_handler **out, size_t max)
 	for (size_t i = 0; i < ARRAY_SIZE(builtins) && n < max; i++)
 		out[n++] = builtins[i];
 	return n;
-}
-
-int luo_handlers_hold(void)
-{
-	int r = 0;
-
-	pthread_mutex_lock(&registry_lock);
-	if (luo_is_open)
-		r = -EBUSY;
-	else
-		luo_is_open = true;
-	pthread_mutex_unlock(&registry_lock);
-	return r;
-}
-
-void luo_handlers_release(void)
-{
-	pthread_mutex_lock(&registry_lock);
-	luo_components_compact_locked();
-	luo_is_open = false;
-	pthread_mutex_unlock(&registry_lock);
 }
 
 int luo_file_fd(const struct luo_file *file)

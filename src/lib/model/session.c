@@ -23,21 +23,11 @@
 #include <sys/stat.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
+#include "model.h"
 
 /* Lowest fd libluo takes for its references: 0..2 are the caller's. */
 
-bool luo_name_valid(const char *name, size_t max)
-{
-	size_t len;
-
-	if (!name)
-		return false;
-	len = strnlen(name, max + 1);
-	return len > 0 && len <= max;
-}
-
-static struct luo_session *find_session(struct luo *luo, const char *name)
+struct luo_session *luo_session_find(struct luo *luo, const char *name)
 {
 	for (size_t i = 0; i < luo->n_sessions; i++)
 		if (strcmp(luo->sessions[i]->name, name) == 0)
@@ -79,7 +69,7 @@ int luo_session_new(struct luo *luo, const char *name, bool incoming, struct luo
 	if (!luo_name_valid(name, LUO_SESSION_NAME_MAX))
 		return -EINVAL;
 	/* Incoming names come from a blob whose reader refused duplicates. */
-	if (!incoming && find_session(luo, name))
+	if (!incoming && luo_session_find(luo, name))
 		return -EEXIST;
 	if (luo->n_sessions >= LUO_SESSIONS_MAX)
 		return -ENOMEM;
@@ -204,29 +194,24 @@ int luo_session_create(struct luo *luo, const char *name, struct luo_session **r
 	return r;
 }
 
-int luo_session_retrieve(struct luo *luo, const char *name, struct luo_session **ret_session)
+/* Unlink and free @s (a retrieve that failed: linked last, under the lock). */
+void luo_session_drop_last_locked(struct luo *luo, struct luo_session *s)
 {
-	struct luo_session *s;
-	int r = 0;
+	for (size_t i = luo->n_sessions; i-- > 0;) {
+		if (luo->sessions[i] != s)
+			continue;
+		memmove(&luo->sessions[i], &luo->sessions[i + 1], (luo->n_sessions - i - 1) * sizeof(luo->sessions[0]));
+		luo->n_sessions--;
+		break;
+	}
+	luo_session_free(s);
+}
 
-	if (luo_in_callback())
-		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
-	if (!luo || !ret_session || !luo_name_valid(name, LUO_SESSION_NAME_MAX))
-		return -EINVAL;
-	pthread_mutex_lock(&luo->lock);
-	s = find_session(luo, name);
-	if (!s && luo->agent_error != -ENOTCONN) /* LUO_OPEN_AGENT: not in the exec handover, ask the agent */
-		r = luo_agent_retrieve_locked(luo, name, &s);
-	else if (!s || !s->incoming)
-		r = -ENOENT;
-	else if (s->retrieved)
-		r = -EINVAL;
-	else
-		s->retrieved = true;
-	pthread_mutex_unlock(&luo->lock);
-	if (r == 0)
-		*ret_session = s;
-	return r;
+void luo_sessions_free(struct luo *luo)
+{
+	while (luo->n_sessions > 0)
+		luo_session_free(luo->sessions[--luo->n_sessions]);
+	luo->n_out_files = 0;
 }
 
 const char *luo_session_name(const struct luo_session *session)

@@ -2,9 +2,9 @@
 /*
  * DOC: agent-client.c, libluo's side of luod (include/luo/agent.h)
  *
- * Lifecycle of the connection (luo->agent_fd, one per struct luo):
+ * Lifecycle of the connection (struct agent_state's fd, one per struct luo):
  *
- *   luo_open(LUO_OPEN_AGENT)  luo_agent_open(): socket path from
+ *   luo_open(LUO_OPEN_AGENT)  agent_open(): socket path from
  *                             $LUO_AGENT_SOCKET or agent.h's defaults;
  *                             SOCK_SEQPACKET | SOCK_CLOEXEC, send and
  *                             receive timeouts (AGENT_IO_TIMEOUT_MS) so that
@@ -13,7 +13,7 @@
  *                             (SO_PEERCRED: our fds go nowhere else); a
  *                             STATUS exchange checks that it answers and
  *                             speaks our protocol version. Not finding it is
- *                             no error: luo->agent_error says why.
+ *                             no error: the state's error says why.
  *   luo_session_deposit()     freeze the session's files (all-or-nothing,
  *                             reverse unfreeze), save the components if
  *                             asked, build a blob of this session alone,
@@ -21,12 +21,12 @@
  *                             blob and the files' fds (in blob order, in
  *                             batches of LUO_AGENT_FDS_PER_MSG), unfreeze,
  *                             read the reply.
- *   luo_session_retrieve()    (session.c, when the exec handover has no
+ *   luo_session_retrieve()    (core.c, when the exec handover has no
  *                             session of that name) RETRIEVE: every fd
  *                             received and counted, the blob parsed as
  *                             hostile input, each file adopted with the
- *                             exec handover's checks (core.c), components
- *                             loaded once per process (core.c's loader).
+ *                             exec handover's checks (handover.c), components
+ *                             loaded once per process (handover.c's loader).
  *   luo_update()              DETACH just before execve(): what was
  *                             deposited is held until dropped.
  *   luo_close()               DETACH, close.
@@ -36,9 +36,9 @@
  * before luod, or one whose agent restarted, gets there eventually. A
  * failure of the connection itself (timeout, reset, a message that breaks
  * the protocol) leaves the stream out of step: the connection is closed,
- * luo->agent_error and agent_reason say why, and the call returns
+ * the state's error and reason say why, and the call returns
  * -ETIMEDOUT, -ECONNRESET or -EBADMSG. An error the agent answers leaves
- * the connection as it is; its reason goes to agent_reason. A refused
+ * the connection as it is; its reason goes to the state's reason. A refused
  * retrieve closes every fd it received, leaves no session behind and no
  * component marked loaded, and takes nothing from the agent.
  */
@@ -56,8 +56,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
-#include "wire.h"
+#include "transport.h"
 
 /* The longest a send or a receive waits for the agent. */
 #define AGENT_IO_TIMEOUT_MS 5000
@@ -78,21 +77,36 @@ _Static_assert(LUO_AGENT_SESSION_FDS_MAX == LUO_SESSION_FILES_MAX + 1, "agent.h:
 _Static_assert(LUO_AGENT_REASON_SIZE <= LUO_REASON_MAX, "agent.h: reasons");
 _Static_assert((unsigned int)LUO_DEPOSIT_KEEP_ON_CRASH == LUO_AGENT_DEPOSIT_KEEP_ON_CRASH, "deposit flags");
 
+/* The connection to luod, one per struct luo (its transport slot). */
+struct agent_state {
+	int fd;                 /* -1 none */
+	int error;              /* why there is none; -ENOTCONN: not asked for */
+	char reason[LUO_REASON_MAX];
+	uint32_t seq;
+	uint16_t op;            /* of the request under way: its reply echoes it */
+	bool components_loaded; /* a retrieved deposit's components were loaded */
+};
+
+static struct agent_state *agent_of(const struct luo *luo)
+{
+	return luo->transport[LUO_TRANSPORT_AGENT];
+}
+
 static void agent_reasonf(struct luo *luo, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void agent_reasonf(struct luo *luo, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(luo->agent_reason, sizeof(luo->agent_reason), fmt, ap);
+	vsnprintf(agent_of(luo)->reason, sizeof(agent_of(luo)->reason), fmt, ap);
 	va_end(ap);
 }
 
 /* The connection cannot be trusted any more: close it, remember why. */
 static int agent_broken(struct luo *luo, int error, const char *what)
 {
-	luo->agent_fd = safe_close(luo->agent_fd);
-	luo->agent_error = error;
+	agent_of(luo)->fd = safe_close(agent_of(luo)->fd);
+	agent_of(luo)->error = error;
 	agent_reasonf(luo, "agent connection closed: %s: %s", what, strerror(-error));
 	return error;
 }
@@ -143,11 +157,11 @@ static int agent_send(struct luo *luo, uint16_t op, uint32_t flags, uint32_t n_f
 		.info_size = sizeof(struct luo_agent_status),
 	};
 
-	luo_wire_header_init(&req.hdr, sizeof(req), op, ++luo->agent_seq);
-	luo->agent_op = op;
+	luo_wire_header_init(&req.hdr, sizeof(req), op, ++agent_of(luo)->seq);
+	agent_of(luo)->op = op;
 	if (name)
 		memcpy(req.name, name, strlen(name)); /* checked: <= LUO_SESSION_NAME_MAX */
-	return luo_wire_send(luo->agent_fd, &req, sizeof(req), fds, n_first);
+	return luo_wire_send(agent_of(luo)->fd, &req, sizeof(req), fds, n_first);
 }
 
 /*
@@ -167,11 +181,11 @@ static int agent_recv(struct luo *luo, uint16_t op, size_t ver0, void *out, size
 	ssize_t n;
 	int r;
 
-	n = luo_wire_recv(luo->agent_fd, buf.b, sizeof(buf.b), fds, max_fds, &n_fds);
+	n = luo_wire_recv(agent_of(luo)->fd, buf.b, sizeof(buf.b), fds, max_fds, &n_fds);
 	if (n <= 0)
 		return agent_broken(luo, io_error((int)n), "receive");
-	r = luo_wire_header(buf.b, (size_t)n, ver0, op ? op : luo->agent_op, &h);
-	if (r == 0 && h.seq != luo->agent_seq)
+	r = luo_wire_header(buf.b, (size_t)n, ver0, op ? op : agent_of(luo)->op, &h);
+	if (r == 0 && h.seq != agent_of(luo)->seq)
 		r = -EBADMSG;
 	if (r == 0)
 		r = luo_wire_struct_in(out, ours, buf.b, (size_t)n);
@@ -253,7 +267,7 @@ static int agent_connect(struct luo *luo, int timeout_ms)
 		agent_reasonf(luo, "%s is served by uid %u, neither root nor ours", sa.sun_path, (unsigned int)cred.uid);
 		return -EACCES;
 	}
-	luo->agent_fd = TAKE_FD(fd);
+	agent_of(luo)->fd = TAKE_FD(fd);
 	/* It answers, and in our version: STATUS, whose info is not needed. */
 	r = agent_send(luo, LUO_AGENT_OP_STATUS, 0, 0, NULL, NULL, 0);
 	if (r < 0)
@@ -264,38 +278,38 @@ static int agent_connect(struct luo *luo, int timeout_ms)
 	if (r == 0)
 		r = agent_recv(luo, LUO_AGENT_OP_INFO, LUO_AGENT_STATUS_SIZE_VER0, &st, sizeof(st), NULL, 0, NULL);
 	if (r < 0) {
-		luo->agent_fd = safe_close(luo->agent_fd);
+		agent_of(luo)->fd = safe_close(agent_of(luo)->fd);
 		return r;
 	}
-	agent_timeouts(luo->agent_fd, AGENT_IO_TIMEOUT_MS);
-	luo->agent_error = 0;
-	luo->agent_reason[0] = '\0';
+	agent_timeouts(agent_of(luo)->fd, AGENT_IO_TIMEOUT_MS);
+	agent_of(luo)->error = 0;
+	agent_of(luo)->reason[0] = '\0';
 	return 0;
 }
 
-void luo_agent_open(struct luo *luo, bool wanted)
+static void agent_open(struct luo *luo, bool wanted)
 {
-	luo->agent_fd = -1;
+	agent_of(luo)->fd = -1;
 	if (!wanted) {
-		luo->agent_error = -ENOTCONN;
-		snprintf(luo->agent_reason, sizeof(luo->agent_reason), "luo_open() without LUO_OPEN_AGENT");
+		agent_of(luo)->error = -ENOTCONN;
+		snprintf(agent_of(luo)->reason, sizeof(agent_of(luo)->reason), "luo_open() without LUO_OPEN_AGENT");
 		return;
 	}
 	/* An incoming handover: luo_open() runs inside the blackout. */
-	luo->agent_error = agent_connect(luo, luo->incoming ? AGENT_BLACKOUT_TIMEOUT_MS : AGENT_IO_TIMEOUT_MS);
-	if (luo->agent_error == -ENOTCONN)
-		luo->agent_error = -ECONNRESET; /* -ENOTCONN means "not asked for" */
+	agent_of(luo)->error = agent_connect(luo, luo->incoming ? AGENT_BLACKOUT_TIMEOUT_MS : AGENT_IO_TIMEOUT_MS);
+	if (agent_of(luo)->error == -ENOTCONN)
+		agent_of(luo)->error = -ECONNRESET; /* -ENOTCONN means "not asked for" */
 }
 
 /* Connected, or connect again if LUO_OPEN_AGENT asked for it: 0 or -ENOTCONN. */
 static int agent_ensure(struct luo *luo)
 {
-	if (luo->agent_fd >= 0)
+	if (agent_of(luo)->fd >= 0)
 		return 0;
-	if (luo->agent_error == -ENOTCONN)
+	if (agent_of(luo)->error == -ENOTCONN)
 		return -ENOTCONN;
-	luo_agent_open(luo, true);
-	return luo->agent_error < 0 ? -ENOTCONN : 0;
+	agent_open(luo, true);
+	return agent_of(luo)->error < 0 ? -ENOTCONN : 0;
 }
 
 /* Waits for the reply: luod reads what a connection sent before its end, but need not. */
@@ -304,9 +318,9 @@ static void agent_detach(struct luo *luo, int timeout_ms)
 	struct luo_agent_reply rep;
 	int r;
 
-	if (luo->agent_fd < 0)
+	if (agent_of(luo)->fd < 0)
 		return;
-	agent_timeouts(luo->agent_fd, timeout_ms);
+	agent_timeouts(agent_of(luo)->fd, timeout_ms);
 	r = agent_send(luo, LUO_AGENT_OP_DETACH, 0, 0, NULL, NULL, 0);
 	if (r < 0)
 		agent_broken(luo, io_error(r), "DETACH");
@@ -314,17 +328,17 @@ static void agent_detach(struct luo *luo, int timeout_ms)
 		agent_reply(luo, &rep);
 }
 
-void luo_agent_detach_locked(struct luo *luo)
+static void agent_detach_locked(struct luo *luo)
 {
 	agent_detach(luo, AGENT_BLACKOUT_TIMEOUT_MS); /* just before execve(): the blackout runs */
-	if (luo->agent_fd >= 0)
-		agent_timeouts(luo->agent_fd, AGENT_IO_TIMEOUT_MS); /* should the exec fail */
+	if (agent_of(luo)->fd >= 0)
+		agent_timeouts(agent_of(luo)->fd, AGENT_IO_TIMEOUT_MS); /* should the exec fail */
 }
 
-void luo_agent_close(struct luo *luo)
+static void agent_close(struct luo *luo)
 {
 	agent_detach(luo, AGENT_IO_TIMEOUT_MS);
-	luo->agent_fd = safe_close(luo->agent_fd);
+	agent_of(luo)->fd = safe_close(agent_of(luo)->fd);
 }
 
 int luo_agent_error(const struct luo *cluo, const char **ret_reason)
@@ -337,9 +351,9 @@ int luo_agent_error(const struct luo *cluo, const char **ret_reason)
 	if (!luo)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
-	r = luo->agent_fd >= 0 ? 0 : luo->agent_error;
+	r = agent_of(luo)->fd >= 0 ? 0 : agent_of(luo)->error;
 	if (ret_reason)
-		*ret_reason = luo->agent_reason;
+		*ret_reason = agent_of(luo)->reason;
 	pthread_mutex_unlock(&luo->lock);
 	return r;
 }
@@ -365,23 +379,12 @@ static int deposit_components_save(struct deposit_components *dc)
 	size_t n = luo_components_list(comps, ARRAY_SIZE(comps));
 
 	for (size_t i = 0; i < n; i++) {
-		struct luo_component_out *o;
-		int r;
-
 		if (!comps[i])
 			continue; /* unloaded since luo_open() */
-		o = &dc->outs[dc->n++];
-		o->component = comps[i];
-		o->version = comps[i]->write_max;
-		r = luo_component_save(comps[i], o->version, &o->payload);
-		if (r > 0 || r < -4095)
-			r = -EINVAL; /* not an errno: do not pass it on as one */
-		if (r == 0)
-			r = o->payload.error;
-		if (r < 0)
-			return r;
+		dc->outs[dc->n].component = comps[i];
+		dc->outs[dc->n++].version = comps[i]->write_max;
 	}
-	return 0;
+	return luo_components_save(dc->outs, dc->n);
 }
 
 /* The blob of @s alone, sealed in a memfd. Files frozen by the caller. */
@@ -437,8 +440,8 @@ static int deposit_send(struct luo *luo, const struct luo_session *s, int blob_f
 		} else {
 			struct luo_agent_fds m = { .n_fds = (uint32_t)k };
 
-			luo_wire_header_init(&m.hdr, sizeof(m), LUO_AGENT_OP_FDS, luo->agent_seq);
-			r = luo_wire_send(luo->agent_fd, &m, sizeof(m), batch, k);
+			luo_wire_header_init(&m.hdr, sizeof(m), LUO_AGENT_OP_FDS, agent_of(luo)->seq);
+			r = luo_wire_send(agent_of(luo)->fd, &m, sizeof(m), batch, k);
 		}
 		LUO_FAULT_POINT("deposit-send");
 		sent += k;
@@ -631,25 +634,26 @@ static int retrieve_adopt(struct luo *luo, const char *name, struct received *rc
 		if (r < 0)
 			return r;
 	}
-	if (b->n_components > 0 && !luo->components_from_agent && !components_touched(luo)) {
+	if (b->n_components > 0 && !agent_of(luo)->components_loaded && !components_touched(luo)) {
 		r = luo_load_components(luo, b, reason, rlen);
 		if (r < 0) {
-			for (size_t i = 0; i < LUO_COMPONENTS_MAX; i++) /* nothing counts as loaded */
-				luo->component_status[i] = -ENODATA;
+			luo_components_status_reset(luo); /* nothing counts as loaded */
 			return r;
 		}
-		luo->components_from_agent = true;
+		agent_of(luo)->components_loaded = true;
 	}
 	return 0;
 }
 
-int luo_agent_retrieve_locked(struct luo *luo, const char *name, struct luo_session **ret)
+static int agent_retrieve_locked(struct luo *luo, const char *name, struct luo_session **ret)
 {
 	_cleanup_(received_free) struct received rc = { 0 };
 	char reason[LUO_REASON_MAX] = "";
 	struct luo_session *s;
 	int r;
 
+	if (agent_of(luo)->error == -ENOTCONN)
+		return -ENOENT; /* not asked for (LUO_OPEN_AGENT): not ours to look */
 	if (agent_ensure(luo) < 0)
 		return -ENOENT; /* no agent: nothing deposited that we can see */
 	r = retrieve_fds(luo, name, &rc);
@@ -660,8 +664,7 @@ int luo_agent_retrieve_locked(struct luo *luo, const char *name, struct luo_sess
 		return r;
 	r = retrieve_adopt(luo, name, &rc, s, reason, sizeof(reason));
 	if (r < 0) {
-		luo->n_sessions--; /* s, linked last, under the lock */
-		luo_session_free(s); /* closes the fds of the files that passed */
+		luo_session_drop_last_locked(luo, s); /* closes the fds of the files that passed */
 		agent_reasonf(luo, "%s", reason);
 		return r;
 	}
@@ -669,3 +672,23 @@ int luo_agent_retrieve_locked(struct luo *luo, const char *name, struct luo_sess
 	*ret = s;
 	return 0;
 }
+
+static void agent_init(struct luo *luo)
+{
+	agent_of(luo)->fd = -1;
+}
+
+static void agent_open_hook(struct luo *luo, unsigned int flags)
+{
+	agent_open(luo, flags & LUO_OPEN_AGENT); /* not finding it is no error: luo_agent_error() */
+}
+
+const struct luo_transport_ops luo_transport_agent = {
+	.name = "agent",
+	.state_size = sizeof(struct agent_state),
+	.init = agent_init,
+	.open = agent_open_hook,
+	.detach = agent_detach_locked,
+	.retrieve = agent_retrieve_locked,
+	.close = agent_close, /* DETACH: a clean close keeps the deposits */
+};

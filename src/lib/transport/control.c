@@ -24,9 +24,9 @@
  *               the service keeps serving
  *     switched: update.c clears close-on-exec on the connection just before
  *               execve() and names it, with the request's seq, in
- *               LUO_HANDOVER_CONTROL_FD="<fd>:<seq>" (luo_control_exec_env());
+ *               LUO_HANDOVER_CONTROL_FD="<fd>:<seq>" (control_exec_env());
  *               close-on-exec is restored if execve() fails
- *   new image   luo_open()               luo_control_adopt(): the variables
+ *   new image   luo_open()               control_adopt(): the variables
  *                                        are read and removed; the listener
  *                                        and the connection are taken only if
  *                                        they are what they should be (both
@@ -34,13 +34,13 @@
  *                                        handover came with them;
  *                                        close-on-exec again
  *               luo_control_listen()     takes the listener back
- *               luo_ready()              luo_control_answer(): error 0 and
+ *               luo_ready()              control_ready(): error 0 and
  *                                        the timings; or, in an image that
  *                                        came back by rollback, -EUCLEAN and
  *                                        the reason; or the refused
  *                                        handover's error (fresh start)
  *   rollback    core.c rollback() passes the connection on to the old image
- *               the same way (luo_control_exec_env()), which answers it
+ *               the same way (control_exec_env()), which answers it
  *               from its luo_ready()
  *   luo_close() closes the listening socket; a connection still waiting
  *               for its answer gets -ECONNABORTED and the reason, if any
@@ -60,7 +60,8 @@
  * the error (-EBADMSG, -EPROTONOSUPPORT, -EOPNOTSUPP, -E2BIG, -EINVAL) and
  * the connection closed; nothing else happens. A peer that sends nothing,
  * or does not read its answer, is dropped: all peers together cost one
- * luo_control_dispatch() call at most CONTROL_PEER_BUDGET_MS of waiting. The answer
+ * luo_control_dispatch() call at most LUO_CONTROL_PEER_BUDGET_MS of waiting
+ * (core/control-serve.c serves the requests this file reads). The answer
  * from the new image is written at the *_SIZE_VER0 sizes, which every
  * requester reads: the sizes the requester asked for stayed in the old
  * image. Only the abstract address is used: no file, nothing to clean up
@@ -80,21 +81,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "luo-internal.h"
-#include "wire.h"
+#include "transport.h"
 
 /* Connections waiting to be accepted. */
 #define CONTROL_BACKLOG 8
-/* Connections one luo_control_dispatch() call serves: it never loops forever. */
-#define CONTROL_ACCEPT_MAX 8
-/*
- * What peers may cost one luo_control_dispatch() call, in all: the time
- * spent waiting for their requests and for them to take their answers.
- * The service's loop is not held longer, however many connect.
- */
-#define CONTROL_PEER_BUDGET_MS 100
-/* Report entries sent with a refusal (a negotiation has far fewer). */
-#define CONTROL_REPORTS_MAX 256
 /*
  * A new image binds the address only if the old one's socket did not come
  * with the exec (the old image never listened, or the variable was lost).
@@ -112,6 +102,20 @@
  * request's, which the new image knows only from there. Process-wide, as
  * one struct luo is open at a time; guarded by its lock.
  */
+/* The control socket of one struct luo (its transport slot); under its lock. */
+struct control_state {
+	int fd;       /* listening; -1 none */
+	int reply_fd; /* the requester to answer from luo_ready(); -1 none */
+	int (*quiesce)(void *userdata); /* luo_control_set_quiesce() */
+	void (*resume)(void *userdata);
+	void *userdata;
+};
+
+static struct control_state *control_of(const struct luo *luo)
+{
+	return luo->transport[LUO_TRANSPORT_CONTROL];
+}
+
 static char control_entry[sizeof(LUO_ABI_CONTROL_FD_ENV) + 32];
 static char listen_entry[sizeof(LUO_ABI_CONTROL_LISTEN_FD_ENV) + 16];
 static uint32_t control_seq;
@@ -168,15 +172,15 @@ int luo_control_listen(struct luo *luo, int *ret_fd)
 	if (!luo || !ret_fd)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
-	if (luo->control_fd < 0) {
+	if (control_of(luo)->fd < 0) {
 		fd = control_socket(luo->incoming || luo->rollback_error != 0);
 		if (fd < 0) {
 			pthread_mutex_unlock(&luo->lock);
 			return fd;
 		}
-		luo->control_fd = fd;
+		control_of(luo)->fd = fd;
 	}
-	*ret_fd = luo->control_fd;
+	*ret_fd = control_of(luo)->fd;
 	pthread_mutex_unlock(&luo->lock);
 	return 0;
 }
@@ -192,7 +196,7 @@ static void set_timeouts_ms(int fd, long ms)
 
 static void set_timeouts(int fd)
 {
-	set_timeouts_ms(fd, CONTROL_PEER_BUDGET_MS);
+	set_timeouts_ms(fd, LUO_CONTROL_PEER_BUDGET_MS);
 }
 
 /* What is left of the peers' budget ending at @deadline (ns), at least 1 ms. */
@@ -227,7 +231,7 @@ static int peer_check(int fd)
 }
 
 /* The reply; @reason is made one line. */
-static int send_reply(int fd, size_t size, uint32_t seq, int error, uint32_t count, uint64_t lu_number,
+int luo_control_send_reply(int fd, size_t size, uint32_t seq, int error, uint32_t count, uint64_t lu_number,
 		      const char *reason)
 {
 	struct luo_agent_reply reply;
@@ -242,68 +246,6 @@ static int send_reply(int fd, size_t size, uint32_t seq, int error, uint32_t cou
 		if ((unsigned char)*p < 0x20)
 			*p = ' ';
 	return luo_wire_send(fd, &reply, size, NULL, 0);
-}
-
-/* A refused luo_update(): the error, why, and the report of its negotiation. */
-static void answer_refusal(struct luo *luo, int fd, const struct luo_control_update *req, int error)
-{
-	size_t reply_size = luo_wire_out_size(req->reply_size, sizeof(struct luo_agent_reply),
-					      LUO_AGENT_REPLY_SIZE_VER0);
-	size_t info_size = luo_wire_out_size(req->info_size, sizeof(struct luo_control_report),
-					     LUO_CONTROL_REPORT_SIZE_VER0);
-	const struct luo_report_entry *e = NULL;
-	char reason[LUO_AGENT_REASON_SIZE];
-	size_t n = 0, len;
-
-	if (luo_update_report(luo, &e, &n) < 0)
-		n = 0;
-	luo_reasonf(reason, sizeof(reason), "%s", strerror(-error));
-	if (error == -EPROTO) {
-		const char *sep = ":";
-
-		/* The headline says the real cause of each refusal; the report says the rest. */
-		luo_reasonf(reason, sizeof(reason), "refused at negotiation");
-		for (size_t i = 0; i < n; i++) {
-			static const char *const causes[] = {
-				[LUO_CAUSE_NONE] = "refused",
-				[LUO_CAUSE_NO_COMMON_VERSION] = "no common version",
-				[LUO_CAUSE_TYPES_DIFFER] = "types differ",
-				[LUO_CAUSE_NOT_DECLARED] = "not in the new image",
-				[LUO_CAUSE_STRICT] = "strict: downgrade or unproven types",
-			};
-			uint32_t c = e[i].cause <= LUO_CAUSE_STRICT ? e[i].cause : LUO_CAUSE_NONE;
-
-			len = strlen(reason);
-			if (e[i].verdict != LUO_VERDICT_REFUSE || len + 1 >= sizeof(reason))
-				continue;
-			luo_reasonf(reason + len, sizeof(reason) - len, "%s %s (%s)", sep, e[i].name, causes[c]);
-			sep = ",";
-		}
-	}
-	if (n > CONTROL_REPORTS_MAX)
-		n = CONTROL_REPORTS_MAX;
-	if (send_reply(fd, reply_size, req->hdr.seq, error, (uint32_t)n, luo_liveupdate_number(luo), reason) < 0)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		struct luo_control_report rep;
-
-		memset(&rep, 0, sizeof(rep));
-		luo_wire_header_init(&rep.hdr, info_size, LUO_CONTROL_OP_REPORT, req->hdr.seq);
-		rep.kind = e[i].kind;
-		rep.verdict = (uint32_t)e[i].verdict;
-		rep.version = e[i].version;
-		snprintf(rep.name, sizeof(rep.name), "%s", e[i].name);
-		luo_report_entry_format(&e[i], rep.line, sizeof(rep.line));
-		luo_report_entry_format(&e[i], rep.full_line, sizeof(rep.full_line));
-		for (char *p = rep.line; *p; p++)
-			if ((unsigned char)*p < 0x20)
-				*p = ' ';
-		for (char *p = rep.full_line; *p; p++)
-			if ((unsigned char)*p < 0x20)
-				*p = ' ';
-		if (luo_wire_send(fd, &rep, info_size, NULL, 0) < 0)
-			return;
-	}
 }
 
 /* Check one UPDATE request (agent.h's rules). Return: 0, or the error to answer. */
@@ -334,18 +276,30 @@ static int request_check(const void *buf, size_t len, struct luo_control_update 
 	return 0;
 }
 
-/* One accepted connection; closed by the caller unless it crossed an exec. */
-static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
+int luo_control_listen_fd(struct luo *luo)
+{
+	int fd;
+
+	pthread_mutex_lock(&luo->lock);
+	fd = control_of(luo)->fd;
+	pthread_mutex_unlock(&luo->lock);
+	return fd;
+}
+
+void luo_control_timeouts(int fd, uint64_t deadline)
+{
+	set_timeouts_ms(fd, budget_left_ms(deadline));
+}
+
+/* The peer checked, then one request read and checked; what cannot be served is answered here. */
+int luo_control_receive(struct luo *luo, int fd, uint64_t deadline, struct luo_control_update *ret_req)
 {
 	union {
 		struct luo_control_update req;
 		char buf[LUO_AGENT_MSG_MAX];
 	} in;
 	struct luo_control_update req;
-	_cleanup_free_ char *argv_buf = NULL;
-	_cleanup_free_ char **argv = NULL;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	bool quiesced = false;
 	int fds[1];
 	size_t n_fds;
 	ssize_t n;
@@ -353,73 +307,71 @@ static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 
 	allowed = peer_check(fd);
 	if (allowed < 0 && allowed != -EPERM)
-		return;
+		return allowed;
 	/* The accepted socket is blocking: wait for the request within the budget only. */
 	do
 		r = poll(&p, 1, (int)budget_left_ms(deadline) - 1);
 	while (r < 0 && errno == EINTR && luo_now_ns() < deadline);
 	if (r <= 0)
-		return; /* nothing said in time */
+		return -ETIMEDOUT; /* nothing said in time */
 	set_timeouts_ms(fd, budget_left_ms(deadline));
 	n = luo_wire_recv(fd, in.buf, sizeof(in.buf), fds, 0, &n_fds);
 	if (n == 0 || n == -EAGAIN || n == -EINTR)
-		return; /* gone, or nothing said in time */
+		return -ECONNRESET; /* gone, or nothing said in time */
 	r = n < 0 ? (int)n : request_check(in.buf, (size_t)n, &req);
 	if (r == 0 && allowed == -EPERM) {
 		/* Read first: a close with the request unread would reset the peer before it reads this. */
-		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, -EPERM, 0, luo_liveupdate_number(luo),
-			   "the requester could not ptrace this service: it may not update it");
-		return;
+		luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, -EPERM, 0, luo->lu_number,
+				       "the requester could not ptrace this service: it may not update it");
+		return -EPERM;
 	}
 	if (r < 0) {
 		/* A request we cannot read gets the smallest reply every requester reads. */
-		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, n < 0 ? 0 : req.hdr.seq, r, 0, luo_liveupdate_number(luo),
-			   strerror(-r));
-		return;
+		luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, n < 0 ? 0 : req.hdr.seq, r, 0, luo->lu_number,
+				       strerror(-r));
+		return r;
 	}
-	r = luo_self_argv(&argv_buf, &argv);
-	if (r == 0) {
-		pthread_mutex_lock(&luo->lock);
-		if (luo->control_reply_fd >= 0) {
-			r = -EBUSY; /* the answer of the last update is not given yet */
-		} else {
-			luo->control_reply_fd = fd;
-			control_seq = req.hdr.seq;
-		}
-		pthread_mutex_unlock(&luo->lock);
+	*ret_req = req;
+	return 0;
+}
+
+int luo_control_begin(struct luo *luo, int fd, uint32_t seq, bool *ret_quiesced)
+{
+	struct control_state *c = control_of(luo);
+	int r = 0;
+
+	*ret_quiesced = false;
+	pthread_mutex_lock(&luo->lock);
+	if (c->reply_fd >= 0) {
+		r = -EBUSY; /* the answer of the last update is not given yet */
+	} else {
+		c->reply_fd = fd;
+		control_seq = seq;
 	}
-	if (r == 0 && luo->control_quiesce) {
-		r = luo->control_quiesce(luo->control_userdata);
-		quiesced = r >= 0;
+	pthread_mutex_unlock(&luo->lock);
+	if (r == 0 && c->quiesce) {
+		r = c->quiesce(c->userdata);
+		*ret_quiesced = r >= 0;
 		if (r > 0)
 			r = 0;
 		if (r < 0) {
 			pthread_mutex_lock(&luo->lock);
-			luo->control_reply_fd = -1;
+			c->reply_fd = -1;
 			pthread_mutex_unlock(&luo->lock);
 		}
 	}
-	if (r < 0) {
-		set_timeouts_ms(fd, budget_left_ms(deadline));
-		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, r, 0, luo_liveupdate_number(luo), strerror(-r));
-		return;
-	}
-	fflush(NULL); /* execve() would drop what stdio buffers */
+	return r;
+}
+
+void luo_control_end(struct luo *luo, bool quiesced)
+{
+	struct control_state *c = control_of(luo);
+
 	pthread_mutex_lock(&luo->lock);
-	luo->strict_once = req.flags & LUO_CONTROL_UPDATE_STRICT;
+	c->reply_fd = -1;
 	pthread_mutex_unlock(&luo->lock);
-	r = luo_update(luo, req.path, argv, NULL);
-	pthread_mutex_lock(&luo->lock);
-	luo->strict_once = false;
-	pthread_mutex_unlock(&luo->lock);
-	/* Still here: refused or failed, everything as before. */
-	pthread_mutex_lock(&luo->lock);
-	luo->control_reply_fd = -1;
-	pthread_mutex_unlock(&luo->lock);
-	if (quiesced && luo->control_resume)
-		luo->control_resume(luo->control_userdata);
-	set_timeouts_ms(fd, budget_left_ms(deadline));
-	answer_refusal(luo, fd, &req, r);
+	if (quiesced && c->resume)
+		c->resume(c->userdata);
 }
 
 int luo_control_set_quiesce(struct luo *luo, int (*quiesce)(void *userdata), void (*resume)(void *userdata),
@@ -430,70 +382,41 @@ int luo_control_set_quiesce(struct luo *luo, int (*quiesce)(void *userdata), voi
 	if (!luo || !quiesce != !resume)
 		return -EINVAL;
 	pthread_mutex_lock(&luo->lock);
-	luo->control_quiesce = quiesce;
-	luo->control_resume = resume;
-	luo->control_userdata = userdata;
+	control_of(luo)->quiesce = quiesce;
+	control_of(luo)->resume = resume;
+	control_of(luo)->userdata = userdata;
 	pthread_mutex_unlock(&luo->lock);
-	return 0;
-}
-
-int luo_control_dispatch(struct luo *luo)
-{
-	uint64_t deadline = luo_now_ns() + (uint64_t)CONTROL_PEER_BUDGET_MS * 1000000;
-	int lfd;
-
-	if (luo_in_callback())
-		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
-	if (!luo)
-		return -EINVAL;
-	pthread_mutex_lock(&luo->lock);
-	lfd = luo->control_fd;
-	pthread_mutex_unlock(&luo->lock);
-	if (lfd < 0)
-		return -EBADF;
-	for (int i = 0; i < CONTROL_ACCEPT_MAX; i++) {
-		_cleanup_close_ int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -errno; /* -EMFILE, -ENFILE, -ENOMEM...: still pending */
-		}
-		serve_connection(luo, fd, deadline);
-	}
 	return 0;
 }
 
 /* ------------------------------------------------------------------------ */
-/* Across the exec: update.c, core.c                                        */
+/* Across the exec: the hooks the core walks (transport.h)                   */
 
-void luo_control_exec_env(struct luo *luo, char **envp)
+static void control_exec_env(struct luo *luo, char **envp)
 {
 	size_t k = 0;
 
 	while (envp[k])
 		k++;
 	/* The caller left two free slots, then NULL. */
-	if (luo->control_fd >= 0 && luo_set_cloexec(luo->control_fd, false) == 0) {
-		snprintf(listen_entry, sizeof(listen_entry), "%s=%d", LUO_ABI_CONTROL_LISTEN_FD_ENV, luo->control_fd);
+	if (control_of(luo)->fd >= 0 && luo_set_cloexec(control_of(luo)->fd, false) == 0) {
+		snprintf(listen_entry, sizeof(listen_entry), "%s=%d", LUO_ABI_CONTROL_LISTEN_FD_ENV, control_of(luo)->fd);
 		envp[k++] = listen_entry;
 	}
 	/* Else closed by the exec: the next image binds again, or the requester sees the end, not a lie. */
-	if (luo->control_reply_fd >= 0 && luo_set_cloexec(luo->control_reply_fd, false) == 0) {
+	if (control_of(luo)->reply_fd >= 0 && luo_set_cloexec(control_of(luo)->reply_fd, false) == 0) {
 		snprintf(control_entry, sizeof(control_entry), "%s=%d:%u", LUO_ABI_CONTROL_FD_ENV,
-			 luo->control_reply_fd, control_seq);
+			 control_of(luo)->reply_fd, control_seq);
 		envp[k++] = control_entry;
 	}
 }
 
-void luo_control_exec_undo(struct luo *luo)
+static void control_exec_undo(struct luo *luo)
 {
-	if (luo->control_fd >= 0)
-		luo_set_cloexec(luo->control_fd, true);
-	if (luo->control_reply_fd >= 0)
-		luo_set_cloexec(luo->control_reply_fd, true);
+	if (control_of(luo)->fd >= 0)
+		luo_set_cloexec(control_of(luo)->fd, true);
+	if (control_of(luo)->reply_fd >= 0)
+		luo_set_cloexec(control_of(luo)->reply_fd, true);
 }
 
 /* Whether @fd is our control socket: listening, AF_UNIX SOCK_SEQPACKET, this pid's address. */
@@ -555,10 +478,10 @@ static void adopt_listener(struct luo *luo, bool with_handover)
 		return;
 	if (luo_set_cloexec((int)n, true) < 0 || fcntl((int)n, F_SETFL, fcntl((int)n, F_GETFL) | O_NONBLOCK) < 0)
 		return;
-	luo->control_fd = (int)n;
+	control_of(luo)->fd = (int)n;
 }
 
-void luo_control_adopt(struct luo *luo)
+static void control_adopt(struct luo *luo)
 {
 	const char *v = luo_getenv(LUO_ABI_CONTROL_FD_ENV);
 	bool with_handover = luo_getenv(LUO_HANDOVER_FD_ENV) != NULL;
@@ -597,70 +520,87 @@ void luo_control_adopt(struct luo *luo)
 		return;
 	if (luo_set_cloexec((int)n, true) < 0)
 		return;
-	luo->control_reply_fd = (int)n;
+	control_of(luo)->reply_fd = (int)n;
 	control_seq = (uint32_t)seq;
 }
 
-void luo_control_answer(struct luo *luo)
+/* luo_ready(): the requester of the update that brought this image gets its answer. */
+static void control_ready(struct luo *luo, int timings_error, const struct luo_timings *t)
 {
 	_cleanup_close_ int fd = -1;
 	struct luo_control_done done;
-	struct luo_timings t;
 	char reason[LUO_AGENT_REASON_SIZE];
-	const char *why;
 	uint32_t seq;
 	int r;
 
 	pthread_mutex_lock(&luo->lock);
-	fd = TAKE_FD(luo->control_reply_fd);
+	fd = TAKE_FD(control_of(luo)->reply_fd);
 	seq = control_seq;
 	pthread_mutex_unlock(&luo->lock);
 	if (fd < 0)
 		return;
 	set_timeouts(fd);
-	r = luo_rollback(luo, &why);
+	r = luo->rollback_error;
 	if (r < 0) {
-		luo_reasonf(reason, sizeof(reason), "the new image failed: %s (%s)", why, strerror(-r));
-		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, -EUCLEAN, 0, luo->lu_number, reason);
+		luo_reasonf(reason, sizeof(reason), "the new image failed: %s (%s)", luo->rollback_reason, strerror(-r));
+		luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, -EUCLEAN, 0, luo->lu_number, reason);
 		return;
 	}
-	r = luo_incoming_error(luo, &why);
+	r = luo->incoming_error;
 	if (r < 0) {
-		luo_reasonf(reason, sizeof(reason), "the new image refused the handover and started fresh: %s", why);
-		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, r, 0, luo->lu_number, reason);
+		luo_reasonf(reason, sizeof(reason), "the new image refused the handover and started fresh: %s",
+			    luo->incoming_reason);
+		luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, r, 0, luo->lu_number, reason);
 		return;
 	}
-	r = luo_timings(luo, &t);
+	r = timings_error;
 	if (r < 0) {
-		send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, r, 0, luo->lu_number, "no timings in the new image");
+		luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, r, 0, luo->lu_number, "no timings in the new image");
 		return;
 	}
-	if (send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, 0, 1, luo->lu_number, "") < 0)
+	if (luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, seq, 0, 1, luo->lu_number, "") < 0)
 		return;
 	memset(&done, 0, sizeof(done));
 	luo_wire_header_init(&done.hdr, LUO_CONTROL_DONE_SIZE_VER0, LUO_CONTROL_OP_DONE, seq);
 	done.pid = (int32_t)getpid();
 	done.lu_number = luo->lu_number;
-	done.freeze_ns = t.freeze_ns;
-	done.serialize_ns = t.serialize_ns;
-	done.exec_ns = t.exec_ns;
-	done.restore_ns = t.restore_ns;
-	done.ready_ns = t.ready_ns;
-	done.blackout_ns = t.blackout_ns;
+	done.freeze_ns = t->freeze_ns;
+	done.serialize_ns = t->serialize_ns;
+	done.exec_ns = t->exec_ns;
+	done.restore_ns = t->restore_ns;
+	done.ready_ns = t->ready_ns;
+	done.blackout_ns = t->blackout_ns;
 	luo_wire_send(fd, &done, LUO_CONTROL_DONE_SIZE_VER0, NULL, 0);
 }
 
-void luo_control_close(struct luo *luo)
+static void control_close(struct luo *luo)
 {
-	luo->control_fd = safe_close(luo->control_fd);
-	if (luo->control_reply_fd >= 0) {
+	control_of(luo)->fd = safe_close(control_of(luo)->fd);
+	if (control_of(luo)->reply_fd >= 0) {
 		char reason[LUO_AGENT_REASON_SIZE];
 
 		luo_reasonf(reason, sizeof(reason), "libluo was closed before luo_ready()%s%s",
 			 luo->incoming_reason[0] ? ": " : "", luo->incoming_reason);
-		set_timeouts(luo->control_reply_fd);
-		send_reply(luo->control_reply_fd, LUO_AGENT_REPLY_SIZE_VER0, control_seq, -ECONNABORTED, 0, luo->lu_number,
+		set_timeouts(control_of(luo)->reply_fd);
+		luo_control_send_reply(control_of(luo)->reply_fd, LUO_AGENT_REPLY_SIZE_VER0, control_seq, -ECONNABORTED, 0, luo->lu_number,
 			   reason);
-		luo->control_reply_fd = safe_close(luo->control_reply_fd);
+		control_of(luo)->reply_fd = safe_close(control_of(luo)->reply_fd);
 	}
 }
+
+static void control_init(struct luo *luo)
+{
+	control_of(luo)->fd = -1;
+	control_of(luo)->reply_fd = -1;
+}
+
+const struct luo_transport_ops luo_transport_control = {
+	.name = "control",
+	.state_size = sizeof(struct control_state),
+	.init = control_init,
+	.adopt = control_adopt, /* before the handover: a rollback passes it on */
+	.ready = control_ready,
+	.exec_env = control_exec_env,
+	.exec_undo = control_exec_undo,
+	.close = control_close,
+};
