@@ -7,8 +7,9 @@
  *   luo_arena_create()   memfd (sealable, size frozen), mapped at a free
  *                        2 MiB-aligned address found from ARENA_HINT up with
  *                        MAP_FIXED_NOREPLACE, allocator formatted (heap.c),
- *                        preserved under the "arena" handler, whose data
- *                        records the address
+ *                        preserved under the "arena" handler
+ *                        (model/handler-arena.c), whose data records the
+ *                        address
  *   luo_arena_alloc() / luo_arena_free() / luo_arena_set_root()
  *   luo_update()         the memfd crosses execve() like any preserved fd
  *
@@ -73,6 +74,7 @@
 #define ARENA_PLACE_TRIES 4096
 
 #define ARENA_SEALS (F_SEAL_GROW | F_SEAL_SHRINK)
+_Static_assert(LUO_ARENA_REGION_MAX == LUO_HEAP_SIZE_MAX, "model.h: the arena handler's range check");
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14; older headers */
@@ -125,42 +127,7 @@ struct luo_arena {
 };
 
 /* ------------------------------------------------------------------------ */
-/* Reservations made before main()                                           */
-
-struct reservation {
-	char session[LUO_SESSION_NAME_MAX + 1];
-	uint64_t token;
-	uint64_t addr;
-	uint64_t size;
-	int error;       /* 0 reserved; -EEXIST clash; else why not */
-	bool taken;      /* luo_arena_retrieve() mapped it */
-};
-
-static struct reservation reservations[LUO_ARENAS_MAX];
-static size_t n_reservations;
-static pthread_mutex_t reservations_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* @size is the region's: the data asked for plus the allocator's metadata pages. */
-static bool range_ok(uint64_t addr, uint64_t size)
-{
-	return size >= LUO_ARENA_SIZE_MIN && size <= LUO_HEAP_SIZE_MAX && size % LUO_ABI_ARENA_SIZE_ALIGN == 0 &&
-	       addr % LUO_ABI_ARENA_ADDR_ALIGN == 0 && addr >= LUO_ABI_ARENA_ADDR_ALIGN &&
-	       addr < LUO_ABI_ARENA_ADDR_END && size <= LUO_ABI_ARENA_ADDR_END - addr;
-}
-
-static int reserve(uint64_t addr, uint64_t size)
-{
-	void *p = mmap((void *)(uintptr_t)addr, size, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-
-	if (p == MAP_FAILED)
-		return -errno;
-	if (p != (void *)(uintptr_t)addr) { /* a kernel without MAP_FIXED_NOREPLACE */
-		munmap(p, size);
-		return -EEXIST;
-	}
-	return 0;
-}
+/* Reservations made before main() (the table: model/handler-arena.c)         */
 
 /*
  * Runs before main(): nothing can be reported, so every problem is left for
@@ -188,112 +155,21 @@ __attribute__((constructor)) static void reserve_incoming(void)
 			for (size_t j = 0; j < bs->n_files; j++) {
 				const struct luo_blob_file *bf = &bs->files[j];
 				struct luo_abi_arena_v1 d;
-				struct reservation *rv;
 
 				if (strcmp(bf->handler, luo_handler_arena.name) != 0 ||
-				    bf->handler_version != LUO_ABI_ARENA_VERSION || bf->data_len != sizeof(d) ||
-				    n_reservations >= LUO_ARENAS_MAX)
+				    bf->handler_version != LUO_ABI_ARENA_VERSION || bf->data_len != sizeof(d))
 					continue;
 				memcpy(&d, bf->data, sizeof(d));
-				if (!range_ok(d.addr, d.size))
+				if (!luo_arena_range_ok(d.addr, d.size))
 					continue; /* luo_open() refuses it */
-				rv = &reservations[n_reservations++];
-				snprintf(rv->session, sizeof(rv->session), "%s", bs->name);
-				rv->token = bf->token;
-				rv->addr = d.addr;
-				rv->size = d.size;
-				rv->error = reserve(d.addr, d.size);
+				luo_arena_reservations_lock();
+				luo_arena_reserve_locked(bs->name, bf->token, d.addr, d.size); /* full: skipped */
+				luo_arena_reservations_unlock();
 			}
 		}
 	}
 	munmap(map, len);
 }
-
-static struct reservation *find_reservation(const char *session, uint64_t token)
-{
-	for (size_t i = 0; i < n_reservations; i++)
-		if (reservations[i].token == token && strcmp(reservations[i].session, session) == 0)
-			return &reservations[i];
-	return NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The "arena" file handler                                                  */
-
-static bool arena_can_preserve(int fd)
-{
-	(void)fd;
-	return false; /* only through luo_arena_create() / luo_arena_preserve() */
-}
-
-static int arena_record(struct luo_file *file)
-{
-	struct luo_abi_arena_v1 *d = (struct luo_abi_arena_v1 *)file->data;
-	struct stat st;
-	int seals;
-
-	if (fstat(file->fd, &st) < 0)
-		return -errno;
-	seals = fcntl(file->fd, F_GET_SEALS);
-	if (seals < 0)
-		return -errno;
-	if ((uint64_t)st.st_size != d->size || (seals & ARENA_SEALS) != ARENA_SEALS)
-		return -EINVAL;
-	d->dev = st.st_dev;
-	d->ino = st.st_ino;
-	d->seals = (uint32_t)seals;
-	return 0;
-}
-
-static void arena_unpreserve(struct luo_file *file)
-{
-	(void)file;
-}
-
-static int arena_retrieve_check(struct luo_file *file)
-{
-	const struct luo_abi_arena_v1 *d = (const struct luo_abi_arena_v1 *)file->data;
-	struct stat st;
-	int seals;
-
-	if (!range_ok(d->addr, d->size) || (d->flags & ~(uint32_t)(LUO_ARENA_HUGEPAGES | LUO_ARENA_PREFAULT)))
-		return -EBADMSG;
-	if (fstat(file->fd, &st) < 0)
-		return -errno;
-	seals = fcntl(file->fd, F_GET_SEALS);
-	if (seals < 0 || !S_ISREG(st.st_mode) || st.st_dev != d->dev || st.st_ino != d->ino ||
-	    (uint64_t)st.st_size != d->size || (uint32_t)seals != d->seals || (seals & ARENA_SEALS) != ARENA_SEALS)
-		return -EBADFD;
-	return 0;
-}
-
-/* Not retrieved: give the reserved range back. */
-static void arena_finish(struct luo_file *file, bool retrieved)
-{
-	struct reservation *rv;
-
-	(void)retrieved;
-	pthread_mutex_lock(&reservations_lock);
-	rv = find_reservation(file->session->name, file->token);
-	/* Not mapped by luo_arena_retrieve() (maybe taken as a plain fd): release. */
-	if (rv && !rv->taken && rv->error == 0) {
-		munmap((void *)(uintptr_t)rv->addr, rv->size);
-		rv->error = -ENOENT;
-	}
-	pthread_mutex_unlock(&reservations_lock);
-}
-
-static const struct luo_file_ops arena_ops = {
-	.can_preserve = arena_can_preserve,
-	.preserve = arena_record,
-	.unpreserve = arena_unpreserve,
-	.freeze = arena_record,
-	.retrieve = arena_retrieve_check,
-	.finish = arena_finish,
-};
-
-LUO_FILE_HANDLER_DECLARE(luo_handler_arena, "arena", LUO_ABI_ARENA_VERSION, sizeof(struct luo_abi_arena_v1),
-			 &arena_ops);
 
 /* ------------------------------------------------------------------------ */
 /* Arenas                                                                    */
@@ -334,7 +210,7 @@ static void *place(int fd, size_t size)
 {
 	uint64_t addr = ARENA_HINT;
 
-	for (int i = 0; i < ARENA_PLACE_TRIES && range_ok(addr, size); i++) {
+	for (int i = 0; i < ARENA_PLACE_TRIES && luo_arena_range_ok(addr, size); i++) {
 		void *p = mmap((void *)(uintptr_t)addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
 			       fd, 0);
 
@@ -416,7 +292,7 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 {
 	struct luo_abi_arena_v1 d;
 	struct luo_heap_geom geom;
-	struct reservation *rv;
+	struct luo_arena_reservation *rv;
 	struct luo_file *f;
 	struct luo_arena *a;
 	char reason[LUO_REASON_MAX] = "";
@@ -443,20 +319,15 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 	if (fd < 0)
 		return -errno;
 
-	pthread_mutex_lock(&reservations_lock);
-	rv = find_reservation(session->name, token);
+	luo_arena_reservations_lock();
+	rv = luo_arena_reservation_find_locked(session->name, token);
 	if (!rv) {
 		/* Loaded too late for the constructor (dlopen): reserve now. */
-		if (n_reservations >= LUO_ARENAS_MAX) {
+		rv = luo_arena_reserve_locked(session->name, token, d.addr, d.size);
+		if (!rv) {
 			r = -ENOMEM;
 			goto fail;
 		}
-		rv = &reservations[n_reservations++];
-		snprintf(rv->session, sizeof(rv->session), "%s", session->name);
-		rv->token = token;
-		rv->addr = d.addr;
-		rv->size = d.size;
-		rv->error = reserve(d.addr, d.size);
 	}
 	if (rv->taken) {
 		r = -EINVAL;
@@ -497,13 +368,13 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 	a->heap = geom;
 	a->map_unchecked = true;
 	rv->taken = true;
-	pthread_mutex_unlock(&reservations_lock);
+	luo_arena_reservations_unlock();
 	apply_flags(a);
 	*ret_arena = a;
 	return 0;
 
 fail:
-	pthread_mutex_unlock(&reservations_lock);
+	luo_arena_reservations_unlock();
 	safe_close(fd);
 	if (!reason[0])
 		luo_reasonf(reason, sizeof(reason), "arena %s/%" PRIu64 ": %s", session->name, token, strerror(-r));

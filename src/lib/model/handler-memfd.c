@@ -33,22 +33,46 @@ static bool memfd_can_preserve(int fd)
 	return !(seals & F_SEAL_SEAL) || (seals & FROZEN_SIZE_SEALS) == FROZEN_SIZE_SEALS;
 }
 
-static int memfd_record(struct luo_file *file)
+int luo_memfd_identify(int fd, struct luo_memfd_id *ret)
 {
-	struct luo_abi_memfd_v1 *d = (struct luo_abi_memfd_v1 *)file->data;
 	struct stat st;
-	int seals;
 
-	if (fstat(file->fd, &st) < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	seals = fcntl(file->fd, F_GET_SEALS);
-	if (seals < 0)
-		return -errno;
-	*d = (struct luo_abi_memfd_v1){
+	*ret = (struct luo_memfd_id){
 		.dev = st.st_dev,
 		.ino = st.st_ino,
 		.size = (uint64_t)st.st_size,
-		.seals = (uint32_t)seals,
+		.regular = S_ISREG(st.st_mode),
+	};
+	ret->seals = fcntl(fd, F_GET_SEALS);
+	if (ret->seals < 0)
+		ret->seals = -errno;
+	return 0;
+}
+
+bool luo_memfd_id_matches(const struct luo_memfd_id *id, uint64_t dev, uint64_t ino, uint64_t size, uint32_t seals)
+{
+	return id->regular && id->seals >= 0 && id->dev == dev && id->ino == ino && id->size == size &&
+	       (uint32_t)id->seals == seals;
+}
+
+static int memfd_record(struct luo_file *file)
+{
+	struct luo_abi_memfd_v1 *d = (struct luo_abi_memfd_v1 *)file->data;
+	struct luo_memfd_id id;
+	int r;
+
+	r = luo_memfd_identify(file->fd, &id);
+	if (r < 0)
+		return r;
+	if (id.seals < 0)
+		return id.seals;
+	*d = (struct luo_abi_memfd_v1){
+		.dev = id.dev,
+		.ino = id.ino,
+		.size = id.size,
+		.seals = (uint32_t)id.seals,
 	};
 	return 0;
 }
@@ -84,19 +108,16 @@ static int memfd_freeze(struct luo_file *file)
 static int memfd_retrieve(struct luo_file *file)
 {
 	const struct luo_abi_memfd_v1 *d = (const struct luo_abi_memfd_v1 *)file->data;
-	struct stat st;
-	int seals;
+	struct luo_memfd_id id;
+	int r;
 
 	if (d->reserved != 0)
 		return -EBADMSG;
-	if (fstat(file->fd, &st) < 0)
-		return -errno;
-	seals = fcntl(file->fd, F_GET_SEALS);
-	if (seals < 0)
-		return -EBADFD;
-	if (!S_ISREG(st.st_mode) || st.st_dev != d->dev || st.st_ino != d->ino ||
-	    (uint64_t)st.st_size != d->size || (uint32_t)seals != d->seals ||
-	    (seals & FROZEN_SIZE_SEALS) != FROZEN_SIZE_SEALS)
+	r = luo_memfd_identify(file->fd, &id);
+	if (r < 0)
+		return r;
+	if (!luo_memfd_id_matches(&id, d->dev, d->ino, d->size, d->seals) ||
+	    (id.seals & FROZEN_SIZE_SEALS) != FROZEN_SIZE_SEALS)
 		return -EBADFD;
 	return 0;
 }

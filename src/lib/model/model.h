@@ -127,6 +127,42 @@ extern const struct luo_file_handler luo_handler_fd;
 extern const struct luo_file_handler luo_handler_arena;
 #define LUO_HANDLERS_BUILTIN 3
 
+/* handler-memfd.c: what a memfd's record holds (memfd and arena handlers). */
+struct luo_memfd_id {
+	uint64_t dev;
+	uint64_t ino;
+	uint64_t size;
+	int seals;     /* F_GET_SEALS; -errno if it failed */
+	bool regular;  /* S_ISREG */
+};
+/* fstat() and F_GET_SEALS of @fd: 0, or fstat()'s -errno. */
+int luo_memfd_identify(int fd, struct luo_memfd_id *ret);
+/* @id is a regular file with the recorded identity, size and seals. */
+bool luo_memfd_id_matches(const struct luo_memfd_id *id, uint64_t dev, uint64_t ino, uint64_t size, uint32_t seals);
+
+/*
+ * handler-arena.c: the address ranges reserved for incoming arenas, by
+ * session and token, under their own lock. reserve: a new entry with the
+ * range reserved (error 0) or not (-EEXIST a clash, else why); NULL the
+ * table is full (LUO_ARENAS_MAX).
+ */
+/* The allocator's largest region (arena/heap.h's LUO_HEAP_SIZE_MAX, asserted in arena.c). */
+#define LUO_ARENA_REGION_MAX (((uint64_t)1 << 40) + ((uint64_t)1 << 30))
+struct luo_arena_reservation {
+	char session[LUO_SESSION_NAME_MAX + 1];
+	uint64_t token;
+	uint64_t addr;
+	uint64_t size;
+	int error;       /* 0 reserved; -EEXIST clash; else why not */
+	bool taken;      /* luo_arena_retrieve() mapped it */
+};
+bool luo_arena_range_ok(uint64_t addr, uint64_t size);
+void luo_arena_reservations_lock(void);
+void luo_arena_reservations_unlock(void);
+struct luo_arena_reservation *luo_arena_reserve_locked(const char *session, uint64_t token, uint64_t addr,
+						       uint64_t size);
+struct luo_arena_reservation *luo_arena_reservation_find_locked(const char *session, uint64_t token);
+
 /* component.c: the registry of LUO_COMPONENT()s and the payloads */
 struct luo_payload {
 	uint8_t *buf;
