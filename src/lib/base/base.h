@@ -87,4 +87,16 @@ int luo_self_path(char *buf, size_t len);
 int luo_self_build_id(uint8_t *buf, size_t len, size_t *ret_len);
 int luo_self_argv(char **ret_buf, char ***ret_argv);
 
+/* elf-note.c: one ELF note in a run of notes; owner and desc point into the run. */
+struct luo_note {
+	uint32_t type;
+	const char *owner; /* namesz bytes */
+	uint32_t namesz;
+	const void *desc;  /* descsz bytes, unaligned */
+	uint32_t descsz;
+};
+/* The note at *@off, which moves past it: 1, 0 at the end, -EBADMSG malformed. */
+int luo_note_next(const uint8_t *buf, size_t len, size_t align, size_t *off, struct luo_note *ret);
+bool luo_note_is_owner(const struct luo_note *n, const char *owner);
+
 #endif /* LUO_BASE_H */

@@ -5,7 +5,8 @@
  * The outgoing image records its binary's path and ELF build-id in the blob,
  * so that the next image knows what it replaced (the rollback target). The
  * build-id is read from the main program's loaded PT_NOTE segments: our own
- * memory, not input. A binary linked without --build-id has none (length 0).
+ * memory, not input, walked as every note run is (elf-note.c). A binary
+ * linked without --build-id has none (length 0).
  */
 
 #include <elf.h>
@@ -36,11 +37,6 @@ struct build_id_search {
 	size_t found;
 };
 
-static size_t align4(size_t v)
-{
-	return (v + 3) & ~(size_t)3;
-}
-
 static int find_build_id(struct dl_phdr_info *info, size_t size, void *data)
 {
 	struct build_id_search *s = data;
@@ -49,26 +45,17 @@ static int find_build_id(struct dl_phdr_info *info, size_t size, void *data)
 	/* The first object is the main program. */
 	for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
 		size_t off = 0;
+		struct luo_note n;
 
 		if (ph->p_type != PT_NOTE)
 			continue;
-		while (off + sizeof(ElfW(Nhdr)) <= ph->p_memsz) {
-			const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(p + off);
-			size_t name_off = off + sizeof(*nh);
-			size_t desc_off = name_off + align4(nh->n_namesz);
-			size_t next = desc_off + align4(nh->n_descsz);
-
-			if (next > ph->p_memsz)
-				break;
-			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-			    memcmp(p + name_off, "GNU", 4) == 0 && nh->n_descsz <= s->len) {
-				memcpy(s->buf, p + desc_off, nh->n_descsz);
-				s->found = nh->n_descsz;
+		while (luo_note_next((const uint8_t *)(info->dlpi_addr + ph->p_vaddr), ph->p_memsz, 4, &off, &n) > 0) {
+			if (n.type == NT_GNU_BUILD_ID && luo_note_is_owner(&n, "GNU") && n.descsz <= s->len) {
+				memcpy(s->buf, n.desc, n.descsz);
+				s->found = n.descsz;
 				return 1;
 			}
-			off = next;
 		}
 	}
 	return 1;

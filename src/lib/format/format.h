@@ -18,11 +18,13 @@
  * luoctl and luo-describe (manifest.h, typedesc.h).
  */
 
+#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "manifest.h"
 #include "model.h"
 
 /* the incoming blob, parsed and checked; data pointers point into the blob */
@@ -94,5 +96,38 @@ struct luo_blob_header {
 	const struct luo_session *only; /* NULL: every outgoing session; else this one (a deposit) */
 };
 int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, void **ret_buf, size_t *ret_len);
+
+/* The manifest readers (manifest-*.c): a malformed record, its reason, -EBADMSG. */
+#define luo_refuse(reason, rlen, ...)                                          \
+	({                                                                     \
+		luo_reasonf((reason), (rlen), __VA_ARGS__);                    \
+		-EBADMSG;                                                      \
+	})
+
+/* Forget the reason of a failure that was skipped. */
+static inline void luo_reason_clear(char *reason, size_t rlen)
+{
+	if (reason && rlen > 0)
+		reason[0] = '\0';
+}
+
+/* manifest-elf.c: what one ELF object says beyond its notes (manifest-search.c follows it). */
+struct luo_manifest;
+struct luo_elf_object {
+	char needed[LUO_MANIFEST_OBJECTS_MAX][NAME_MAX + 1];
+	size_t n_needed;
+	size_t n_dropped;                   /* DT_NEEDED not followed: a path, too long, too many */
+	char dropped_first[NAME_MAX + 1];
+	char runpath[PATH_MAX];
+	char rpath[PATH_MAX];
+};
+/* A regular file at @path, opened for reading (never a device): an fd or -errno, with the reason. */
+int luo_elf_open(const char *path, char *reason, size_t reason_len);
+/*
+ * Read one ELF object's .note.luo sections into @m; with @obj, also its
+ * DT_NEEDED / RUNPATH / RPATH; with @want_build_id, its GNU build-id.
+ */
+int luo_elf_read_object(int fd, const char *origin, struct luo_manifest *m, struct luo_elf_object *obj,
+			bool want_build_id, char *reason, size_t reason_len);
 
 #endif /* LUO_FORMAT_H */

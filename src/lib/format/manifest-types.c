@@ -23,12 +23,6 @@
 #include "format.h"
 #include "manifest.h"
 
-#define refuse(reason, rlen, ...)                                              \
-	({                                                                     \
-		luo_reasonf((reason), (rlen), __VA_ARGS__);                    \
-		-EBADMSG;                                                      \
-	})
-
 const struct luo_manifest_type *luo_manifest_find_type(const struct luo_manifest *m, const char *component,
 						       uint32_t version, uint32_t role)
 {
@@ -46,10 +40,10 @@ int luo_manifest_add_type(struct luo_manifest *m, const struct luo_abi_note_type
 	struct luo_manifest_type *grown, t = { 0 };
 
 	if (!luo_fixed_name_ok(d->component, sizeof(d->component)) || !luo_fixed_name_ok(d->anchor, sizeof(d->anchor)))
-		return refuse(reason, rlen, "%s: a type note names its component or anchor badly", origin);
+		return luo_refuse(reason, rlen, "%s: a type note names its component or anchor badly", origin);
 	if (d->version == 0 || d->role < LUO_ABI_TYPE_PAYLOAD || d->role > LUO_ABI_TYPE_HANDLER || d->size == 0 ||
 	    d->size > LUO_COMPONENT_DATA_MAX || d->align == 0 || (d->align & (d->align - 1)) || d->align > 4096)
-		return refuse(reason, rlen, "%s: type of '%s': version %u, role %u, size %u or align %u out of range",
+		return luo_refuse(reason, rlen, "%s: type of '%s': version %u, role %u, size %u or align %u out of range",
 			      origin, d->component, d->version, d->role, d->size, d->align);
 	memcpy(t.component, d->component, sizeof(t.component));
 	memcpy(t.anchor, d->anchor, sizeof(t.anchor));
@@ -62,11 +56,11 @@ int luo_manifest_add_type(struct luo_manifest *m, const struct luo_abi_note_type
 	if (old) {
 		if (old->size == t.size && old->align == t.align && old->digest == t.digest)
 			return 0;
-		return refuse(reason, rlen, "%s: two different %s types of '%s' version %u", origin,
+		return luo_refuse(reason, rlen, "%s: two different %s types of '%s' version %u", origin,
 			      luo_type_role_name(t.role), t.component, t.version);
 	}
 	if (m->n_types >= LUO_MANIFEST_TYPES_MAX)
-		return refuse(reason, rlen, "%s: more than %d types", origin, LUO_MANIFEST_TYPES_MAX);
+		return luo_refuse(reason, rlen, "%s: more than %d types", origin, LUO_MANIFEST_TYPES_MAX);
 	grown = realloc(m->types, (m->n_types + 1) * sizeof(*grown));
 	if (!grown)
 		return -ENOMEM;
@@ -83,7 +77,7 @@ static int attach(struct luo_manifest *m, struct luo_typedesc *d, const char *or
 		if (t->version != d->version || t->role != d->role || strcmp(t->component, d->component) != 0)
 			continue;
 		if (t->digest != d->digest)
-			return refuse(reason, rlen, "%s: the description of the %s type of '%s' v%u does not match "
+			return luo_refuse(reason, rlen, "%s: the description of the %s type of '%s' v%u does not match "
 				      "its note (digest): altered after luo-describe?", origin,
 				      luo_type_role_name(d->role), d->component, d->version);
 		if (t->desc.items)
@@ -93,7 +87,7 @@ static int attach(struct luo_manifest *m, struct luo_typedesc *d, const char *or
 		d->strings = NULL;
 		return 0;
 	}
-	return refuse(reason, rlen, "%s: a description of the %s type of '%s' v%u that no note declares", origin,
+	return luo_refuse(reason, rlen, "%s: a description of the %s type of '%s' v%u that no note declares", origin,
 		      luo_type_role_name(d->role), d->component, d->version);
 }
 
@@ -108,7 +102,7 @@ int luo_manifest_add_descriptions(struct luo_manifest *m, const void *buf, size_
 		struct luo_typedesc d = { 0 };
 
 		if (!luo_note_is_owner(&n, LUO_ABI_NOTE_OWNER) || n.type != LUO_ABI_NOTE_TYPEDESC)
-			return refuse(reason, rlen, "%s: a note other than a type description in %s", origin,
+			return luo_refuse(reason, rlen, "%s: a note other than a type description in %s", origin,
 				      LUO_ABI_TYPES_SECTION);
 		r = luo_typedesc_parse(n.desc, n.descsz, origin, &d, reason, rlen);
 		if (r < 0)
@@ -119,7 +113,7 @@ int luo_manifest_add_descriptions(struct luo_manifest *m, const void *buf, size_
 			return r;
 	}
 	if (r < 0)
-		return refuse(reason, rlen, "%s: a note at offset %zu of %s runs past its end", origin, off,
+		return luo_refuse(reason, rlen, "%s: a note at offset %zu of %s runs past its end", origin, off,
 			      LUO_ABI_TYPES_SECTION);
 	return 0;
 }

@@ -49,6 +49,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base.h"
 #include "luo/abi.h"
 #include "luo/luo.h"
 #include "typedesc.h"
@@ -131,6 +132,9 @@ int luo_manifest_add_notes(struct luo_manifest *m, const void *buf, size_t len, 
 /* Add one entry, checked like a note (for handlers registered at run time). */
 int luo_manifest_add_entry(struct luo_manifest *m, const struct luo_manifest_entry *e, const char *origin,
 			   char *reason, size_t reason_len);
+/* A layout note's record (checked: manifest.c), added to @m. */
+int luo_manifest_add_layout(struct luo_manifest *m, const struct luo_abi_note_layout *d, const char *origin,
+			    char *reason, size_t reason_len);
 
 int luo_manifest_read_file(const char *path, struct luo_manifest **ret, char *reason, size_t reason_len);
 int luo_manifest_read_pid(pid_t pid, struct luo_manifest **ret, char *reason, size_t reason_len);
@@ -144,17 +148,7 @@ const struct luo_manifest_entry *luo_manifest_find(const struct luo_manifest *m,
 const struct luo_manifest_layout *luo_manifest_find_layout(const struct luo_manifest *m, const char *component,
 							   uint32_t version);
 
-/* One ELF note in a run of notes; owner and desc point into the run. */
-struct luo_note {
-	uint32_t type;
-	const char *owner; /* namesz bytes */
-	uint32_t namesz;
-	const void *desc;  /* descsz bytes, unaligned */
-	uint32_t descsz;
-};
-/* The note at *@off, which moves past it: 1, 0 at the end, -EBADMSG malformed. */
-int luo_note_next(const uint8_t *buf, size_t len, size_t align, size_t *off, struct luo_note *ret);
-bool luo_note_is_owner(const struct luo_note *n, const char *owner);
+/* The ELF note walk (struct luo_note, luo_note_next()): base.h, elf-note.c. */
 
 /* manifest-types.c: a LUO_ABI_NOTE_TYPE note (checked), and the descriptions
  * of a .note.luo.types section, each matched to its note by digest. */
