@@ -8,7 +8,7 @@
 # pages; and no Greek letter stands in for a symbol (the negotiation rule's
 # intersection once rendered as a Gamma).
 #
-# usage: test-man.sh MAN_DIR LUO_H BUILD_MAN_DIR
+# usage: test-man.sh MAN_DIR INCLUDE_LUO_DIR BUILD_MAN_DIR
 set -euo pipefail
 man=$1
 header=$2
@@ -26,7 +26,9 @@ done
 [ "$n" -ge 13 ] || fail "only $n pages in $man"
 echo "ok - $n pages render with groff -ww -man -Tutf8, no warning"
 
-want=$(grep -v '#define' "$header" | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort -u)
+# A directory: every public header in it (luo.h's contracts: service.h, handler.h, declare.h).
+if [ -d "$header" ]; then headers=("$header"/*.h); else headers=("$header"); fi
+want=$(cat "${headers[@]}" | grep -v '#define' | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort -u)
 [ "$(wc -w <<< "$want")" -ge 50 ] || fail "only $(wc -w <<< "$want") functions found in $header"
 declare -A group_of
 for g in $groups; do

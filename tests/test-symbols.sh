@@ -4,7 +4,9 @@
 set -euo pipefail
 lib=$1
 header=$2
-want=$(grep -v '#define' "$header" | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort)
+# A directory: every public header in it (luo.h's contracts: service.h, handler.h, declare.h).
+if [ -d "$header" ]; then headers=("$header"/*.h); else headers=("$header"); fi
+want=$(cat "${headers[@]}" | grep -v '#define' | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort)
 have=$(nm -D --defined-only "$lib" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort)
 if [ "$want" != "$have" ]; then
 	diff <(echo "$want") <(echo "$have") | sed 's/^</declared, not exported:/; s/^>/exported, not declared:/'
