@@ -61,6 +61,10 @@ bool luo_name_valid(const char *name, size_t max);
 /* A preserved fd's name: 1..LUO_FILE_NAME_MAX printable bytes, no space. */
 bool luo_file_name_valid(const char *name);
 void luo_reasonf(char *reason, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Control bytes (newlines, tabs...) made spaces: a reason on one line, for a message or a variable. */
+void luo_reason_one_line(char *s);
+/* "N:rest": N, decimal, 0..@max (luo_parse_u64()), and where rest starts. -EINVAL no ':' or a bad N. */
+int luo_parse_u64_colon(const char *s, uint64_t max, uint64_t *ret, const char **ret_rest);
 
 /* A mapping unmapped at scope exit: _cleanup_(luo_unmapp) struct luo_mapping m = { 0 }. */
 struct luo_mapping {
@@ -81,6 +85,16 @@ int luo_pidfd_pid(int pidfd);
 int luo_peer_pidfd(int sock, pid_t pid, bool *ret_exact);
 /* 0 if the process @pidfd (pid @pid) could ptrace this one; -EPERM, -ESRCH, -errno. */
 int luo_peer_may_ptrace(int pidfd, pid_t pid);
+
+/*
+ * sockaddr.c: the agent's socket path for a process of @euid (0, -ENOENT
+ * no rule applies, -ENAMETOOLONG longer than @len - 1), the same as a
+ * sockaddr_un with its length, and the control socket's abstract address
+ * of process @pid (0 or -ENAMETOOLONG).
+ */
+int luo_agent_socket_path(uid_t euid, char *buf, size_t len);
+int luo_agent_socket_address(uid_t euid, struct sockaddr_un *sa, socklen_t *ret_len);
+int luo_control_socket_address(pid_t pid, struct sockaddr_un *sa, socklen_t *ret_len);
 
 /* self.c: this image */
 int luo_self_path(char *buf, size_t len);

@@ -143,3 +143,29 @@ const char *luo_getenv(const char *name)
 {
 	return luo_secure_exec() ? NULL : getenv(name);
 }
+
+void luo_reason_one_line(char *s)
+{
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+}
+
+int luo_parse_u64_colon(const char *s, uint64_t max, uint64_t *ret, const char **ret_rest)
+{
+	const char *colon = strchr(s, ':');
+	char num[16];
+	uint64_t v;
+	int r;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, (size_t)(colon - s));
+	num[colon - s] = '\0';
+	r = luo_parse_u64(num, max, &v);
+	if (r < 0)
+		return r;
+	*ret = v;
+	*ret_rest = colon + 1;
+	return 0;
+}

@@ -76,12 +76,8 @@ static void answer_refusal(struct luo *luo, int fd, const struct luo_control_upd
 		snprintf(rep.name, sizeof(rep.name), "%s", e[i].name);
 		luo_report_entry_format(&e[i], rep.line, sizeof(rep.line));
 		luo_report_entry_format(&e[i], rep.full_line, sizeof(rep.full_line));
-		for (char *p = rep.line; *p; p++)
-			if ((unsigned char)*p < 0x20)
-				*p = ' ';
-		for (char *p = rep.full_line; *p; p++)
-			if ((unsigned char)*p < 0x20)
-				*p = ' ';
+		luo_reason_one_line(rep.line);
+		luo_reason_one_line(rep.full_line);
 		if (luo_wire_send(fd, &rep, info_size, NULL, 0) < 0)
 			return;
 	}

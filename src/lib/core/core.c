@@ -148,9 +148,7 @@ static void rollback(struct luo *luo, const struct luo_blob *origin, int handove
 	}
 	snprintf(fd_entry, sizeof(fd_entry), "%s=%d", LUO_HANDOVER_FD_ENV, handover_fd);
 	r = snprintf(rb_entry, sizeof(rb_entry), "%s=%d:%s", LUO_ABI_ROLLBACK_ENV, -error, luo->incoming_reason);
-	for (char *p = rb_entry; *p; p++)
-		if ((unsigned char)*p < 0x20)
-			*p = ' ';
+	luo_reason_one_line(rb_entry);
 	{
 		char *const empty[] = { NULL }; /* clearenv() leaves environ NULL */
 		char *const ours[] = { fd_entry, rb_entry, reaper_entry };
@@ -218,20 +216,14 @@ static int read_env(const char *name, uint64_t max, uint64_t *ret, bool *present
 static bool read_rollback_env(struct luo *luo)
 {
 	const char *v = luo_getenv(LUO_ABI_ROLLBACK_ENV);
-	const char *colon;
+	const char *rest;
 	uint64_t err;
-	char num[16];
 
 	if (!v)
 		return false;
-	colon = strchr(v, ':');
-	if (colon && (size_t)(colon - v) < sizeof(num)) {
-		memcpy(num, v, (size_t)(colon - v));
-		num[colon - v] = '\0';
-		if (luo_parse_u64(num, 4095, &err) == 0 && err > 0) {
-			luo->rollback_error = -(int)err;
-			snprintf(luo->rollback_reason, sizeof(luo->rollback_reason), "%s", colon + 1);
-		}
+	if (luo_parse_u64_colon(v, 4095, &err, &rest) == 0 && err > 0) {
+		luo->rollback_error = -(int)err;
+		snprintf(luo->rollback_reason, sizeof(luo->rollback_reason), "%s", rest);
 	}
 	if (!luo->rollback_error) {
 		luo->rollback_error = -EIO;

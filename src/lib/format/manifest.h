@@ -172,6 +172,12 @@ uint64_t luo_layout_fingerprint(const struct luo_manifest_layout *l);
 
 /* Human names: "component", "handler", "format". */
 const char *luo_kind_name(uint32_t kind);
+/*
+ * negotiate.c: a verdict's name, "use", "drop", "refuse", "new",
+ * "downgrade"; @loud: those that lose state or refuse in capitals (the
+ * report's lines). NULL for a value that is no verdict.
+ */
+const char *luo_verdict_name(enum luo_verdict v, bool loud);
 
 /*
  * Negotiate an update from @old to @new. @present says which of @old's

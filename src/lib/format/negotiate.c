@@ -249,22 +249,31 @@ static int range_str(char *buf, size_t len, struct luo_version_range v)
 	return snprintf(buf, len, "%u..%u", v.min, v.max);
 }
 
+const char *luo_verdict_name(enum luo_verdict v, bool loud)
+{
+	static const char *const names[][2] = {
+		[LUO_VERDICT_USE] = { "use", "use" },
+		[LUO_VERDICT_DROP] = { "drop", "DROP" },
+		[LUO_VERDICT_REFUSE] = { "refuse", "REFUSE" },
+		[LUO_VERDICT_NEW] = { "new", "new" },
+		[LUO_VERDICT_DOWNGRADE] = { "downgrade", "DOWNGRADE" },
+	};
+
+	if (v < LUO_VERDICT_USE || v > LUO_VERDICT_DOWNGRADE)
+		return NULL;
+	return names[v][loud];
+}
+
 int luo_report_entry_format(const struct luo_report_entry *e, char *buf, size_t len)
 {
-	static const char *const verdicts[] = {
-		[LUO_VERDICT_USE] = "use",
-		[LUO_VERDICT_DROP] = "DROP",
-		[LUO_VERDICT_REFUSE] = "REFUSE",
-		[LUO_VERDICT_NEW] = "new",
-		[LUO_VERDICT_DOWNGRADE] = "DOWNGRADE",
-	};
 	char orr[24], ow[24], nr[24], nw[24];
-	const char *verdict = "?";
+	const char *verdict;
 
 	if (!e)
 		return snprintf(buf, len, "(none)");
-	if (e->verdict >= LUO_VERDICT_USE && e->verdict <= LUO_VERDICT_DOWNGRADE)
-		verdict = verdicts[e->verdict];
+	verdict = luo_verdict_name(e->verdict, true);
+	if (!verdict)
+		verdict = "?";
 	range_str(orr, sizeof(orr), e->old_read);
 	range_str(ow, sizeof(ow), e->old_write);
 	range_str(nr, sizeof(nr), e->new_read);

@@ -123,27 +123,13 @@ static int io_error(int r)
 
 static int agent_path(struct luo *luo, struct sockaddr_un *sa, socklen_t *ret_len)
 {
-	const char *env = luo_getenv(LUO_AGENT_SOCKET_ENV), *xdg;
-	int n;
+	int r = luo_agent_socket_address(geteuid(), sa, ret_len);
 
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (env && *env)
-		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", env);
-	else if (geteuid() == 0)
-		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s", LUO_AGENT_SOCKET_SYSTEM);
-	else if ((xdg = luo_getenv("XDG_RUNTIME_DIR")) && *xdg == '/')
-		n = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s", xdg, LUO_AGENT_SOCKET_USER);
-	else {
+	if (r == -ENOENT)
 		agent_reasonf(luo, "no agent socket: neither %s nor XDG_RUNTIME_DIR is set", LUO_AGENT_SOCKET_ENV);
-		return -ENOENT;
-	}
-	if (n < 0 || (size_t)n >= sizeof(sa->sun_path)) {
+	else if (r < 0)
 		agent_reasonf(luo, "agent socket path longer than %zu bytes", sizeof(sa->sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
-	return 0;
+	return r;
 }
 
 static int agent_send(struct luo *luo, uint16_t op, uint32_t flags, uint32_t n_fds, const char *name,

@@ -122,15 +122,7 @@ static uint32_t control_seq;
 
 static int control_address(struct sockaddr_un *sa, socklen_t *ret_len)
 {
-	int n;
-
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "%s%d", LUO_CONTROL_ADDRESS_PREFIX, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(sa->sun_path) - 1)
-		return -ENAMETOOLONG;
-	*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-	return 0;
+	return luo_control_socket_address(getpid(), sa, ret_len);
 }
 
 static int control_socket(bool after_exec)
@@ -242,9 +234,7 @@ int luo_control_send_reply(int fd, size_t size, uint32_t seq, int error, uint32_
 	reply.count = count;
 	reply.lu_number = lu_number;
 	snprintf(reply.reason, sizeof(reply.reason), "%s", reason ? reason : "");
-	for (char *p = reply.reason; *p; p++)
-		if ((unsigned char)*p < 0x20)
-			*p = ' ';
+	luo_reason_one_line(reply.reason);
 	return luo_wire_send(fd, &reply, size, NULL, 0);
 }
 
@@ -487,24 +477,18 @@ static void control_adopt(struct luo *luo)
 	bool with_handover = luo_getenv(LUO_HANDOVER_FD_ENV) != NULL;
 	int type = 0, domain = 0;
 	socklen_t len = sizeof(int);
-	char num[16];
-	const char *colon;
+	const char *rest;
 	struct stat st;
 	uint64_t n, seq;
-	int r = -EINVAL;
+	int r;
 
 	adopt_listener(luo, with_handover);
 	if (!v)
 		return;
 	/* "<fd>:<seq>", both decimal, nothing else. */
-	colon = strchr(v, ':');
-	if (colon && (size_t)(colon - v) < sizeof(num)) {
-		memcpy(num, v, (size_t)(colon - v));
-		num[colon - v] = '\0';
-		r = luo_parse_u64(num, LUO_ABI_FD_NUMBER_MAX, &n);
-		if (r == 0)
-			r = luo_parse_u64(colon + 1, UINT32_MAX, &seq);
-	}
+	r = luo_parse_u64_colon(v, LUO_ABI_FD_NUMBER_MAX, &n, &rest);
+	if (r == 0)
+		r = luo_parse_u64(rest, UINT32_MAX, &seq);
 	unsetenv(LUO_ABI_CONTROL_FD_ENV);
 	/* A stray number must not make us write to, or close, another fd. */
 	if (r < 0 || n < LUO_FD_MIN || !with_handover)
