@@ -17,7 +17,8 @@ cd "$(dirname "$0")"
 
 # Debian packages the build and the tests need. Why each: README, "Dependencies".
 PACKAGES=(gcc libc6-dev binutils pkg-config meson ninja-build python3 libfdt-dev libelf-dev libdw-dev libsystemd-dev libfuse3-dev fuse3 valgrind
-	libmemcached-tools clang ansible-core systemd groff-base memcached python3-pylibmc python3-pymemcache python3-pytest)
+	libmemcached-tools clang ansible-core systemd groff-base memcached python3-pylibmc python3-pymemcache python3-pytest
+	universal-ctags)
 
 say() { printf '\n== %s\n' "$*"; }
 
