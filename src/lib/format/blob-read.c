@@ -13,7 +13,7 @@
  *
  * The result holds pointers into @buf (the handlers' data), so the caller
  * keeps @buf alive while it uses the result. Nothing here touches an fd:
- * checking the inherited fds is the adopter's job (core.c).
+ * checking the inherited fds is the adopter's job (handover.c).
  */
 
 #include <errno.h>

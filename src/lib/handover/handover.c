@@ -255,16 +255,26 @@ int luo_blob_to_memfd(const char *name, const void *buf, size_t len)
 	return TAKE_FD(fd);
 }
 
+/* The variables libluo sets for the next image (agent.h, abi.h). */
+static const char *const our_env[] = { LUO_HANDOVER_FD_ENV, LUO_ABI_EXEC_NS_ENV, LUO_ABI_ROLLBACK_ENV,
+				       LUO_ABI_REAPER_ENV, LUO_ABI_CONTROL_FD_ENV, LUO_ABI_CONTROL_LISTEN_FD_ENV };
+
 bool luo_env_is_ours(const char *entry)
 {
-	static const char *const names[] = { LUO_HANDOVER_FD_ENV "=", LUO_ABI_EXEC_NS_ENV "=",
-					     LUO_ABI_ROLLBACK_ENV "=", LUO_ABI_REAPER_ENV "=",
-					     LUO_ABI_CONTROL_FD_ENV "=", LUO_ABI_CONTROL_LISTEN_FD_ENV "=" };
+	for (size_t i = 0; i < ARRAY_SIZE(our_env); i++) {
+		size_t len = strlen(our_env[i]);
 
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		if (strncmp(entry, names[i], strlen(names[i])) == 0)
+		if (strncmp(entry, our_env[i], len) == 0 && entry[len] == '=')
 			return true;
+	}
 	return false;
+}
+
+/* A less privileged user wrote them: no child of this image reads them. */
+void luo_env_scrub(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(our_env); i++)
+		unsetenv(our_env[i]);
 }
 
 /* Copy @src without our variables, then @ours, with room for the transports' entries. */

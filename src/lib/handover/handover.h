@@ -45,6 +45,8 @@ int luo_components_save(struct luo_component_out *outs, size_t n);
 
 /* An environment entry libluo sets for the next image ("NAME=..."). */
 bool luo_env_is_ours(const char *entry);
+/* Remove every one of them from this process's environment. */
+void luo_env_scrub(void);
 /* Entries the transports add to an exec's environment (transport.h's exec_env). */
 #define LUO_EXEC_ENV_TRANSPORT_SLOTS 2
 /*

@@ -471,7 +471,7 @@ static void adopt_listener(struct luo *luo, bool with_handover)
 	control_of(luo)->fd = (int)n;
 }
 
-static void control_adopt(struct luo *luo)
+static int control_adopt(struct luo *luo, const struct luo_adopt_args *args)
 {
 	const char *v = luo_getenv(LUO_ABI_CONTROL_FD_ENV);
 	bool with_handover = luo_getenv(LUO_HANDOVER_FD_ENV) != NULL;
@@ -482,9 +482,10 @@ static void control_adopt(struct luo *luo)
 	uint64_t n, seq;
 	int r;
 
+	(void)args;
 	adopt_listener(luo, with_handover);
 	if (!v)
-		return;
+		return 0;
 	/* "<fd>:<seq>", both decimal, nothing else. */
 	r = luo_parse_u64_colon(v, LUO_ABI_FD_NUMBER_MAX, &n, &rest);
 	if (r == 0)
@@ -492,20 +493,21 @@ static void control_adopt(struct luo *luo)
 	unsetenv(LUO_ABI_CONTROL_FD_ENV);
 	/* A stray number must not make us write to, or close, another fd. */
 	if (r < 0 || n < LUO_FD_MIN || !with_handover)
-		return;
+		return 0;
 	if (fstat((int)n, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
+		return 0;
 	if (getsockopt((int)n, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
-		return;
+		return 0;
 	len = sizeof(int);
 	if (getsockopt((int)n, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
-		return;
+		return 0;
 	if (!is_our_connection((int)n))
-		return;
+		return 0;
 	if (luo_set_cloexec((int)n, true) < 0)
-		return;
+		return 0;
 	control_of(luo)->reply_fd = (int)n;
 	control_seq = (uint32_t)seq;
+	return 0;
 }
 
 /* luo_ready(): the requester of the update that brought this image gets its answer. */

@@ -5,7 +5,8 @@
 /*
  * DOC: the transport layer, what carries sessions besides the exec
  *
- * Files: transports.c (the table), agent-client.c (luod, the agent:
+ * Files: transports.c (the table), exec.c (the exec handover, incoming;
+ * luo_update() in core/update.c is the outgoing side), agent-client.c (luod, the agent:
  * deposits and retrieves), control.c (the control socket: requests in, the
  * answer out, both across the exec).
  *
@@ -25,13 +26,25 @@
 #include "handover.h"
 #include "wire.h"
 
+/* What luo_open() tells the adopt hooks. */
+struct luo_adopt_args {
+	unsigned int flags;  /* luo_open()'s */
+	int registry_error;  /* the component registry's error: a handover is refused with it */
+	/* The transports' exec_env / exec_undo, walked by the core: for a rollback's exec. */
+	void (*exec_env)(struct luo *luo, char **envp);
+	void (*exec_undo)(struct luo *luo);
+};
+
 struct luo_transport_ops {
 	const char *name;
 	size_t state_size;
 	/* luo_open(), right after allocation: the state's defaults (fds -1). */
 	void (*init)(struct luo *luo);
-	/* luo_open(), before the exec handover is adopted (a rollback passes it on). */
-	void (*adopt)(struct luo *luo);
+	/*
+	 * luo_open(): take what an exec brought (variables, fds), in table
+	 * order; 0, or the refusal of the handover (the first one counts).
+	 */
+	int (*adopt)(struct luo *luo, const struct luo_adopt_args *args);
 	/* luo_open(), after it; @flags are luo_open()'s. Not finding its peer is no error. */
 	void (*open)(struct luo *luo, unsigned int flags);
 	/* luo_ready(), lock not held: @timings_error is luo_timings()'s, @timings its result if 0. */
@@ -51,20 +64,24 @@ struct luo_transport_ops {
 	 * -ENOENT (not here: the next transport is asked) or another error.
 	 */
 	int (*retrieve)(struct luo *luo, const char *name, struct luo_session **ret);
-	/* luo_close(), lock held. */
+	/* luo_close(), lock held; last transport first. */
 	void (*close)(struct luo *luo);
 };
 
-/* The slots, in the order the core walks them. */
+/* The slots, in the order the core walks them (close: the reverse). */
 enum {
+	LUO_TRANSPORT_CONTROL, /* adopted first: a rollback of the handover passes it on */
+	LUO_TRANSPORT_EXEC,
 	LUO_TRANSPORT_AGENT,
-	LUO_TRANSPORT_CONTROL,
 	LUO_TRANSPORT_COUNT,
 };
 _Static_assert(LUO_TRANSPORT_COUNT <= LUO_TRANSPORTS_MAX, "model.h: LUO_TRANSPORTS_MAX");
 
 /* transports.c */
 extern const struct luo_transport_ops *const luo_transports[LUO_TRANSPORT_COUNT];
+
+/* exec.c: the handover an exec brought (LUO_HANDOVER_FD), and the rollback. */
+extern const struct luo_transport_ops luo_transport_exec;
 
 /* agent-client.c */
 extern const struct luo_transport_ops luo_transport_agent;

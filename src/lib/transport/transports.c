@@ -6,6 +6,7 @@
 #include "transport.h"
 
 const struct luo_transport_ops *const luo_transports[LUO_TRANSPORT_COUNT] = {
-	[LUO_TRANSPORT_AGENT] = &luo_transport_agent,
 	[LUO_TRANSPORT_CONTROL] = &luo_transport_control,
+	[LUO_TRANSPORT_EXEC] = &luo_transport_exec,
+	[LUO_TRANSPORT_AGENT] = &luo_transport_agent,
 };
