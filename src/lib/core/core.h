@@ -5,11 +5,11 @@
 /*
  * DOC: the core layer, the service API's entry points
  *
- * Files: core.c (luo_open(): the handle and the exec handover's adoption,
- * rollback; luo_ready(), luo_close(); luo_session_retrieve(); the walks of
- * the transports' table), update.c (luo_update(): negotiation, freeze,
- * serialize, exec; the mm reaper), control-serve.c (luo_control_dispatch():
- * a control request becomes a luo_update()).
+ * Files: core.c (the handle: luo_open(), luo_ready(), luo_close(), the
+ * getters, luo_session_retrieve(); the walks of the transports' table),
+ * update.c (luo_update(): negotiation, freeze, save, serialize, exec; the
+ * mm reaper), control-serve.c (luo_control_dispatch(): a control request
+ * becomes a luo_update()).
  *
  * May call: every layer below (base, model, format, handover, transport).
  * Called by nothing in libluo: by the service, through luo.h. Within the
