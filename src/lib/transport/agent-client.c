@@ -95,18 +95,21 @@ static struct agent_state *agent_of(const struct luo *luo)
 static void agent_reasonf(struct luo *luo, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void agent_reasonf(struct luo *luo, const char *fmt, ...)
 {
+	struct agent_state *a = agent_of(luo);
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(agent_of(luo)->reason, sizeof(agent_of(luo)->reason), fmt, ap);
+	vsnprintf(a->reason, sizeof(a->reason), fmt, ap);
 	va_end(ap);
 }
 
 /* The connection cannot be trusted any more: close it, remember why. */
 static int agent_broken(struct luo *luo, int error, const char *what)
 {
-	agent_of(luo)->fd = safe_close(agent_of(luo)->fd);
-	agent_of(luo)->error = error;
+	struct agent_state *a = agent_of(luo);
+
+	a->fd = safe_close(a->fd);
+	a->error = error;
 	agent_reasonf(luo, "agent connection closed: %s: %s", what, strerror(-error));
 	return error;
 }
@@ -135,6 +138,7 @@ static int agent_path(struct luo *luo, struct sockaddr_un *sa, socklen_t *ret_le
 static int agent_send(struct luo *luo, uint16_t op, uint32_t flags, uint32_t n_fds, const char *name,
 		      const int *fds, size_t n_first)
 {
+	struct agent_state *a = agent_of(luo);
 	struct luo_agent_request req = {
 		.flags = flags,
 		.n_fds = n_fds,
@@ -143,11 +147,11 @@ static int agent_send(struct luo *luo, uint16_t op, uint32_t flags, uint32_t n_f
 		.info_size = sizeof(struct luo_agent_status),
 	};
 
-	luo_wire_header_init(&req.hdr, sizeof(req), op, ++agent_of(luo)->seq);
-	agent_of(luo)->op = op;
+	luo_wire_header_init(&req.hdr, sizeof(req), op, ++a->seq);
+	a->op = op;
 	if (name)
 		memcpy(req.name, name, strlen(name)); /* checked: <= LUO_SESSION_NAME_MAX */
-	return luo_wire_send(agent_of(luo)->fd, &req, sizeof(req), fds, n_first);
+	return luo_wire_send(a->fd, &req, sizeof(req), fds, n_first);
 }
 
 /*
@@ -158,6 +162,7 @@ static int agent_send(struct luo *luo, uint16_t op, uint32_t flags, uint32_t n_f
 static int agent_recv(struct luo *luo, uint16_t op, size_t ver0, void *out, size_t ours, int *fds, size_t max_fds,
 		      size_t *ret_n_fds)
 {
+	struct agent_state *a = agent_of(luo);
 	union {
 		struct luo_agent_header h;
 		unsigned char b[LUO_AGENT_MSG_MAX];
@@ -167,11 +172,11 @@ static int agent_recv(struct luo *luo, uint16_t op, size_t ver0, void *out, size
 	ssize_t n;
 	int r;
 
-	n = luo_wire_recv(agent_of(luo)->fd, buf.b, sizeof(buf.b), fds, max_fds, &n_fds);
+	n = luo_wire_recv(a->fd, buf.b, sizeof(buf.b), fds, max_fds, &n_fds);
 	if (n <= 0)
 		return agent_broken(luo, io_error((int)n), "receive");
-	r = luo_wire_header(buf.b, (size_t)n, ver0, op ? op : agent_of(luo)->op, &h);
-	if (r == 0 && h.seq != agent_of(luo)->seq)
+	r = luo_wire_header(buf.b, (size_t)n, ver0, op ? op : a->op, &h);
+	if (r == 0 && h.seq != a->seq)
 		r = -EBADMSG;
 	if (r == 0)
 		r = luo_wire_struct_in(out, ours, buf.b, (size_t)n);
@@ -214,6 +219,7 @@ static void agent_timeouts(int fd, int ms)
 
 static int agent_connect(struct luo *luo, int timeout_ms)
 {
+	struct agent_state *a = agent_of(luo);
 	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
 	struct luo_agent_reply rep;
 	struct luo_agent_status st;
@@ -253,7 +259,7 @@ static int agent_connect(struct luo *luo, int timeout_ms)
 		agent_reasonf(luo, "%s is served by uid %u, neither root nor ours", sa.sun_path, (unsigned int)cred.uid);
 		return -EACCES;
 	}
-	agent_of(luo)->fd = TAKE_FD(fd);
+	a->fd = TAKE_FD(fd);
 	/* It answers, and in our version: STATUS, whose info is not needed. */
 	r = agent_send(luo, LUO_AGENT_OP_STATUS, 0, 0, NULL, NULL, 0);
 	if (r < 0)
@@ -264,49 +270,54 @@ static int agent_connect(struct luo *luo, int timeout_ms)
 	if (r == 0)
 		r = agent_recv(luo, LUO_AGENT_OP_INFO, LUO_AGENT_STATUS_SIZE_VER0, &st, sizeof(st), NULL, 0, NULL);
 	if (r < 0) {
-		agent_of(luo)->fd = safe_close(agent_of(luo)->fd);
+		a->fd = safe_close(a->fd);
 		return r;
 	}
-	agent_timeouts(agent_of(luo)->fd, AGENT_IO_TIMEOUT_MS);
-	agent_of(luo)->error = 0;
-	agent_of(luo)->reason[0] = '\0';
+	agent_timeouts(a->fd, AGENT_IO_TIMEOUT_MS);
+	a->error = 0;
+	a->reason[0] = '\0';
 	return 0;
 }
 
 static void agent_open(struct luo *luo, bool wanted)
 {
-	agent_of(luo)->fd = -1;
+	struct agent_state *a = agent_of(luo);
+
+	a->fd = -1;
 	if (!wanted) {
-		agent_of(luo)->error = -ENOTCONN;
-		snprintf(agent_of(luo)->reason, sizeof(agent_of(luo)->reason), "luo_open() without LUO_OPEN_AGENT");
+		a->error = -ENOTCONN;
+		snprintf(a->reason, sizeof(a->reason), "luo_open() without LUO_OPEN_AGENT");
 		return;
 	}
 	/* An incoming handover: luo_open() runs inside the blackout. */
-	agent_of(luo)->error = agent_connect(luo, luo->incoming ? AGENT_BLACKOUT_TIMEOUT_MS : AGENT_IO_TIMEOUT_MS);
-	if (agent_of(luo)->error == -ENOTCONN)
-		agent_of(luo)->error = -ECONNRESET; /* -ENOTCONN means "not asked for" */
+	a->error = agent_connect(luo, luo->incoming ? AGENT_BLACKOUT_TIMEOUT_MS : AGENT_IO_TIMEOUT_MS);
+	if (a->error == -ENOTCONN)
+		a->error = -ECONNRESET; /* -ENOTCONN means "not asked for" */
 }
 
 /* Connected, or connect again if LUO_OPEN_AGENT asked for it: 0 or -ENOTCONN. */
 static int agent_ensure(struct luo *luo)
 {
-	if (agent_of(luo)->fd >= 0)
+	struct agent_state *a = agent_of(luo);
+
+	if (a->fd >= 0)
 		return 0;
-	if (agent_of(luo)->error == -ENOTCONN)
+	if (a->error == -ENOTCONN)
 		return -ENOTCONN;
 	agent_open(luo, true);
-	return agent_of(luo)->error < 0 ? -ENOTCONN : 0;
+	return a->error < 0 ? -ENOTCONN : 0;
 }
 
 /* Waits for the reply: luod reads what a connection sent before its end, but need not. */
 static void agent_detach(struct luo *luo, int timeout_ms)
 {
+	struct agent_state *a = agent_of(luo);
 	struct luo_agent_reply rep;
 	int r;
 
-	if (agent_of(luo)->fd < 0)
+	if (a->fd < 0)
 		return;
-	agent_timeouts(agent_of(luo)->fd, timeout_ms);
+	agent_timeouts(a->fd, timeout_ms);
 	r = agent_send(luo, LUO_AGENT_OP_DETACH, 0, 0, NULL, NULL, 0);
 	if (r < 0)
 		agent_broken(luo, io_error(r), "DETACH");
@@ -316,15 +327,19 @@ static void agent_detach(struct luo *luo, int timeout_ms)
 
 static void agent_detach_locked(struct luo *luo)
 {
+	struct agent_state *a = agent_of(luo);
+
 	agent_detach(luo, AGENT_BLACKOUT_TIMEOUT_MS); /* just before execve(): the blackout runs */
-	if (agent_of(luo)->fd >= 0)
-		agent_timeouts(agent_of(luo)->fd, AGENT_IO_TIMEOUT_MS); /* should the exec fail */
+	if (a->fd >= 0)
+		agent_timeouts(a->fd, AGENT_IO_TIMEOUT_MS); /* should the exec fail */
 }
 
 static void agent_close(struct luo *luo)
 {
+	struct agent_state *a = agent_of(luo);
+
 	agent_detach(luo, AGENT_IO_TIMEOUT_MS);
-	agent_of(luo)->fd = safe_close(agent_of(luo)->fd);
+	a->fd = safe_close(a->fd);
 }
 
 int luo_agent_error(const struct luo *cluo, const char **ret_reason)
@@ -409,6 +424,7 @@ static int deposit_blob(struct luo *luo, const struct luo_session *s, const stru
 /* DEPOSIT, the blob and @s's fds in blob order; files frozen by the caller. */
 static int deposit_send(struct luo *luo, const struct luo_session *s, int blob_fd, unsigned int flags)
 {
+	struct agent_state *a = agent_of(luo);
 	uint32_t n_fds = (uint32_t)(1 + s->n_files);
 	int batch[LUO_AGENT_FDS_PER_MSG];
 	size_t sent = 0;
@@ -426,8 +442,8 @@ static int deposit_send(struct luo *luo, const struct luo_session *s, int blob_f
 		} else {
 			struct luo_agent_fds m = { .n_fds = (uint32_t)k };
 
-			luo_wire_header_init(&m.hdr, sizeof(m), LUO_AGENT_OP_FDS, agent_of(luo)->seq);
-			r = luo_wire_send(agent_of(luo)->fd, &m, sizeof(m), batch, k);
+			luo_wire_header_init(&m.hdr, sizeof(m), LUO_AGENT_OP_FDS, a->seq);
+			r = luo_wire_send(a->fd, &m, sizeof(m), batch, k);
 		}
 		LUO_FAULT_POINT("deposit-send");
 		sent += k;

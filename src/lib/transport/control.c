@@ -384,29 +384,32 @@ int luo_control_set_quiesce(struct luo *luo, int (*quiesce)(void *userdata), voi
 
 static void control_exec_env(struct luo *luo, char **envp)
 {
+	struct control_state *c = control_of(luo);
 	size_t k = 0;
 
 	while (envp[k])
 		k++;
 	/* The caller left two free slots, then NULL. */
-	if (control_of(luo)->fd >= 0 && luo_set_cloexec(control_of(luo)->fd, false) == 0) {
-		snprintf(listen_entry, sizeof(listen_entry), "%s=%d", LUO_ABI_CONTROL_LISTEN_FD_ENV, control_of(luo)->fd);
+	if (c->fd >= 0 && luo_set_cloexec(c->fd, false) == 0) {
+		snprintf(listen_entry, sizeof(listen_entry), "%s=%d", LUO_ABI_CONTROL_LISTEN_FD_ENV, c->fd);
 		envp[k++] = listen_entry;
 	}
 	/* Else closed by the exec: the next image binds again, or the requester sees the end, not a lie. */
-	if (control_of(luo)->reply_fd >= 0 && luo_set_cloexec(control_of(luo)->reply_fd, false) == 0) {
+	if (c->reply_fd >= 0 && luo_set_cloexec(c->reply_fd, false) == 0) {
 		snprintf(control_entry, sizeof(control_entry), "%s=%d:%u", LUO_ABI_CONTROL_FD_ENV,
-			 control_of(luo)->reply_fd, control_seq);
+			 c->reply_fd, control_seq);
 		envp[k++] = control_entry;
 	}
 }
 
 static void control_exec_undo(struct luo *luo)
 {
-	if (control_of(luo)->fd >= 0)
-		luo_set_cloexec(control_of(luo)->fd, true);
-	if (control_of(luo)->reply_fd >= 0)
-		luo_set_cloexec(control_of(luo)->reply_fd, true);
+	struct control_state *c = control_of(luo);
+
+	if (c->fd >= 0)
+		luo_set_cloexec(c->fd, true);
+	if (c->reply_fd >= 0)
+		luo_set_cloexec(c->reply_fd, true);
 }
 
 /* Whether @fd is our control socket: listening, AF_UNIX SOCK_SEQPACKET, this pid's address. */
@@ -561,23 +564,27 @@ static void control_ready(struct luo *luo, int timings_error, const struct luo_t
 
 static void control_close(struct luo *luo)
 {
-	control_of(luo)->fd = safe_close(control_of(luo)->fd);
-	if (control_of(luo)->reply_fd >= 0) {
+	struct control_state *c = control_of(luo);
+
+	c->fd = safe_close(c->fd);
+	if (c->reply_fd >= 0) {
 		char reason[LUO_AGENT_REASON_SIZE];
 
 		luo_reasonf(reason, sizeof(reason), "libluo was closed before luo_ready()%s%s",
 			 luo->incoming_reason[0] ? ": " : "", luo->incoming_reason);
-		set_timeouts(control_of(luo)->reply_fd);
-		luo_control_send_reply(control_of(luo)->reply_fd, LUO_AGENT_REPLY_SIZE_VER0, control_seq, -ECONNABORTED, 0, luo->lu_number,
+		set_timeouts(c->reply_fd);
+		luo_control_send_reply(c->reply_fd, LUO_AGENT_REPLY_SIZE_VER0, control_seq, -ECONNABORTED, 0, luo->lu_number,
 			   reason);
-		control_of(luo)->reply_fd = safe_close(control_of(luo)->reply_fd);
+		c->reply_fd = safe_close(c->reply_fd);
 	}
 }
 
 static void control_init(struct luo *luo)
 {
-	control_of(luo)->fd = -1;
-	control_of(luo)->reply_fd = -1;
+	struct control_state *c = control_of(luo);
+
+	c->fd = -1;
+	c->reply_fd = -1;
 }
 
 const struct luo_transport_ops luo_transport_control = {
