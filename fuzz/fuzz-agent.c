@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * DOC: fuzz-agent, luod's request state machine (conn.c, table.c, wire.c)
+ * DOC: fuzz-agent, luod's request state machine (request.c, conn.c,
+ * table.c, wire.c)
  *
  * luod's connection code runs in this process, on one thread, without
  * epoll or a fork: every connection is one end of a SOCK_SEQPACKET
  * socketpair adopted with conn_adopt(); the fuzzer's client writes a
- * message (with fds) on the other end, conn_event() reads and answers it
- * as the daemon's loop would, and the client drains the replies (closing
- * the fds they carry; EPOLLOUT is signalled while replies are queued).
- * main.c's and handover.c's functions are stubs here: no epoll, no log,
- * no self-update (OP_UPDATE is answered "already under way").
+ * message (with fds) on the other end, request_event() reads and answers
+ * it as the daemon's loop would, and the client drains the replies
+ * (closing the fds they carry; EPOLLOUT is signalled while replies are
+ * queued). base.c's functions are stubs here (no epoll, no log), and the
+ * loop's handover_poll() is played by update_refuse(): an OP_UPDATE that
+ * conn_update_request() took is refused at once (no exec).
  *
  * Input: 2 bytes, the uids of connections 0 and 1 (0 root, 1 uid 1000,
  * else 65534), then messages:
@@ -42,7 +44,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "luod.h"
+#include "request.h"
+#include "table.h"
 #include "wire.h"
 #include "fuzz-cursor.h"
 
@@ -54,7 +59,7 @@
 		}                                                             \
 	} while (0)
 
-/* ---- stubs of main.c and handover.c ---- */
+/* ---- stubs of base.c ---- */
 
 void luod_log(const char *fmt, ...)
 {
@@ -77,10 +82,22 @@ int luod_epoll_set(struct luod *d, int fd, void *src, uint32_t events, bool add)
 	return 0;
 }
 
-int handover_request(struct luod *d, struct conn *requester, uint32_t seq, uint32_t reply_size)
+/*
+ * The loop's handover_poll() with a self-update refused at once (no exec
+ * here): the requester is answered, reading resumes.
+ */
+static void update_refuse(struct luod *d)
 {
-	(void)d, (void)requester, (void)seq, (void)reply_size;
-	return -EBUSY;
+	if (!d->update_wanted)
+		return;
+	if (d->update_conn) {
+		d->update_conn->cur_op = LUO_AGENT_OP_UPDATE;
+		conn_reply(d, d->update_conn, d->update_seq, d->update_reply_size, -EBUSY,
+			   "self-update refused (fuzz-agent)");
+	}
+	d->update_wanted = false;
+	d->update_conn = NULL;
+	conn_resume_all(d);
 }
 
 /* ---- the harness ---- */
@@ -178,12 +195,13 @@ static int make_fd(uint8_t kind)
 
 static void event(struct luod *d, struct client *cl, uint32_t events)
 {
-	conn_event(d, cl->c, events);
+	request_event(d, cl->c, events);
+	update_refuse(d);
 	for (int i = 0; i < 64 && alive(d, cl->c); i++) {
 		drain(cl);
 		if (!cl->c->outq)
 			break;
-		conn_event(d, cl->c, EPOLLOUT);
+		request_event(d, cl->c, EPOLLOUT);
 	}
 	drain(cl);
 	if (!alive(d, cl->c)) {
@@ -255,7 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 * not enough; fuzz/README.md, "Known".
 			 */
 			for (int i = 0; i < 8 && alive(&d, c->c); i++)
-				conn_event(&d, c->c, EPOLLIN | EPOLLHUP);
+				request_event(&d, c->c, EPOLLIN | EPOLLHUP);
 			if (alive(&d, c->c)) {
 				fprintf(stderr, "fuzz-agent: a connection outlived 8 hang-up events (%lu so far)\n",
 					++hup_survivors);

@@ -27,12 +27,13 @@
  *
  * Exit: 0 every release inside the window accepted, 1 some refused, 2
  * trouble (no window file, a record or HEAD that cannot be read).
+ *
+ * Layer: a verb; calls report.c, usage.c and output.c.
  */
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,14 +208,6 @@ static int releases_list(struct history *h)
 	return 0;
 }
 
-static bool report_has(const struct luo_report_entry *e, size_t n, enum luo_verdict v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (e[i].verdict == v)
-			return true;
-	return false;
-}
-
 static int history_negotiate(struct history *h)
 {
 	int r;
@@ -312,13 +305,9 @@ static void range_json(struct luo_version_range r, bool first)
 
 static const char *release_word(const struct release *rel)
 {
-	if (rel->r != 0)
-		return "REFUSED";
-	if (report_has(rel->entries, rel->n_entries, LUO_VERDICT_DOWNGRADE))
-		return "DOWNGRADE";
-	if (report_has(rel->entries, rel->n_entries, LUO_VERDICT_DROP))
-		return "ok-drop";
-	return report_strict_fails(rel->entries, rel->n_entries) ? "ok?" : "ok";
+	struct report_summary s = report_summarize(rel->entries, rel->n_entries, rel->r);
+
+	return report_summary_word(&s);
 }
 
 static int history_print_text(const struct history *h, uint32_t *need)
@@ -420,14 +409,9 @@ static void history_print_json(const struct history *h, uint32_t *need)
 		printf(",\"in_window\":%s", rel->in_window ? "true" : "false");
 		if (rel->in_window) {
 			all &= rel->accepted;
-			printf(",\"accepted\":%s,\"verdict\":\"%s\",\"entries\":[", rel->accepted ? "true" : "false",
+			printf(",\"accepted\":%s,\"verdict\":\"%s\",\"entries\":", rel->accepted ? "true" : "false",
 			       release_word(rel));
-			for (size_t j = 0; j < rel->n_entries; j++) {
-				if (j)
-					fputc(',', stdout);
-				report_entry_json(&rel->entries[j]);
-			}
-			fputc(']', stdout);
+			report_json(rel->entries, rel->n_entries);
 		}
 		fputc('}', stdout);
 	}
@@ -454,52 +438,40 @@ static void history_print_json(const struct history *h, uint32_t *need)
 	fputs("]}\n", stdout);
 }
 
-int cmd_history(int argc, char **argv)
+/* The window, the releases, HEAD, every negotiation: 0, or a negative errno (said on stderr but -ENOMEM). */
+static int history_run(struct history *h)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "strict", no_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
-	_cleanup_free_ uint32_t *need = NULL;
-	struct history h = { 0 };
-	bool json = false, all = true;
-	int c, r;
+	int r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'j':
-			json = true;
-			break;
-		case 's':
-			h.strict = true;
-			break;
-		default:
-			return usage_error(optopt ? "option takes no argument" : "unknown option", argv[optind - 1]);
-		}
-	}
-	if (argc - optind != 2)
+	r = window_read(h);
+	if (r == 0)
+		r = releases_list(h);
+	if (r == 0)
+		r = manifest_read(h->head_path, 0, &h->head) < 0 ? -EBADMSG : 0;
+	if (r == 0)
+		r = history_negotiate(h);
+	return r;
+}
+
+int cmd_history(const struct cmd_opts *o, int argc, char **argv)
+{
+	_cleanup_free_ uint32_t *need = NULL;
+	struct history h = { .strict = o->strict };
+	bool all = true;
+	int r;
+
+	if (argc != 2)
 		return usage_error("history: need a release history DIR and the HEAD build", NULL);
-	h.dir = argv[optind];
-	h.head_path = argv[optind + 1];
-	r = window_read(&h);
-	if (r == 0)
-		r = releases_list(&h);
-	if (r == 0)
-		r = manifest_read(h.head_path, 0, &h.head) < 0 ? -EBADMSG : 0;
-	if (r == 0)
-		r = history_negotiate(&h);
+	h.dir = argv[0];
+	h.head_path = argv[1];
+	r = history_run(&h);
 	if (r == 0) {
+		/* The printers' scratch: the versions needed, per component. */
 		need = calloc(h.n + 1, sizeof(*need));
 		r = need ? 0 : -ENOMEM;
 	}
 	if (r == 0) {
-		if (json)
+		if (o->json)
 			history_print_json(&h, need);
 		else
 			r = history_print_text(&h, need);

@@ -350,115 +350,138 @@ static int jp_range(struct jp *p, struct luo_version_range *ret)
 	return 0;
 }
 
-static int jp_entry(struct jp *p, struct luo_manifest *m)
+/*
+ * The object at @p whose keys @names (at most 32) must each come once,
+ * other keys skipped: each value read by @field(@p, its index, @ctx). Then
+ * p->pos is put back at the object's start, so that the reasons of the
+ * checks that follow point at it, and *@ret_end is where it ends.
+ * -EBADMSG "@missing" if a key of @names is absent.
+ */
+static int jp_fields(struct jp *p, const char *const *names, size_t n_names,
+		     int (*field)(struct jp *p, int index, void *ctx), void *ctx, const char *missing, size_t *ret_end)
 {
-	static const char *const names[] = { "kind", "name", "read", "write", "optional" };
-	struct luo_manifest_entry e = { 0 };
-	char key[RECORD_STRING_MAX], kind[16];
+	char key[RECORD_STRING_MAX];
 	uint32_t seen = 0;
-	bool first = true, optional = false;
-	size_t at = p->pos, end;
+	bool first = true;
+	size_t at = p->pos;
 	int idx, r;
 
-	while ((r = jp_key(p, &first, key, names, ARRAY_SIZE(names), &seen, &idx)) > 0) {
-		switch (idx) {
-		case 0:
-			r = jp_string(p, kind, sizeof(kind));
-			break;
-		case 1:
-			r = jp_string(p, e.name, sizeof(e.name));
-			break;
-		case 2:
-			r = jp_range(p, &e.read);
-			break;
-		case 3:
-			r = jp_range(p, &e.write);
-			break;
-		case 4:
-			r = jp_bool(p, &optional);
-			break;
-		default:
-			r = jp_skip(p, 2);
-		}
+	while ((r = jp_key(p, &first, key, names, n_names, &seen, &idx)) > 0) {
+		r = idx < 0 ? jp_skip(p, 2) : field(p, idx, ctx);
 		if (r < 0)
 			return r;
 	}
 	if (r < 0)
 		return r;
-	end = p->pos;
-	p->pos = at; /* reasons below point at the entry */
-	if (seen != (1u << ARRAY_SIZE(names)) - 1)
-		return jp_fail(p, "an entry without kind, name, read, write or optional");
+	*ret_end = p->pos;
+	p->pos = at;
+	if (seen != (1u << n_names) - 1)
+		return jp_fail(p, "%s", missing);
+	return 0;
+}
+
+/* An entry as it is read: the kind and the flag as they are written. */
+struct jp_entry_fields {
+	struct luo_manifest_entry e;
+	char kind[16];
+	bool optional;
+};
+
+static int jp_entry_field(struct jp *p, int index, void *ctx)
+{
+	struct jp_entry_fields *f = ctx;
+
+	switch (index) {
+	case 0:
+		return jp_string(p, f->kind, sizeof(f->kind));
+	case 1:
+		return jp_string(p, f->e.name, sizeof(f->e.name));
+	case 2:
+		return jp_range(p, &f->e.read);
+	case 3:
+		return jp_range(p, &f->e.write);
+	default:
+		return jp_bool(p, &f->optional);
+	}
+}
+
+static int jp_entry(struct jp *p, struct luo_manifest *m)
+{
+	static const char *const names[] = { "kind", "name", "read", "write", "optional" };
+	struct jp_entry_fields f = { 0 };
+	size_t end;
+	int r;
+
+	r = jp_fields(p, names, ARRAY_SIZE(names), jp_entry_field, &f,
+		      "an entry without kind, name, read, write or optional", &end);
+	if (r < 0)
+		return r;
 	for (uint32_t k = LUO_ABI_KIND_COMPONENT; k <= LUO_ABI_KIND_FORMAT; k++)
-		if (strcmp(kind, luo_kind_name(k)) == 0)
-			e.kind = k;
-	if (!e.kind)
+		if (strcmp(f.kind, luo_kind_name(k)) == 0)
+			f.e.kind = k;
+	if (!f.e.kind)
 		return jp_fail(p, "an entry of unknown kind");
-	e.flags = optional ? LUO_ABI_FLAG_OPTIONAL : 0;
+	f.e.flags = f.optional ? LUO_ABI_FLAG_OPTIONAL : 0;
 	p->pos = end;
-	return luo_manifest_add_entry(m, &e, p->origin, p->reason, p->reason_len);
+	return luo_manifest_add_entry(m, &f.e, p->origin, p->reason, p->reason_len);
+}
+
+/* A type as it is read: numbers checked against UINT32_MAX, the role and the digest as written. */
+struct jp_type_fields {
+	struct luo_abi_note_type t;
+	uint64_t version, size, align;
+	char role[32], digest[24];
+};
+
+static int jp_type_field(struct jp *p, int index, void *ctx)
+{
+	struct jp_type_fields *f = ctx;
+
+	switch (index) {
+	case 0:
+		return jp_string(p, f->t.component, sizeof(f->t.component));
+	case 1:
+		return jp_uint(p, UINT32_MAX, &f->version);
+	case 2:
+		return jp_string(p, f->role, sizeof(f->role));
+	case 3:
+		return jp_uint(p, UINT32_MAX, &f->size);
+	case 4:
+		return jp_uint(p, UINT32_MAX, &f->align);
+	default:
+		return jp_string(p, f->digest, sizeof(f->digest));
+	}
 }
 
 static int jp_type(struct jp *p, struct luo_manifest *m)
 {
 	static const char *const names[] = { "component", "version", "role", "size", "align", "digest" };
-	struct luo_abi_note_type t = { 0 };
-	char key[RECORD_STRING_MAX], role[32], digest[24], *digest_end = NULL;
-	uint64_t version = 0, size = 0, align = 0;
-	uint32_t seen = 0;
-	bool first = true;
-	size_t at = p->pos, end;
-	int idx, r;
+	struct jp_type_fields f = { 0 };
+	char *digest_end = NULL;
+	size_t end;
+	int r;
 
-	while ((r = jp_key(p, &first, key, names, ARRAY_SIZE(names), &seen, &idx)) > 0) {
-		switch (idx) {
-		case 0:
-			r = jp_string(p, t.component, sizeof(t.component));
-			break;
-		case 1:
-			r = jp_uint(p, UINT32_MAX, &version);
-			break;
-		case 2:
-			r = jp_string(p, role, sizeof(role));
-			break;
-		case 3:
-			r = jp_uint(p, UINT32_MAX, &size);
-			break;
-		case 4:
-			r = jp_uint(p, UINT32_MAX, &align);
-			break;
-		case 5:
-			r = jp_string(p, digest, sizeof(digest));
-			break;
-		default:
-			r = jp_skip(p, 2);
-		}
-		if (r < 0)
-			return r;
-	}
+	r = jp_fields(p, names, ARRAY_SIZE(names), jp_type_field, &f,
+		      "a type without component, version, role, size, align or digest", &end);
 	if (r < 0)
 		return r;
-	end = p->pos;
-	p->pos = at;
-	if (seen != (1u << ARRAY_SIZE(names)) - 1)
-		return jp_fail(p, "a type without component, version, role, size, align or digest");
 	for (uint32_t k = LUO_ABI_TYPE_PAYLOAD; k <= LUO_ABI_TYPE_HANDLER; k++)
-		if (strcmp(role, luo_type_role_name(k)) == 0)
-			t.role = k;
-	if (!t.role)
+		if (strcmp(f.role, luo_type_role_name(k)) == 0)
+			f.t.role = k;
+	if (!f.t.role)
 		return jp_fail(p, "a type of unknown role");
-	if (strlen(digest) != 16 || strspn(digest, "0123456789abcdef") != 16)
+	if (strlen(f.digest) != 16 || strspn(f.digest, "0123456789abcdef") != 16)
 		return jp_fail(p, "a digest that is not 16 lower-case hex digits");
 	errno = 0;
-	t.digest = strtoull(digest, &digest_end, 16);
+	f.t.digest = strtoull(f.digest, &digest_end, 16);
 	if (errno || !digest_end || *digest_end)
 		return jp_fail(p, "a bad digest");
-	t.version = (uint32_t)version;
-	t.size = (uint32_t)size;
-	t.align = (uint32_t)align;
-	memcpy(t.anchor, RECORD_ANCHOR, sizeof(RECORD_ANCHOR));
+	f.t.version = (uint32_t)f.version;
+	f.t.size = (uint32_t)f.size;
+	f.t.align = (uint32_t)f.align;
+	memcpy(f.t.anchor, RECORD_ANCHOR, sizeof(RECORD_ANCHOR));
 	p->pos = end;
-	return luo_manifest_add_type(m, &t, p->origin, p->reason, p->reason_len);
+	return luo_manifest_add_type(m, &f.t, p->origin, p->reason, p->reason_len);
 }
 
 static int jp_array(struct jp *p, struct luo_manifest *m, int (*item)(struct jp *p, struct luo_manifest *m))

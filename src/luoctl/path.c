@@ -25,11 +25,14 @@
  *
  * Exit: 0 a chain found (the direct update, if it would proceed, is a
  * chain of one), 1 none, 2 trouble.
+ *
+ * Layer: a verb; calls report.c, usage.c and output.c.
  */
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
@@ -48,38 +51,24 @@ struct path_query {
 	bool strict;
 };
 
-/* The kind of hop a report makes: the words of `luoctl matrix`. */
-static const char *hop_word(const struct luo_report_entry *e, size_t n, int r)
-{
-	bool drop = false, down = false;
-
-	if (r != 0)
-		return "REFUSED";
-	for (size_t i = 0; i < n; i++) {
-		drop |= e[i].verdict == LUO_VERDICT_DROP;
-		down |= e[i].verdict == LUO_VERDICT_DOWNGRADE;
-	}
-	return down ? "DOWNGRADE" : drop ? "ok-drop" : report_strict_fails(e, n) ? "ok?" : "ok";
-}
-
+/* Which hops are usable: from every pair's summary (report_pairs()). */
 static int path_edges(struct path_query *q)
 {
-	for (size_t a = 0; a < q->n; a++) {
-		for (size_t b = 0; b < q->n; b++) {
-			_cleanup_free_ struct luo_report_entry *e = NULL;
-			size_t ne = 0;
-			int r;
+	_cleanup_free_ struct report_summary *cells = calloc(q->n * q->n, sizeof(*cells));
+	int r;
 
-			if (a == b)
-				continue;
-			r = negotiate(q->m[a], q->m[b], &e, &ne);
-			if (r < 0 && r != -EPROTO)
-				return r;
-			if (r == 0)
-				q->hop[a * q->n + b] = report_strict_fails(e, ne) ? HOP_FLAGGED : HOP_OK;
-			if (q->strict && q->hop[a * q->n + b] == HOP_FLAGGED)
-				q->hop[a * q->n + b] = HOP_NONE;
-		}
+	if (!cells)
+		return -ENOMEM;
+	r = report_pairs(q->m, q->n, cells);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < q->n * q->n; i++) {
+		if (!cells[i].proceed)
+			q->hop[i] = HOP_NONE;
+		else if (cells[i].strict_fails)
+			q->hop[i] = q->strict ? HOP_NONE : HOP_FLAGGED;
+		else
+			q->hop[i] = HOP_OK;
 	}
 	return 0;
 }
@@ -141,29 +130,49 @@ static int path_find(const struct path_query *q, size_t *chain, size_t *ret_len)
 	return 0;
 }
 
-static int hop_print(const struct path_query *q, size_t a, size_t b, size_t step, bool json)
+/* The hop @a -> @b negotiated again, for its report (into @ret_e, @ret_n) and its summary. */
+static int hop_report(const struct path_query *q, size_t a, size_t b, struct luo_report_entry **ret_e, size_t *ret_n,
+		      struct report_summary *ret_s)
 {
-	_cleanup_free_ struct luo_report_entry *e = NULL;
-	size_t ne = 0;
-	int r = negotiate(q->m[a], q->m[b], &e, &ne);
+	int r = negotiate(q->m[a], q->m[b], ret_e, ret_n);
 
 	if (r < 0 && r != -EPROTO)
 		return r;
-	if (json) {
-		fputs("{\"from\":", stdout);
-		json_puts(stdout, q->paths[a]);
-		fputs(",\"to\":", stdout);
-		json_puts(stdout, q->paths[b]);
-		printf(",\"verdict\":\"%s\",\"proceed\":%s,\"strict_ok\":%s,\"entries\":[", hop_word(e, ne, r),
-		       r == 0 ? "true" : "false", r == 0 && !report_strict_fails(e, ne) ? "true" : "false");
-		for (size_t i = 0; i < ne; i++) {
-			if (i)
-				fputc(',', stdout);
-			report_entry_json(&e[i]);
-		}
-		fputs("]}", stdout);
-		return 0;
-	}
+	*ret_s = report_summarize(*ret_e, *ret_n, r);
+	return 0;
+}
+
+/* One hop: a JSON object. */
+static int hop_print_json(const struct path_query *q, size_t a, size_t b)
+{
+	_cleanup_free_ struct luo_report_entry *e = NULL;
+	struct report_summary s;
+	size_t ne = 0;
+	int r = hop_report(q, a, b, &e, &ne, &s);
+
+	if (r < 0)
+		return r;
+	fputs("{\"from\":", stdout);
+	json_puts(stdout, q->paths[a]);
+	fputs(",\"to\":", stdout);
+	json_puts(stdout, q->paths[b]);
+	printf(",\"verdict\":\"%s\",\"proceed\":%s,\"strict_ok\":%s,\"entries\":", report_summary_word(&s),
+	       s.proceed ? "true" : "false", s.proceed && !s.strict_fails ? "true" : "false");
+	report_json(e, ne);
+	fputc('}', stdout);
+	return 0;
+}
+
+/* One hop: "hop N: A -> B: WORD (...)", then the report. */
+static int hop_print_text(const struct path_query *q, size_t a, size_t b, size_t step)
+{
+	_cleanup_free_ struct luo_report_entry *e = NULL;
+	struct report_summary s;
+	size_t ne = 0;
+	int r = hop_report(q, a, b, &e, &ne, &s);
+
+	if (r < 0)
+		return r;
 	if (step)
 		printf("hop %zu: ", step);
 	else
@@ -171,10 +180,10 @@ static int hop_print(const struct path_query *q, size_t a, size_t b, size_t step
 	text_puts(stdout, q->paths[a]);
 	fputs(" -> ", stdout);
 	text_puts(stdout, q->paths[b]);
-	printf(": %s%s\n", hop_word(e, ne, r),
-	       r != 0 ? " (would be refused)"
-	       : report_strict_fails(e, ne) ? " (would proceed, flagged: state dropped, downgraded or unproven)"
-					    : " (would proceed)");
+	printf(": %s%s\n", report_summary_word(&s),
+	       !s.proceed       ? " (would be refused)"
+	       : s.strict_fails ? " (would proceed, flagged: state dropped, downgraded or unproven)"
+				: " (would proceed)");
 	for (size_t i = 0; i < ne; i++) {
 		r = report_entry_print(&e[i]);
 		if (r < 0)
@@ -183,31 +192,35 @@ static int hop_print(const struct path_query *q, size_t a, size_t b, size_t step
 	return 0;
 }
 
-static int path_print(const struct path_query *q, const size_t *chain, size_t len, bool found, bool json)
+static int path_print_json(const struct path_query *q, const size_t *chain, size_t len, bool found)
 {
 	int r;
 
-	if (json) {
-		fputs("{\"from\":", stdout);
-		json_puts(stdout, q->paths[0]);
-		fputs(",\"to\":", stdout);
-		json_puts(stdout, q->paths[1]);
-		printf(",\"strict\":%s,\"direct\":", q->strict ? "true" : "false");
-		r = hop_print(q, 0, 1, 0, true);
+	fputs("{\"from\":", stdout);
+	json_puts(stdout, q->paths[0]);
+	fputs(",\"to\":", stdout);
+	json_puts(stdout, q->paths[1]);
+	printf(",\"strict\":%s,\"direct\":", q->strict ? "true" : "false");
+	r = hop_print_json(q, 0, 1);
+	if (r < 0)
+		return r;
+	printf(",\"found\":%s,\"hops\":[", found ? "true" : "false");
+	for (size_t i = 0; found && i + 1 < len; i++) {
+		if (i)
+			fputc(',', stdout);
+		r = hop_print_json(q, chain[i], chain[i + 1]);
 		if (r < 0)
 			return r;
-		printf(",\"found\":%s,\"hops\":[", found ? "true" : "false");
-		for (size_t i = 0; found && i + 1 < len; i++) {
-			if (i)
-				fputc(',', stdout);
-			r = hop_print(q, chain[i], chain[i + 1], i + 1, true);
-			if (r < 0)
-				return r;
-		}
-		fputs("]}\n", stdout);
-		return 0;
 	}
-	r = hop_print(q, 0, 1, 0, false);
+	fputs("]}\n", stdout);
+	return 0;
+}
+
+static int path_print_text(const struct path_query *q, const size_t *chain, size_t len, bool found)
+{
+	int r;
+
+	r = hop_print_text(q, 0, 1, 0);
 	if (r < 0)
 		return r;
 	if (!found) {
@@ -226,97 +239,92 @@ static int path_print(const struct path_query *q, const size_t *chain, size_t le
 	}
 	fputc('\n', stdout);
 	for (size_t i = 0; len > 2 && i + 1 < len; i++) {
-		r = hop_print(q, chain[i], chain[i + 1], i + 1, false);
+		r = hop_print_text(q, chain[i], chain[i + 1], i + 1);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
-int cmd_path(int argc, char **argv)
+/*
+ * FROM and TO, then the builds; one named twice (FROM among them) counts
+ * once. Return: -1 go on, or the exit status (bad usage, trouble).
+ */
+static int path_parse(int argc, char **argv, struct path_query *q)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "strict", no_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
-	_cleanup_free_ struct luo_manifest **m = NULL;
-	_cleanup_free_ unsigned char *hop = NULL;
-	_cleanup_free_ size_t *chain = NULL;
-	_cleanup_free_ char **paths = NULL;
-	struct path_query q = { 0 };
-	size_t n = 0, len = 0, given;
-	bool json = false, found = false;
-	int c, r;
+	size_t given = (size_t)argc;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'j':
-			json = true;
-			break;
-		case 's':
-			q.strict = true;
-			break;
-		default:
-			return usage_error(optopt ? "option takes no argument" : "unknown option", argv[optind - 1]);
-		}
-	}
-	given = (size_t)(argc - optind);
 	if (given < 3)
 		return usage_error("path: need FROM, TO and at least one BUILD", NULL);
 	if (given > PATH_BUILDS_MAX) {
 		fprintf(stderr, "luoctl: path: at most %d builds\n", PATH_BUILDS_MAX);
 		return EXIT_TROUBLE;
 	}
-	paths = calloc(given, sizeof(*paths));
-	m = calloc(given, sizeof(*m));
-	chain = calloc(given, sizeof(*chain));
-	if (!paths || !m || !chain) {
+	q->paths = calloc(given, sizeof(*q->paths));
+	if (!q->paths) {
 		print_error("path", -ENOMEM, NULL);
 		return EXIT_TROUBLE;
 	}
-	/* FROM and TO, then the builds; one named twice (FROM among them) counts once. */
 	for (size_t i = 0; i < given; i++) {
-		char *p = argv[optind + i];
+		char *p = argv[i];
 		bool dup = false;
 
-		for (size_t j = 0; j < n; j++)
-			dup |= strcmp(paths[j], p) == 0;
+		for (size_t j = 0; j < q->n; j++)
+			dup |= strcmp(q->paths[j], p) == 0;
 		if (dup && i < 2)
 			return usage_error("path: FROM and TO are the same", p);
 		if (!dup)
-			paths[n++] = p;
+			q->paths[q->n++] = p;
 	}
-	hop = calloc(n * n, 1);
-	if (!hop) {
-		print_error("path", -ENOMEM, NULL);
-		return EXIT_TROUBLE;
-	}
-	q = (struct path_query){ n, paths, m, hop, q.strict };
-	r = 0;
-	for (size_t i = 0; i < n && r == 0; i++)
-		r = manifest_read(paths[i], 0, &m[i]) < 0 ? -1 : 0; /* said on stderr */
-	if (r == 0)
-		r = path_edges(&q);
-	if (r == 0) {
-		r = path_find(&q, chain, &len);
-		found = r == 0;
-		if (r == -ENOENT)
-			r = 0;
-		if (r == 0)
-			r = path_print(&q, chain, len, found, json);
-	}
-	for (size_t i = 0; i < n; i++)
-		luo_manifest_free(m[i]);
+	return -1;
+}
+
+/*
+ * Read the manifests, negotiate the hops, find the chain (into @chain,
+ * q->n slots). 0 (*@ret_found says whether a chain was found), -1 said on
+ * stderr, or a negative errno.
+ */
+static int path_run(struct path_query *q, size_t *chain, size_t *ret_len, bool *ret_found)
+{
+	int r;
+
+	q->m = calloc(q->n, sizeof(*q->m));
+	q->hop = calloc(q->n * q->n, 1);
+	if (!q->m || !q->hop)
+		return -ENOMEM;
+	for (size_t i = 0; i < q->n; i++)
+		if (manifest_read(q->paths[i], 0, &q->m[i]) < 0)
+			return -1; /* said on stderr */
+	r = path_edges(q);
+	if (r < 0)
+		return r;
+	r = path_find(q, chain, ret_len);
+	*ret_found = r == 0;
+	return r == -ENOENT ? 0 : r;
+}
+
+int cmd_path(const struct cmd_opts *o, int argc, char **argv)
+{
+	_cleanup_free_ size_t *chain = NULL;
+	struct path_query q = { .strict = o->strict };
+	size_t len = 0;
+	bool found = false;
+	int r;
+
+	r = path_parse(argc, argv, &q);
 	if (r < 0) {
-		if (r != -1)
+		chain = calloc(q.n, sizeof(*chain));
+		r = chain ? path_run(&q, chain, &len, &found) : -ENOMEM;
+		if (r == 0)
+			r = o->json ? path_print_json(&q, chain, len, found) : path_print_text(&q, chain, len, found);
+		if (r < 0 && r != -1)
 			print_error("path", r, NULL);
-		return EXIT_TROUBLE;
+		r = r < 0 ? EXIT_TROUBLE : found ? 0 : EXIT_REFUSED;
 	}
-	return found ? 0 : EXIT_REFUSED;
+	for (size_t i = 0; q.m && i < q.n; i++)
+		luo_manifest_free(q.m[i]);
+	free(q.m);
+	free(q.hop);
+	free(q.paths);
+	return r;
 }

@@ -3,7 +3,7 @@
  * DOC: handover.c, luod's own live update (an exec handover of itself)
  *
  * Lifecycle: SIGHUP or an OP_UPDATE (root or luod's uid) asks for an
- * update (handover_request()). luod then drains: it stops reading new
+ * update (conn_update_request()). luod then drains: it stops reading new
  * requests -- they wait in the sockets, to be answered by the new image --
  * but lets deposits under way finish and queued replies go out, for at
  * most LUOD_UPDATE_DRAIN_MS. A connection still busy at the deadline (a
@@ -66,7 +66,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "conn.h"
+#include "handover.h"
 #include "luod.h"
+#include "table.h"
 #include "wire.h"
 
 #define TABLE_COMPONENT "luod-table"
@@ -415,21 +418,6 @@ static void update_now(struct luod *d)
 	}
 }
 
-int handover_request(struct luod *d, struct conn *requester, uint32_t seq, uint32_t reply_size)
-{
-	if (d->update_wanted)
-		return -EBUSY;
-	d->update_wanted = true;
-	d->update_conn = requester;
-	d->update_seq = seq;
-	d->update_reply_size = reply_size;
-	d->update_deadline_ms = luod_now_ms() + LUOD_UPDATE_DRAIN_MS;
-	if (requester)
-		luod_log("pid %d uid %u: self-update asked", requester->pid, requester->uid);
-	conn_resume_all(d); /* idle connections stop being read */
-	return 0;
-}
-
 void handover_poll(struct luod *d)
 {
 	bool busy = false;
@@ -499,6 +487,63 @@ static int restore_fds(struct luod *d, uint32_t n_tokens, int *tokfd)
 	return 0;
 }
 
+/*
+ * One held session of the table, its fds taken from @tokfd (those slots
+ * then -1). 0, or -ENOMEM / -EBADF (an fd did not come): the session is
+ * lost, its fds closed.
+ */
+static int restore_session(struct luod *d, const struct luod_session_v1 *rec, int *tokfd, struct conn **conns)
+{
+	struct held *h;
+	bool whole = true;
+
+	for (uint32_t j = 0; j < rec->n_fds; j++)
+		whole &= tokfd[rec->first_token + j] >= 0;
+	h = whole ? calloc(1, sizeof(*h)) : NULL;
+	if (h)
+		h->fds = malloc(sizeof(int) * rec->n_fds);
+	if (!h || !h->fds || !table_usage(d, rec->uid, true)) {
+		if (h)
+			free(h->fds);
+		free(h);
+		for (uint32_t j = 0; j < rec->n_fds; j++)
+			tokfd[rec->first_token + j] = safe_close(tokfd[rec->first_token + j]);
+		return whole ? -ENOMEM : -EBADF;
+	}
+	for (uint32_t j = 0; j < rec->n_fds; j++)
+		h->fds[j] = TAKE_FD(tokfd[rec->first_token + j]);
+	memcpy(h->name, rec->name, sizeof(h->name));
+	h->uid = rec->uid;
+	h->flags = rec->flags;
+	h->n_fds = rec->n_fds;
+	h->bytes = rec->bytes;
+	h->owner = rec->owner_conn != NO_CONN ? conns[rec->owner_conn] : NULL;
+	table_put(d, h);
+	h->deposited_s = rec->deposited_s;
+	h->updated_s = rec->updated_s;
+	h->generation = rec->generation;
+	return 0;
+}
+
+/*
+ * Answer the OP_UPDATE requester @c. Back by rollback: this is the old
+ * image again, the update did not happen, and the requester must not hear
+ * that it did.
+ */
+static void answer_requester(struct luod *d, const struct luod_table_v1 *t, struct conn *c)
+{
+	const char *why = NULL;
+	char reason[LUO_AGENT_REASON_SIZE];
+	int rb = luo_rollback(d->luo, &why);
+
+	if (rb < 0)
+		snprintf(reason, sizeof(reason), "self-update rolled back: %s (%s)", why ? why : "", strerror(-rb));
+	c->cur_op = LUO_AGENT_OP_UPDATE;
+	conn_reply(d, c, t->update_seq, t->update_reply_size, rb < 0 ? -EUCLEAN : 0, rb < 0 ? reason : NULL);
+	if (c->dead)
+		conn_close(d, c, c->dead_why);
+}
+
 int handover_restore(struct luod *d)
 {
 	_cleanup_free_ unsigned char *data = TAKE_PTR(incoming);
@@ -552,56 +597,13 @@ int handover_restore(struct luod *d)
 	}
 	for (uint32_t i = 0; i < t.n_sessions; i++, p += sizeof(struct luod_session_v1)) {
 		struct luod_session_v1 rec;
-		struct held *h;
-		bool whole = true;
 
 		memcpy(&rec, p, sizeof(rec));
-		for (uint32_t j = 0; j < rec.n_fds; j++)
-			whole &= tokfd[rec.first_token + j] >= 0;
-		h = whole ? calloc(1, sizeof(*h)) : NULL;
-		if (h)
-			h->fds = malloc(sizeof(int) * rec.n_fds);
-		if (!h || !h->fds || !table_usage(d, rec.uid, true)) {
-			if (h)
-				free(h->fds);
-			free(h);
-			for (uint32_t j = 0; j < rec.n_fds; j++)
-				tokfd[rec.first_token + j] = safe_close(tokfd[rec.first_token + j]);
-			lost++;
-			continue;
-		}
-		for (uint32_t j = 0; j < rec.n_fds; j++)
-			h->fds[j] = TAKE_FD(tokfd[rec.first_token + j]);
-		memcpy(h->name, rec.name, sizeof(h->name));
-		h->uid = rec.uid;
-		h->flags = rec.flags;
-		h->n_fds = rec.n_fds;
-		h->bytes = rec.bytes;
-		h->owner = rec.owner_conn != NO_CONN ? conns[rec.owner_conn] : NULL;
-		table_put(d, h);
-		h->deposited_s = rec.deposited_s;
-		h->updated_s = rec.updated_s;
-		h->generation = rec.generation;
+		lost += restore_session(d, &rec, tokfd, conns) < 0;
 	}
 	if (lost)
 		luod_log("handover: %u session(s) lost (an fd did not come, or out of memory)", lost);
-	if (t.update_conn != NO_CONN && conns[t.update_conn]) {
-		struct conn *c = conns[t.update_conn];
-		const char *why = NULL;
-		char reason[LUO_AGENT_REASON_SIZE];
-		/*
-		 * Back by rollback: this is the old image again, the update did
-		 * not happen, and the requester must not hear that it did.
-		 */
-		int rb = luo_rollback(d->luo, &why);
-
-		if (rb < 0)
-			snprintf(reason, sizeof(reason), "self-update rolled back: %s (%s)", why ? why : "",
-				 strerror(-rb));
-		c->cur_op = LUO_AGENT_OP_UPDATE;
-		conn_reply(d, c, t.update_seq, t.update_reply_size, rb < 0 ? -EUCLEAN : 0, rb < 0 ? reason : NULL);
-		if (c->dead)
-			conn_close(d, c, c->dead_why);
-	}
+	if (t.update_conn != NO_CONN && conns[t.update_conn])
+		answer_requester(d, &t, conns[t.update_conn]);
 	return 1;
 }

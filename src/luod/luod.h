@@ -3,16 +3,26 @@
 #define LUOD_H
 
 /*
- * DOC: luod's internal header
+ * DOC: luod's state and limits, and its base layer (base.c)
  *
- * luod is split by concept:
+ * luod is split by concept, in layers; each file calls only the files
+ * below it, never back, and has its own header for what it offers:
  *
  *   main.c      options, the socket, systemd, signals, the epoll loop
- *   table.c     held sessions keyed by (uid, name), per-uid usage, limits
- *   conn.c      one client connection: the request state machine, replies
- *               and the bounded output queue
- *   handover.c  luod's own live update: everything it holds mapped into
- *               libluo sessions and one component, and back
+ *     request.c   (request.h) the requests of agent.h on one connection:
+ *                 framing checks, the DEPOSIT state machine, the answers
+ *     handover.c  (handover.h) luod's own live update: everything it holds
+ *                 mapped into libluo sessions and one component, and back
+ *       conn.c      (conn.h) one client connection: accept, adopt, replies
+ *                   and the bounded output queue, in-flight fds, close
+ *         table.c     (table.h) held sessions keyed by (uid, name), per-uid
+ *                     usage, limits, the closer thread
+ *           base.c      (this header) the log, the clocks, epoll
+ *
+ * This header holds the state every layer reads (struct luod, struct conn,
+ * struct held) and the limits. A self-update asked for (conn.c) is state
+ * in struct luod that the loop hands to handover_poll(): the lower layer
+ * never calls the upper one.
  *
  * Everything runs on one thread -- but for the closer thread (table.c),
  * which only close()s fds whose close may wait for a filesystem -- and no
@@ -182,57 +192,10 @@ struct luod {
 	bool quit;
 };
 
-/* main.c */
+/* base.c: the log (one write per line on stderr), the clocks, epoll. */
 void luod_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t luod_now_s(void);
 uint64_t luod_now_ms(void);
 int luod_epoll_set(struct luod *d, int fd, void *src, uint32_t events, bool add);
-
-/* table.c */
-int table_init(struct luod *d);
-void table_free(struct luod *d);
-struct held *table_find(struct luod *d, uint32_t uid, const char *name);
-struct uid_usage *table_usage(struct luod *d, uint32_t uid, bool create);
-/* Take @h (filled, fds owned) in place of the session of its (uid, name). */
-void table_put(struct luod *d, struct held *h);
-void table_drop(struct luod *d, struct held *h);
-void held_free(struct held *h);
-/* fstat() from what the kernel has in memory (statx AT_STATX_DONT_SYNC): never blocks on a filesystem. */
-struct stat;
-int luod_fd_stat(int fd, struct stat *ret_st);
-/*
- * Close a fd a client gave (or its duplicate). A close() that may call
- * into a filesystem (FUSE_FLUSH waits for its server uninterruptibly) is
- * done on the closer thread, so that luod's loop never waits: anything but
- * pipes, sockets, anonymous inodes and shmem files. If the closer cannot
- * take it (its queue is full: it is stuck), the fd is left open and said.
- */
-int luod_closer_start(void);
-void luod_close_fd(int fd);
-void luod_close_fds(int *fds, size_t n);
-/* The blob check and byte count of a deposit: 0 or -EBADFD/-EFBIG/-errno. */
-int held_measure(const int *fds, uint32_t n_fds, uint64_t *ret_bytes, char *reason, size_t len);
-
-/* conn.c */
-int conn_accept(struct luod *d);
-void conn_event(struct luod *d, struct conn *c, uint32_t events);
-void conn_close(struct luod *d, struct conn *c, enum conn_close_why why);
-/* Start reading again (after an update was refused or done). */
-void conn_resume_all(struct luod *d);
-int conn_adopt(struct luod *d, int fd, struct conn **ret_conn);
-void conn_reply(struct luod *d, struct conn *c, uint32_t seq, uint32_t reply_size, int error,
-		const char *reason);
-bool conn_busy(const struct conn *c);
-/* Close the connections busy for more than LUOD_STALL_MS; how many. */
-unsigned conn_expire(struct luod *d);
-
-/* handover.c */
-int handover_register(void);
-/* After luo_open(): adopt what the previous image held, if anything. 1 adopted, 0 fresh. */
-int handover_restore(struct luod *d);
-/* Ask for a self-update; -EBUSY if one is wanted already. */
-int handover_request(struct luod *d, struct conn *requester, uint32_t seq, uint32_t reply_size);
-/* Called from the loop: run the update once nothing is under way or the drain timed out. */
-void handover_poll(struct luod *d);
 
 #endif /* LUOD_H */

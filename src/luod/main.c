@@ -30,7 +30,6 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +44,11 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "conn.h"
+#include "handover.h"
 #include "luod.h"
+#include "request.h"
+#include "table.h"
 
 #ifndef LUOD_VERSION
 #define LUOD_VERSION "unknown"
@@ -54,51 +57,6 @@
 #define LUOD_EPOLL_BATCH 64
 /* Fds kept for luod's own use (epoll, signalfd, stdio, libluo's blob) besides connections. */
 #define LUOD_FDS_RESERVED 64u
-
-void luod_log(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	int n;
-
-	n = snprintf(line, sizeof(line), "luod[%d]: ", (int)getpid());
-	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
-		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	/* One write per line: lines of concurrent writers do not mix. */
-	(void)!write(STDERR_FILENO, line, (size_t)n);
-}
-
-uint64_t luod_now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec;
-}
-
-uint64_t luod_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int luod_epoll_set(struct luod *d, int fd, void *src, uint32_t events, bool add)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = src };
-
-	if (epoll_ctl(d->epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) < 0)
-		return -errno;
-	return 0;
-}
 
 /* Strict: digits only, no sign, no overflow, within [min, max]. */
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
@@ -279,7 +237,7 @@ static int socket_listen(const struct options *o, int *ret_fd)
 	return 0;
 }
 
-/* Raise RLIMIT_NOFILE to its hard limit; size the held-fds budget by it. */
+/* Raise RLIMIT_NOFILE to its hard limit; size the held-fds budget by it, and clamp --max-fds to it. */
 static void fd_budget(struct luod *d)
 {
 	struct rlimit rl;
@@ -304,6 +262,12 @@ static void fd_budget(struct luod *d)
 		}
 	}
 	d->held_fds_max = budget;
+	/* One uid may not be promised more than luod can hold for all. */
+	if (d->lim.max_fds > d->held_fds_max) {
+		luod_log("--max-fds %" PRIu64 " is more than luod can hold for all uids (%" PRIu64 "): clamped",
+			 d->lim.max_fds, d->held_fds_max);
+		d->lim.max_fds = d->held_fds_max;
+	}
 }
 
 static void notify(const char *state)
@@ -320,7 +284,7 @@ static void handle_signals(struct luod *d)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			luod_log("SIGHUP from pid %u: self-update asked", si.ssi_pid);
-			if (handover_request(d, NULL, 0, 0) < 0)
+			if (conn_update_request(d, NULL, 0, 0) < 0)
 				luod_log("an update is already under way");
 			break;
 		case SIGTERM:
@@ -450,7 +414,7 @@ static void loop(struct luod *d)
 				handle_signals(d);
 				break;
 			case LUOD_SRC_CONN:
-				conn_event(d, (struct conn *)k, evs[i].events);
+				request_event(d, (struct conn *)k, evs[i].events);
 				break;
 			}
 		}
@@ -464,12 +428,47 @@ static void loop(struct luod *d)
 	}
 }
 
+/* What libluo says of the previous image, if anything went wrong. */
+static void log_incoming(struct luod *d)
+{
+	const char *reason;
+	int r;
+
+	r = luo_incoming_error(d->luo, &reason);
+	if (r < 0)
+		luod_log("the previous image's handover was refused (%s: %s): starting empty", strerror(-r),
+			 reason ? reason : "");
+	if (luo_rollback(d->luo, &reason) < 0)
+		luod_log("back from a failed self-update: %s", reason ? reason : "");
+}
+
+/* Nothing adopted: our binary's path, the start time, the socket. 0, or -1 said on stderr. */
+static int start_fresh(struct luod *d, const struct options *o)
+{
+	char exe[PATH_MAX];
+	int r;
+
+	if (!realpath("/proc/self/exe", exe) || strlen(exe) >= sizeof(d->exe)) {
+		fprintf(stderr, "luod: cannot resolve its own binary: %s\n", strerror(errno));
+		return -1;
+	}
+	snprintf(d->exe, sizeof(d->exe), "%s", exe);
+	d->started_s = luod_now_s();
+	if (socket_dir(o, d->euid) < 0 || socket_listen(o, &d->listen_fd) < 0)
+		return -1;
+	r = luod_epoll_set(d, d->listen_fd, &d->listen_src, EPOLLIN, true);
+	if (r < 0) {
+		fprintf(stderr, "luod: epoll: %s\n", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct luod daemon = { .epfd = -1, .listen_fd = -1, .sig_fd = -1 };
 	struct luod *d = &daemon;
 	struct options o = { 0 };
-	const char *reason;
 	sigset_t mask;
 	int r, adopted;
 
@@ -501,19 +500,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "luod: luo_open: %s\n", strerror(-r));
 		return 1;
 	}
-	r = luo_incoming_error(d->luo, &reason);
-	if (r < 0)
-		luod_log("the previous image's handover was refused (%s: %s): starting empty", strerror(-r),
-			 reason ? reason : "");
-	if (luo_rollback(d->luo, &reason) < 0)
-		luod_log("back from a failed self-update: %s", reason ? reason : "");
+	log_incoming(d);
 	fd_budget(d);
-	/* One uid may not be promised more than luod can hold for all. */
-	if (d->lim.max_fds > d->held_fds_max) {
-		luod_log("--max-fds %" PRIu64 " is more than luod can hold for all uids (%" PRIu64 "): clamped",
-			 d->lim.max_fds, d->held_fds_max);
-		d->lim.max_fds = d->held_fds_max;
-	}
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0 || table_init(d) < 0) {
 		fprintf(stderr, "luod: %s\n", strerror(errno));
@@ -524,23 +512,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "luod: cannot adopt the previous image's state: %s\n", strerror(-adopted));
 		return 1;
 	}
-	if (!adopted) {
-		char exe[PATH_MAX];
-
-		if (!realpath("/proc/self/exe", exe) || strlen(exe) >= sizeof(d->exe)) {
-			fprintf(stderr, "luod: cannot resolve its own binary: %s\n", strerror(errno));
-			return 1;
-		}
-		snprintf(d->exe, sizeof(d->exe), "%s", exe);
-		d->started_s = luod_now_s();
-		if (socket_dir(&o, d->euid) < 0 || socket_listen(&o, &d->listen_fd) < 0)
-			return 1;
-		r = luod_epoll_set(d, d->listen_fd, &d->listen_src, EPOLLIN, true);
-		if (r < 0) {
-			fprintf(stderr, "luod: epoll: %s\n", strerror(-r));
-			return 1;
-		}
-	}
+	if (!adopted && start_fresh(d, &o) < 0)
+		return 1;
 	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->sig_fd < 0 || luod_epoll_set(d, d->sig_fd, &d->sig_src, EPOLLIN, true) < 0) {
 		fprintf(stderr, "luod: signalfd: %s\n", strerror(errno));

@@ -40,6 +40,7 @@
 
 #include "cleanup.h"
 #include "luod.h"
+#include "table.h"
 
 #define TABLE_HASH_SIZE 4096u /* buckets; chains stay short up to LUOD_HELD_FDS_MAX sessions */
 
