@@ -46,8 +46,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -62,6 +64,8 @@ static char dir[64], sock_path[100];
 static pid_t luod_pid = -1;
 static int luod_bad_exit; /* a luod that did not exit 0 on SIGTERM (a sanitizer's report, say) */
 static uint32_t seq_counter = 100;
+static rlim_t luod_nofile;             /* RLIMIT_NOFILE (soft and hard) for luod, 0: inherited */
+static const char *luod_stderr_path;   /* luod's log goes there, NULL: inherited */
 
 #define CHECK(cond, ...)                                                                                 \
 	do {                                                                                             \
@@ -155,6 +159,18 @@ static void start_luod(const char *extra1, const char *extra2, const char *extra
 	luod_pid = fork();
 	CHECK(luod_pid >= 0, "fork");
 	if (luod_pid == 0) {
+		if (luod_nofile) {
+			struct rlimit rl = { luod_nofile, luod_nofile };
+
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				_exit(126);
+		}
+		if (luod_stderr_path) {
+			int fd = open(luod_stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+			if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+				_exit(126);
+		}
 		execv(luod_bin, (char *const *)argv);
 		_exit(127);
 	}
@@ -1866,12 +1882,241 @@ static void test_update_rollback(const char *refuse_bin)
 	unlink(orig);
 }
 
+/* ------------------------------------------------------------------------ */
+/* quota: what another uid may not make luod hold uncounted                  */
+
+/*
+ * As uid 65534, against --max-bytes 1 MiB: a sealed 16 MiB memfd is
+ * refused -EDQUOT; an O_PATH fd to an unsealed memfd (F_GET_SEALS does
+ * not answer on it; the memfd could be grown once deposited) is refused
+ * -EBADFD, so is one to a sealed memfd, and a memfd_secret file (if the
+ * kernel has them); an O_PATH fd to a directory and a small sealed memfd
+ * are accepted.
+ */
+static int opath_part(void)
+{
+	char reason[LUO_AGENT_REASON_SIZE], path[64];
+	int c = cl_connect_once(), fds[2], m, r;
+	const uint32_t keep = LUO_AGENT_DEPOSIT_KEEP_ON_CRASH;
+
+	UCHECK(c >= 0, 40);
+	fds[0] = make_blob("opath");
+	fds[1] = make_sized_memfd(NULL, 0, 16u << 20);
+	r = deposit(c, "big", keep, fds, 2, reason);
+	close(fds[1]);
+	if (r != -EDQUOT)
+		fprintf(stderr, "16 MiB sealed: %s (%s)\n", strerror(-r), reason);
+	UCHECK(r == -EDQUOT && strstr(reason, "max-bytes"), 41);
+
+	m = memfd_create("grow", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	UCHECK(m >= 0 && write(m, "x", 1) == 1, 42);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", m);
+	fds[1] = open(path, O_PATH | O_CLOEXEC);
+	UCHECK(fds[1] >= 0, 43);
+	r = deposit(c, "opath", keep, fds, 2, reason);
+	close(fds[1]);
+	if (r != -EBADFD)
+		fprintf(stderr, "O_PATH to an unsealed memfd: %s (%s)\n", strerror(-r), reason);
+	UCHECK(r == -EBADFD && strstr(reason, "O_PATH"), 44);
+	/* Sealed, it is still an O_PATH fd: nothing luod could check. */
+	UCHECK(fcntl(m, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0, 45);
+	fds[1] = open(path, O_PATH | O_CLOEXEC);
+	UCHECK(fds[1] >= 0, 46);
+	r = deposit(c, "opath", keep, fds, 2, reason);
+	close(fds[1]);
+	UCHECK(r == -EBADFD, 47);
+	close(m);
+
+#ifdef SYS_memfd_secret
+	/* Unsealable memory (absent when the kernel has secretmem off: ENOSYS). */
+	fds[1] = (int)syscall(SYS_memfd_secret, O_CLOEXEC);
+	UCHECK(fds[1] >= 0 || errno == ENOSYS, 53);
+	if (fds[1] >= 0) {
+		r = deposit(c, "secret", keep, fds, 2, reason);
+		close(fds[1]);
+		if (r != -EBADFD)
+			fprintf(stderr, "memfd_secret: %s (%s)\n", strerror(-r), reason);
+		UCHECK(r == -EBADFD && strstr(reason, "memfd_secret"), 52);
+	}
+#endif
+	fds[1] = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	UCHECK(fds[1] >= 0, 48);
+	r = deposit(c, "dir", keep, fds, 2, reason);
+	close(fds[1]);
+	if (r != 0)
+		fprintf(stderr, "O_PATH to /: %s (%s)\n", strerror(-r), reason);
+	UCHECK(r == 0, 49);
+	fds[1] = make_sized_memfd("sealed", 6, 4096);
+	r = deposit(c, "sealed", keep, fds, 2, reason);
+	close_all(fds, 2);
+	if (r != 0)
+		fprintf(stderr, "4 KiB sealed: %s (%s)\n", strerror(-r), reason);
+	UCHECK(r == 0, 50);
+	UCHECK(simple(c, LUO_AGENT_OP_DETACH, 0, NULL, NULL) == 0, 51);
+	close(c);
+	return 0;
+}
+
+/*
+ * The fd budget, made small: RLIMIT_NOFILE 1088 + 2 * 80 gives luod 80
+ * held fds (LUOD_FDS_RESERVED 64, LUOD_CONNECTIONS_MAX 1024), 10 of them
+ * root's alone (1/8); the default --max-fds 16384 is clamped to half of
+ * the other 70: 35. Sessions of 5 fds.
+ */
+#define BUDGET_NOFILE (1088 + 2 * 80)
+#define BUDGET_SHARE 35
+#define BUDGET_ROOT_RESERVE 10
+#define BUDGET_SESSION_FDS 5
+
+static int budget_fill(char tag, int want_last)
+{
+	char reason[LUO_AGENT_REASON_SIZE], name[16];
+	int c = cl_connect_once(), fds[BUDGET_SESSION_FDS], r = 0;
+	int i;
+
+	UCHECK(c >= 0, 60);
+	for (i = 0; i < BUDGET_SHARE / BUDGET_SESSION_FDS + 1; i++) {
+		snprintf(name, sizeof(name), "%c%d", tag, i);
+		fds[0] = make_blob("budget");
+		for (int k = 1; k < BUDGET_SESSION_FDS; k++)
+			fds[k] = make_memfd("f", 1);
+		r = deposit(c, name, LUO_AGENT_DEPOSIT_KEEP_ON_CRASH, fds, BUDGET_SESSION_FDS, reason);
+		close_all(fds, BUDGET_SESSION_FDS);
+		if (r < 0)
+			break;
+	}
+	if (want_last == -EDQUOT && !(r == -EDQUOT && i == BUDGET_SHARE / BUDGET_SESSION_FDS))
+		fprintf(stderr, "uid %u: %d sessions, then %s (%s)\n", (unsigned)getuid(), i, strerror(-r), reason);
+	UCHECK(want_last != -EDQUOT || (r == -EDQUOT && i == BUDGET_SHARE / BUDGET_SESSION_FDS &&
+					 strstr(reason, "max-fds")), 61);
+	if (want_last == -ENFILE && !(r == -ENFILE && i == 0))
+		fprintf(stderr, "uid %u: %d sessions, then %s (%s)\n", (unsigned)getuid(), i, strerror(-r), reason);
+	UCHECK(want_last != -ENFILE || (r == -ENFILE && i == 0), 62);
+	UCHECK(simple(c, LUO_AGENT_OP_DETACH, 0, NULL, NULL) == 0, 63);
+	close(c);
+	return 0;
+}
+
+static int budget_nobody(void)
+{
+	return budget_fill('n', -EDQUOT);
+}
+
+static int budget_other(void)
+{
+	return budget_fill('o', -EDQUOT);
+}
+
+static int budget_third(void)
+{
+	return budget_fill('t', -ENFILE);
+}
+
+static void test_quota(void)
+{
+	char reason[LUO_AGENT_REASON_SIZE], name[16];
+	struct luo_agent_status st;
+	int c, r, fds[BUDGET_SESSION_FDS], i;
+
+	if (geteuid() != 0) {
+		printf("SKIP: needs root (to run clients as other uids)\n");
+		exit(77);
+	}
+	CHECK(chmod(dir, 0755) == 0, "chmod");
+	start_luod("--socket-mode", "0666", "--max-bytes", "1048576");
+	r = as_user(65534, opath_part);
+	CHECK(r == 0, "uid 65534 O_PATH part failed (%d)", r);
+	c = cl_connect();
+	CHECK(status(c, &st) == 0 && st.fds == 4 && st.bytes <= 4096 + 64, "held: %llu fds, %llu bytes",
+	      (unsigned long long)st.fds, (unsigned long long)st.bytes);
+	close(c);
+	stop_luod();
+	CHECK(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+
+	luod_nofile = BUDGET_NOFILE;
+	start_luod("--socket-mode", "0666", NULL, NULL);
+	luod_nofile = 0;
+	c = cl_connect();
+	CHECK(status(c, &st) == 0 && st.max_fds == BUDGET_SHARE, "--max-fds clamped to %llu, want %d",
+	      (unsigned long long)st.max_fds, BUDGET_SHARE);
+	/* One uid fills its share (-EDQUOT past it), another uid still deposits its own. */
+	r = as_user(65534, budget_nobody);
+	CHECK(r == 0, "uid 65534 fills its share (%d)", r);
+	r = as_user(65533, budget_other);
+	CHECK(r == 0, "uid 65533 fills its share (%d)", r);
+	/* The uids other than root hold all but root's reserve: a third is refused -ENFILE. */
+	r = as_user(65532, budget_third);
+	CHECK(r == 0, "uid 65532 refused -ENFILE (%d)", r);
+	/* Root deposits into its reserve, and no further. */
+	for (i = 0; i < BUDGET_ROOT_RESERVE / BUDGET_SESSION_FDS + 1; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		fds[0] = make_blob("root");
+		for (int k = 1; k < BUDGET_SESSION_FDS; k++)
+			fds[k] = make_memfd("f", 1);
+		r = deposit(c, name, 0, fds, BUDGET_SESSION_FDS, reason);
+		close_all(fds, BUDGET_SESSION_FDS);
+		if (r < 0)
+			break;
+	}
+	CHECK(i == BUDGET_ROOT_RESERVE / BUDGET_SESSION_FDS && r == -ENFILE, "root: %d sessions, then %s (%s)", i,
+	      strerror(-r), reason);
+	CHECK(status(c, &st) == 0 && st.fds == 2 * BUDGET_SHARE + BUDGET_ROOT_RESERVE, "held %llu fds",
+	      (unsigned long long)st.fds);
+	close(c);
+	stop_luod();
+}
+
+/* ------------------------------------------------------------------------ */
+/* log: a hostile name is one escaped log line                               */
+
+static void test_log(void)
+{
+	static const char evil[] = "ev\nluod[1]: started: FAKE LINE \x1b[31mred";
+	static const char escaped[] = "ev\\x0aluod[1]: started: FAKE LINE \\x1b[31mred";
+	char reason[LUO_AGENT_REASON_SIZE], logp[96], buf[8192];
+	int c, r, fd, lines = 0, hits = 0;
+	ssize_t n;
+
+	snprintf(logp, sizeof(logp), "%s/luod.log", dir);
+	luod_stderr_path = logp;
+	start_luod("--max-sessions", "1", NULL, NULL);
+	luod_stderr_path = NULL;
+	c = cl_connect();
+	r = deposit_n(c, "first", 2, 0, reason);
+	CHECK(r == 0, "first: %s", reason);
+	r = deposit_n(c, evil, 2, 0, reason);
+	CHECK(r == -EDQUOT, "the evil name past max-sessions: %s (%s)", strerror(-r), reason);
+	close(c);
+	stop_luod();
+	fd = open(logp, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0, "open %s", logp);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	unlink(logp);
+	rmdir(dir);
+	CHECK(n > 0, "read the log");
+	buf[n] = '\0';
+	for (char *line = buf, *end; *line; line = end + 1) {
+		end = strchr(line, '\n');
+		CHECK(end, "the log ends with a newline");
+		*end = '\0';
+		lines++;
+		CHECK(strncmp(line, "luod[", 5) == 0, "a line not luod's: %s", line);
+		CHECK(strncmp(line, "luod[1]", 7) != 0, "a forged line: %s", line);
+		for (const char *p = line; *p; p++)
+			CHECK((unsigned char)*p >= 0x20 && (unsigned char)*p != 0x7f, "a control byte in: %s", line);
+		if (strstr(line, escaped))
+			hits++;
+	}
+	CHECK(hits == 1, "%d log lines with the escaped name, want 1 (of %d)", hits, lines);
+}
+
 int main(int argc, char **argv)
 {
 	int before, after;
 
 	if (argc != 3 && !(argc == 4 && (strcmp(argv[2], "update-rollback") == 0 || strcmp(argv[2], "fuse") == 0))) {
-		fprintf(stderr, "usage: test-luod LUOD basic|malformed|limits|users|trust|crash|update|update-refused\n"
+		fprintf(stderr, "usage: test-luod LUOD basic|malformed|limits|users|trust|inflight|quota|log|crash|update|update-refused\n"
 				"       test-luod LUOD update-rollback LUOD_REFUSE\n"
 				"       test-luod LUOD fuse HANGFS\n");
 		return 2;
@@ -1897,6 +2142,10 @@ int main(int argc, char **argv)
 		test_crash();
 	else if (strcmp(argv[2], "inflight") == 0)
 		test_inflight();
+	else if (strcmp(argv[2], "quota") == 0)
+		test_quota();
+	else if (strcmp(argv[2], "log") == 0)
+		test_log();
 	else if (strcmp(argv[2], "trust") == 0)
 		test_trust();
 	else if (strcmp(argv[2], "update") == 0)

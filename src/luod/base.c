@@ -16,9 +16,16 @@
 
 #include "luod.h"
 
+/*
+ * Names, paths and reasons in a line may come from clients: every control
+ * byte (< 0x20, 0x7f) is written as \xNN, as luoctl prints them, so a
+ * session name can neither end the line and forge the next one nor send
+ * escape sequences to a terminal. A line is one line, whatever it says.
+ */
 void luod_log(const char *fmt, ...)
 {
-	char line[1024];
+	char line[LUOD_LOG_LINE_MAX], out[LUOD_LOG_LINE_MAX * 4 + 1];
+	size_t k = 0;
 	va_list ap;
 	int n;
 
@@ -29,11 +36,25 @@ void luod_log(const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
+	if ((size_t)n >= sizeof(line))
+		n = (int)sizeof(line) - 1; /* truncated */
+	for (int i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c < 0x20 || c == 0x7f) {
+			static const char hex[] = "0123456789abcdef";
+
+			out[k++] = '\\';
+			out[k++] = 'x';
+			out[k++] = hex[c >> 4];
+			out[k++] = hex[c & 15];
+		} else {
+			out[k++] = (char)c;
+		}
+	}
+	out[k++] = '\n';
 	/* One write per line: lines of concurrent writers do not mix. */
-	(void)!write(STDERR_FILENO, line, (size_t)n);
+	(void)!write(STDERR_FILENO, out, k);
 }
 
 uint64_t luod_now_s(void)

@@ -446,10 +446,10 @@ int conn_retrieve_admit(struct luod *d, struct conn *c, uint64_t n)
 				 (unsigned long long)u->inflight_fds, (unsigned long long)d->retrieves_refused);
 		return -EDQUOT;
 	}
-	if (d->inflight_fds + n > d->held_fds_max) {
+	if (d->inflight_fds + n > luod_held_fds_limit(d, c->uid)) {
 		for (struct conn *o = d->conns; o; o = o->next)
 			inflight_refresh(d, o);
-		if (d->inflight_fds + n > d->held_fds_max)
+		if (d->inflight_fds + n > luod_held_fds_limit(d, c->uid))
 			return -ENFILE;
 	}
 	return 0;

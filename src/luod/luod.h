@@ -62,6 +62,16 @@
  * libluo sessions, which hold LUO_FILES_MAX files at most.
  */
 #define LUOD_HELD_FDS_MAX (LUO_FILES_MAX - LUOD_CONNECTIONS_MAX - 16u)
+/*
+ * Of that budget, 1/LUOD_HELD_FDS_ROOT_RESERVE_DIV is root's alone: the
+ * other uids together stop short of it (-ENFILE), so root's deposits and
+ * retrieves go on while they are all at their limits. And --max-fds is
+ * clamped to 1/LUOD_HELD_FDS_UID_SHARE_DIV of what the other uids share:
+ * one uid never holds it all (a low RLIMIT_NOFILE shrinks the budget
+ * below the default --max-fds).
+ */
+#define LUOD_HELD_FDS_ROOT_RESERVE_DIV 8u
+#define LUOD_HELD_FDS_UID_SHARE_DIV 2u
 /* Bytes of replies queued for one slow reader (a LIST of every session fits). */
 #define LUOD_OUTQ_BYTES_MAX (16u << 20)
 /*
@@ -164,6 +174,7 @@ struct luod {
 	enum luod_source_kind listen_src, sig_src;
 	struct luod_limits lim;
 	uint64_t held_fds_max;          /* LUOD_HELD_FDS_MAX, or less if RLIMIT_NOFILE is lower */
+	uint64_t held_fds_root_reserve; /* the part of held_fds_max only root may use */
 	/* Connections. */
 	struct conn *conns;
 	uint32_t n_conns;
@@ -192,7 +203,16 @@ struct luod {
 	bool quit;
 };
 
-/* base.c: the log (one write per line on stderr), the clocks, epoll. */
+/* A log line before its control bytes are escaped (4 bytes each). */
+#define LUOD_LOG_LINE_MAX 1024u
+
+/* Fds all uids together may have held (or in flight in replies) for a request of @uid's. */
+static inline uint64_t luod_held_fds_limit(const struct luod *d, uint32_t uid)
+{
+	return uid == 0 ? d->held_fds_max : d->held_fds_max - d->held_fds_root_reserve;
+}
+
+/* base.c: the log (one write per line on stderr; control bytes as \xNN), the clocks, epoll. */
 void luod_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t luod_now_s(void);
 uint64_t luod_now_ms(void);

@@ -237,11 +237,14 @@ static int socket_listen(const struct options *o, int *ret_fd)
 	return 0;
 }
 
-/* Raise RLIMIT_NOFILE to its hard limit; size the held-fds budget by it, and clamp --max-fds to it. */
+/*
+ * Raise RLIMIT_NOFILE to its hard limit; size the held-fds budget by it,
+ * keep root's reserve of it, and clamp --max-fds to a uid's share of the rest.
+ */
 static void fd_budget(struct luod *d)
 {
 	struct rlimit rl;
-	uint64_t budget = LUOD_HELD_FDS_MAX;
+	uint64_t budget = LUOD_HELD_FDS_MAX, share;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		if (rl.rlim_cur < rl.rlim_max) {
@@ -262,11 +265,16 @@ static void fd_budget(struct luod *d)
 		}
 	}
 	d->held_fds_max = budget;
-	/* One uid may not be promised more than luod can hold for all. */
-	if (d->lim.max_fds > d->held_fds_max) {
-		luod_log("--max-fds %" PRIu64 " is more than luod can hold for all uids (%" PRIu64 "): clamped",
-			 d->lim.max_fds, d->held_fds_max);
-		d->lim.max_fds = d->held_fds_max;
+	d->held_fds_root_reserve = budget / LUOD_HELD_FDS_ROOT_RESERVE_DIV;
+	/* One uid may not be promised what all the others share. */
+	share = (budget - d->held_fds_root_reserve) / LUOD_HELD_FDS_UID_SHARE_DIV;
+	if (share == 0)
+		share = 1; /* --max-fds is 1 at least; deposits then meet -ENFILE */
+	if (d->lim.max_fds > share) {
+		luod_log("--max-fds %" PRIu64 " is more than 1/%u of what luod can hold for the uids other than root "
+			 "(%" PRIu64 " of %" PRIu64 "): clamped to %" PRIu64,
+			 d->lim.max_fds, LUOD_HELD_FDS_UID_SHARE_DIV, budget - d->held_fds_root_reserve, budget, share);
+		d->lim.max_fds = share;
 	}
 }
 
@@ -526,8 +534,9 @@ int main(int argc, char **argv)
 			 d->lu_number, d->n_sessions, d->n_fds, d->n_conns);
 	else
 		luod_log("started: %s on %s, limits per uid: %" PRIu64 " sessions, %" PRIu64 " fds, %" PRIu64
-			 " bytes; %" PRIu64 " fds held at most",
-			 LUOD_VERSION, o.path, d->lim.max_sessions, d->lim.max_fds, d->lim.max_bytes, d->held_fds_max);
+			 " bytes; %" PRIu64 " fds held at most, %" PRIu64 " of them for root alone",
+			 LUOD_VERSION, o.path, d->lim.max_sessions, d->lim.max_fds, d->lim.max_bytes, d->held_fds_max,
+			 d->held_fds_root_reserve);
 	notify("READY=1\nSTATUS=serving");
 
 	loop(d);

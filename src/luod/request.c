@@ -203,8 +203,10 @@ static void op_deposit(struct luod *d, struct conn *c, const struct luo_agent_re
 				 (unsigned long long)(u->fds - (old ? old->n_fds : 0) + u->pending_fds + q->n_fds),
 				 (unsigned long long)d->lim.max_fds);
 			deposit_fail(c, -EDQUOT, buf);
-		} else if (d->n_fds + d->pending_fds > d->held_fds_max) {
-			deposit_fail(c, -ENFILE, "the agent holds as many fds as it can (held-fds limit)");
+		} else if (d->n_fds + d->pending_fds > luod_held_fds_limit(d, c->uid)) {
+			deposit_fail(c, -ENFILE, c->uid == 0 ? "the agent holds as many fds as it can (held-fds limit)"
+							     : "the agent holds as many fds as it can for uids other "
+							       "than root (held-fds limit less root's reserve)");
 		}
 	}
 	if (!c->dep_err) {

@@ -286,6 +286,13 @@ void luod_close_fds(int *fds, size_t n)
  *   and shrink, so that the size counted now is the size held for ever
  *   (libluo's memfd handler seals so at preserve); an unsealed one could
  *   be deposited empty and grown to any size afterwards;
+ * - an O_PATH fd is refused unless it names a directory: F_GET_SEALS
+ *   does not answer on it (EBADF), yet it keeps the file it names alive,
+ *   so an unsealed memfd reached by /proc/self/fd/N with O_PATH would be
+ *   counted at its size of the deposit and grown afterwards;
+ * - an io_uring instance is refused: files and buffers registered with
+ *   it (also after the deposit, by the depositor's copy) would be held by
+ *   luod, uncounted; a memfd_secret file is refused: unsealable memory;
  * - an AF_UNIX socket is refused: fds in flight in its queue would be
  *   held by luod, uncounted (a socketpair can carry thousands);
  * - anything else is counted by the size the kernel has in memory
@@ -295,10 +302,16 @@ void luod_close_fds(int *fds, size_t n)
 static int held_measure_fd(int fd, uint32_t i, uint64_t *bytes, char *reason, size_t len)
 {
 	const int frozen = F_SEAL_GROW | F_SEAL_SHRINK;
-	int seals = fcntl(fd, F_GET_SEALS), domain = 0, r;
+	int seals = fcntl(fd, F_GET_SEALS), fl = fcntl(fd, F_GETFL), domain = 0, r;
 	socklen_t dlen = sizeof(domain);
+	char path[64], target[64];
 	struct stat st;
+	ssize_t n;
 
+	if (fl < 0) {
+		snprintf(reason, len, "fcntl(F_GETFL) of fd %u: %s", i, strerror(errno));
+		return -EBADFD;
+	}
 	if (seals >= 0 && (seals & frozen) != frozen) {
 		snprintf(reason, len, "fd %u is a memfd whose size is not sealed (F_SEAL_GROW | F_SEAL_SHRINK)", i);
 		return -EBADFD;
@@ -307,6 +320,25 @@ static int held_measure_fd(int fd, uint32_t i, uint64_t *bytes, char *reason, si
 	if (r < 0) {
 		snprintf(reason, len, "statx of fd %u: %s", i, strerror(-r));
 		return r;
+	}
+	if ((fl & O_PATH) && !S_ISDIR(st.st_mode)) {
+		snprintf(reason, len, "fd %u is an O_PATH fd to a file (its size cannot be sealed or counted)", i);
+		return -EBADFD;
+	}
+	/* What anonymous files are (no call into a filesystem: /proc answers). */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n > 0) {
+		target[n] = '\0';
+		if (strcmp(target, "anon_inode:[io_uring]") == 0) {
+			snprintf(reason, len, "fd %u is an io_uring (files and buffers registered with it would go "
+					      "uncounted)", i);
+			return -EBADFD;
+		}
+		if (strncmp(target, "/secretmem", 10) == 0) {
+			snprintf(reason, len, "fd %u is a memfd_secret file (its size cannot be sealed)", i);
+			return -EBADFD;
+		}
 	}
 	if (S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 &&
 	    domain == AF_UNIX) {
