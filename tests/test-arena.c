@@ -55,7 +55,7 @@
 
 #include "luo/luo.h"
 #include "test-util.h"
-#include "../src/lib/heap.h" /* only to aim the corruption at the allocator's map */
+#include "../src/lib/arena/heap.h" /* only to aim the corruption at the allocator's map */
 
 #define MAIN_ARENA_SIZE ((size_t)256 << 20)
 #define N_FULL 1000000u

@@ -8,12 +8,11 @@
 # pages; and no Greek letter stands in for a symbol (the negotiation rule's
 # intersection once rendered as a Gamma).
 #
-# usage: test-man.sh MAN_DIR LUO_H BUILD_MAN_DIR [MORE_HEADERS...]
+# usage: test-man.sh MAN_DIR INCLUDE_LUO_DIR BUILD_MAN_DIR
 set -euo pipefail
 man=$1
 header=$2
 built=$3
-shift 3
 fail() { echo "not ok - $*"; exit 1; }
 groups="luo_open luo_session luo_update luo_component luo_arena luo_file_handler luo_agent"
 
@@ -27,8 +26,10 @@ done
 [ "$n" -ge 13 ] || fail "only $n pages in $man"
 echo "ok - $n pages render with groff -ww -man -Tutf8, no warning"
 
-want=$(cat "$header" "$@" | grep -v '#define' | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort -u)
-[ "$(wc -w <<< "$want")" -ge 50 ] || fail "only $(wc -w <<< "$want") functions found in $header $*"
+# A directory: every public header in it (luo.h's contracts: service.h, handler.h, declare.h).
+if [ -d "$header" ]; then headers=("$header"/*.h); else headers=("$header"); fi
+want=$(cat "${headers[@]}" | grep -v '#define' | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort -u)
+[ "$(wc -w <<< "$want")" -ge 50 ] || fail "only $(wc -w <<< "$want") functions found in $header"
 declare -A group_of
 for g in $groups; do
 	[ -e "$man/$g.3" ] || fail "no group page $g.3"

@@ -1,0 +1,757 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: arenas, memory that keeps its address
+ *
+ * Lifecycle, old image:
+ *
+ *   luo_arena_create()   memfd (sealable, size frozen), mapped at a free
+ *                        2 MiB-aligned address found from ARENA_HINT up with
+ *                        MAP_FIXED_NOREPLACE, allocator formatted (heap.c),
+ *                        preserved under the "arena" handler
+ *                        (model/handler-arena.c), whose data records the
+ *                        address
+ *   luo_arena_alloc() / luo_arena_free() / luo_arena_set_root()
+ *   luo_update()         the memfd crosses execve() like any preserved fd
+ *
+ * New image:
+ *
+ *   reserve_incoming()   a constructor of libluo, before main(): reads the
+ *                        handover (LUO_HANDOVER_FD, left in place for
+ *                        luo_open()), and reserves each arena's range with
+ *                        an inaccessible anonymous mapping, MAP_FIXED_NOREPLACE;
+ *                        a range already taken is remembered as a clash
+ *   luo_open()           the handler's retrieve() checks the memfd's identity,
+ *                        size and seals, and the recorded address and size
+ *   luo_arena_retrieve() maps the memfd over its reservation (MAP_FIXED on
+ *                        our own reservation only), then checks the
+ *                        allocator's header, O(1); a clash is -EADDRINUSE
+ *   first alloc/free/set_root, or luo_arena_check(): the rest of the
+ *                        allocator's state, O(size) (the chunk map): after
+ *                        the blackout, not in it. A refusal disables the
+ *                        allocator for good; the mapping stays, since the
+ *                        program may already hold pointers into it
+ *
+ * After luo_ready(), luo_arena_populate_start() maps the arena's data
+ * extents into the page tables from a low-priority thread, chunk by chunk
+ * (a read per page, or MADV_POPULATE_READ on request), so that the
+ * service does not take a fault on its first touch of every page; _stop()
+ * (and luo_arena_close()) ask it to end and join it.
+ *
+ * Failure paths: create undoes everything it did (unmap, close) on any
+ * error; retrieve leaves the reservation in place on error (the address
+ * range stays unusable for anything else, the data untouched). Freed chunks
+ * are punched out of the memfd (fallocate) so the new image does not find
+ * them resident.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "heap.h"
+#include "manifest.h"
+#include "handover.h"
+
+/*
+ * Where arena addresses are looked for: far below ld.so's and mmap()'s
+ * top-down area (near 0x7f0000000000), and above the range ASan's
+ * allocator takes on x86-64 (0x600000000000..0x640000000000), so that
+ * sanitized and plain builds can hand arenas to one another.
+ */
+#define ARENA_HINT 0x700000000000ull
+/* Candidate addresses tried before giving up. */
+#define ARENA_PLACE_TRIES 4096
+
+#define ARENA_SEALS (F_SEAL_GROW | F_SEAL_SHRINK)
+_Static_assert(LUO_ARENA_REGION_MAX == LUO_HEAP_SIZE_MAX, "model.h: the arena handler's range check");
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; older headers */
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
+/* A PMD-mapped transparent huge page (x86-64, arm64 with 4 KiB pages). */
+#define POPULATE_HUGE (2u << 20)
+/* The populate thread's nice value (its own, not the process's). */
+#define POPULATE_NICE 19
+#define LUO_ARENA_POPULATE_FLAGS                                                                   \
+	(LUO_ARENA_POPULATE_IDLE | LUO_ARENA_POPULATE_NORMAL | LUO_ARENA_POPULATE_MADVISE | \
+	 LUO_ARENA_POPULATE_COLLAPSE)
+
+/* The populate thread; its fields under @lock, progress atomic. */
+struct arena_populate {
+	pthread_mutex_t lock;
+	pthread_t thread;
+	bool joinable;           /* a thread was started and not joined yet */
+	atomic_bool stop;
+	atomic_int state;        /* enum luo_arena_populate_state */
+	atomic_int error;
+	atomic_bool fallback;
+	atomic_uint_fast64_t populated;
+	atomic_uint_fast64_t collapsed;
+	atomic_bool collapse_refused;
+	uint64_t start_ns;
+	atomic_uint_fast64_t end_ns;
+	size_t chunk;
+	unsigned int flags;
+};
+
+struct luo_arena {
+	pthread_mutex_t lock;
+	void *base;
+	size_t size;
+	int fd;          /* our own reference to the memfd */
+	uint32_t flags;
+	/* The heap's geometry, from format or check: here, never read back from the shared region. */
+	struct luo_heap_geom heap;
+	/*
+	 * Retrieved: the heap's header was checked at retrieval, its map not
+	 * yet (arena_heap_ready()). check_error: the map check refused it.
+	 */
+	bool map_unchecked;
+	int check_error;
+	char check_reason[LUO_REASON_MAX];
+	struct arena_populate pop;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Reservations made before main() (the table: model/handler-arena.c)         */
+
+/*
+ * Runs before main(): nothing can be reported, so every problem is left for
+ * luo_open() (which reads the same handover again and refuses it cleanly)
+ * or luo_arena_retrieve() (a clash). Reads only; the fd and the environment
+ * stay as they are.
+ */
+__attribute__((constructor)) static void reserve_incoming(void)
+{
+	_cleanup_(luo_blob_freep) struct luo_blob *b = NULL;
+	const char *env = luo_getenv(LUO_HANDOVER_FD_ENV);
+	char reason[LUO_REASON_MAX];
+	uint64_t fd;
+	size_t len;
+	void *map;
+
+	if (!env || luo_parse_u64(env, LUO_ABI_FD_NUMBER_MAX, &fd) < 0 || fd < 3)
+		return;
+	if (luo_handover_map((int)fd, &map, &len, reason, sizeof(reason)) < 0)
+		return;
+	if (luo_blob_parse(map, len, &b, NULL, reason, sizeof(reason)) == 0) {
+		for (size_t i = 0; i < b->n_sessions; i++) {
+			const struct luo_blob_session *bs = &b->sessions[i];
+
+			for (size_t j = 0; j < bs->n_files; j++) {
+				const struct luo_blob_file *bf = &bs->files[j];
+				struct luo_abi_arena_v1 d;
+
+				if (strcmp(bf->handler, luo_handler_arena.name) != 0 ||
+				    bf->handler_version != LUO_ABI_ARENA_VERSION || bf->data_len != sizeof(d))
+					continue;
+				memcpy(&d, bf->data, sizeof(d));
+				if (!luo_arena_range_ok(d.addr, d.size))
+					continue; /* luo_open() refuses it */
+				luo_arena_reservations_lock();
+				luo_arena_reserve_locked(bs->name, bf->token, d.addr, d.size); /* full: skipped */
+				luo_arena_reservations_unlock();
+			}
+		}
+	}
+	munmap(map, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arenas                                                                    */
+
+static void release_chunk(void *ctx, size_t offset, size_t len)
+{
+	struct luo_arena *a = ctx;
+
+	/* Best effort: a kernel without punch-hole just keeps the pages. */
+	(void)fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)len);
+}
+
+static void apply_flags(struct luo_arena *a)
+{
+	if (a->flags & LUO_ARENA_HUGEPAGES)
+		(void)madvise(a->base, a->size, MADV_HUGEPAGE);
+	if (a->flags & LUO_ARENA_PREFAULT)
+		(void)madvise(a->base, a->size, MADV_POPULATE_WRITE);
+}
+
+static struct luo_arena *arena_new(int fd, void *base, size_t size, uint32_t flags)
+{
+	struct luo_arena *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->pop.lock, NULL);
+	a->fd = fd;
+	a->base = base;
+	a->size = size;
+	a->flags = flags;
+	return a;
+}
+
+/* Map @fd at the first free aligned address from ARENA_HINT up. */
+static void *place(int fd, size_t size)
+{
+	uint64_t addr = ARENA_HINT;
+
+	for (int i = 0; i < ARENA_PLACE_TRIES && luo_arena_range_ok(addr, size); i++) {
+		void *p = mmap((void *)(uintptr_t)addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
+			       fd, 0);
+
+		if (p == (void *)(uintptr_t)addr)
+			return p;
+		if (p != MAP_FAILED)
+			munmap(p, size);
+		else if (errno != EEXIST)
+			return NULL;
+		addr += (size + LUO_ABI_ARENA_ADDR_ALIGN - 1) / LUO_ABI_ARENA_ADDR_ALIGN * LUO_ABI_ARENA_ADDR_ALIGN;
+	}
+	errno = ENOMEM;
+	return NULL;
+}
+
+/*
+ * Turn [@base, @base + @size) back into an inaccessible reservation; if
+ * that fails, unmap it. Either way the memfd is no longer mapped there.
+ */
+static void unmap_to_reservation(void *base, size_t size)
+{
+	if (mmap(base, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+		munmap(base, size);
+}
+
+int luo_arena_preserve(struct luo_session *session, uint64_t token, struct luo_arena *arena)
+{
+	struct luo_abi_arena_v1 d = { 0 };
+
+	if (!session || !arena)
+		return -EINVAL;
+	d.size = arena->size;
+	d.addr = (uint64_t)(uintptr_t)arena->base;
+	d.flags = arena->flags;
+	return luo_session_preserve_as(session, arena->fd, token, &luo_handler_arena, &d);
+}
+
+int luo_arena_create(struct luo_session *session, uint64_t token, size_t size, unsigned int flags,
+		     struct luo_arena **ret_arena)
+{
+	_cleanup_close_ int fd = -1;
+	struct luo_arena *a;
+	char reason[LUO_REASON_MAX];
+	void *base;
+	int r;
+
+	if (!session || !ret_arena || session->incoming || size < LUO_ARENA_SIZE_MIN || size > LUO_ARENA_SIZE_MAX ||
+	    size % LUO_HEAP_CHUNK || (flags & ~(unsigned int)(LUO_ARENA_HUGEPAGES | LUO_ARENA_PREFAULT)))
+		return -EINVAL;
+	/* @size of data; the allocator's metadata pages come on top. */
+	size = (size_t)luo_heap_region_size(size);
+	fd = memfd_create("luo-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, ARENA_SEALS) < 0)
+		return -errno;
+	base = place(fd, size);
+	if (!base)
+		return -errno;
+	a = arena_new(fd, base, size, flags);
+	if (!a) {
+		munmap(base, size);
+		return -ENOMEM;
+	}
+	TAKE_FD(fd);
+	apply_flags(a);
+	r = luo_heap_format(base, size, &a->heap, reason, sizeof(reason));
+	if (r == 0)
+		r = luo_arena_preserve(session, token, a);
+	if (r < 0) {
+		luo_arena_close(a);
+		return r;
+	}
+	*ret_arena = a;
+	return 0;
+}
+
+int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_arena **ret_arena)
+{
+	struct luo_abi_arena_v1 d;
+	struct luo_heap_geom geom;
+	struct luo_arena_reservation *rv;
+	struct luo_file *f;
+	struct luo_arena *a;
+	char reason[LUO_REASON_MAX] = "";
+	void *base;
+	int fd, r;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (!session || !ret_arena)
+		return -EINVAL;
+	pthread_mutex_lock(&session->luo->lock);
+	if (!session->incoming || session->finished) {
+		pthread_mutex_unlock(&session->luo->lock);
+		return -EINVAL;
+	}
+	f = luo_session_take_file_locked(session, token, &luo_handler_arena);
+	if (!f) {
+		pthread_mutex_unlock(&session->luo->lock);
+		return -ENOENT;
+	}
+	memcpy(&d, f->data, sizeof(d));
+	fd = fcntl(f->fd, F_DUPFD_CLOEXEC, LUO_FD_MIN);
+	pthread_mutex_unlock(&session->luo->lock);
+	if (fd < 0)
+		return -errno;
+
+	luo_arena_reservations_lock();
+	rv = luo_arena_reservation_find_locked(session->name, token);
+	if (!rv) {
+		/* Loaded too late for the constructor (dlopen): reserve now. */
+		rv = luo_arena_reserve_locked(session->name, token, d.addr, d.size);
+		if (!rv) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	if (rv->taken) {
+		r = -EINVAL;
+		goto fail;
+	}
+	if (rv->error == -EEXIST) {
+		luo_reasonf(reason, sizeof(reason), "arena %s/%" PRIu64 ": [0x%" PRIx64 ", 0x%" PRIx64
+			    ") is already mapped in this image", session->name, token, d.addr, d.addr + d.size);
+		r = -EADDRINUSE;
+		goto fail;
+	}
+	if (rv->error < 0) {
+		r = rv->error;
+		goto fail;
+	}
+	base = mmap((void *)(uintptr_t)d.addr, d.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (base == MAP_FAILED) {
+		r = -errno;
+		goto fail;
+	}
+	/* O(1) here; the map, O(size), on the first allocator call (arena_heap_ready()). */
+	r = luo_heap_check_header(base, d.size, &geom, reason, sizeof(reason));
+	if (r < 0) {
+		char why[LUO_REASON_MAX];
+
+		memcpy(why, reason, sizeof(why));
+		luo_reasonf(reason, sizeof(reason), "arena %s/%" PRIu64 ": %s", session->name, token, why);
+		/* Back to an inaccessible reservation: the bytes stay in the memfd. */
+		unmap_to_reservation(base, d.size);
+		goto fail;
+	}
+	a = arena_new(fd, base, d.size, d.flags);
+	if (!a) {
+		unmap_to_reservation(base, d.size);
+		r = -ENOMEM;
+		goto fail;
+	}
+	a->heap = geom;
+	a->map_unchecked = true;
+	rv->taken = true;
+	luo_arena_reservations_unlock();
+	apply_flags(a);
+	*ret_arena = a;
+	return 0;
+
+fail:
+	luo_arena_reservations_unlock();
+	safe_close(fd);
+	if (!reason[0])
+		luo_reasonf(reason, sizeof(reason), "arena %s/%" PRIu64 ": %s", session->name, token, strerror(-r));
+	pthread_mutex_lock(&session->luo->lock);
+	memcpy(session->arena_reason, reason, sizeof(reason));
+	pthread_mutex_unlock(&session->luo->lock);
+	return r;
+}
+
+const char *luo_arena_retrieve_error(const struct luo_session *session)
+{
+	return session ? session->arena_reason : "";
+}
+
+void luo_arena_close(struct luo_arena *a)
+{
+	if (!a)
+		return;
+	/*
+	 * Keep the range reserved: the arena may still be preserved, and a
+	 * later luo_arena_create() must not be placed at its address.
+	 */
+	luo_arena_populate_stop(a); /* before the unmap: it reads the mapping */
+	unmap_to_reservation(a->base, a->size);
+	safe_close(a->fd);
+	pthread_mutex_destroy(&a->pop.lock);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/*
+ * The deferred part of the incoming heap's check (lock held): run once, on
+ * the first call that uses the allocator's state. 0, or -EBADMSG for good:
+ * the allocator refuses every call after, the mapping stays (the program
+ * may hold pointers into it).
+ */
+static int arena_heap_ready(struct luo_arena *a)
+{
+	if (a->map_unchecked) {
+		char why[LUO_REASON_MAX] = "";
+		int r = luo_heap_check_map(&a->heap, why, sizeof(why));
+
+		a->map_unchecked = false;
+		if (r < 0) {
+			a->check_error = r;
+			luo_reasonf(a->check_reason, sizeof(a->check_reason), "arena at %p: %s", a->base, why);
+		}
+	}
+	return a->check_error;
+}
+
+int luo_arena_check(struct luo_arena *a, const char **ret_reason)
+{
+	int r;
+
+	if (!a)
+		return -EINVAL;
+	pthread_mutex_lock(&a->lock);
+	r = arena_heap_ready(a);
+	pthread_mutex_unlock(&a->lock);
+	if (ret_reason)
+		*ret_reason = r < 0 ? a->check_reason : "";
+	return r;
+}
+
+void *luo_arena_alloc(struct luo_arena *a, size_t size)
+{
+	void *p = NULL;
+
+	if (!a) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pthread_mutex_lock(&a->lock);
+	if (arena_heap_ready(a) < 0)
+		errno = EBADMSG;
+	else
+		p = luo_heap_alloc(&a->heap, size);
+	pthread_mutex_unlock(&a->lock);
+	return p;
+}
+
+void luo_arena_free(struct luo_arena *a, void *p)
+{
+	if (!a || !p)
+		return;
+	pthread_mutex_lock(&a->lock);
+	if (arena_heap_ready(a) == 0)
+		luo_heap_free(&a->heap, p, release_chunk, a);
+	pthread_mutex_unlock(&a->lock);
+}
+
+int luo_arena_set_root(struct luo_arena *a, void *p)
+{
+	int r;
+
+	if (!a)
+		return -EINVAL;
+	pthread_mutex_lock(&a->lock);
+	r = arena_heap_ready(a);
+	if (r == 0)
+		r = luo_heap_set_root(&a->heap, p);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+void *luo_arena_root(struct luo_arena *a)
+{
+	void *p;
+
+	if (!a)
+		return NULL;
+	pthread_mutex_lock(&a->lock);
+	p = luo_heap_root(&a->heap);
+	pthread_mutex_unlock(&a->lock);
+	return p;
+}
+
+void *luo_arena_base(const struct luo_arena *a)
+{
+	return a ? a->base : NULL;
+}
+
+size_t luo_arena_size(const struct luo_arena *a)
+{
+	return a ? a->size : 0;
+}
+
+/* The 64-bit digest folded to the header's 32 bits; never 0 for a described type. */
+static uint32_t fold_digest(uint64_t d)
+{
+	uint32_t f = (uint32_t)(d ^ (d >> 32));
+
+	return d && !f ? 1 : f;
+}
+
+int luo_arena_bind_type(struct luo_arena *a, const char *component, uint32_t version)
+{
+	uint64_t digest = 0;
+	uint32_t want, have;
+	int r;
+
+	if (!a || !component || version == 0)
+		return -EINVAL;
+	r = luo_self_type_digest(component, version, LUO_ABI_TYPE_ARENA, &digest);
+	if (r < 0)
+		return r;
+	want = fold_digest(digest);
+	/*
+	 * O(1): the header was checked at retrieval; the map check (which
+	 * arena_heap_ready() would run here) is not needed to read one field.
+	 */
+	pthread_mutex_lock(&a->lock);
+	r = a->check_error;
+	if (r == 0) {
+		have = luo_heap_type_digest(&a->heap);
+		if (have && want && have != want)
+			r = -EPROTO;
+		else
+			luo_heap_set_type_digest(&a->heap, want);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Populating the page tables in the background                              */
+
+/*
+ * One read per page maps it (writable: a shared shmem mapping needs no
+ * write fault), and the kernel's fault-around maps the neighbouring pages
+ * of the same 64 KiB window already in the page cache with it.
+ */
+static void touch_pages(const volatile char *p, size_t len, size_t page)
+{
+	for (size_t off = 0; off < len; off += page)
+		(void)p[off];
+}
+
+/* Map [@off, @end) of the arena, chunk by chunk. 0, 1 asked to stop, or a negative errno. */
+static int populate_extent(struct luo_arena *a, uint64_t off, uint64_t end, size_t page)
+{
+	struct arena_populate *pp = &a->pop;
+	bool use_madvise = pp->flags & LUO_ARENA_POPULATE_MADVISE;
+
+	while (off < end) {
+		size_t len = (size_t)(end - off < pp->chunk ? end - off : pp->chunk);
+		char *p = (char *)a->base + off;
+
+		if (atomic_load(&pp->stop))
+			return 1;
+		if (!use_madvise)
+			touch_pages(p, len, page);
+		else if (madvise(p, len, MADV_POPULATE_READ) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue; /* retried from the same place */
+			/* EINVAL: the kernel does not know the advice. */
+			if (errno != EINVAL)
+				return -errno;
+			atomic_store(&pp->fallback, true);
+			use_madvise = false;
+			touch_pages(p, len, page);
+		}
+		off += len;
+		atomic_fetch_add(&pp->populated, len);
+		sched_yield(); /* the service first */
+	}
+	return 0;
+}
+
+/*
+ * Every 2 MiB-aligned range of [@off, @end) into a huge page. Within a
+ * data extent only: a range with a hole would have the hole filled. A
+ * range that is huge already costs a page table walk. 0, 1 asked to stop.
+ */
+static int collapse_extent(struct luo_arena *a, uint64_t off, uint64_t end)
+{
+	struct arena_populate *pp = &a->pop;
+
+	for (off = (off + POPULATE_HUGE - 1) & ~(uint64_t)(POPULATE_HUGE - 1); off + POPULATE_HUGE <= end;
+	     off += POPULATE_HUGE) {
+		if (atomic_load(&pp->stop))
+			return 1;
+		if (madvise((char *)a->base + off, POPULATE_HUGE, MADV_COLLAPSE) == 0)
+			atomic_fetch_add(&pp->collapsed, POPULATE_HUGE);
+		else if (errno == EINVAL || errno == EPERM) {
+			/* No MADV_COLLAPSE here (or THP denied): the mapping stays as it is. */
+			atomic_store(&pp->collapse_refused, true);
+			return 0;
+		}
+		/* EAGAIN, ENOMEM, EBUSY: that range stays in small pages this time. */
+		sched_yield();
+	}
+	return 0;
+}
+
+/* Call @fn on each data extent of the arena's memfd, in order. */
+static int for_each_extent(struct luo_arena *a, size_t page, int (*fn)(struct luo_arena *, uint64_t, uint64_t, size_t))
+{
+	uint64_t off = 0;
+	int r = 0;
+
+	while (off < a->size) {
+		off_t data = lseek(a->fd, (off_t)off, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno; /* ENXIO: no data past @off */
+		hole = lseek(a->fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if ((uint64_t)hole > a->size)
+			hole = (off_t)a->size;
+		/* Whole pages: extents are page-granular on shmem anyway. */
+		r = fn(a, (uint64_t)data & ~(uint64_t)(page - 1), (uint64_t)hole, page);
+		if (r != 0)
+			return r;
+		off = (uint64_t)hole;
+	}
+	return 0;
+}
+
+static int collapse_extent_cb(struct luo_arena *a, uint64_t off, uint64_t end, size_t page)
+{
+	(void)page;
+	if (atomic_load(&a->pop.collapse_refused))
+		return 0;
+	return collapse_extent(a, off, end);
+}
+
+static void *populate_main(void *arg)
+{
+	struct luo_arena *a = arg;
+	struct arena_populate *pp = &a->pop;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	int r;
+
+	if (pp->flags & LUO_ARENA_POPULATE_IDLE) {
+		struct sched_param sp = { 0 };
+
+		(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	} else if (!(pp->flags & LUO_ARENA_POPULATE_NORMAL)) {
+		/* On Linux the nice value is the thread's (its tid). */
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), POPULATE_NICE);
+	}
+	/* The data extents only: holes stay holes (populating them would allocate). */
+	r = for_each_extent(a, page, populate_extent);
+	/* Then, for the next image, huge pages where the data fills 2 MiB. */
+	if (r == 0 && (pp->flags & LUO_ARENA_POPULATE_COLLAPSE))
+		r = for_each_extent(a, page, collapse_extent_cb);
+	atomic_store(&pp->end_ns, luo_now_ns());
+	if (r < 0)
+		atomic_store(&pp->error, r);
+	atomic_store(&pp->state, r < 0 ? LUO_ARENA_POPULATE_FAILED
+				: r > 0 ? LUO_ARENA_POPULATE_STOPPED : LUO_ARENA_POPULATE_DONE);
+	return NULL;
+}
+
+/* @pop.lock held. */
+static void populate_join_locked(struct luo_arena *a)
+{
+	if (a->pop.joinable) {
+		pthread_join(a->pop.thread, NULL);
+		a->pop.joinable = false;
+	}
+}
+
+int luo_arena_populate_start(struct luo_arena *a, size_t chunk, unsigned int flags)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct arena_populate *pp;
+	sigset_t all, old;
+	int r;
+
+	if (!a || (flags & ~(unsigned int)LUO_ARENA_POPULATE_FLAGS) ||
+	    (flags & LUO_ARENA_POPULATE_IDLE && flags & LUO_ARENA_POPULATE_NORMAL) || chunk % page ||
+	    chunk > LUO_ARENA_POPULATE_CHUNK_MAX)
+		return -EINVAL;
+	pp = &a->pop;
+	pthread_mutex_lock(&pp->lock);
+	if (atomic_load(&pp->state) == LUO_ARENA_POPULATE_RUNNING) {
+		pthread_mutex_unlock(&pp->lock);
+		return -EBUSY;
+	}
+	populate_join_locked(a);
+	pp->chunk = chunk ? chunk : LUO_ARENA_POPULATE_CHUNK;
+	pp->flags = flags;
+	atomic_store(&pp->stop, false);
+	atomic_store(&pp->error, 0);
+	atomic_store(&pp->fallback, false);
+	atomic_store(&pp->populated, 0);
+	atomic_store(&pp->collapsed, 0);
+	atomic_store(&pp->collapse_refused, false);
+	pp->start_ns = luo_now_ns();
+	atomic_store(&pp->end_ns, 0);
+	atomic_store(&pp->state, LUO_ARENA_POPULATE_RUNNING);
+	/* The thread takes no signal: they stay the program's threads' business. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&pp->thread, NULL, populate_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		atomic_store(&pp->state, LUO_ARENA_POPULATE_NONE);
+	else
+		pp->joinable = true;
+	pthread_mutex_unlock(&pp->lock);
+	return r;
+}
+
+int luo_arena_populate_stop(struct luo_arena *a)
+{
+	if (!a)
+		return -EINVAL;
+	pthread_mutex_lock(&a->pop.lock);
+	atomic_store(&a->pop.stop, true);
+	populate_join_locked(a);
+	pthread_mutex_unlock(&a->pop.lock);
+	return 0;
+}
+
+int luo_arena_populate_status(struct luo_arena *a, struct luo_arena_populate_status *ret_status)
+{
+	struct arena_populate *pp;
+	uint64_t end;
+
+	if (!a || !ret_status)
+		return -EINVAL;
+	pp = &a->pop;
+	pthread_mutex_lock(&pp->lock);
+	ret_status->state = atomic_load(&pp->state);
+	ret_status->error = atomic_load(&pp->error);
+	ret_status->fallback = atomic_load(&pp->fallback);
+	ret_status->populated = atomic_load(&pp->populated);
+	ret_status->collapsed = atomic_load(&pp->collapsed);
+	ret_status->collapse_refused = atomic_load(&pp->collapse_refused);
+	end = atomic_load(&pp->end_ns);
+	ret_status->elapsed_ns = ret_status->state == LUO_ARENA_POPULATE_NONE ? 0
+				 : (end ? end : luo_now_ns()) - pp->start_ns;
+	pthread_mutex_unlock(&pp->lock);
+	return 0;
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DOC: control-serve.c, the control socket's requests, each a luo_update()
+ *
+ * luo_control_dispatch() accepts what waits on the control socket
+ * (transport/control.c, whose DOC tells a request's whole life) and serves
+ * each connection: the request read and checked there, the program's
+ * quiesce callback, then luo_update() with the program's own argv. Still
+ * here: the update was refused or failed, and the requester gets the error,
+ * the reason and the negotiation's report; a switched update is answered by
+ * the new image, from luo_ready().
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "cleanup.h"
+#include "core.h"
+
+/* Connections one luo_control_dispatch() call serves: it never loops forever. */
+#define CONTROL_ACCEPT_MAX 8
+/* Report entries sent with a refusal (a negotiation has far fewer). */
+#define CONTROL_REPORTS_MAX 256
+
+/* A refused luo_update(): the error, why, and the report of its negotiation. */
+static void answer_refusal(struct luo *luo, int fd, const struct luo_control_update *req, int error)
+{
+	size_t reply_size = luo_wire_out_size(req->reply_size, sizeof(struct luo_agent_reply),
+					      LUO_AGENT_REPLY_SIZE_VER0);
+	size_t info_size = luo_wire_out_size(req->info_size, sizeof(struct luo_control_report),
+					     LUO_CONTROL_REPORT_SIZE_VER0);
+	const struct luo_report_entry *e = NULL;
+	char reason[LUO_AGENT_REASON_SIZE];
+	size_t n = 0, len;
+
+	if (luo_update_report(luo, &e, &n) < 0)
+		n = 0;
+	luo_reasonf(reason, sizeof(reason), "%s", strerror(-error));
+	if (error == -EPROTO) {
+		const char *sep = ":";
+
+		/* The headline says the real cause of each refusal; the report says the rest. */
+		luo_reasonf(reason, sizeof(reason), "refused at negotiation");
+		for (size_t i = 0; i < n; i++) {
+			static const char *const causes[] = {
+				[LUO_CAUSE_NONE] = "refused",
+				[LUO_CAUSE_NO_COMMON_VERSION] = "no common version",
+				[LUO_CAUSE_TYPES_DIFFER] = "types differ",
+				[LUO_CAUSE_NOT_DECLARED] = "not in the new image",
+				[LUO_CAUSE_STRICT] = "strict: downgrade or unproven types",
+			};
+			uint32_t c = e[i].cause <= LUO_CAUSE_STRICT ? e[i].cause : LUO_CAUSE_NONE;
+
+			len = strlen(reason);
+			if (e[i].verdict != LUO_VERDICT_REFUSE || len + 1 >= sizeof(reason))
+				continue;
+			luo_reasonf(reason + len, sizeof(reason) - len, "%s %s (%s)", sep, e[i].name, causes[c]);
+			sep = ",";
+		}
+	}
+	if (n > CONTROL_REPORTS_MAX)
+		n = CONTROL_REPORTS_MAX;
+	if (luo_control_send_reply(fd, reply_size, req->hdr.seq, error, (uint32_t)n, luo_liveupdate_number(luo), reason) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct luo_control_report rep;
+
+		memset(&rep, 0, sizeof(rep));
+		luo_wire_header_init(&rep.hdr, info_size, LUO_CONTROL_OP_REPORT, req->hdr.seq);
+		rep.kind = e[i].kind;
+		rep.verdict = (uint32_t)e[i].verdict;
+		rep.version = e[i].version;
+		snprintf(rep.name, sizeof(rep.name), "%s", e[i].name);
+		luo_report_entry_format(&e[i], rep.line, sizeof(rep.line));
+		luo_report_entry_format(&e[i], rep.full_line, sizeof(rep.full_line));
+		luo_reason_one_line(rep.line);
+		luo_reason_one_line(rep.full_line);
+		if (luo_wire_send(fd, &rep, info_size, NULL, 0) < 0)
+			return;
+	}
+}
+
+/* One accepted connection; closed by the caller unless it crossed an exec. */
+static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
+{
+	struct luo_control_update req;
+	_cleanup_free_ char *argv_buf = NULL;
+	_cleanup_free_ char **argv = NULL;
+	bool quiesced = false;
+	int r;
+
+	if (luo_control_receive(luo, fd, deadline, &req) < 0)
+		return; /* answered or dropped */
+	r = luo_self_argv(&argv_buf, &argv);
+	if (r == 0)
+		r = luo_control_begin(luo, fd, req.hdr.seq, &quiesced);
+	if (r < 0) {
+		luo_control_timeouts(fd, deadline);
+		luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, r, 0, luo_liveupdate_number(luo),
+				       strerror(-r));
+		return;
+	}
+	fflush(NULL); /* execve() would drop what stdio buffers */
+	pthread_mutex_lock(&luo->lock);
+	luo->strict_once = req.flags & LUO_CONTROL_UPDATE_STRICT;
+	pthread_mutex_unlock(&luo->lock);
+	r = luo_update(luo, req.path, argv, NULL);
+	pthread_mutex_lock(&luo->lock);
+	luo->strict_once = false;
+	pthread_mutex_unlock(&luo->lock);
+	/* Still here: refused or failed, everything as before. */
+	luo_control_end(luo, quiesced);
+	luo_control_timeouts(fd, deadline);
+	answer_refusal(luo, fd, &req, r);
+}
+
+int luo_control_dispatch(struct luo *luo)
+{
+	uint64_t deadline = luo_now_ns() + (uint64_t)LUO_CONTROL_PEER_BUDGET_MS * 1000000;
+	int lfd;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (!luo)
+		return -EINVAL;
+	lfd = luo_control_listen_fd(luo);
+	if (lfd < 0)
+		return -EBADF;
+	for (int i = 0; i < CONTROL_ACCEPT_MAX; i++) {
+		_cleanup_close_ int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -errno; /* -EMFILE, -ENFILE, -ENOMEM...: still pending */
+		}
+		serve_connection(luo, fd, deadline);
+	}
+	return 0;
+}
