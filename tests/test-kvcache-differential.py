@@ -149,6 +149,19 @@ def case_list():
     add("ms-errors", b"ms\r\nms a\r\nms a x\r\nx\r\nms a -1\r\nms a 1 F\r\nx\r\nms a 1 Fx\r\nx\r\nms a 1 Tz\r\nx\r\n"
                      b"ms a 1 MEE\r\nx\r\nms a 1 q q\r\nx\r\nmn\r\n")
     add("ms-bad-chunk", b"ms a 1 q\r\nxy\r\nmn\r\n")
+    # Numbers past 32 bits, read as memcached 1.6.18 on 64 bits does: flags (F) by safe_strtoull,
+    # kept modulo 2^32; times (T, exptime, touch, gat, flush_all) by safe_strtol, a long kept in an int32.
+    add("ms-flags-2^32", b"ms a 3 F4294967296\r\nabc\r\nmg a f v\r\nms a 3 F4294967297\r\nabc\r\nmg a f v\r\n")
+    add("ms-flags-2^64-1", b"ms a 3 F18446744073709551615\r\nabc\r\nmg a f v\r\n")
+    add("ms-flags-2^64", b"ms a 3 F18446744073709551616\r\nabc\r\nms a 3 F-1\r\nabc\r\nmg a f v\r\n")
+    add("ms-ttl-huge", b"ms a 3 T99999999999\r\nabc\r\nmg a t v\r\nms a 3 T-99999999999\r\nabc\r\nmg a v\r\n")
+    add("ms-ttl-2^32", b"ms a 3 T4294967296\r\nabc\r\nmg a t v\r\nms b 3 T4294967297\r\nabc\r\nmg b v\r\n")
+    add("ms-ttl-2^63", b"ms a 3 T9223372036854775807\r\nabc\r\nmg a v\r\n"
+                       b"ms a 3 T9223372036854775808\r\nabc\r\nmg a v\r\n")
+    add("set-exptime-huge", b"set a 0 99999999999 1\r\nx\r\nget a\r\nset a 0 4294967296 1\r\nx\r\nmg a t v\r\n")
+    add("touch-gat-exptime-2^32", b"set a 0 0 1\r\nx\r\ntouch a 4294967296\r\nmg a t v\r\n"
+                                  b"gat 4294967296 a\r\nmg a t v\r\ntouch a 99999999999\r\nget a\r\n")
+    add("flush-delay-huge", b"set a 0 0 1\r\nx\r\nflush_all 4294967296\r\nget a\r\n")
     add("ms-too-large", b"ms kk %d\r\n%s\r\nmn\r\n" % (MiB, b"v" * MiB), 0.5)
     add("ms-long-key", b"ms " + b"k" * 251 + b" 1\r\nx\r\nmn\r\n")
     add("md", b"set a 0 0 1\r\nx\r\nmd a\r\nmd a\r\nmd a q\r\nset a 0 0 1\r\nx\r\nmd a q\r\nmd a Oo k\r\nmn\r\n")
@@ -173,6 +186,7 @@ def case_list():
                     b"cache_memlimit 2000000000\r\ncache_memlimit 32\r\ncache_memlimit 64 noreply\r\ncache_memlimit 64\r\nmn\r\n")
     add("memlimit-above-reserve", b"cache_memlimit 4096\r\ncache_memlimit 64\r\n")
     add("stats-reset", b"stats reset\r\n")
+    add("stats-reset-extra", b"stats reset extra\r\nstats reset a b\r\n")
     add("stats-unknown", b"stats nosuch\r\n")
     add("stats-detail", b"stats detail\r\nstats detail x\r\n")
     add("stats-detail-on", b"stats detail on\r\nset p:1 0 0 1\r\nx\r\nset p:2 0 0 %d\r\n%s\r\nget p:1 p:2 q:1 nope\r\n"

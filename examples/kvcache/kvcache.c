@@ -33,7 +33,10 @@
  * the quiesce callback runs): the main thread quiesces the workers -- each finishes the
  * events in hand and exits; the main thread joins them -- so no request is
  * half executed and no stripe lock is held. It copies each connection's
- * leftover bytes into the arena, records them for "kvcache-conns", and
+ * leftover bytes into the arena (bounded: past HANDOVER_BYTES_MAX or the
+ * arena's room, connections are closed by the next image instead, the
+ * biggest unfinished requests first; see recs_prepare()), records them
+ * for "kvcache-conns", and
  * calls luo_update() (or luo_control_dispatch(), which calls it). Clients
  * meanwhile see a pause: requests wait in their sockets, new connections
  * in the listening socket's backlog -- it never closes, so none is
@@ -84,6 +87,13 @@
 #define RBUF_INITIAL (16u << 10)
 /* Buffers larger than this are given back once empty. */
 #define BUF_KEEP_MAX (64u << 10)
+/*
+ * Bytes of connections' buffers (unexecuted input, unsent output) copied
+ * into the arena at an update, at most: clients cannot make the quiesce
+ * long, nor the update fail (see recs_prepare()). The arena's free room
+ * is the other bound.
+ */
+#define HANDOVER_BYTES_MAX (256u << 20)
 /* Connections accepted per wake of the main thread. */
 #define ACCEPT_BATCH 64
 /*
@@ -861,10 +871,76 @@ static int copy_to_arena(const char *data, size_t len, uint64_t *ret)
 	return 0;
 }
 
-/* Workers stopped: one record per connection, its leftover bytes in the arena. */
+/* A connection's pending bytes, to be copied into the arena (recs_prepare()). */
+struct pending {
+	size_t len;
+	size_t rec; /* index in srv.recs */
+	const char *data;
+};
+
+static int pending_cmp(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/*
+ * Copy each pending buffer of @v (@n of them), smallest first, while the
+ * total stays within HANDOVER_BYTES_MAX and the arena has room; the
+ * address goes to the record's rbuf (@input) or wbuf. Output that does
+ * not fit marks its record in @dropped (the caller settles it; its input
+ * is skipped); input that does not fit is not handed over, and its
+ * connection closes once its replies are out. Return how many buffers
+ * did not fit.
+ */
+static size_t pending_copy(struct pending *v, size_t n, bool input, bool *dropped, size_t *total)
+{
+	size_t missed = 0;
+
+	qsort(v, n, sizeof(*v), pending_cmp);
+	for (size_t i = 0; i < n; i++) {
+		struct kv_conn_v1 *rec = &srv.recs[v[i].rec];
+
+		if (dropped[v[i].rec])
+			continue;
+		if (v[i].len > HANDOVER_BYTES_MAX - *total ||
+		    copy_to_arena(v[i].data, v[i].len, input ? &rec->rbuf : &rec->wbuf) < 0) {
+			missed++;
+			if (input) {
+				/* Not executed, not answered: its replies so far go out, then it closes. */
+				rec->rlen = 0;
+				rec->swallow = 0;
+				rec->closing = 1;
+			} else {
+				dropped[v[i].rec] = true;
+			}
+			continue;
+		}
+		*total += v[i].len;
+	}
+	return missed;
+}
+
+/*
+ * Workers stopped: one record per connection, its leftover bytes in the
+ * arena. What clients hold never refuses the update: the bytes handed
+ * over are bounded (HANDOVER_BYTES_MAX, and the arena's room). Output
+ * (replies to executed commands) is copied first, smallest first; a
+ * connection whose output does not fit is closed by the next image at
+ * once. Then input (commands not executed yet, never answered), smallest
+ * first: a connection whose input does not fit -- the biggest unfinished
+ * requests -- gets its replies so far, then is closed. Its unexecuted
+ * commands are not executed; nothing stored is lost. Both counts are
+ * logged. If the update does not happen, recs_free() drops the copies
+ * and every connection goes on as it was.
+ */
 static int recs_prepare(void)
 {
-	size_t n = atomic_load(&srv.curr_conns), k = 0;
+	size_t n = atomic_load(&srv.curr_conns), k = 0, nout = 0, nin = 0, total = 0, cut_in, cut_out;
+	_cleanup_free_ struct pending *outs = NULL;
+	_cleanup_free_ struct pending *ins = NULL;
+	_cleanup_free_ bool *dropped = NULL;
 
 	/* "kvcache-store": where the store is; format is written by libluo (the version). */
 	if (!srv.store_ready)
@@ -877,7 +953,10 @@ static int recs_prepare(void)
 	};
 
 	srv.recs = calloc(n ? n : 1, sizeof(*srv.recs));
-	if (!srv.recs)
+	outs = calloc(n ? n : 1, sizeof(*outs));
+	ins = calloc(n ? n : 1, sizeof(*ins));
+	dropped = calloc(n ? n : 1, sizeof(*dropped));
+	if (!srv.recs || !outs || !ins || !dropped)
 		return -ENOMEM;
 	for (unsigned i = 0; i < srv.o.threads; i++) {
 		for (struct conn *c = srv.workers[i].conns; c; c = c->next) {
@@ -886,17 +965,29 @@ static int recs_prepare(void)
 			if (k == n)
 				return -EOVERFLOW; /* the count is wrong: do not hand over half */
 			rec = &srv.recs[k];
-			srv.nrecs = ++k;
 			rec->token = c->token;
 			rec->swallow = c->p.swallow;
 			rec->closing = c->p.closing;
 			rec->rlen = (uint32_t)c->rlen;
 			rec->wlen = (uint32_t)(c->out.len - c->wpos);
-			if (copy_to_arena(c->rbuf, c->rlen, &rec->rbuf) < 0 ||
-			    copy_to_arena(c->out.data + c->wpos, rec->wlen, &rec->wbuf) < 0)
-				return -ENOMEM;
+			if (rec->wlen)
+				outs[nout++] = (struct pending){ rec->wlen, k, c->out.data + c->wpos };
+			if (rec->rlen)
+				ins[nin++] = (struct pending){ rec->rlen, k, c->rbuf };
+			srv.nrecs = ++k;
 		}
 	}
+	cut_out = pending_copy(outs, nout, false, dropped, &total);
+	cut_in = pending_copy(ins, nin, true, dropped, &total);
+	/* Output that did not fit: nothing of the connection is handed over, the next image closes it. */
+	for (size_t i = 0; i < k; i++)
+		if (dropped[i])
+			srv.recs[i] = (struct kv_conn_v1){ .token = srv.recs[i].token, .closing = 1 };
+	if (cut_in || cut_out)
+		logf_("update: %zu bytes of connection buffers handed over (at most %u MiB, and the arena's room); "
+		      "closed by the next image: %zu connection(s) whose unexecuted commands did not fit, after "
+		      "their replies; %zu whose replies did not fit, at once",
+		      total, HANDOVER_BYTES_MAX >> 20, cut_in, cut_out);
 	return 0;
 }
 
@@ -1336,6 +1427,17 @@ static void raise_fd_limit(void)
 /* ---------------------------------------------------------------------- */
 /* Options                                                                 */
 
+/* The largest value an item of this key length and flags may have: what the store's check says. */
+static uint64_t value_max(size_t nkey, uint32_t flags)
+{
+	uint64_t v = KV_VALUE_MAX;
+
+	/* The header is tens of bytes: a bounded walk down. */
+	while (v > 0 && !kv_item_fits(nkey, flags, v))
+		v--;
+	return v;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1367,9 +1469,10 @@ static void usage(FILE *f)
 		"\n"
 		"This is the %s build. Store format: reads %d..%d, writes %d..%d\n"
 		"(component kvcache-store, mandatory); connections: kvcache-conns v1.\n"
-		"Limits: keys %d bytes, values %u bytes, %d connections, %d threads.\n",
+		"Limits: keys %d bytes, values %" PRIu64 " bytes (under a 1-byte key, flags 0:\n"
+		"key, value and item header within %u bytes), %d connections, %d threads.\n",
 		KV_IDLE_TIMEOUT_DEFAULT, KV_COLLAPSE_PERIOD_MS / 1000, KV_BUILD_NAME, KV_FORMAT_READ_MIN, KV_FORMAT_READ_MAX, KV_FORMAT_WRITE_MIN,
-		KV_FORMAT_WRITE_MAX, KV_KEY_MAX, KV_VALUE_MAX, KV_CONNS_MAX, KV_THREADS_MAX);
+		KV_FORMAT_WRITE_MAX, KV_KEY_MAX, value_max(1, 0), KV_VALUE_MAX, KV_CONNS_MAX, KV_THREADS_MAX);
 }
 
 static unsigned parse_uint(const char *opt, const char *s, unsigned min, unsigned max)

@@ -160,6 +160,23 @@ static bool parse_i32(const struct tok *t, int64_t *ret)
 }
 
 /*
+ * A time (exptime, delay, meta T/N/R) as memcached 1.6 reads it on 64
+ * bits: safe_strtol() takes any long, then keeps its low 32 bits in an
+ * int32 ("99999999999" is 1215752191 there, an absolute time long past;
+ * "4294967297" is 1). Lengths keep parse_i32()'s bounds.
+ */
+static bool parse_time32(const struct tok *t, int64_t *ret)
+{
+	uint64_t v;
+	bool neg;
+
+	if (!parse_c_number(t, &v, &neg) || v > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX))
+		return false;
+	*ret = (int32_t)(uint32_t)(neg ? -v : v);
+	return true;
+}
+
+/*
  * A key is 1..KV_KEY_MAX bytes without a space (the separator) or a
  * newline (the end of the line). memcached takes every other byte but NUL
  * (which ends its line, see execute_line()), control characters included,
@@ -348,7 +365,7 @@ static int cmd_get(struct kv_store *st, const char *line, size_t len, struct kv_
 	if (n > KV_GET_KEYS_MAX + 1 + (size_t)touch)
 		return reply(out, "CLIENT_ERROR bad command line format\r\n");
 	if (touch) {
-		if (!parse_i32(&toks[1], &exptime))
+		if (!parse_time32(&toks[1], &exptime))
 			return reply(out, "CLIENT_ERROR invalid exptime argument\r\n");
 		req.touch = true;
 		req.exptime = kv_exptime(exptime);
@@ -455,7 +472,7 @@ static ptrdiff_t cmd_store(struct kv_store *st, struct kv_proto *p, const struct
 	}
 	*noreply = last_is_noreply(toks, n);
 	/* Flags: memcached's safe_strtoul() on 64 bits, then kept in 32 (4294967296 is 0 there). */
-	if (!key_ok(&toks[1]) || !parse_u64(&toks[2], UINT64_MAX, &flags) || !parse_i32(&toks[3], &exptime) ||
+	if (!key_ok(&toks[1]) || !parse_u64(&toks[2], UINT64_MAX, &flags) || !parse_time32(&toks[3], &exptime) ||
 	    !parse_i32(&toks[4], &vlen) || (mode == KV_CAS && !parse_u64(&toks[5], UINT64_MAX, &cas)) || vlen < 0) {
 		/* memcached does not swallow here: the block is read as commands. */
 		reply(out, "CLIENT_ERROR bad command line format\r\n");
@@ -551,7 +568,7 @@ static void cmd_touch(struct kv_store *st, const struct tok *toks, size_t n, str
 		reply(out, "CLIENT_ERROR bad command line format\r\n");
 		return;
 	}
-	if (!parse_i32(&toks[2], &exptime)) {
+	if (!parse_time32(&toks[2], &exptime)) {
 		reply(out, "CLIENT_ERROR invalid exptime argument\r\n");
 		return;
 	}
@@ -568,7 +585,7 @@ static void cmd_flush(struct kv_store *st, const struct tok *toks, size_t n, str
 	}
 	*noreply = last_is_noreply(toks, n);
 	/* memcached reads the delay whenever there is a token besides noreply ("flush_all 1 2": 1). */
-	if (n != (*noreply ? 2u : 1u) && !parse_i32(&toks[1], &delay)) {
+	if (n != (*noreply ? 2u : 1u) && !parse_time32(&toks[1], &delay)) {
 		reply(out, "CLIENT_ERROR invalid exptime argument\r\n");
 		return;
 	}
@@ -633,11 +650,12 @@ static bool meta_num_u64(const struct tok *t, uint64_t max, uint64_t *ret)
 	return parse_u64(&d, max, ret);
 }
 
-static bool meta_num_i32(const struct tok *t, int64_t *ret)
+/* A meta time (T, N, R): memcached's safe_strtol(), see parse_time32(). */
+static bool meta_num_time32(const struct tok *t, int64_t *ret)
 {
 	struct tok d = { t->s + 1, t->n - 1 };
 
-	return parse_i32(&d, ret);
+	return parse_time32(&d, ret);
 }
 
 /* Parse toks[from..n): 0, or an error line in *ret_err. */
@@ -658,7 +676,7 @@ static int meta_parse(const struct tok *toks, size_t from, size_t n, struct meta
 		switch (o) {
 		case 'T':
 		case 'N':
-			if (!meta_num_i32(&toks[i], &i32)) {
+			if (!meta_num_time32(&toks[i], &i32)) {
 				*ret_err = "CLIENT_ERROR bad token in command line format\r\n";
 				return -EINVAL;
 			}
@@ -671,7 +689,7 @@ static int meta_parse(const struct tok *toks, size_t from, size_t n, struct meta
 			}
 			break;
 		case 'R':
-			if (!meta_num_i32(&toks[i], &i32)) {
+			if (!meta_num_time32(&toks[i], &i32)) {
 				*ret_err = "CLIENT_ERROR bad token in command line format\r\n";
 				return -EINVAL;
 			}
@@ -687,7 +705,8 @@ static int meta_parse(const struct tok *toks, size_t from, size_t n, struct meta
 		case 'F': {
 			uint64_t f;
 
-			if (!meta_num_u64(&toks[i], UINT32_MAX, &f)) {
+			/* memcached's safe_strtoflags() on 64 bits: kept in 32 (F4294967297 is 1). */
+			if (!meta_num_u64(&toks[i], UINT64_MAX, &f)) {
 				*ret_err = "CLIENT_ERROR bad command line format\r\n";
 				return -EINVAL;
 			}
@@ -1297,11 +1316,12 @@ static void stats_slabs(struct kv_store *st, struct kv_buf *out)
 	stat_u64(out, "total_malloced", luo_arena_size(st->arena));
 }
 
+/* memcached reads the word after "stats" and ignores what follows it ("stats reset extra": RESET). */
 static void cmd_stats(struct kv_store *st, const struct tok *toks, size_t n, struct kv_buf *out)
 {
 	if (n == 1) {
 		stats_general(st, out);
-	} else if (n == 2 && tok_is(&toks[1], "reset")) {
+	} else if (n >= 2 && tok_is(&toks[1], "reset")) {
 		static const size_t fields[] = {
 			offsetof(struct kv_counters, total_items), offsetof(struct kv_counters, evictions),
 			offsetof(struct kv_counters, cmd_get),     offsetof(struct kv_counters, get_hits),
@@ -1313,14 +1333,14 @@ static void cmd_stats(struct kv_store *st, const struct tok *toks, size_t n, str
 			__atomic_store_n((uint64_t *)((char *)&st->root->c + fields[i]), 0, __ATOMIC_RELAXED);
 		reply(out, "RESET\r\n");
 		return;
-	} else if (n == 2 && tok_is(&toks[1], "conns")) {
+	} else if (n >= 2 && tok_is(&toks[1], "conns")) {
 		if (kv_stats_conns_hook)
 			kv_stats_conns_hook(out);
-	} else if (n == 2 && tok_is(&toks[1], "settings")) {
+	} else if (n >= 2 && tok_is(&toks[1], "settings")) {
 		stats_settings(st, out);
-	} else if (n == 2 && tok_is(&toks[1], "items")) {
+	} else if (n >= 2 && tok_is(&toks[1], "items")) {
 		stats_items(st, out);
-	} else if (n == 2 && tok_is(&toks[1], "slabs")) {
+	} else if (n >= 2 && tok_is(&toks[1], "slabs")) {
 		stats_slabs(st, out);
 	} else if (n >= 2 && tok_is(&toks[1], "cachedump")) {
 		uint64_t id, limit;
