@@ -34,6 +34,7 @@
 
 #include "cleanup.h"
 #include "luo/agent.h"
+#include "base.h"
 #include "luoctl.h"
 #include "peer.h"
 #include "wire.h"
@@ -59,25 +60,26 @@ static int agent_connect(const char *opt, int timeout_s, struct peer *p)
 {
 	_cleanup_close_ int fd = -1;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *env = getenv(LUO_AGENT_SOCKET_ENV), *xdg;
+	const char *env = getenv(LUO_AGENT_SOCKET_ENV);
 	struct ucred cred = { .uid = (uid_t)-1 };
-	socklen_t cred_len = sizeof(cred);
-	int n, r;
+	socklen_t cred_len = sizeof(cred), sa_len = 0;
+	int r;
 
-	if (opt)
-		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", opt);
-	else if (env && *env)
-		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", env);
-	else if (geteuid() == 0)
-		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", LUO_AGENT_SOCKET_SYSTEM);
-	else if ((xdg = getenv("XDG_RUNTIME_DIR")) && *xdg == '/')
-		n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", xdg, LUO_AGENT_SOCKET_USER);
-	else {
+	if (opt) {
+		r = strlen(opt) < sizeof(sa.sun_path) ? 0 : -ENAMETOOLONG;
+		if (r == 0) {
+			strcpy(sa.sun_path, opt);
+			sa_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(opt) + 1);
+		}
+	} else {
+		r = luo_agent_socket_address(geteuid(), &sa, &sa_len); /* libluo's rule, agent.h */
+	}
+	if (r == -ENOENT) {
 		fprintf(stderr, "luoctl: agent: no socket: give --socket PATH, or set %s or XDG_RUNTIME_DIR\n",
 			LUO_AGENT_SOCKET_ENV);
-		return -ENOENT;
+		return r;
 	}
-	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+	if (r < 0) {
 		fputs("luoctl: agent: ", stderr);
 		text_puts(stderr, opt ? opt : env ? env : "");
 		fprintf(stderr, ": socket path longer than %zu bytes\n", sizeof(sa.sun_path) - 1);
@@ -88,7 +90,7 @@ static int agent_connect(const char *opt, int timeout_s, struct peer *p)
 		print_error("socket", -errno, NULL);
 		return -errno;
 	}
-	r = connect_bounded(fd, &sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1));
+	r = connect_bounded(fd, &sa, sa_len);
 	if (r < 0) {
 		fputs("luoctl: agent ", stderr);
 		text_puts(stderr, sa.sun_path);

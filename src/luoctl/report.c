@@ -31,19 +31,9 @@ const char *kind_name(uint32_t kind)
 
 const char *verdict_name(enum luo_verdict v)
 {
-	switch (v) {
-	case LUO_VERDICT_USE:
-		return "use";
-	case LUO_VERDICT_DROP:
-		return "drop";
-	case LUO_VERDICT_REFUSE:
-		return "refuse";
-	case LUO_VERDICT_NEW:
-		return "new";
-	case LUO_VERDICT_DOWNGRADE:
-		return "downgrade";
-	}
-	return "unknown";
+	const char *s = luo_verdict_name(v, false); /* libluo's names (negotiate.c) */
+
+	return s ? s : "unknown";
 }
 
 const char *path_basename(const char *path)

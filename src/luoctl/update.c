@@ -36,6 +36,7 @@
 #include "cleanup.h"
 #include "luo/agent.h"
 #include "luo-internal.h" /* luo_peer_pidfd(), luo_pidfd_pid() */
+#include "base.h"
 #include "luoctl.h"
 #include "peer.h"
 #include "wire.h"
@@ -81,10 +82,15 @@ static int control_connect(pid_t pid, struct peer *p)
 	socklen_t cred_len = sizeof(cred);
 	char what[64];
 	bool exact;
-	int n, one = 1, r;
+	socklen_t sa_len;
+	int one = 1, r;
 
 	snprintf(what, sizeof(what), "pid %d", (int)pid);
-	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "%s%d", LUO_CONTROL_ADDRESS_PREFIX, (int)pid);
+	r = luo_control_socket_address(pid, &sa, &sa_len); /* libluo's rule, agent.h */
+	if (r < 0) {
+		print_error(what, r, "control socket address");
+		return r;
+	}
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		print_error("socket", -errno, NULL);
@@ -94,7 +100,7 @@ static int control_connect(pid_t pid, struct peer *p)
 		print_error("socket", -errno, "SO_PASSCRED");
 		return -errno;
 	}
-	r = connect_bounded(fd, &sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
+	r = connect_bounded(fd, &sa, sa_len);
 	if (r < 0) {
 		if (r == -ETIMEDOUT)
 			fprintf(stderr, "luoctl: pid %d: the control socket @%s%d accepts no connection (backlog full "

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "cleanup.h"
 #include "conn.h"
 #include "handover.h"
@@ -126,25 +127,13 @@ struct options {
 
 static int socket_path_default(struct options *o, uid_t euid)
 {
-	const char *env = getenv(LUO_AGENT_SOCKET_ENV);
-	const char *xdg;
-	int n;
+	int r = luo_agent_socket_path(euid, o->path, sizeof(o->path)); /* libluo's rule, agent.h */
 
-	if (env && *env)
-		n = snprintf(o->path, sizeof(o->path), "%s", env);
-	else if (euid == 0)
-		n = snprintf(o->path, sizeof(o->path), "%s", LUO_AGENT_SOCKET_SYSTEM);
-	else if ((xdg = getenv("XDG_RUNTIME_DIR")) && *xdg == '/')
-		n = snprintf(o->path, sizeof(o->path), "%s/%s", xdg, LUO_AGENT_SOCKET_USER);
-	else {
+	if (r == -ENOENT)
 		fprintf(stderr, "luod: no socket path: set $%s, $XDG_RUNTIME_DIR or --socket\n", LUO_AGENT_SOCKET_ENV);
-		return -EINVAL;
-	}
-	if (n < 0 || (size_t)n >= sizeof(o->path)) {
+	else if (r < 0)
 		fprintf(stderr, "luod: socket path too long (max %zu bytes)\n", sizeof(o->path) - 1);
-		return -ENAMETOOLONG;
-	}
-	return 0;
+	return r == -ENOENT ? -EINVAL : r;
 }
 
 /* Create the socket's directory if missing; refuse one others could write. */
