@@ -289,6 +289,31 @@ def test_hostile(tmp):
     ok(p.returncode == 2 and "keys in one object" in p.stderr, "an object of more than 64 keys is refused")
 
 
+def test_undeclared():
+    """A binary without .note.luo (it does not link libluo) can neither hand state over nor take it."""
+    plain = shutil.which("true") or "/bin/true"
+    for old, new, side in ((plain, HEAD, "old"), (HEAD, plain, "new")):
+        p = luoctl("check", new, "--against", old)
+        ok(p.returncode == 1 and f"the {side} image declares no luo manifest" in p.stdout
+           and "would be refused" in p.stdout,
+           f"check {base(old)} -> {base(new)}: refused, the {side} side has no .note.luo (exit {p.returncode})")
+        r, j = luoctl_json("check", new, "--against", old)
+        e = j.get("entries", [])
+        ok(r == 1 and j.get("proceed") is False and len(e) == 1 and e[0]["kind"] == "format"
+           and e[0]["verdict"] == "refuse" and e[0]["cause"] == "not-declared",
+           f"check {base(old)} -> {base(new)} --json: one entry, the format, refused, not declared ({e})")
+    p = luoctl("matrix", HEAD, V2, plain)
+    ok(p.returncode == 1 and p.stdout.count("declares no luo manifest") == 4,
+       f"matrix with a binary without .note.luo: exit {p.returncode}, its four pairs refused with the reason")
+    p = luoctl("matrix", HEAD, V2)
+    ok(p.returncode == 0, "matrix of libluo builds only: exit 0")
+    p = luoctl("path", V1, plain, V2, V3)
+    ok(p.returncode == 1 and "declares no luo manifest" in p.stdout, "path to a binary without .note.luo: none")
+    r, j = luoctl_json("path", V1, V3, plain, V2)
+    ok(r == 0 and [base(h["to"]) for h in j.get("hops", [])] == [base(V2), base(V3)],
+       "path: a build without .note.luo is no hop; the chain goes through v2")
+
+
 class Service:
     """One example build serving on 127.0.0.1, its output in a file."""
 
@@ -419,6 +444,7 @@ def main():
     fds = set(os.listdir("/proc/self/fd"))
     with tempfile.TemporaryDirectory(prefix="luo-history-") as tmp:
         test_path()
+        test_undeclared()
         test_history(tmp)
         test_record(tmp)
         test_hostile(tmp)
