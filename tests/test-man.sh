@@ -9,11 +9,14 @@
 # intersection once rendered as a Gamma); and no alternating-font macro
 # joins words (".BR EPERM ). The service" once rendered as one word).
 #
-# usage: test-man.sh MAN_DIR LUO_H BUILD_MAN_DIR
+# With LUOCTL, luoctl(1)'s SYNOPSIS names the options luoctl --help does.
+#
+# usage: test-man.sh MAN_DIR LUO_H BUILD_MAN_DIR [LUOCTL]
 set -euo pipefail
 man=$1
 header=$2
 built=$3
+luoctl=${4:-}
 fail() { echo "not ok - $*"; exit 1; }
 groups="luo_open luo_session luo_update luo_component luo_arena luo_file_handler luo_agent"
 
@@ -50,6 +53,19 @@ for path in sys.argv[1:]:
 sys.exit(1 if bad else 0)
 EOF
 echo "ok - no words joined by .BR/.IR/.BI/.IB/.RB/.RI"
+
+# luoctl(1)'s SYNOPSIS names, for each verb, the options luoctl --help
+# prints for it (those are generated from the verbs' table in usage.c).
+if [ -n "$luoctl" ]; then
+	opts_of() { grep -o 'luoctl .*' | while read -r _ verb rest; do
+		echo "$verb $(grep -o -- '--[a-z]*' <<< "$rest" | sort | tr '\n' ' ')"; done | sort; }
+	from_man=$(groff -man -Tascii -rLL=400n -P-c -P-b -P-u "$man/luoctl.1" 2> /dev/null |
+		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | opts_of)
+	from_help=$("$luoctl" --help | sed '/^$/q' | opts_of)
+	[ "$(wc -l <<< "$from_help")" -ge 11 ] || fail "only $(wc -l <<< "$from_help") usage lines in luoctl --help"
+	[ "$from_man" = "$from_help" ] || { diff <(echo "$from_man") <(echo "$from_help"); fail "luoctl(1) SYNOPSIS and luoctl --help name other options (man <, help >)"; }
+	echo "ok - luoctl(1) SYNOPSIS and luoctl --help: the same options for each of $(wc -l <<< "$from_help") lines"
+fi
 
 want=$(grep -v '#define' "$header" | grep -o 'LUO_EXPORT [^(]*(' | sed 's/($//; s/.*[ *]//' | sort -u)
 [ "$(wc -w <<< "$want")" -ge 50 ] || fail "only $(wc -w <<< "$want") functions found in $header"

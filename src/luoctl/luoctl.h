@@ -62,8 +62,17 @@ void json_error(int err);
 void print_error(const char *what, int err, const char *reason);
 
 /* ------------------------------------------------------------------------ */
-/* usage.c                                                                    */
+/* usage.c: the verbs' options and synopses; the usage text                  */
 
+struct verb_usage {
+	const char *name;
+	unsigned options;     /* OPT_BIT()s: what cmd_opts_parse() takes for it */
+	const char *forms[2]; /* the operands of each usage line (NULL: none more) */
+};
+
+/* The verb @name's options and usage, or NULL if there is no such verb. */
+const struct verb_usage *verb_usage_find(const char *name);
+/* The usage, generated from the verbs' table: every option each takes. */
 void usage(FILE *f);
 /* Bad usage: say what (and @arg), then the usage, on stderr; EXIT_TROUBLE. */
 int usage_error(const char *what, const char *arg);
