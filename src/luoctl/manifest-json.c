@@ -18,8 +18,10 @@
  * unproven, and its versions compare by size and alignment only.
  *
  * The file is hostile input like a binary: at most RECORD_BYTES_MAX bytes,
- * strict JSON (RFC 8259) nested at most RECORD_DEPTH_MAX deep, no key twice
- * in one object, every string bounded, numbers non-negative integers that
+ * strict JSON (RFC 8259: UTF-8 in shortest form, a surrogate pair one code
+ * point, no lone surrogate) nested at most RECORD_DEPTH_MAX deep, at most
+ * RECORD_KEYS_MAX keys in one object and no key twice (in every object, the
+ * skipped ones too), every string bounded, numbers non-negative integers that
  * fit where they go, and every entry and type then checked by the same
  * luo_manifest_add_entry() / luo_manifest_add_type() as a note. Errors:
  * -EBADMSG with "PATH: byte N: what".
