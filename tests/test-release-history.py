@@ -201,7 +201,8 @@ def test_history(tmp):
     ok(history(d, narrow).returncode == 1, "window 2: the same HEAD fails")
 
     # The window file and the records are checked.
-    for bad in ("", "window: 0\n", "window: two\n", "window: 2\nwindow: 3\n", "size: 2\n"):
+    for bad in ("", "window: 0\n", "window: two\n", "window: 2\nwindow: 3\n", "size: 2\n", "window: 2 extra\n",
+                "window: 2x\n"):
         with open(os.path.join(d, "window"), "w") as f:
             f.write(bad)
         ok(history(d, HEAD).returncode == 2, f"window file {bad!r}: refused")
@@ -244,6 +245,24 @@ def test_hostile(tmp):
               good.replace(b'"digest": "', b'"digest": "zz', 1),
               b'{"a":' + b"[" * 40 + b"]" * 40 + b', "entries": []}',
               b"{\"entries\": []} trailing",
+              # A key twice: one luoctl reads, one it skips, one inside a skipped object,
+              # the same key written with an escape.
+              b'{"entries": [], "entries": []}',
+              b'{"release": "v1", "release": "v2", "x": 1, "x": 2, "entries": []}',
+              b'{"x": {"a": [{"b": 1, "b": 2}]}, "entries": []}',
+              b'{"\\u0061": 1, "a": 2, "entries": []}',
+              good.replace(b'"kind"', b'"extra": 1, "extra": 2, "kind"', 1),
+              # Not UTF-8: a stray byte, a cut sequence, an overlong form, an encoded surrogate,
+              # above U+10FFFF; a lone surrogate escaped, or one not followed by a low one.
+              b'{"x": "\xff", "entries": []}',
+              b'{"x": "\xc3", "entries": []}',
+              b'{"x": "\xc0\xaf", "entries": []}',
+              b'{"x": "\xed\xa0\x80", "entries": []}',
+              b'{"x": "\xf4\x90\x80\x80", "entries": []}',
+              b'{"\xff": 1, "entries": []}',
+              b'{"x": "\\ud83d", "entries": []}',
+              b'{"x": "\\ude00\\ud83d", "entries": []}',
+              b'{"x": "\\ud83d\\u0041", "entries": []}',
               good.replace(b"\n", b"\x00", 1),
               b"{\"entries\": [{\"kind\": \"component\", \"name\": \"c\", \"read\": [2, 1], \"write\": [1, 1],"
               b" \"optional\": false}]}"]
@@ -257,6 +276,42 @@ def test_hostile(tmp):
         f.write(b' \n{"entries": [], "unknown": {"nested": [1, 2.5e3, null, true]}}')
     p = luoctl("manifest", bad)
     ok(p.returncode == 0 and "entries   0" in p.stdout, "a record with unknown keys: they are skipped")
+    # Strict JSON that is valid: UTF-8 of every length, a surrogate pair, the same key in two objects.
+    with open(bad, "wb") as f:
+        f.write(b'{"x": "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \\ud83d\\ude00 \\u00e9",'
+                b' "y": {"x": 1}, "z": [{"x": 1}, {"x": 2}], "entries": []}')
+    p = luoctl("manifest", bad)
+    ok(p.returncode == 0 and "entries   0" in p.stdout,
+       f"a record with UTF-8, a surrogate pair, a key in two objects: read ({p.stderr.strip()})")
+    with open(bad, "wb") as f:
+        f.write(b'{"x": {' + b", ".join(b'"k%d": 1' % i for i in range(65)) + b'}, "entries": []}')
+    p = luoctl("manifest", bad)
+    ok(p.returncode == 2 and "keys in one object" in p.stderr, "an object of more than 64 keys is refused")
+
+
+def test_undeclared():
+    """A binary without .note.luo (it does not link libluo) can neither hand state over nor take it."""
+    plain = shutil.which("true") or "/bin/true"
+    for old, new, side in ((plain, HEAD, "old"), (HEAD, plain, "new")):
+        p = luoctl("check", new, "--against", old)
+        ok(p.returncode == 1 and f"the {side} image declares no luo manifest" in p.stdout
+           and "would be refused" in p.stdout,
+           f"check {base(old)} -> {base(new)}: refused, the {side} side has no .note.luo (exit {p.returncode})")
+        r, j = luoctl_json("check", new, "--against", old)
+        e = j.get("entries", [])
+        ok(r == 1 and j.get("proceed") is False and len(e) == 1 and e[0]["kind"] == "format"
+           and e[0]["verdict"] == "refuse" and e[0]["cause"] == "not-declared",
+           f"check {base(old)} -> {base(new)} --json: one entry, the format, refused, not declared ({e})")
+    p = luoctl("matrix", HEAD, V2, plain)
+    ok(p.returncode == 1 and p.stdout.count("declares no luo manifest") == 4,
+       f"matrix with a binary without .note.luo: exit {p.returncode}, its four pairs refused with the reason")
+    p = luoctl("matrix", HEAD, V2)
+    ok(p.returncode == 0, "matrix of libluo builds only: exit 0")
+    p = luoctl("path", V1, plain, V2, V3)
+    ok(p.returncode == 1 and "declares no luo manifest" in p.stdout, "path to a binary without .note.luo: none")
+    r, j = luoctl_json("path", V1, V3, plain, V2)
+    ok(r == 0 and [base(h["to"]) for h in j.get("hops", [])] == [base(V2), base(V3)],
+       "path: a build without .note.luo is no hop; the chain goes through v2")
 
 
 class Service:
@@ -389,6 +444,7 @@ def main():
     fds = set(os.listdir("/proc/self/fd"))
     with tempfile.TemporaryDirectory(prefix="luo-history-") as tmp:
         test_path()
+        test_undeclared()
         test_history(tmp)
         test_record(tmp)
         test_hostile(tmp)

@@ -116,7 +116,7 @@ static int window_read(struct history *h)
 	}
 	buf[len] = '\0';
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *hash = strchr(line, '#');
+		char *hash = strchr(line, '#'), *end;
 		uint64_t v;
 
 		if (hash)
@@ -130,7 +130,12 @@ static int window_read(struct history *h)
 		}
 		line += 7;
 		line += strspn(line, " \t");
-		line[strcspn(line, " \t\r")] = '\0';
+		end = line + strcspn(line, " \t\r");
+		if (end[strspn(end, " \t\r")] != '\0') {
+			print_error(path, -EBADMSG, "bytes after the number in \"window: N\"");
+			return -EBADMSG;
+		}
+		*end = '\0';
 		if (luo_parse_u64(line, HISTORY_RELEASES_MAX, &v) < 0 || v == 0) {
 			print_error(path, -EBADMSG, "the window is not a number of releases (1..1024)");
 			return -EBADMSG;

@@ -62,8 +62,17 @@ void json_error(int err);
 void print_error(const char *what, int err, const char *reason);
 
 /* ------------------------------------------------------------------------ */
-/* usage.c                                                                    */
+/* usage.c: the verbs' options and synopses; the usage text                  */
 
+struct verb_usage {
+	const char *name;
+	unsigned options;     /* OPT_BIT()s: what cmd_opts_parse() takes for it */
+	const char *forms[2]; /* the operands of each usage line (NULL: none more) */
+};
+
+/* The verb @name's options and usage, or NULL if there is no such verb. */
+const struct verb_usage *verb_usage_find(const char *name);
+/* The usage, generated from the verbs' table: every option each takes. */
 void usage(FILE *f);
 /* Bad usage: say what (and @arg), then the usage, on stderr; EXIT_TROUBLE. */
 int usage_error(const char *what, const char *arg);
@@ -119,7 +128,13 @@ const char *verdict_name(enum luo_verdict v);
 const char *path_basename(const char *path);
 /* The manifest of @path, or of process @pid if > 0 (@path then names it); errors said on stderr. */
 int manifest_read(const char *path, pid_t pid, struct luo_manifest **ret);
-/* luo_negotiate() with every entry of @old present: 0 proceed, -EPROTO refused, else said on stderr. */
+/* Whether @m declares the handover format: false for a binary that does not link libluo (no .note.luo). */
+bool manifest_declares_luo(const struct luo_manifest *m);
+/*
+ * luo_negotiate() with every entry of @old present: 0 proceed, -EPROTO
+ * refused, else said on stderr. A side that declares no luo manifest is
+ * refused: one entry, the format, REFUSE, cause not-declared.
+ */
 int negotiate(const struct luo_manifest *old, const struct luo_manifest *new, struct luo_report_entry **ret_entries,
 	      size_t *ret_n);
 /* --strict: a component downgraded, dropped, or handed over with unproven types. */

@@ -15,21 +15,27 @@
  *   luoctl drop SESSION [--uid UID] [--socket PATH]
  *   luoctl agent update [--timeout SECONDS] [--socket PATH] [--json]
  *
- * This file is the table of verbs: each with the options it takes and the
- * function that runs it; main() parses the options (opts.c) and hands the
- * operands to the verb. Each verb's file says what it does.
+ * This file is the table of verbs: each with the function that runs it;
+ * the options each takes are in usage.c's table, which the usage lines are
+ * printed from. main() parses the options (opts.c) and hands the operands
+ * to the verb. Each verb's file says what it does.
  *
  * The binaries are hostile input. The manifest reader checks every note
  * (manifest.h); names and paths are escaped on output (output.c).
  *
- * --strict (check, matrix, update, path, history): a component handed
- * over at a lower version because the types of a higher one differ
- * (downgrade), an optional one dropped, or one whose types are unproven is
- * an answer of no (exit 1): for release gates that must not lose state
- * silently.
+ * --strict (check, matrix, path, history): a component handed over at a
+ * lower version because the types of a higher one differ (downgrade), an
+ * optional one dropped, or one whose types are unproven is an answer of no
+ * (exit 1): for release gates that must not lose state silently. update
+ * --strict asks the service to refuse a downgrade or unproven types (its
+ * luo_update() does; a drop is not refused there).
+ *
+ * check, matrix, path and history refuse an update from or to a binary
+ * that declares no luo manifest (no .note.luo: it does not link libluo).
  *
  * Exit status: 0 success (check: the update would proceed; update: done);
- * 1 the answer is no: check: the update would be refused; update: refused,
+ * 1 the answer is no: check: the update would be refused; matrix: a binary
+ * without a luo manifest (or --strict fails); update: refused,
  * failed or rolled back, the service keeps serving; drop: no such session
  * or not ours; agent update: refused; path: no chain; history: a release
  * inside the window not accepted; 2 bad usage, a binary or process that
@@ -53,33 +59,35 @@
 #define LUOCTL_VERSION "unknown"
 #endif
 
-#define O(x) OPT_BIT(OPT_##x)
-
 static const struct verb {
 	const char *name;
-	unsigned options; /* O()s: what cmd_opts_parse() takes for it */
 	int (*run)(const struct cmd_opts *o, int argc, char **argv);
 } verbs[] = {
-	{ "manifest", O(JSON) | O(TYPES), cmd_manifest },
-	{ "check", O(JSON) | O(AGAINST) | O(PID) | O(STRICT), cmd_check },
-	{ "matrix", O(JSON) | O(STRICT), cmd_matrix },
-	{ "path", O(JSON) | O(STRICT), cmd_path },
-	{ "history", O(JSON) | O(STRICT), cmd_history },
-	{ "update", O(JSON) | O(PID) | O(TIMEOUT) | O(STRICT), cmd_update },
-	{ "status", O(JSON) | O(SOCKET), cmd_status },
-	{ "sessions", O(JSON) | O(SOCKET) | O(UID) | O(ALL), cmd_sessions },
-	{ "drop", O(SOCKET) | O(UID), cmd_drop },
-	{ "agent", O(JSON) | O(SOCKET) | O(TIMEOUT), cmd_agent },
+	{ "manifest", cmd_manifest },
+	{ "check", cmd_check },
+	{ "matrix", cmd_matrix },
+	{ "path", cmd_path },
+	{ "history", cmd_history },
+	{ "update", cmd_update },
+	{ "status", cmd_status },
+	{ "sessions", cmd_sessions },
+	{ "drop", cmd_drop },
+	{ "agent", cmd_agent },
 };
 
-/* The verb argv[0] names, its options parsed; the exit status. */
+/* The verb argv[0] names, its options (usage.c's table) parsed; the exit status. */
 static int verb_run(const struct verb *v, int argc, char **argv)
 {
+	const struct verb_usage *u = verb_usage_find(v->name);
 	struct cmd_opts o;
 	int r;
 
+	if (!u) {
+		fprintf(stderr, "luoctl: %s: no options in the usage table\n", v->name);
+		return EXIT_TROUBLE;
+	}
 	/* The verb's name stands as argv[0] for getopt_long(). */
-	r = cmd_opts_parse(argc, argv, v->options, &o);
+	r = cmd_opts_parse(argc, argv, u->options, &o);
 	if (r >= 0)
 		return r;
 	return v->run(&o, argc - optind, argv + optind);

@@ -18,8 +18,10 @@
  * unproven, and its versions compare by size and alignment only.
  *
  * The file is hostile input like a binary: at most RECORD_BYTES_MAX bytes,
- * strict JSON (RFC 8259) nested at most RECORD_DEPTH_MAX deep, no key twice
- * in one object, every string bounded, numbers non-negative integers that
+ * strict JSON (RFC 8259: UTF-8 in shortest form, a surrogate pair one code
+ * point, no lone surrogate) nested at most RECORD_DEPTH_MAX deep, at most
+ * RECORD_KEYS_MAX keys in one object and no key twice (in every object, the
+ * skipped ones too), every string bounded, numbers non-negative integers that
  * fit where they go, and every entry and type then checked by the same
  * luo_manifest_add_entry() / luo_manifest_add_type() as a note. Errors:
  * -EBADMSG with "PATH: byte N: what".
@@ -43,6 +45,8 @@
 #define RECORD_DEPTH_MAX 16
 /* A string of a record (names are 47 bytes; longer ones are refused when checked). */
 #define RECORD_STRING_MAX 256
+/* Keys of one object (a record's objects have at most 9). */
+#define RECORD_KEYS_MAX 64
 /* The anchor a recorded type is given: the record has none. */
 #define RECORD_ANCHOR "release_record"
 
@@ -107,8 +111,92 @@ static int jp_hex4(struct jp *p, uint32_t *ret)
 }
 
 /*
+ * The length of the UTF-8 sequence of @n bytes at @s (RFC 3629: shortest
+ * form, no surrogate, at most U+10FFFF), or 0 if it is not one.
+ */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t k;
+	uint32_t u;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		k = 2, u = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		k = 3, u = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		k = 4, u = s[0] & 0x07u;
+	else
+		return 0;
+	if (n < k)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		u = u << 6 | (s[i] & 0x3fu);
+	}
+	if ((k == 3 && u < 0x800) || (k == 4 && (u < 0x10000 || u > 0x10ffff)) || (u >= 0xd800 && u <= 0xdfff))
+		return 0;
+	return k;
+}
+
+/* The code point @u (not a surrogate, at most U+10FFFF) as UTF-8 into @enc: its length. */
+static size_t utf8_put(uint32_t u, char enc[static 4])
+{
+	if (u < 0x80) {
+		enc[0] = (char)u;
+		return 1;
+	}
+	if (u < 0x800) {
+		enc[0] = (char)(0xc0 | (u >> 6));
+		enc[1] = (char)(0x80 | (u & 0x3f));
+		return 2;
+	}
+	if (u < 0x10000) {
+		enc[0] = (char)(0xe0 | (u >> 12));
+		enc[1] = (char)(0x80 | ((u >> 6) & 0x3f));
+		enc[2] = (char)(0x80 | (u & 0x3f));
+		return 3;
+	}
+	enc[0] = (char)(0xf0 | (u >> 18));
+	enc[1] = (char)(0x80 | ((u >> 12) & 0x3f));
+	enc[2] = (char)(0x80 | ((u >> 6) & 0x3f));
+	enc[3] = (char)(0x80 | (u & 0x3f));
+	return 4;
+}
+
+/* After "\u": the code point of the escape, and of the low surrogate's after a high one. */
+static int jp_escape_u(struct jp *p, uint32_t *ret)
+{
+	uint32_t u, lo;
+	int r;
+
+	r = jp_hex4(p, &u);
+	if (r < 0)
+		return r;
+	if (u >= 0xd800 && u <= 0xdbff) {
+		/* A high surrogate: a low one must follow, as a \u escape. */
+		if (p->len - p->pos < 2 || p->buf[p->pos] != '\\' || p->buf[p->pos + 1] != 'u')
+			return jp_fail(p, "\\u%04" PRIx32 " not followed by a low surrogate", u);
+		p->pos += 2;
+		r = jp_hex4(p, &lo);
+		if (r < 0)
+			return r;
+		if (lo < 0xdc00 || lo > 0xdfff)
+			return jp_fail(p, "\\u%04" PRIx32 " not followed by a low surrogate", u);
+		u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+	} else if (u == 0 || (u >= 0xdc00 && u <= 0xdfff)) {
+		return jp_fail(p, "\\u%04" PRIx32 " in a string", u);
+	}
+	*ret = u;
+	return 0;
+}
+
+/*
  * A string into @out (@cap bytes with its NUL; NULL: skipped). Escapes are
- * decoded; \u0000, a lone surrogate and raw control bytes are refused.
+ * decoded, a surrogate pair into its code point; \u0000, a lone surrogate,
+ * raw control bytes and bytes that are not UTF-8 are refused.
  */
 static int jp_string(struct jp *p, char *out, size_t cap)
 {
@@ -124,17 +212,25 @@ static int jp_string(struct jp *p, char *out, size_t cap)
 
 		if (p->pos >= p->len)
 			return jp_fail(p, "a string not closed");
-		c = (unsigned char)p->buf[p->pos++];
-		if (c == '"')
+		c = (unsigned char)p->buf[p->pos];
+		if (c == '"') {
+			p->pos++;
 			break;
+		}
 		if (c < 0x20)
 			return jp_fail(p, "a control byte in a string");
-		enc[0] = (char)c;
-		if (c == '\\') {
+		if (c >= 0x80) {
+			k = utf8_len((const unsigned char *)p->buf + p->pos, p->len - p->pos);
+			if (k == 0)
+				return jp_fail(p, "a byte that is not UTF-8 in a string");
+			memcpy(enc, p->buf + p->pos, k);
+			p->pos += k;
+		} else if (c == '\\') {
 			static const char esc[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
 			const char *e;
 			uint32_t u = 0;
 
+			p->pos++;
 			if (p->pos >= p->len)
 				return jp_fail(p, "an escape cut short");
 			c = (unsigned char)p->buf[p->pos++];
@@ -142,26 +238,16 @@ static int jp_string(struct jp *p, char *out, size_t cap)
 			if (e && (e - esc) % 2 == 0) {
 				enc[0] = e[1];
 			} else if (c == 'u') {
-				r = jp_hex4(p, &u);
+				r = jp_escape_u(p, &u);
 				if (r < 0)
 					return r;
-				if (u == 0 || (u >= 0xd800 && u <= 0xdfff))
-					return jp_fail(p, "\\u%04" PRIx32 " in a string", u);
-				if (u < 0x80) {
-					enc[0] = (char)u;
-				} else if (u < 0x800) {
-					enc[0] = (char)(0xc0 | (u >> 6));
-					enc[1] = (char)(0x80 | (u & 0x3f));
-					k = 2;
-				} else {
-					enc[0] = (char)(0xe0 | (u >> 12));
-					enc[1] = (char)(0x80 | ((u >> 6) & 0x3f));
-					enc[2] = (char)(0x80 | (u & 0x3f));
-					k = 3;
-				}
+				k = utf8_put(u, enc);
 			} else {
 				return jp_fail(p, "an unknown escape");
 			}
+		} else {
+			enc[0] = (char)c;
+			p->pos++;
 		}
 		if (n + k >= RECORD_STRING_MAX || (out && n + k >= cap))
 			return jp_fail(p, "a string longer than %zu bytes", out ? cap - 1 : (size_t)RECORD_STRING_MAX - 1);
@@ -214,6 +300,95 @@ static int jp_bool(struct jp *p, bool *ret)
 	return jp_fail(p, "true or false expected");
 }
 
+/* The keys of one object so far: where each starts, and a hash of it. */
+struct jp_keys {
+	size_t n;
+	struct {
+		size_t at;
+		uint64_t hash;
+	} k[RECORD_KEYS_MAX];
+};
+
+static uint64_t key_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/* @key, read at byte @at, once in @keys: else -EBADMSG. */
+static int jp_key_add(struct jp *p, struct jp_keys *keys, const char *key, size_t at)
+{
+	uint64_t h = key_hash(key);
+
+	for (size_t i = 0; i < keys->n; i++) {
+		char other[RECORD_STRING_MAX];
+		size_t pos = p->pos;
+		int r;
+
+		if (keys->k[i].hash != h)
+			continue;
+		/* The same hash: the earlier key decoded again (it parsed once). */
+		p->pos = keys->k[i].at;
+		r = jp_string(p, other, sizeof(other));
+		p->pos = pos;
+		if (r < 0)
+			return r;
+		if (strcmp(other, key) == 0)
+			return jp_fail(p, "key \"%s\" twice in one object", key);
+	}
+	if (keys->n >= RECORD_KEYS_MAX)
+		return jp_fail(p, "more than %d keys in one object", RECORD_KEYS_MAX);
+	keys->k[keys->n].at = at;
+	keys->k[keys->n].hash = h;
+	keys->n++;
+	return 0;
+}
+
+/*
+ * The keys of an object, one at a time: 1 and the key in @key (the value
+ * follows), 0 at its end, or an error. @first: before the first key, the
+ * '{' is consumed. Every key is remembered in @keys to refuse one twice;
+ * those of @names (the caller's) also in @seen, and *@ret_index is the
+ * index of @key in @names, or -1.
+ */
+static int jp_key(struct jp *p, bool *first, char key[static RECORD_STRING_MAX], const char *const *names, size_t n_names,
+		  struct jp_keys *keys, uint32_t *seen, int *ret_index)
+{
+	size_t at;
+	int r;
+
+	if (*first) {
+		if (!jp_eat(p, '{'))
+			return jp_fail(p, "an object expected");
+		*first = false;
+		if (jp_eat(p, '}'))
+			return 0;
+	} else if (!jp_eat(p, ',')) {
+		return jp_eat(p, '}') ? 0 : jp_fail(p, "'}' or ',' expected");
+	}
+	jp_ws(p);
+	at = p->pos;
+	r = jp_string(p, key, RECORD_STRING_MAX);
+	if (r < 0)
+		return r;
+	if (!jp_eat(p, ':'))
+		return jp_fail(p, "':' expected");
+	r = jp_key_add(p, keys, key, at);
+	if (r < 0)
+		return r;
+	*ret_index = -1;
+	for (size_t i = 0; i < n_names; i++) {
+		if (strcmp(key, names[i]) != 0)
+			continue;
+		*seen |= 1u << i;
+		*ret_index = (int)i;
+	}
+	return 1;
+}
+
 /* Any value, checked and skipped. */
 static int jp_skip(struct jp *p, unsigned depth)
 {
@@ -228,25 +403,30 @@ static int jp_skip(struct jp *p, unsigned depth)
 	c = p->buf[p->pos];
 	if (c == '"')
 		return jp_string(p, NULL, 0);
-	if (c == '{' || c == '[') {
-		char close = c == '{' ? '}' : ']';
+	if (c == '{') {
+		char key[RECORD_STRING_MAX];
+		struct jp_keys keys = { 0 };
+		uint32_t seen = 0;
+		bool first = true;
+		int idx;
 
+		while ((r = jp_key(p, &first, key, NULL, 0, &keys, &seen, &idx)) > 0) {
+			r = jp_skip(p, depth + 1);
+			if (r < 0)
+				return r;
+		}
+		return r;
+	}
+	if (c == '[') {
 		p->pos++;
-		if (jp_eat(p, close))
+		if (jp_eat(p, ']'))
 			return 0;
 		do {
-			if (c == '{') {
-				r = jp_string(p, NULL, 0);
-				if (r < 0)
-					return r;
-				if (!jp_eat(p, ':'))
-					return jp_fail(p, "':' expected");
-			}
 			r = jp_skip(p, depth + 1);
 			if (r < 0)
 				return r;
 		} while (jp_eat(p, ','));
-		return jp_eat(p, close) ? 0 : jp_fail(p, "'%c' or ',' expected", close);
+		return jp_eat(p, ']') ? 0 : jp_fail(p, "']' or ',' expected");
 	}
 	if (c == 't' || c == 'f') {
 		bool b;
@@ -291,43 +471,6 @@ static int jp_skip(struct jp *p, unsigned depth)
 	return 0;
 }
 
-/*
- * The keys of an object, one at a time: 1 and the key in @key (the value
- * follows), 0 at its end, or an error. @first: before the first key, the
- * '{' is consumed. Keys are remembered in @seen (the caller's names) to
- * refuse one twice.
- */
-static int jp_key(struct jp *p, bool *first, char key[static RECORD_STRING_MAX], const char *const *names, size_t n_names,
-		  uint32_t *seen, int *ret_index)
-{
-	int r;
-
-	if (*first) {
-		if (!jp_eat(p, '{'))
-			return jp_fail(p, "an object expected");
-		*first = false;
-		if (jp_eat(p, '}'))
-			return 0;
-	} else if (!jp_eat(p, ',')) {
-		return jp_eat(p, '}') ? 0 : jp_fail(p, "'}' or ',' expected");
-	}
-	r = jp_string(p, key, RECORD_STRING_MAX);
-	if (r < 0)
-		return r;
-	if (!jp_eat(p, ':'))
-		return jp_fail(p, "':' expected");
-	*ret_index = -1;
-	for (size_t i = 0; i < n_names; i++) {
-		if (strcmp(key, names[i]) != 0)
-			continue;
-		if (*seen & (1u << i))
-			return jp_fail(p, "key \"%s\" twice in one object", key);
-		*seen |= 1u << i;
-		*ret_index = (int)i;
-	}
-	return 1;
-}
-
 static int jp_range(struct jp *p, struct luo_version_range *ret)
 {
 	uint64_t lo, hi;
@@ -361,12 +504,13 @@ static int jp_fields(struct jp *p, const char *const *names, size_t n_names,
 		     int (*field)(struct jp *p, int index, void *ctx), void *ctx, const char *missing, size_t *ret_end)
 {
 	char key[RECORD_STRING_MAX];
+	struct jp_keys keys = { 0 };
 	uint32_t seen = 0;
 	bool first = true;
 	size_t at = p->pos;
 	int idx, r;
 
-	while ((r = jp_key(p, &first, key, names, n_names, &seen, &idx)) > 0) {
+	while ((r = jp_key(p, &first, key, names, n_names, &keys, &seen, &idx)) > 0) {
 		r = idx < 0 ? jp_skip(p, 2) : field(p, idx, ctx);
 		if (r < 0)
 			return r;
@@ -507,6 +651,7 @@ static int manifest_parse_json(const char *buf, size_t len, const char *origin, 
 	_cleanup_(luo_manifest_freep) struct luo_manifest *m = NULL;
 	struct jp p = { buf, len, 0, origin, reason, reason_len };
 	char key[RECORD_STRING_MAX];
+	struct jp_keys keys = { 0 };
 	uint32_t seen = 0;
 	bool first = true;
 	int idx, r;
@@ -514,7 +659,7 @@ static int manifest_parse_json(const char *buf, size_t len, const char *origin, 
 	r = luo_manifest_new(&m);
 	if (r < 0)
 		return r;
-	while ((r = jp_key(&p, &first, key, names, ARRAY_SIZE(names), &seen, &idx)) > 0) {
+	while ((r = jp_key(&p, &first, key, names, ARRAY_SIZE(names), &keys, &seen, &idx)) > 0) {
 		if (idx == 0)
 			r = jp_array(&p, m, jp_entry);
 		else if (idx == 1)

@@ -13,8 +13,9 @@
  * 65,280 pairs): the printers negotiate again the pairs whose details
  * they print -- every pair in JSON, the refused ones in text.
  *
- * Exit: 0; 1 --strict and some pair that would proceed drops, downgrades
- * or is unproven; 2 trouble.
+ * Exit: 0; 1 some BINARY declares no luo manifest (it does not link
+ * libluo: every pair with it is refused), or --strict and some pair that
+ * would proceed drops, downgrades or is unproven; 2 trouble.
  *
  * Layer: a verb; calls report.c, usage.c and output.c.
  */
@@ -39,6 +40,7 @@ struct matrix {
 	struct luo_manifest **m;
 	struct report_summary *cells; /* n * n: from * n + to */
 	bool any_refused;
+	bool undeclared;              /* some binary declares no luo manifest */
 	bool strict_failed;           /* some pair that would proceed fails --strict */
 };
 
@@ -65,6 +67,7 @@ static int matrix_run(struct matrix *x)
 		r = manifest_read(x->paths[i], 0, &x->m[i]);
 		if (r < 0)
 			return r;
+		x->undeclared |= !manifest_declares_luo(x->m[i]);
 	}
 	r = report_pairs(x->m, x->n, x->cells);
 	if (r < 0)
@@ -291,5 +294,5 @@ int cmd_matrix(const struct cmd_opts *o, int argc, char **argv)
 	matrix_done(&x);
 	if (r < 0)
 		return EXIT_TROUBLE;
-	return o->strict && x.strict_failed ? EXIT_REFUSED : 0;
+	return x.undeclared || (o->strict && x.strict_failed) ? EXIT_REFUSED : 0;
 }

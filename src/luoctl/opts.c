@@ -3,7 +3,7 @@
  * DOC: opts.c, the options of every verb and the numbers they carry
  *
  * One getopt_long() table for all verbs; a verb takes the options its
- * entry in main.c's table allows (OPT_BIT()s), any other is bad usage. An
+ * entry in usage.c's table allows (OPT_BIT()s), any other is bad usage. An
  * option that takes a value may be given once. Numbers are decimal digits
  * only (luo_parse_u64(): no sign, blank or leading zero), within bounds.
  *

@@ -73,10 +73,60 @@ int manifest_read(const char *path, pid_t pid, struct luo_manifest **ret)
 	return 0;
 }
 
+static const struct luo_manifest_entry *manifest_format(const struct luo_manifest *m)
+{
+	for (size_t i = 0; i < m->n_entries; i++)
+		if (m->entries[i].kind == LUO_ABI_KIND_FORMAT)
+			return &m->entries[i];
+	return NULL;
+}
+
+bool manifest_declares_luo(const struct luo_manifest *m)
+{
+	return manifest_format(m) != NULL;
+}
+
+/*
+ * The report of an update one side of which declares no handover format:
+ * one entry, the format, refused, with why. luo_negotiate() would call
+ * every entry of a NEW new, and so proceed from a binary that cannot hand
+ * anything over (it has no libluo to serialize with).
+ */
+static int negotiate_undeclared(const struct luo_manifest *old, const struct luo_manifest *new,
+				struct luo_report_entry **ret_entries, size_t *ret_n)
+{
+	const struct luo_manifest_entry *fo = manifest_format(old), *fn = manifest_format(new);
+	struct luo_report_entry *e = calloc(1, sizeof(*e));
+
+	if (!e) {
+		print_error("negotiate", -ENOMEM, NULL);
+		return -ENOMEM;
+	}
+	snprintf(e->name, sizeof(e->name), "%s", LUO_ABI_FORMAT_COMPONENT);
+	e->kind = LUO_ABI_KIND_FORMAT;
+	if (fo) {
+		e->old_read = fo->read;
+		e->old_write = fo->write;
+	}
+	if (fn) {
+		e->new_read = fn->read;
+		e->new_write = fn->write;
+	}
+	e->verdict = LUO_VERDICT_REFUSE;
+	e->cause = LUO_CAUSE_NOT_DECLARED;
+	snprintf(e->why, sizeof(e->why), "%s declares no luo manifest (no .note.luo: it does not link libluo)%s",
+		 !fo && !fn ? "neither image" : !fo ? "the old image" : "the new image",
+		 !fo ? ", so it cannot hand state over" : ", so it cannot take state over");
+	*ret_entries = e;
+	*ret_n = 1;
+	return -EPROTO;
+}
+
 /*
  * luo_negotiate() with every entry of @old present. Return: 0 the update
  * would proceed, -EPROTO refused (both with the report in @ret_entries),
- * or another negative errno, said on stderr.
+ * or another negative errno, said on stderr. A side that declares no luo
+ * manifest refuses the update (negotiate_undeclared()).
  */
 int negotiate(const struct luo_manifest *old, const struct luo_manifest *new, struct luo_report_entry **ret_entries,
 	      size_t *ret_n)
@@ -85,6 +135,8 @@ int negotiate(const struct luo_manifest *old, const struct luo_manifest *new, st
 	size_t n = 0;
 	int r;
 
+	if (!manifest_declares_luo(old) || !manifest_declares_luo(new))
+		return negotiate_undeclared(old, new, ret_entries, ret_n);
 	r = luo_negotiate(old, new, NULL, NULL, &entries, &n);
 	if (r < 0 && r != -EPROTO) {
 		print_error("negotiate", r, NULL);
