@@ -188,3 +188,26 @@ set -e
 [ "$rc31" -eq 1 ] || { cat "$tmp/check31"; fail "luoctl check v3 --against v1: exit $rc31, expected 1"; }
 [ "$rc21" -eq 0 ] || { cat "$tmp/check21"; fail "luoctl check v2 --against v1: exit $rc21, expected 0"; }
 echo "ok - luoctl check: v1 -> v3 exit 1 (refused), v1 -> v2 exit 0 (would proceed)"
+
+# luoctl update --strict refuses what check --strict answers no to: v2 -> v1
+# drops stats. The service refuses before anything is frozen and serves on;
+# the same update without --strict is done.
+: > "$tmp/server"
+"${bin[v2]}" serve --port-file "$tmp/port2" > "$tmp/server" 2>&1 &
+server=$!
+wait_for "generation 0"
+set +e
+"$luoctl" update --strict --pid "$server" "${bin[v1]}" --timeout 20 > "$tmp/strict" 2>&1; rc=$?
+set -e
+[ "$rc" -eq 1 ] && grep -q "strict" "$tmp/strict" && grep -q "stats" "$tmp/strict" ||
+	{ cat "$tmp/strict"; fail "luoctl update --strict v2 -> v1 (drops stats): exit $rc, expected 1 naming stats"; }
+grep -q "generation 1" "$tmp/server" && fail "a strict refusal started a new generation"
+kill -0 "$server" || fail "the server is gone after a strict refusal"
+echo "ok - luoctl update --strict v2 -> v1: refused (stats would be dropped), pid $server serving on"
+"$luoctl" update --pid "$server" "${bin[v1]}" --timeout 20 > "$tmp/loose" 2>&1 ||
+	{ cat "$tmp/loose"; fail "luoctl update v2 -> v1 without --strict: not done"; }
+wait_for "generation 1"
+echo "ok - luoctl update v2 -> v1 without --strict: done ($(head -c 100 "$tmp/loose"))"
+kill -TERM "$server"
+wait "$server" || true
+server=

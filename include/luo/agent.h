@@ -247,7 +247,11 @@ struct luo_control_update {
 	char path[LUO_AGENT_PATH_SIZE];
 };
 #define LUO_CONTROL_UPDATE_SIZE_VER0 4124u
-/* luo_update() as with LUO_OPEN_STRICT_TYPES, for this update */
+/*
+ * For this update, luo_update() refuses what luoctl check --strict answers
+ * no to: a downgrade, unproven types (as LUO_OPEN_STRICT_TYPES) and a
+ * dropped component.
+ */
 #define LUO_CONTROL_UPDATE_STRICT 1u
 
 /* One entry of a refused (or accepted) negotiation: struct luo_report_entry. */

@@ -301,7 +301,8 @@ enum luo_report_cause {
 	LUO_CAUSE_NO_COMMON_VERSION, /* the ranges do not meet */
 	LUO_CAUSE_TYPES_DIFFER,      /* common versions exist; their types differ */
 	LUO_CAUSE_NOT_DECLARED,      /* the new image does not declare it */
-	LUO_CAUSE_STRICT,            /* LUO_OPEN_STRICT_TYPES: a downgrade or unproven types */
+	LUO_CAUSE_STRICT,            /* LUO_OPEN_STRICT_TYPES: a downgrade or unproven types;
+				      * a strict control request (agent.h): a drop too */
 	LUO_CAUSE_FIELD_REFUSED,     /* a declared field refuses (fields.h): the why names it */
 };
 

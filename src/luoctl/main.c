@@ -27,8 +27,8 @@
  * lower version because the types of a higher one differ (downgrade), an
  * optional one dropped, or one whose types are unproven is an answer of no
  * (exit 1): for release gates that must not lose state silently. update
- * --strict asks the service to refuse a downgrade or unproven types (its
- * luo_update() does; a drop is not refused there).
+ * --strict asks the service to refuse the same (its luo_update() does,
+ * before anything is frozen).
  *
  * check, matrix, path and history refuse an update from or to a binary
  * that declares no luo manifest (no .note.luo: it does not link libluo).

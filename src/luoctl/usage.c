@@ -135,7 +135,7 @@ void usage(FILE *f)
 	      "  --strict        check, matrix, history: a downgrade (types differ at a\n"
 	      "                  higher version), a dropped component or unproven types\n"
 	      "                  are an answer of no (exit 1); update: the service\n"
-	      "                  refuses a downgrade or unproven types (not a drop);\n"
+	      "                  refuses the same before it freezes anything (exit 1);\n"
 	      "                  path: no such hop\n"
 	      "  --against OLD   check: the binary updated from\n"
 	      "  --pid PID       check: the running process updated from; update: the\n"

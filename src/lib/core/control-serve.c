@@ -50,7 +50,7 @@ static void answer_refusal(struct luo *luo, int fd, const struct luo_control_upd
 				[LUO_CAUSE_NO_COMMON_VERSION] = "no common version",
 				[LUO_CAUSE_TYPES_DIFFER] = "types differ",
 				[LUO_CAUSE_NOT_DECLARED] = "not in the new image",
-				[LUO_CAUSE_STRICT] = "strict: downgrade or unproven types",
+				[LUO_CAUSE_STRICT] = "strict: downgrade, drop or unproven types",
 			};
 			uint32_t c = e[i].cause <= LUO_CAUSE_STRICT ? e[i].cause : LUO_CAUSE_NONE;
 

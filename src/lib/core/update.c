@@ -184,9 +184,11 @@ static int self_manifest(struct luo_manifest **ret, const struct luo_component *
 
 /*
  * LUO_OPEN_STRICT_TYPES: a component downgraded for a type mismatch, or
- * with unproven types, refuses the update instead. True if one did.
+ * with unproven types, refuses the update instead; with @drops (an update
+ * asked with LUO_CONTROL_UPDATE_STRICT, as luoctl check --strict answers),
+ * a dropped component too. True if one did.
  */
-static bool strict_refuse(struct luo_report_entry *rep, size_t n)
+static bool strict_refuse(struct luo_report_entry *rep, size_t n, bool drops)
 {
 	bool refused = false;
 
@@ -197,7 +199,8 @@ static bool strict_refuse(struct luo_report_entry *rep, size_t n)
 		if (e->kind != LUO_ABI_KIND_COMPONENT)
 			continue;
 		if (e->verdict != LUO_VERDICT_DOWNGRADE &&
-		    !(e->verdict == LUO_VERDICT_USE && e->types == LUO_TYPES_UNPROVEN))
+		    !(e->verdict == LUO_VERDICT_USE && e->types == LUO_TYPES_UNPROVEN) &&
+		    !(drops && e->verdict == LUO_VERDICT_DROP))
 			continue;
 		memcpy(why, e->why, sizeof(why));
 		snprintf(e->why, sizeof(e->why), "strict: %.*s", (int)sizeof(e->why) - 9, why);
@@ -235,7 +238,7 @@ static int negotiate(struct luo *luo, const char *path, const struct luo_compone
 	if (verdict == -ENOMEM)
 		return verdict;
 	if (luo->strict_types || luo->strict_once)
-		verdict = strict_refuse(rep, n_rep) ? -EPROTO : verdict;
+		verdict = strict_refuse(rep, n_rep, luo->strict_once) ? -EPROTO : verdict;
 	free(luo->report);
 	luo->report = rep;
 	luo->n_report = n_rep;
