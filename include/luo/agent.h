@@ -103,7 +103,12 @@
  * AF_UNIX address "\0" LUO_CONTROL_ADDRESS_PREFIX "<pid>". luoctl checks
  * SO_PEERCRED of the listener: the pid must be the one asked for, the uid
  * the caller's (or the caller is root); the service checks the caller's
- * the same way (same uid or root, else the connection is closed).
+ * the same way (same uid or root, else the connection is closed). The
+ * address is predictable, so any process may take it first: the service
+ * then listens on "\0" LUO_CONTROL_ADDRESS_PREFIX "<pid>.<16 hex digits>",
+ * the digits random, and luoctl finds that name among the sockets the
+ * process PID itself holds (/proc/PID/fd and /proc/net/unix), never by
+ * trying the names others may have made.
  *
  *   UPDATE    struct luo_control_update: the new binary's path (absolute).
  *             The service calls luo_update() with its own argv. A refusal

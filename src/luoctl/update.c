@@ -23,6 +23,7 @@
  * kinds and verdicts) and output.c.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -65,8 +66,108 @@ struct update_result {
 	const char *result;                    /* "done", "rolled-back" or "refused" */
 };
 
+/* Sockets of the target read from /proc/PID/fd; more are not looked at. */
+#define CONTROL_SCAN_FDS_MAX 65536
+/* Lines of /proc/net/unix read in the search; more are not looked at. */
+#define CONTROL_SCAN_LINES_MAX (1 << 20)
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
- * Connect to "\0luo-control.<pid>" and check who listens there: SO_PEERCRED
+ * The inodes of the sockets process @pid holds, sorted: 0, -EACCES (not
+ * ours to read: another uid, and we are not root), or another errno.
+ */
+static int socket_inodes_of(pid_t pid, uint64_t **ret, size_t *ret_n)
+{
+	_cleanup_free_ uint64_t *inodes = NULL;
+	char dir_path[64];
+	size_t n = 0;
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(dir_path, sizeof(dir_path), "/proc/%d/fd", (int)pid);
+	d = opendir(dir_path);
+	if (!d)
+		return -errno;
+	inodes = malloc(CONTROL_SCAN_FDS_MAX * sizeof(*inodes));
+	if (!inodes) {
+		closedir(d);
+		return -ENOMEM;
+	}
+	while (n < CONTROL_SCAN_FDS_MAX && (de = readdir(d))) {
+		char link[64];
+		unsigned long long ino;
+		ssize_t k = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+
+		if (k <= 0)
+			continue;
+		link[k] = '\0';
+		if (sscanf(link, "socket:[%llu]", &ino) == 1)
+			inodes[n++] = ino;
+	}
+	closedir(d);
+	qsort(inodes, n, sizeof(*inodes), cmp_u64);
+	*ret = TAKE_PTR(inodes);
+	*ret_n = n;
+	return 0;
+}
+
+/*
+ * The address process @pid listens on for control requests: a listening
+ * socket of its own named "@luo-control.<pid>" or "@luo-control.<pid>.<nonce>"
+ * (the name it takes when another process holds the first: agent.h). A
+ * name is found through the process's own fds, so names others bound
+ * are never tried. When its fds cannot be read, the first address.
+ */
+static int control_address_of(pid_t pid, struct sockaddr_un *sa, socklen_t *ret_len)
+{
+	_cleanup_free_ uint64_t *inodes = NULL;
+	_cleanup_free_ char *line = NULL;
+	size_t n_inodes = 0, cap = 0, lines = 0;
+	char first[64];
+	FILE *f;
+	int r, found = -ENOENT;
+
+	r = luo_control_socket_address(pid, sa, ret_len);
+	if (r < 0)
+		return r;
+	if (socket_inodes_of(pid, &inodes, &n_inodes) < 0)
+		return 0;
+	snprintf(first, sizeof(first), "@%s%d", LUO_CONTROL_ADDRESS_PREFIX, (int)pid);
+	f = fopen("/proc/net/unix", "re");
+	if (!f)
+		return 0;
+	while (found == -ENOENT && lines++ < CONTROL_SCAN_LINES_MAX && getline(&line, &cap, f) > 0) {
+		unsigned long long ino, nonce;
+		unsigned int flags;
+		char name[128], tail[2];
+		uint64_t key;
+		size_t k = strlen(first);
+
+		if (sscanf(line, "%*s %*s %*s %x %*x %*x %llu %127s", &flags, &ino, name) != 3 ||
+		    !(flags & 0x10000) /* __SO_ACCEPTCON: listening */ || strncmp(name, first, k) != 0)
+			continue;
+		key = ino;
+		if (!bsearch(&key, inodes, n_inodes, sizeof(*inodes), cmp_u64))
+			continue;
+		if (name[k] == '\0')
+			found = 0;
+		else if (name[k] == '.' && strlen(name + k + 1) == 16 &&
+			 sscanf(name + k + 1, "%16llx%1s", &nonce, tail) == 1)
+			found = luo_control_socket_address_nonce(pid, nonce, sa, ret_len);
+	}
+	fclose(f);
+	return found == -ENOENT ? 0 : found;
+}
+
+/*
+ * Connect to "\0luo-control.<pid>" (or the name the process took when
+ * another held that one) and check who listens there: SO_PEERCRED
  * names the pid that called listen(), but a pid is a number that may have
  * gone to another process since. SO_PEERPIDFD (Linux 6.5+) names the
  * listening process itself: it must still be alive and still be @pid.
@@ -86,7 +187,7 @@ static int control_connect(pid_t pid, struct peer *p)
 	int one = 1, r;
 
 	snprintf(what, sizeof(what), "pid %d", (int)pid);
-	r = luo_control_socket_address(pid, &sa, &sa_len); /* libluo's rule, agent.h */
+	r = control_address_of(pid, &sa, &sa_len); /* libluo's rule, agent.h */
 	if (r < 0) {
 		print_error(what, r, "control socket address");
 		return r;

@@ -90,11 +90,13 @@ int luo_peer_may_ptrace(int pidfd, pid_t pid);
  * sockaddr.c: the agent's socket path for a process of @euid (0, -ENOENT
  * no rule applies, -ENAMETOOLONG longer than @len - 1), the same as a
  * sockaddr_un with its length, and the control socket's abstract address
- * of process @pid (0 or -ENAMETOOLONG).
+ * of process @pid (0 or -ENAMETOOLONG); with a @nonce, the address taken
+ * when someone else holds the first one (agent.h).
  */
 int luo_agent_socket_path(uid_t euid, char *buf, size_t len);
 int luo_agent_socket_address(uid_t euid, struct sockaddr_un *sa, socklen_t *ret_len);
 int luo_control_socket_address(pid_t pid, struct sockaddr_un *sa, socklen_t *ret_len);
+int luo_control_socket_address_nonce(pid_t pid, uint64_t nonce, struct sockaddr_un *sa, socklen_t *ret_len);
 
 /* self.c: this image */
 int luo_self_path(char *buf, size_t len);

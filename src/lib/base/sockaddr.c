@@ -8,7 +8,7 @@
  * path. The variables are read through luo_getenv() (none in a
  * secure-execution image). A service's control socket is the abstract
  * address "\0" LUO_CONTROL_ADDRESS_PREFIX "<pid>": per network namespace,
- * nothing on disk. Written once here for libluo; luod and luoctl have the
+ * nothing on disk; "<pid>.<nonce>" when another process holds that one. Written once here for libluo; luod and luoctl have the
  * same rules (agent.h).
  */
 
@@ -48,6 +48,20 @@ int luo_agent_socket_address(uid_t euid, struct sockaddr_un *sa, socklen_t *ret_
 	if (r < 0)
 		return r;
 	*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(sa->sun_path) + 1);
+	return 0;
+}
+
+int luo_control_socket_address_nonce(pid_t pid, uint64_t nonce, struct sockaddr_un *sa, socklen_t *ret_len)
+{
+	int n;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1, "%s%d.%016llx", LUO_CONTROL_ADDRESS_PREFIX, (int)pid,
+		     (unsigned long long)nonce);
+	if (n < 0 || (size_t)n >= sizeof(sa->sun_path) - 1)
+		return -ENAMETOOLONG;
+	*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	return 0;
 }
 

@@ -77,6 +77,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,6 +97,8 @@
 #define CONTROL_BIND_WAIT_MIN_NS 10000
 #define CONTROL_BIND_WAIT_STEP_MAX_NS (1000 * 1000)
 #define CONTROL_BIND_WAIT_MAX_NS (100 * 1000 * 1000)
+/* Random names tried when the first address is taken (a clash is 2^-64). */
+#define CONTROL_NONCE_TRIES_MAX 4
 
 /*
  * "LUO_HANDOVER_CONTROL_FD=<fd>:<seq>", and the seq the answer echoes: the
@@ -120,9 +123,57 @@ static char control_entry[sizeof(LUO_ABI_CONTROL_FD_ENV) + 32];
 static char listen_entry[sizeof(LUO_ABI_CONTROL_LISTEN_FD_ENV) + 16];
 static uint32_t control_seq;
 
-static int control_address(struct sockaddr_un *sa, socklen_t *ret_len)
+/* Whether @got is this process's control address: the first one, or one with a nonce. */
+static bool is_control_name(const struct sockaddr_un *got, socklen_t got_len)
 {
-	return luo_control_socket_address(getpid(), sa, ret_len);
+	struct sockaddr_un want;
+	socklen_t want_len;
+
+	if (luo_control_socket_address(getpid(), &want, &want_len) < 0)
+		return false;
+	if (got_len == want_len && memcmp(got, &want, want_len) == 0)
+		return true;
+	/* "<pid>." and 16 lowercase hex digits, the name control_bind_nonce() takes */
+	if (got_len != want_len + 17 || memcmp(got, &want, want_len) != 0 || got->sun_path[want_len - 2] != '.')
+		return false;
+	for (socklen_t i = want_len - 1; i < got_len - 2; i++) {
+		char c = got->sun_path[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Someone else holds "\0luo-control.<pid>" (any process may bind any
+ * abstract name): listen on "<pid>.<random nonce>" instead, a name no one
+ * can take first; luoctl finds it among this process's own sockets
+ * (agent.h). Returns the listening @fd, or a negative errno (@fd closed).
+ */
+static int control_bind_nonce(int fd)
+{
+	_cleanup_close_ int owned = fd;
+	struct sockaddr_un sa;
+	socklen_t len;
+	uint64_t nonce;
+	int r;
+
+	for (int tries = 0; tries < CONTROL_NONCE_TRIES_MAX; tries++) {
+		if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
+			return -EADDRINUSE;
+		r = luo_control_socket_address_nonce(getpid(), nonce, &sa, &len);
+		if (r < 0)
+			return r;
+		if (bind(owned, (struct sockaddr *)&sa, len) == 0) {
+			if (listen(owned, CONTROL_BACKLOG) < 0)
+				return -errno;
+			return TAKE_FD(owned);
+		}
+		if (errno != EADDRINUSE)
+			return -errno;
+	}
+	return -EADDRINUSE;
 }
 
 static int control_socket(bool after_exec)
@@ -133,7 +184,7 @@ static int control_socket(bool after_exec)
 	socklen_t len;
 	int r;
 
-	r = control_address(&sa, &len);
+	r = luo_control_socket_address(getpid(), &sa, &len);
 	if (r < 0)
 		return r;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -144,8 +195,10 @@ static int control_socket(bool after_exec)
 
 		if (bind(fd, (struct sockaddr *)&sa, len) == 0)
 			break;
-		if (errno != EADDRINUSE || !after_exec || waited_ns >= CONTROL_BIND_WAIT_MAX_NS)
+		if (errno != EADDRINUSE)
 			return -errno;
+		if (!after_exec || waited_ns >= CONTROL_BIND_WAIT_MAX_NS)
+			return control_bind_nonce(TAKE_FD(fd));
 		nanosleep(&wait, NULL);
 		waited_ns += wait_ns;
 		wait_ns = wait_ns * 2 > CONTROL_BIND_WAIT_STEP_MAX_NS ? CONTROL_BIND_WAIT_STEP_MAX_NS : wait_ns * 2;
@@ -415,8 +468,8 @@ static void control_exec_undo(struct luo *luo)
 /* Whether @fd is our control socket: listening, AF_UNIX SOCK_SEQPACKET, this pid's address. */
 static bool is_our_listener(int fd)
 {
-	struct sockaddr_un want, got;
-	socklen_t want_len, got_len = sizeof(got);
+	struct sockaddr_un got;
+	socklen_t got_len = sizeof(got);
 	int v = 0;
 	socklen_t len = sizeof(v);
 	struct stat st;
@@ -431,9 +484,9 @@ static bool is_our_listener(int fd)
 	len = sizeof(v);
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || v != 1)
 		return false;
-	if (control_address(&want, &want_len) < 0 || getsockname(fd, (struct sockaddr *)&got, &got_len) < 0)
+	if (getsockname(fd, (struct sockaddr *)&got, &got_len) < 0)
 		return false;
-	return got_len == want_len && memcmp(&got, &want, want_len) == 0;
+	return is_control_name(&got, got_len);
 }
 
 /*
@@ -444,16 +497,16 @@ static bool is_our_listener(int fd)
  */
 static bool is_our_connection(int fd)
 {
-	struct sockaddr_un want, got;
-	socklen_t want_len, got_len = sizeof(got);
+	struct sockaddr_un got;
+	socklen_t got_len = sizeof(got);
 	int v = 0;
 	socklen_t len = sizeof(v);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || v != 0)
 		return false;
-	if (control_address(&want, &want_len) < 0 || getsockname(fd, (struct sockaddr *)&got, &got_len) < 0)
+	if (getsockname(fd, (struct sockaddr *)&got, &got_len) < 0)
 		return false;
-	return got_len == want_len && memcmp(&got, &want, want_len) == 0;
+	return is_control_name(&got, got_len);
 }
 
 /* LUO_HANDOVER_CONTROL_LISTEN_FD: read, removed; taken if it is our listener. */
