@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -121,8 +122,39 @@ struct luo_arena {
 	bool map_unchecked;
 	int check_error;
 	char check_reason[LUO_REASON_MAX];
+	/*
+	 * Thread caches may serve this arena: set once its heap is usable
+	 * (formatted, or its map checked), never cleared. cache_key: the key
+	 * every thread's cache of this arena marks its blocks with (heap.h).
+	 */
+	atomic_bool cache_on;
+	uint64_t cache_key;
 	struct arena_populate pop;
 };
+
+/*
+ * One thread's cache of one arena's small free blocks (heap.h, "thread
+ * caches"). Owned by its thread, which alone creates, rebinds and frees
+ * it; @busy is a lock taken by the owner around each use, and by another
+ * thread that flushes it (luo_arena_close(), the arena's freeze before
+ * an exec), so a flush never races the owner. Uncontended but for those
+ * flushes. Lock order: the registry, then @busy, then the arena's lock.
+ */
+struct arena_cache {
+	atomic_int busy;
+	_Atomic(struct luo_arena *) arena;   /* NULL: detached (flushed, its arena closed) */
+	struct arena_cache *thread_next;     /* this thread's caches */
+	struct arena_cache *all_next, *all_prev; /* every cache, under cache_registry_lock */
+	struct luo_heap_tcache tc;
+};
+
+/* Every thread's caches, for the flushes; a thread's own list for its fast path and its exit. */
+static pthread_mutex_t cache_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct arena_cache *cache_registry;
+static __thread struct arena_cache *thread_caches;
+static pthread_key_t cache_exit_key;
+static pthread_once_t cache_exit_once = PTHREAD_ONCE_INIT;
+static bool cache_exit_ok;
 
 /* ------------------------------------------------------------------------ */
 /* Reservations made before main()                                           */
@@ -283,11 +315,27 @@ static void arena_finish(struct luo_file *file, bool retrieved)
 	pthread_mutex_unlock(&reservations_lock);
 }
 
+static void caches_flush(const struct luo_arena *a, uint64_t base, bool detach);
+
+/*
+ * The handover: blocks in thread caches go back to the heap first, so the
+ * next image finds them free (not leaked, and not handed out twice: the
+ * caches are left empty and bound, so this image may go on if the update
+ * fails).
+ */
+static int arena_freeze(struct luo_file *file)
+{
+	const struct luo_abi_arena_v1 *d = (const struct luo_abi_arena_v1 *)file->data;
+
+	caches_flush(NULL, d->addr, false);
+	return arena_record(file);
+}
+
 static const struct luo_file_ops arena_ops = {
 	.can_preserve = arena_can_preserve,
 	.preserve = arena_record,
 	.unpreserve = arena_unpreserve,
-	.freeze = arena_record,
+	.freeze = arena_freeze,
 	.retrieve = arena_retrieve_check,
 	.finish = arena_finish,
 };
@@ -326,6 +374,9 @@ static struct luo_arena *arena_new(int fd, void *base, size_t size, uint32_t fla
 	a->base = base;
 	a->size = size;
 	a->flags = flags;
+	/* A guess at the key is a 2^-64 leak of one block, nothing worse: a clock will do without getrandom(). */
+	if (getrandom(&a->cache_key, sizeof(a->cache_key), GRND_NONBLOCK) != (ssize_t)sizeof(a->cache_key))
+		a->cache_key = luo_now_ns() * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)(uintptr_t)a;
 	return a;
 }
 
@@ -402,6 +453,8 @@ int luo_arena_create(struct luo_session *session, uint64_t token, size_t size, u
 	TAKE_FD(fd);
 	apply_flags(a);
 	r = luo_heap_format(base, size, &a->heap, reason, sizeof(reason));
+	if (r == 0)
+		atomic_store(&a->cache_on, true);
 	if (r == 0)
 		r = luo_arena_preserve(session, token, a);
 	if (r < 0) {
@@ -527,6 +580,7 @@ void luo_arena_close(struct luo_arena *a)
 	 * later luo_arena_create() must not be placed at its address.
 	 */
 	luo_arena_populate_stop(a); /* before the unmap: it reads the mapping */
+	caches_flush(a, 0, true);   /* no thread's cache may name it after this */
 	unmap_to_reservation(a->base, a->size);
 	safe_close(a->fd);
 	pthread_mutex_destroy(&a->pop.lock);
@@ -550,9 +604,134 @@ static int arena_heap_ready(struct luo_arena *a)
 		if (r < 0) {
 			a->check_error = r;
 			luo_reasonf(a->check_reason, sizeof(a->check_reason), "arena at %p: %s", a->base, why);
+		} else {
+			atomic_store(&a->cache_on, true);
 		}
 	}
 	return a->check_error;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Thread caches                                                             */
+
+static void cache_lock(struct arena_cache *c)
+{
+	/* The owner holds it for one cache operation; a flusher for one flush. */
+	while (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
+		sched_yield();
+}
+
+static void cache_unlock(struct arena_cache *c)
+{
+	atomic_store_explicit(&c->busy, 0, memory_order_release);
+}
+
+/* Flush @c into its arena (@c locked): every block back to the heap. */
+static void cache_flush_locked(struct arena_cache *c, struct luo_arena *a)
+{
+	pthread_mutex_lock(&a->lock);
+	luo_heap_tcache_flush(&a->heap, &c->tc, release_chunk, a);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/*
+ * Flush every thread's cache of arena @a (or, @a NULL, of the arena mapped
+ * at @base); @detach: and unbind them, @a is going away.
+ */
+static void caches_flush(const struct luo_arena *a, uint64_t base, bool detach)
+{
+	pthread_mutex_lock(&cache_registry_lock);
+	for (struct arena_cache *c = cache_registry; c; c = c->all_next) {
+		struct luo_arena *ca;
+
+		cache_lock(c);
+		ca = atomic_load(&c->arena);
+		if (ca && (ca == a || (!a && (uint64_t)(uintptr_t)ca->base == base))) {
+			cache_flush_locked(c, ca);
+			if (detach)
+				atomic_store(&c->arena, NULL);
+		}
+		cache_unlock(c);
+	}
+	pthread_mutex_unlock(&cache_registry_lock);
+}
+
+/* A thread ends: its caches go back to their arenas, and away. */
+static void caches_thread_exit(void *arg)
+{
+	struct arena_cache *c = arg, *next;
+
+	pthread_mutex_lock(&cache_registry_lock);
+	for (; c; c = next) {
+		struct luo_arena *ca;
+
+		next = c->thread_next;
+		cache_lock(c);
+		ca = atomic_load(&c->arena);
+		if (ca)
+			cache_flush_locked(c, ca);
+		if (c->all_prev)
+			c->all_prev->all_next = c->all_next;
+		else
+			cache_registry = c->all_next;
+		if (c->all_next)
+			c->all_next->all_prev = c->all_prev;
+		free(c);
+	}
+	pthread_mutex_unlock(&cache_registry_lock);
+	thread_caches = NULL;
+}
+
+static void cache_exit_init(void)
+{
+	cache_exit_ok = pthread_key_create(&cache_exit_key, caches_thread_exit) == 0;
+}
+
+/*
+ * This thread's cache of @a, made (or a detached one rebound) on first
+ * use; NULL if none can be (no memory, no thread-exit hook: then the
+ * locked path serves, as without caches).
+ */
+static struct arena_cache *cache_get(struct luo_arena *a)
+{
+	struct arena_cache *c, *spare = NULL;
+
+	for (c = thread_caches; c; c = c->thread_next) {
+		struct luo_arena *ca = atomic_load_explicit(&c->arena, memory_order_relaxed);
+
+		if (ca == a)
+			return c;
+		if (!ca && !spare)
+			spare = c;
+	}
+	pthread_once(&cache_exit_once, cache_exit_init);
+	if (!cache_exit_ok)
+		return NULL;
+	if (spare) {
+		cache_lock(spare);
+		luo_heap_tcache_init(&spare->tc, a->cache_key);
+		atomic_store(&spare->arena, a);
+		cache_unlock(spare);
+		return spare;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	luo_heap_tcache_init(&c->tc, a->cache_key);
+	atomic_store(&c->arena, a);
+	if (pthread_setspecific(cache_exit_key, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->thread_next = thread_caches;
+	thread_caches = c;
+	pthread_mutex_lock(&cache_registry_lock);
+	c->all_next = cache_registry;
+	if (cache_registry)
+		cache_registry->all_prev = c;
+	cache_registry = c;
+	pthread_mutex_unlock(&cache_registry_lock);
+	return c;
 }
 
 int luo_arena_check(struct luo_arena *a, const char **ret_reason)
@@ -577,6 +756,25 @@ void *luo_arena_alloc(struct luo_arena *a, size_t size)
 		errno = EINVAL;
 		return NULL;
 	}
+	if (size <= LUO_HEAP_TCACHE_SIZE_MAX && atomic_load_explicit(&a->cache_on, memory_order_acquire)) {
+		struct arena_cache *c = cache_get(a);
+
+		if (c) {
+			cache_lock(c);
+			/* Still bound: a luo_arena_close() elsewhere would be the program's bug, yet stays safe. */
+			if (atomic_load_explicit(&c->arena, memory_order_relaxed) == a) {
+				p = luo_heap_tcache_alloc(&c->tc, size);
+				if (!p) {
+					pthread_mutex_lock(&a->lock);
+					p = luo_heap_tcache_refill(&a->heap, &c->tc, size);
+					pthread_mutex_unlock(&a->lock);
+				}
+				cache_unlock(c);
+				return p;
+			}
+			cache_unlock(c);
+		}
+	}
 	pthread_mutex_lock(&a->lock);
 	if (arena_heap_ready(a) < 0)
 		errno = EBADMSG;
@@ -590,6 +788,25 @@ void luo_arena_free(struct luo_arena *a, void *p)
 {
 	if (!a || !p)
 		return;
+	if (atomic_load_explicit(&a->cache_on, memory_order_acquire)) {
+		struct arena_cache *c = cache_get(a);
+
+		if (c) {
+			cache_lock(c);
+			if (atomic_load_explicit(&c->arena, memory_order_relaxed) == a) {
+				int how = luo_heap_tcache_free(&a->heap, &c->tc, p);
+
+				if (how != LUO_HEAP_TCACHE_CACHED) {
+					pthread_mutex_lock(&a->lock);
+					luo_heap_tcache_free_slow(&a->heap, &c->tc, p, how, release_chunk, a);
+					pthread_mutex_unlock(&a->lock);
+				}
+				cache_unlock(c);
+				return;
+			}
+			cache_unlock(c);
+		}
+	}
 	pthread_mutex_lock(&a->lock);
 	if (arena_heap_ready(a) == 0)
 		luo_heap_free(&a->heap, p, release_chunk, a);
