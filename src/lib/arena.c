@@ -151,7 +151,12 @@ struct arena_cache {
 /* Every thread's caches, for the flushes; a thread's own list for its fast path and its exit. */
 static pthread_mutex_t cache_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct arena_cache *cache_registry;
-static __thread struct arena_cache *thread_caches;
+/*
+ * initial-exec: one load from the thread pointer on the fast path, not a
+ * __tls_get_addr() call; 8 bytes of static TLS, which glibc keeps spare
+ * even for a libluo loaded by dlopen().
+ */
+static __thread struct arena_cache *thread_caches __attribute__((tls_model("initial-exec")));
 static pthread_key_t cache_exit_key;
 static pthread_once_t cache_exit_once = PTHREAD_ONCE_INIT;
 static bool cache_exit_ok;
