@@ -740,6 +740,114 @@ static void test_bad_frees(void)
 	ok("bad frees: %zu garbage pointers and double frees ignored and counted, heap intact", expect);
 }
 
+/*
+ * The thread cache's calls on one heap, single-threaded: what is cached,
+ * what goes to the heap's exact checks, double frees while cached, a
+ * cached block overwritten (dropped, never handed out), refill batches,
+ * the trim of a full class, and the flush leaving the heap as before.
+ */
+static void test_tcache(void)
+{
+	size_t size = 2 * MiB;
+	char *base = region_map(size);
+	struct luo_heap_tcache *tc = malloc(sizeof(*tc));
+	struct luo_heap_geom g;
+	char *a, *b, *x, *big, *p, *q, *blocks[LUO_HEAP_TCACHE_BLOCKS + 1];
+	uint64_t key = 0x0123456789abcdefull;
+	size_t bad;
+
+	CHECK(tc != NULL);
+	g = format_ok(base, size);
+	luo_heap_tcache_init(tc, key);
+	CHECK(tc->key != 0 && tc->key >> 16 != LUO_HEAP_FREE_TAG);
+	CHECK(luo_heap_tcache_alloc(tc, 64) == NULL); /* empty */
+	CHECK(luo_heap_tcache_alloc(tc, LUO_HEAP_TCACHE_SIZE_MAX + 1) == NULL);
+	CHECK(luo_heap_tcache_alloc(tc, 0) == NULL);
+
+	/* A refill: one block returned, a batch less one cached, all distinct and in use. */
+	a = luo_heap_tcache_refill(&g, tc, 64);
+	CHECK(a != NULL);
+	CHECK_EQ(tc->count[3], LUO_HEAP_TCACHE_BATCH - 1);
+	CHECK_EQ(stats(&g).bytes_in_use, LUO_HEAP_TCACHE_BATCH * 64);
+	b = luo_heap_tcache_alloc(tc, 50); /* the same class */
+	CHECK(b != NULL && b != a && *(uint64_t *)(void *)b == 0);
+	CHECK_EQ(tc->count[3], LUO_HEAP_TCACHE_BATCH - 2);
+	check_ok(&g);
+	/* The check bumped the epoch: a slab not validated since is the heap's to free first. */
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, a), LUO_HEAP_TCACHE_HEAP);
+	x = luo_heap_tcache_alloc(tc, 64); /* popping needs no validation: the cache holds private pointers */
+	CHECK(x != NULL && x != a && x != b);
+	luo_heap_free(&g, luo_heap_alloc(&g, 64), NULL, NULL); /* validates the slab again */
+
+	/* Frees: cached; a second free of a cached block is a double free; bogus ones go to the heap. */
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, a), LUO_HEAP_TCACHE_CACHED);
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, a), LUO_HEAP_TCACHE_DOUBLE);
+	bad = stats(&g).bad_frees;
+	luo_heap_tcache_free_slow(&g, tc, a, LUO_HEAP_TCACHE_DOUBLE, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, bad + 1);
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, b + 16), LUO_HEAP_TCACHE_HEAP);
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, b + 8), LUO_HEAP_TCACHE_HEAP);
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, base), LUO_HEAP_TCACHE_HEAP);
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, base + size), LUO_HEAP_TCACHE_HEAP);
+	big = luo_heap_alloc(&g, 1000); /* not a cached class */
+	CHECK(big != NULL);
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, big), LUO_HEAP_TCACHE_HEAP);
+	luo_heap_tcache_free_slow(&g, tc, big, LUO_HEAP_TCACHE_HEAP, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, bad + 1);
+	/* A block the heap holds free carries its tag: the heap's own check finds the double free. */
+	p = luo_heap_alloc(&g, 200);
+	CHECK(p != NULL);
+	luo_heap_free(&g, p, NULL, NULL);
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, p), LUO_HEAP_TCACHE_HEAP);
+	luo_heap_tcache_free_slow(&g, tc, p, LUO_HEAP_TCACHE_HEAP, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, bad + 2);
+	/* The slow call checks again: a wrong hint changes nothing. */
+	luo_heap_tcache_free_slow(&g, tc, a, LUO_HEAP_TCACHE_FULL, NULL, NULL);
+	CHECK_EQ(stats(&g).bad_frees, bad + 3);
+
+	/* LIFO: the block freed last comes back first. */
+	CHECK(luo_heap_tcache_alloc(tc, 64) == a);
+
+	/* A cached block overwritten (a write after free) is dropped, not handed out. */
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, a), LUO_HEAP_TCACHE_CACHED);
+	memset(a, 0x5a, 16);
+	q = luo_heap_tcache_alloc(tc, 64);
+	CHECK(q != NULL && q != a);
+	CHECK_EQ(tc->damaged, 1);
+
+	/* A full class: FULL, then the slow call gives the older half back and caches the block. */
+	luo_heap_tcache_flush(&g, tc, NULL, NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(blocks); i++) {
+		blocks[i] = luo_heap_alloc(&g, 32);
+		CHECK(blocks[i] != NULL);
+	}
+	for (size_t i = 0; i < LUO_HEAP_TCACHE_BLOCKS; i++)
+		CHECK_EQ(luo_heap_tcache_free(&g, tc, blocks[i]), LUO_HEAP_TCACHE_CACHED);
+	CHECK_EQ(luo_heap_tcache_free(&g, tc, blocks[LUO_HEAP_TCACHE_BLOCKS]), LUO_HEAP_TCACHE_FULL);
+	luo_heap_tcache_free_slow(&g, tc, blocks[LUO_HEAP_TCACHE_BLOCKS], LUO_HEAP_TCACHE_FULL, NULL, NULL);
+	CHECK_EQ(tc->count[1], LUO_HEAP_TCACHE_BLOCKS - LUO_HEAP_TCACHE_BATCH + 1);
+	CHECK(luo_heap_tcache_alloc(tc, 32) == blocks[LUO_HEAP_TCACHE_BLOCKS]);
+	CHECK(luo_heap_tcache_alloc(tc, 32) == blocks[LUO_HEAP_TCACHE_BLOCKS - 1]);
+	check_ok(&g);
+
+	/* Everything back: the handed-out blocks freed, the cache flushed; in use only the dropped block. */
+	luo_heap_free(&g, blocks[LUO_HEAP_TCACHE_BLOCKS], NULL, NULL);
+	luo_heap_free(&g, blocks[LUO_HEAP_TCACHE_BLOCKS - 1], NULL, NULL);
+	luo_heap_free(&g, b, NULL, NULL);
+	luo_heap_free(&g, x, NULL, NULL);
+	luo_heap_free(&g, q, NULL, NULL);
+	luo_heap_tcache_flush(&g, tc, NULL, NULL);
+	for (uint32_t k = 0; k < LUO_HEAP_TCACHE_CLASSES; k++)
+		CHECK_EQ(tc->count[k], 0);
+	CHECK_EQ(stats(&g).bytes_in_use, 64); /* a, overwritten while cached: leaked, by design */
+	CHECK_EQ(stats(&g).bad_frees, bad + 3);
+	check_ok(&g);
+	free(tc);
+	region_unmap(base, size);
+	ok("thread cache: cached frees, double frees while cached, bogus frees to the heap, a dropped "
+	   "overwritten block, refill and trim batches, flush");
+}
+
 static void test_root(void)
 {
 	size_t size = 1 * MiB;
@@ -1980,6 +2088,7 @@ int main(void)
 	test_large();
 	test_full();
 	test_bad_frees();
+	test_tcache();
 	test_root();
 	test_release();
 	test_punch_hole();

@@ -704,7 +704,11 @@ LUO_EXPORT int luo_control_set_quiesce(struct luo *luo, int (*quiesce)(void *use
  * there), luo_arena_retrieve() fails with -EADDRINUSE: an arena is never
  * moved. luo_arena_retrieve_error() says where.
  *
- * An arena's calls take its own lock: they may come from any thread.
+ * An arena's calls may come from any thread: they take its own lock, but
+ * for allocations and frees of up to 256 bytes, which a cache per thread
+ * serves (64 free blocks per size class at most; given back when the
+ * thread exits, when the arena is frozen for an update and when it is
+ * closed; see luo_arena(3)).
  */
 
 /*

@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,6 +63,7 @@
 #include "heap.h"
 #include "manifest.h"
 #include "handover.h"
+#include "arena.h"
 
 /*
  * Where arena addresses are looked for: far below ld.so's and mmap()'s
@@ -76,55 +78,35 @@
 #define ARENA_SEALS (F_SEAL_GROW | F_SEAL_SHRINK)
 _Static_assert(LUO_ARENA_REGION_MAX == LUO_HEAP_SIZE_MAX, "model.h: the arena handler's range check");
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22 /* Linux 5.14; older headers */
-#endif
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25 /* Linux 6.1 */
-#endif
-/* A PMD-mapped transparent huge page (x86-64, arm64 with 4 KiB pages). */
-#define POPULATE_HUGE (2u << 20)
-/* The populate thread's nice value (its own, not the process's). */
-#define POPULATE_NICE 19
-#define LUO_ARENA_POPULATE_FLAGS                                                                   \
-	(LUO_ARENA_POPULATE_IDLE | LUO_ARENA_POPULATE_NORMAL | LUO_ARENA_POPULATE_MADVISE | \
-	 LUO_ARENA_POPULATE_COLLAPSE)
 
-/* The populate thread; its fields under @lock, progress atomic. */
-struct arena_populate {
-	pthread_mutex_t lock;
-	pthread_t thread;
-	bool joinable;           /* a thread was started and not joined yet */
-	atomic_bool stop;
-	atomic_int state;        /* enum luo_arena_populate_state */
-	atomic_int error;
-	atomic_bool fallback;
-	atomic_uint_fast64_t populated;
-	atomic_uint_fast64_t collapsed;
-	atomic_bool collapse_refused;
-	uint64_t start_ns;
-	atomic_uint_fast64_t end_ns;
-	size_t chunk;
-	unsigned int flags;
+/*
+ * One thread's cache of one arena's small free blocks (heap.h, "thread
+ * caches"). Owned by its thread, which alone creates, rebinds and frees
+ * it; @busy is a lock taken by the owner around each use, and by another
+ * thread that flushes it (luo_arena_close(), the arena's freeze before
+ * an exec), so a flush never races the owner. Uncontended but for those
+ * flushes. Lock order: the registry, then @busy, then the arena's lock.
+ */
+struct arena_cache {
+	atomic_int busy;
+	_Atomic(struct luo_arena *) arena;   /* NULL: detached (flushed, its arena closed) */
+	struct arena_cache *thread_next;     /* this thread's caches */
+	struct arena_cache *all_next, *all_prev; /* every cache, under cache_registry_lock */
+	struct luo_heap_tcache tc;
 };
 
-struct luo_arena {
-	pthread_mutex_t lock;
-	void *base;
-	size_t size;
-	int fd;          /* our own reference to the memfd */
-	uint32_t flags;
-	/* The heap's geometry, from format or check: here, never read back from the shared region. */
-	struct luo_heap_geom heap;
-	/*
-	 * Retrieved: the heap's header was checked at retrieval, its map not
-	 * yet (arena_heap_ready()). check_error: the map check refused it.
-	 */
-	bool map_unchecked;
-	int check_error;
-	char check_reason[LUO_REASON_MAX];
-	struct arena_populate pop;
-};
+/* Every thread's caches, for the flushes; a thread's own list for its fast path and its exit. */
+static pthread_mutex_t cache_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct arena_cache *cache_registry;
+/*
+ * initial-exec: one load from the thread pointer on the fast path, not a
+ * __tls_get_addr() call; 8 bytes of static TLS, which glibc keeps spare
+ * even for a libluo loaded by dlopen().
+ */
+static __thread struct arena_cache *thread_caches __attribute__((tls_model("initial-exec")));
+static pthread_key_t cache_exit_key;
+static pthread_once_t cache_exit_once = PTHREAD_ONCE_INIT;
+static bool cache_exit_ok;
 
 /* ------------------------------------------------------------------------ */
 /* Reservations made before main() (the table: model/handler-arena.c)         */
@@ -190,18 +172,26 @@ static void apply_flags(struct luo_arena *a)
 		(void)madvise(a->base, a->size, MADV_POPULATE_WRITE);
 }
 
+static void caches_flush(const struct luo_arena *a, uint64_t base, bool detach);
+static void caches_flush_at(uint64_t base);
+
 static struct luo_arena *arena_new(int fd, void *base, size_t size, uint32_t flags)
 {
 	struct luo_arena *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return NULL;
+	/* Before any cache can hold a block of it: the handler's freeze flushes them (the model calls no arena code). */
+	luo_handler_arena_set_freeze_hook(caches_flush_at);
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->pop.lock, NULL);
 	a->fd = fd;
 	a->base = base;
 	a->size = size;
 	a->flags = flags;
+	/* A guess at the key is a 2^-64 leak of one block, nothing worse: a clock will do without getrandom(). */
+	if (getrandom(&a->cache_key, sizeof(a->cache_key), GRND_NONBLOCK) != (ssize_t)sizeof(a->cache_key))
+		a->cache_key = luo_now_ns() * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)(uintptr_t)a;
 	return a;
 }
 
@@ -278,6 +268,8 @@ int luo_arena_create(struct luo_session *session, uint64_t token, size_t size, u
 	TAKE_FD(fd);
 	apply_flags(a);
 	r = luo_heap_format(base, size, &a->heap, reason, sizeof(reason));
+	if (r == 0)
+		atomic_store(&a->cache_on, true);
 	if (r == 0)
 		r = luo_arena_preserve(session, token, a);
 	if (r < 0) {
@@ -398,6 +390,7 @@ void luo_arena_close(struct luo_arena *a)
 	 * later luo_arena_create() must not be placed at its address.
 	 */
 	luo_arena_populate_stop(a); /* before the unmap: it reads the mapping */
+	caches_flush(a, 0, true);   /* no thread's cache may name it after this */
 	unmap_to_reservation(a->base, a->size);
 	safe_close(a->fd);
 	pthread_mutex_destroy(&a->pop.lock);
@@ -421,9 +414,140 @@ static int arena_heap_ready(struct luo_arena *a)
 		if (r < 0) {
 			a->check_error = r;
 			luo_reasonf(a->check_reason, sizeof(a->check_reason), "arena at %p: %s", a->base, why);
+		} else {
+			atomic_store(&a->cache_on, true);
 		}
 	}
 	return a->check_error;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Thread caches                                                             */
+
+static void cache_lock(struct arena_cache *c)
+{
+	/* The owner holds it for one cache operation; a flusher for one flush. */
+	while (atomic_exchange_explicit(&c->busy, 1, memory_order_acquire))
+		sched_yield();
+}
+
+static void cache_unlock(struct arena_cache *c)
+{
+	atomic_store_explicit(&c->busy, 0, memory_order_release);
+}
+
+/* Flush @c into its arena (@c locked): every block back to the heap. */
+static void cache_flush_locked(struct arena_cache *c, struct luo_arena *a)
+{
+	pthread_mutex_lock(&a->lock);
+	luo_heap_tcache_flush(&a->heap, &c->tc, release_chunk, a);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/*
+ * Flush every thread's cache of arena @a (or, @a NULL, of the arena mapped
+ * at @base); @detach: and unbind them, @a is going away.
+ */
+static void caches_flush(const struct luo_arena *a, uint64_t base, bool detach)
+{
+	pthread_mutex_lock(&cache_registry_lock);
+	for (struct arena_cache *c = cache_registry; c; c = c->all_next) {
+		struct luo_arena *ca;
+
+		cache_lock(c);
+		ca = atomic_load(&c->arena);
+		if (ca && (ca == a || (!a && (uint64_t)(uintptr_t)ca->base == base))) {
+			cache_flush_locked(c, ca);
+			if (detach)
+				atomic_store(&c->arena, NULL);
+		}
+		cache_unlock(c);
+	}
+	pthread_mutex_unlock(&cache_registry_lock);
+}
+
+/* The "arena" handler's freeze (model/handler-arena.c): the arena at @base flushed first. */
+static void caches_flush_at(uint64_t base)
+{
+	caches_flush(NULL, base, false);
+}
+
+/* A thread ends: its caches go back to their arenas, and away. */
+static void caches_thread_exit(void *arg)
+{
+	struct arena_cache *c = arg, *next;
+
+	pthread_mutex_lock(&cache_registry_lock);
+	for (; c; c = next) {
+		struct luo_arena *ca;
+
+		next = c->thread_next;
+		cache_lock(c);
+		ca = atomic_load(&c->arena);
+		if (ca)
+			cache_flush_locked(c, ca);
+		if (c->all_prev)
+			c->all_prev->all_next = c->all_next;
+		else
+			cache_registry = c->all_next;
+		if (c->all_next)
+			c->all_next->all_prev = c->all_prev;
+		free(c);
+	}
+	pthread_mutex_unlock(&cache_registry_lock);
+	thread_caches = NULL;
+}
+
+static void cache_exit_init(void)
+{
+	cache_exit_ok = pthread_key_create(&cache_exit_key, caches_thread_exit) == 0;
+}
+
+/*
+ * This thread's cache of @a, made (or a detached one rebound) on first
+ * use; NULL if none can be (no memory, no thread-exit hook: then the
+ * locked path serves, as without caches).
+ */
+static struct arena_cache *cache_get(struct luo_arena *a)
+{
+	struct arena_cache *c, *spare = NULL;
+
+	for (c = thread_caches; c; c = c->thread_next) {
+		struct luo_arena *ca = atomic_load_explicit(&c->arena, memory_order_relaxed);
+
+		if (ca == a)
+			return c;
+		if (!ca && !spare)
+			spare = c;
+	}
+	pthread_once(&cache_exit_once, cache_exit_init);
+	if (!cache_exit_ok)
+		return NULL;
+	if (spare) {
+		cache_lock(spare);
+		luo_heap_tcache_init(&spare->tc, a->cache_key);
+		atomic_store(&spare->arena, a);
+		cache_unlock(spare);
+		return spare;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	luo_heap_tcache_init(&c->tc, a->cache_key);
+	atomic_store(&c->arena, a);
+	if (pthread_setspecific(cache_exit_key, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->thread_next = thread_caches;
+	thread_caches = c;
+	pthread_mutex_lock(&cache_registry_lock);
+	c->all_next = cache_registry;
+	if (cache_registry)
+		cache_registry->all_prev = c;
+	cache_registry = c;
+	pthread_mutex_unlock(&cache_registry_lock);
+	return c;
 }
 
 int luo_arena_check(struct luo_arena *a, const char **ret_reason)
@@ -448,6 +572,25 @@ void *luo_arena_alloc(struct luo_arena *a, size_t size)
 		errno = EINVAL;
 		return NULL;
 	}
+	if (size <= LUO_HEAP_TCACHE_SIZE_MAX && atomic_load_explicit(&a->cache_on, memory_order_acquire)) {
+		struct arena_cache *c = cache_get(a);
+
+		if (c) {
+			cache_lock(c);
+			/* Still bound: a luo_arena_close() elsewhere would be the program's bug, yet stays safe. */
+			if (atomic_load_explicit(&c->arena, memory_order_relaxed) == a) {
+				p = luo_heap_tcache_alloc(&c->tc, size);
+				if (!p) {
+					pthread_mutex_lock(&a->lock);
+					p = luo_heap_tcache_refill(&a->heap, &c->tc, size);
+					pthread_mutex_unlock(&a->lock);
+				}
+				cache_unlock(c);
+				return p;
+			}
+			cache_unlock(c);
+		}
+	}
 	pthread_mutex_lock(&a->lock);
 	if (arena_heap_ready(a) < 0)
 		errno = EBADMSG;
@@ -461,6 +604,25 @@ void luo_arena_free(struct luo_arena *a, void *p)
 {
 	if (!a || !p)
 		return;
+	if (atomic_load_explicit(&a->cache_on, memory_order_acquire)) {
+		struct arena_cache *c = cache_get(a);
+
+		if (c) {
+			cache_lock(c);
+			if (atomic_load_explicit(&c->arena, memory_order_relaxed) == a) {
+				int how = luo_heap_tcache_free(&a->heap, &c->tc, p);
+
+				if (how != LUO_HEAP_TCACHE_CACHED) {
+					pthread_mutex_lock(&a->lock);
+					luo_heap_tcache_free_slow(&a->heap, &c->tc, p, how, release_chunk, a);
+					pthread_mutex_unlock(&a->lock);
+				}
+				cache_unlock(c);
+				return;
+			}
+			cache_unlock(c);
+		}
+	}
 	pthread_mutex_lock(&a->lock);
 	if (arena_heap_ready(a) == 0)
 		luo_heap_free(&a->heap, p, release_chunk, a);
@@ -538,220 +700,4 @@ int luo_arena_bind_type(struct luo_arena *a, const char *component, uint32_t ver
 	}
 	pthread_mutex_unlock(&a->lock);
 	return r;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Populating the page tables in the background                              */
-
-/*
- * One read per page maps it (writable: a shared shmem mapping needs no
- * write fault), and the kernel's fault-around maps the neighbouring pages
- * of the same 64 KiB window already in the page cache with it.
- */
-static void touch_pages(const volatile char *p, size_t len, size_t page)
-{
-	for (size_t off = 0; off < len; off += page)
-		(void)p[off];
-}
-
-/* Map [@off, @end) of the arena, chunk by chunk. 0, 1 asked to stop, or a negative errno. */
-static int populate_extent(struct luo_arena *a, uint64_t off, uint64_t end, size_t page)
-{
-	struct arena_populate *pp = &a->pop;
-	bool use_madvise = pp->flags & LUO_ARENA_POPULATE_MADVISE;
-
-	while (off < end) {
-		size_t len = (size_t)(end - off < pp->chunk ? end - off : pp->chunk);
-		char *p = (char *)a->base + off;
-
-		if (atomic_load(&pp->stop))
-			return 1;
-		if (!use_madvise)
-			touch_pages(p, len, page);
-		else if (madvise(p, len, MADV_POPULATE_READ) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue; /* retried from the same place */
-			/* EINVAL: the kernel does not know the advice. */
-			if (errno != EINVAL)
-				return -errno;
-			atomic_store(&pp->fallback, true);
-			use_madvise = false;
-			touch_pages(p, len, page);
-		}
-		off += len;
-		atomic_fetch_add(&pp->populated, len);
-		sched_yield(); /* the service first */
-	}
-	return 0;
-}
-
-/*
- * Every 2 MiB-aligned range of [@off, @end) into a huge page. Within a
- * data extent only: a range with a hole would have the hole filled. A
- * range that is huge already costs a page table walk. 0, 1 asked to stop.
- */
-static int collapse_extent(struct luo_arena *a, uint64_t off, uint64_t end)
-{
-	struct arena_populate *pp = &a->pop;
-
-	for (off = (off + POPULATE_HUGE - 1) & ~(uint64_t)(POPULATE_HUGE - 1); off + POPULATE_HUGE <= end;
-	     off += POPULATE_HUGE) {
-		if (atomic_load(&pp->stop))
-			return 1;
-		if (madvise((char *)a->base + off, POPULATE_HUGE, MADV_COLLAPSE) == 0)
-			atomic_fetch_add(&pp->collapsed, POPULATE_HUGE);
-		else if (errno == EINVAL || errno == EPERM) {
-			/* No MADV_COLLAPSE here (or THP denied): the mapping stays as it is. */
-			atomic_store(&pp->collapse_refused, true);
-			return 0;
-		}
-		/* EAGAIN, ENOMEM, EBUSY: that range stays in small pages this time. */
-		sched_yield();
-	}
-	return 0;
-}
-
-/* Call @fn on each data extent of the arena's memfd, in order. */
-static int for_each_extent(struct luo_arena *a, size_t page, int (*fn)(struct luo_arena *, uint64_t, uint64_t, size_t))
-{
-	uint64_t off = 0;
-	int r = 0;
-
-	while (off < a->size) {
-		off_t data = lseek(a->fd, (off_t)off, SEEK_DATA), hole;
-
-		if (data < 0)
-			return errno == ENXIO ? 0 : -errno; /* ENXIO: no data past @off */
-		hole = lseek(a->fd, data, SEEK_HOLE);
-		if (hole < 0)
-			return -errno;
-		if ((uint64_t)hole > a->size)
-			hole = (off_t)a->size;
-		/* Whole pages: extents are page-granular on shmem anyway. */
-		r = fn(a, (uint64_t)data & ~(uint64_t)(page - 1), (uint64_t)hole, page);
-		if (r != 0)
-			return r;
-		off = (uint64_t)hole;
-	}
-	return 0;
-}
-
-static int collapse_extent_cb(struct luo_arena *a, uint64_t off, uint64_t end, size_t page)
-{
-	(void)page;
-	if (atomic_load(&a->pop.collapse_refused))
-		return 0;
-	return collapse_extent(a, off, end);
-}
-
-static void *populate_main(void *arg)
-{
-	struct luo_arena *a = arg;
-	struct arena_populate *pp = &a->pop;
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	int r;
-
-	if (pp->flags & LUO_ARENA_POPULATE_IDLE) {
-		struct sched_param sp = { 0 };
-
-		(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-	} else if (!(pp->flags & LUO_ARENA_POPULATE_NORMAL)) {
-		/* On Linux the nice value is the thread's (its tid). */
-		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), POPULATE_NICE);
-	}
-	/* The data extents only: holes stay holes (populating them would allocate). */
-	r = for_each_extent(a, page, populate_extent);
-	/* Then, for the next image, huge pages where the data fills 2 MiB. */
-	if (r == 0 && (pp->flags & LUO_ARENA_POPULATE_COLLAPSE))
-		r = for_each_extent(a, page, collapse_extent_cb);
-	atomic_store(&pp->end_ns, luo_now_ns());
-	if (r < 0)
-		atomic_store(&pp->error, r);
-	atomic_store(&pp->state, r < 0 ? LUO_ARENA_POPULATE_FAILED
-				: r > 0 ? LUO_ARENA_POPULATE_STOPPED : LUO_ARENA_POPULATE_DONE);
-	return NULL;
-}
-
-/* @pop.lock held. */
-static void populate_join_locked(struct luo_arena *a)
-{
-	if (a->pop.joinable) {
-		pthread_join(a->pop.thread, NULL);
-		a->pop.joinable = false;
-	}
-}
-
-int luo_arena_populate_start(struct luo_arena *a, size_t chunk, unsigned int flags)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	struct arena_populate *pp;
-	sigset_t all, old;
-	int r;
-
-	if (!a || (flags & ~(unsigned int)LUO_ARENA_POPULATE_FLAGS) ||
-	    (flags & LUO_ARENA_POPULATE_IDLE && flags & LUO_ARENA_POPULATE_NORMAL) || chunk % page ||
-	    chunk > LUO_ARENA_POPULATE_CHUNK_MAX)
-		return -EINVAL;
-	pp = &a->pop;
-	pthread_mutex_lock(&pp->lock);
-	if (atomic_load(&pp->state) == LUO_ARENA_POPULATE_RUNNING) {
-		pthread_mutex_unlock(&pp->lock);
-		return -EBUSY;
-	}
-	populate_join_locked(a);
-	pp->chunk = chunk ? chunk : LUO_ARENA_POPULATE_CHUNK;
-	pp->flags = flags;
-	atomic_store(&pp->stop, false);
-	atomic_store(&pp->error, 0);
-	atomic_store(&pp->fallback, false);
-	atomic_store(&pp->populated, 0);
-	atomic_store(&pp->collapsed, 0);
-	atomic_store(&pp->collapse_refused, false);
-	pp->start_ns = luo_now_ns();
-	atomic_store(&pp->end_ns, 0);
-	atomic_store(&pp->state, LUO_ARENA_POPULATE_RUNNING);
-	/* The thread takes no signal: they stay the program's threads' business. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = -pthread_create(&pp->thread, NULL, populate_main, a);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r < 0)
-		atomic_store(&pp->state, LUO_ARENA_POPULATE_NONE);
-	else
-		pp->joinable = true;
-	pthread_mutex_unlock(&pp->lock);
-	return r;
-}
-
-int luo_arena_populate_stop(struct luo_arena *a)
-{
-	if (!a)
-		return -EINVAL;
-	pthread_mutex_lock(&a->pop.lock);
-	atomic_store(&a->pop.stop, true);
-	populate_join_locked(a);
-	pthread_mutex_unlock(&a->pop.lock);
-	return 0;
-}
-
-int luo_arena_populate_status(struct luo_arena *a, struct luo_arena_populate_status *ret_status)
-{
-	struct arena_populate *pp;
-	uint64_t end;
-
-	if (!a || !ret_status)
-		return -EINVAL;
-	pp = &a->pop;
-	pthread_mutex_lock(&pp->lock);
-	ret_status->state = atomic_load(&pp->state);
-	ret_status->error = atomic_load(&pp->error);
-	ret_status->fallback = atomic_load(&pp->fallback);
-	ret_status->populated = atomic_load(&pp->populated);
-	ret_status->collapsed = atomic_load(&pp->collapsed);
-	ret_status->collapse_refused = atomic_load(&pp->collapse_refused);
-	end = atomic_load(&pp->end_ns);
-	ret_status->elapsed_ns = ret_status->state == LUO_ARENA_POPULATE_NONE ? 0
-				 : (end ? end : luo_now_ns()) - pp->start_ns;
-	pthread_mutex_unlock(&pp->lock);
-	return 0;
 }

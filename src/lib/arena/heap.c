@@ -908,6 +908,169 @@ int luo_heap_stats(const struct luo_heap_geom *g, struct luo_heap_stats *ret_sta
 	return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Thread caches (heap.h, "thread caches")                                   */
+
+_Static_assert(LUO_HEAP_TCACHE_CLASSES <= 8 + 4 && LUO_HEAP_TCACHE_SIZE_MAX == 256,
+	       "the cached classes are the first twelve, 16..256 bytes");
+_Static_assert(LUO_HEAP_TCACHE_BATCH >= 1 && LUO_HEAP_TCACHE_BATCH <= LUO_HEAP_TCACHE_BLOCKS, "a batch fits");
+
+void luo_heap_tcache_init(struct luo_heap_tcache *tc, uint64_t key)
+{
+	memset(tc, 0, sizeof(*tc));
+	/* Never 0 (a cleared block), never the heap's free tag (a listed slot). */
+	key |= 1;
+	if (key >> 16 == LUO_HEAP_FREE_TAG)
+		key ^= UINT64_C(1) << 40;
+	tc->key = key;
+}
+
+static inline void *tcache_pop(struct luo_heap_tcache *tc, uint32_t cls)
+{
+	while (tc->count[cls] > 0) {
+		void *p = tc->block[cls][--tc->count[cls]];
+		uint64_t *w = p;
+
+		if (__atomic_load_n(w, __ATOMIC_RELAXED) == tc->key) {
+			__atomic_store_n(w, 0, __ATOMIC_RELAXED);
+			return p;
+		}
+		tc->damaged++; /* written while cached: drop it, it leaks */
+	}
+	return NULL;
+}
+
+static inline void tcache_push(struct luo_heap_tcache *tc, uint32_t cls, void *p)
+{
+	__atomic_store_n((uint64_t *)p, tc->key, __ATOMIC_RELAXED);
+	tc->block[cls][tc->count[cls]++] = p;
+}
+
+void *luo_heap_tcache_alloc(struct luo_heap_tcache *tc, size_t n)
+{
+	if (n == 0 || n > LUO_HEAP_TCACHE_SIZE_MAX)
+		return NULL;
+	return tcache_pop(tc, size_class(n));
+}
+
+void *luo_heap_tcache_refill(const struct luo_heap_geom *g, struct luo_heap_tcache *tc, size_t n)
+{
+	uint32_t cls;
+	void *p;
+	int saved;
+
+	p = luo_heap_alloc(g, n);
+	if (!p && errno == ENOMEM) {
+		/* Full: what this thread holds is better used than refused. */
+		luo_heap_tcache_flush(g, tc, NULL, NULL);
+		p = luo_heap_alloc(g, n);
+	}
+	if (!p || n > LUO_HEAP_TCACHE_SIZE_MAX)
+		return p;
+	cls = size_class(n);
+	saved = errno;
+	for (uint32_t k = 1; k < LUO_HEAP_TCACHE_BATCH && tc->count[cls] < LUO_HEAP_TCACHE_BLOCKS; k++) {
+		void *q = heap_alloc_small(g, cls);
+
+		if (!q)
+			break;
+		tcache_push(tc, cls, q);
+	}
+	errno = saved;
+	return p;
+}
+
+/*
+ * May @p go into @tc? LUO_HEAP_TCACHE_CACHED and its class in *@ret_cls,
+ * or the slow call to make. The map entry is read once and checked against
+ * the private geometry; everything else of a doubtful block is left to
+ * luo_heap_free()'s exact checks.
+ */
+static int tcache_check(const struct luo_heap_geom *g, const struct luo_heap_tcache *tc, void *p,
+			uint32_t *ret_cls)
+{
+	struct luo_heap *h = heap_get(g);
+	struct luo_heap_chunk s;
+	uint64_t off, rel, w;
+	uint32_t i, in, cls;
+
+	if (!h || (uintptr_t)p < (uintptr_t)g->base)
+		return LUO_HEAP_TCACHE_HEAP;
+	off = (uintptr_t)p - (uintptr_t)g->base;
+	if (off < g->data_offset || off >= g->size)
+		return LUO_HEAP_TCACHE_HEAP;
+	rel = off - g->data_offset;
+	i = (uint32_t)(rel / LUO_HEAP_CHUNK);
+	in = (uint32_t)(rel % LUO_HEAP_CHUNK);
+	if (i >= g->nchunks)
+		return LUO_HEAP_TCACHE_HEAP;
+	s = entry_load(&heap_map(g)[i]);
+	cls = kind_class(s.kind);
+	if (cls >= LUO_HEAP_TCACHE_CLASSES || s.epoch != (uint8_t)LOAD(h->epoch) || s.bump > slab_slots(cls) ||
+	    !slot_used(in, cls, s.bump))
+		return LUO_HEAP_TCACHE_HEAP;
+	w = slot_word(g, i, in);
+	if (w >> 16 == LUO_HEAP_FREE_TAG)
+		return LUO_HEAP_TCACHE_HEAP; /* listed in its slab, or user data: the heap tells */
+	if (w == tc->key)
+		return LUO_HEAP_TCACHE_DOUBLE; /* in this or another thread's cache */
+	*ret_cls = cls;
+	return LUO_HEAP_TCACHE_CACHED;
+}
+
+int luo_heap_tcache_free(const struct luo_heap_geom *g, struct luo_heap_tcache *tc, void *p)
+{
+	uint32_t cls = 0;
+	int r = tcache_check(g, tc, p, &cls);
+
+	if (r != LUO_HEAP_TCACHE_CACHED)
+		return r;
+	if (tc->count[cls] >= LUO_HEAP_TCACHE_BLOCKS)
+		return LUO_HEAP_TCACHE_FULL;
+	tcache_push(tc, cls, p);
+	return LUO_HEAP_TCACHE_CACHED;
+}
+
+void luo_heap_tcache_free_slow(const struct luo_heap_geom *g, struct luo_heap_tcache *tc, void *p, int how,
+			       luo_heap_release_fn release, void *ctx)
+{
+	struct luo_heap *h = heap_get(g);
+	uint32_t cls = 0, half = LUO_HEAP_TCACHE_BATCH;
+
+	if (!h)
+		return;
+	/* Checked again under the lock: @how is a hint, the block is what it is now. */
+	if (how != LUO_HEAP_TCACHE_HEAP)
+		how = tcache_check(g, tc, p, &cls);
+	if (how == LUO_HEAP_TCACHE_DOUBLE) {
+		counter_add(&h->bad_frees, 1);
+		return;
+	}
+	if (how != LUO_HEAP_TCACHE_CACHED) {
+		luo_heap_free(g, p, release, ctx);
+		return;
+	}
+	if (tc->count[cls] >= LUO_HEAP_TCACHE_BLOCKS) {
+		/* The older half back (the bottom of the stack), the warm half kept. */
+		for (uint32_t k = 0; k < half; k++)
+			luo_heap_free(g, tc->block[cls][k], release, ctx);
+		memmove(&tc->block[cls][0], &tc->block[cls][half], (tc->count[cls] - half) * sizeof(tc->block[cls][0]));
+		tc->count[cls] -= half;
+	}
+	tcache_push(tc, cls, p);
+}
+
+void luo_heap_tcache_flush(const struct luo_heap_geom *g, struct luo_heap_tcache *tc, luo_heap_release_fn release,
+			   void *ctx)
+{
+	for (uint32_t cls = 0; cls < LUO_HEAP_TCACHE_CLASSES; cls++) {
+		while (tc->count[cls] > 0) {
+			/* The key is never the heap's free tag: the heap frees it as any live block. */
+			luo_heap_free(g, tc->block[cls][--tc->count[cls]], release, ctx);
+		}
+	}
+}
+
 /*
  * The map, in one pass: kinds, runs, slabs, bitmap, counters; a slab entry
  * that already holds @new_epoch is a collision. Each entry is

@@ -174,7 +174,8 @@
  * Thread safety: none inside. The caller serializes every call on one
  * region with its own lock, which cannot live in the region: an image
  * switch could happen while it is held. The release callback runs under
- * that lock.
+ * that lock. The exception is the thread caches below, whose fast calls
+ * take no lock.
  *
  * Errors: luo_heap_format() -EINVAL (bad base or size, no @ret_geom);
  * luo_heap_check() -EINVAL (NULL or misaligned base, region smaller than
@@ -378,5 +379,97 @@ void luo_heap_set_type_digest(const struct luo_heap_geom *geom, uint32_t digest)
 
 /* 0, or -EINVAL if @geom is no geometry or its region holds no heap. */
 int luo_heap_stats(const struct luo_heap_geom *geom, struct luo_heap_stats *ret_stats);
+
+/*
+ * DOC: thread caches
+ *
+ * A thread cache (struct luo_heap_tcache, in the caller's private memory,
+ * one per thread and heap) holds up to LUO_HEAP_TCACHE_BLOCKS free blocks
+ * of each of the LUO_HEAP_TCACHE_CLASSES smallest classes (16..256 bytes),
+ * so that most small allocations and frees take no lock:
+ * luo_heap_tcache_alloc() pops a block and luo_heap_tcache_free() pushes
+ * one, touching nothing shared but the block and (for the free) a read of
+ * its map entry. When a cache is empty the caller takes its lock and calls
+ * luo_heap_tcache_refill(), which allocates LUO_HEAP_TCACHE_BATCH blocks
+ * at once; when it is full, luo_heap_tcache_free_slow() gives the older
+ * half back to the heap. luo_heap_tcache_flush() gives everything back:
+ * the caller does it when the thread exits, when the heap is handed over
+ * (the arena's freeze, before the exec) and when it is closed.
+ *
+ * The heap itself does not know about caches: a cached block is a block
+ * in use (stats.bytes_in_use counts it), so the region stays exactly as
+ * valid as without caches, and luo_heap_check() accepts it. What a cache
+ * holds when the process ends without a flush (a crash, or a thread still
+ * caching at an exec the caller did not flush for) is leaked in the next
+ * image: never handed out twice.
+ *
+ * Frees. luo_heap_tcache_free() caches a block only if its map entry (read
+ * once, checked against the private geometry) says it is a slot, below
+ * the high-water mark, of a cached class, of a slab validated in this
+ * epoch; anything else goes to luo_heap_free() under the lock
+ * (LUO_HEAP_TCACHE_HEAP), with its exact checks. A cached block carries
+ * the cache's key in its first 8 bytes: a random 64-bit value the caller
+ * picks per heap (every thread's cache of one heap shares it), never
+ * stored in the region but in cached blocks, and never the heap's free
+ * tag; a block is cleared when handed out. So a second free of a block
+ * while it sits in any thread's cache finds the key and is ignored and
+ * counted as a bad free (LUO_HEAP_TCACHE_DOUBLE); user data equal to the
+ * key is a 2^-64 chance, and then the block leaks (counted the same).
+ * A second free after the cache gave the block back to the heap finds the
+ * heap's free tag and goes to the heap's own exact check. A block whose
+ * key was overwritten while cached (a write after free) is dropped when
+ * popped, not handed out (leaked, counted in @damaged).
+ */
+
+/* Cached classes: 16..256 bytes. */
+#define LUO_HEAP_TCACHE_CLASSES 12u
+#define LUO_HEAP_TCACHE_SIZE_MAX 256u
+/* Free blocks a cache holds per class, at most: 64 x 256 B = 16 KiB, 98 KiB for all classes. */
+#define LUO_HEAP_TCACHE_BLOCKS 64u
+/* Blocks one refill allocates, and one trim gives back. */
+#define LUO_HEAP_TCACHE_BATCH (LUO_HEAP_TCACHE_BLOCKS / 2)
+
+struct luo_heap_tcache {
+	uint64_t key;      /* the heap's cache key, see above */
+	uint64_t damaged;  /* blocks dropped: overwritten while cached */
+	uint32_t count[LUO_HEAP_TCACHE_CLASSES];
+	void *block[LUO_HEAP_TCACHE_CLASSES][LUO_HEAP_TCACHE_BLOCKS];
+};
+
+/* luo_heap_tcache_free() results other than 0 (cached): what the slow call does. */
+enum {
+	LUO_HEAP_TCACHE_CACHED = 0,
+	LUO_HEAP_TCACHE_HEAP = 1,   /* not cacheable: luo_heap_free() */
+	LUO_HEAP_TCACHE_FULL = 2,   /* its class is full: trim, then cache */
+	LUO_HEAP_TCACHE_DOUBLE = 3, /* carries the key: a double free, ignored and counted */
+};
+
+/* An empty cache for the heap whose cache key is @key (any value; adjusted to never look free). */
+void luo_heap_tcache_init(struct luo_heap_tcache *tc, uint64_t key);
+
+/*
+ * No lock. A cached block of @n bytes' class, cleared, or NULL: @n not a
+ * cached size, or none cached (then luo_heap_tcache_refill()).
+ */
+void *luo_heap_tcache_alloc(struct luo_heap_tcache *tc, size_t n);
+
+/*
+ * Under the heap's lock: luo_heap_alloc(@n), and for a cached size up to
+ * LUO_HEAP_TCACHE_BATCH - 1 more blocks of its class into @tc. When the
+ * heap is full, @tc's blocks are given back first and the allocation tried
+ * again. NULL with errno as luo_heap_alloc().
+ */
+void *luo_heap_tcache_refill(const struct luo_heap_geom *geom, struct luo_heap_tcache *tc, size_t n);
+
+/* No lock: cache @p, or say which slow call must take it (LUO_HEAP_TCACHE_*). */
+int luo_heap_tcache_free(const struct luo_heap_geom *geom, struct luo_heap_tcache *tc, void *p);
+
+/* Under the heap's lock: finish luo_heap_tcache_free()'s result @how for @p. */
+void luo_heap_tcache_free_slow(const struct luo_heap_geom *geom, struct luo_heap_tcache *tc, void *p, int how,
+			       luo_heap_release_fn release, void *ctx);
+
+/* Under the heap's lock: every cached block back to the heap; @tc is left empty. */
+void luo_heap_tcache_flush(const struct luo_heap_geom *geom, struct luo_heap_tcache *tc,
+			   luo_heap_release_fn release, void *ctx);
 
 #endif /* LUO_HEAP_H */

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -150,11 +151,35 @@ static void arena_finish(struct luo_file *file, bool retrieved)
 	pthread_mutex_unlock(&reservations_lock);
 }
 
+/* Set once by arena/arena.c: the layer above is called back, never by name. */
+static void (*_Atomic freeze_hook)(uint64_t addr);
+
+void luo_handler_arena_set_freeze_hook(void (*flush)(uint64_t addr))
+{
+	atomic_store(&freeze_hook, flush);
+}
+
+/*
+ * The handover: blocks in the allocator's thread caches go back to the
+ * heap first (the hook), so the next image finds them free -- not leaked,
+ * and not handed out twice; the caches stay bound, so this image may go on
+ * if the update fails.
+ */
+static int arena_freeze(struct luo_file *file)
+{
+	const struct luo_abi_arena_v1 *d = (const struct luo_abi_arena_v1 *)file->data;
+	void (*flush)(uint64_t addr) = atomic_load(&freeze_hook);
+
+	if (flush)
+		flush(d->addr);
+	return arena_record(file);
+}
+
 static const struct luo_file_ops arena_ops = {
 	.can_preserve = arena_can_preserve,
 	.preserve = arena_record,
 	.unpreserve = arena_unpreserve,
-	.freeze = arena_record,
+	.freeze = arena_freeze,
 	.retrieve = arena_retrieve_check,
 	.finish = arena_finish,
 };

@@ -162,6 +162,8 @@ void luo_arena_reservations_unlock(void);
 struct luo_arena_reservation *luo_arena_reserve_locked(const char *session, uint64_t token, uint64_t addr,
 						       uint64_t size);
 struct luo_arena_reservation *luo_arena_reservation_find_locked(const char *session, uint64_t token);
+/* The arena layer's flush of its thread caches for the arena at @addr, called by the handler's freeze. */
+void luo_handler_arena_set_freeze_hook(void (*flush)(uint64_t addr));
 
 /* component.c: the registry of LUO_COMPONENT()s and the payloads */
 struct luo_payload {
