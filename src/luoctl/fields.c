@@ -219,10 +219,7 @@ int fields_matrix_text(const char *const *labels, size_t n, struct luo_manifest 
 			r = negotiate(m[from], m[to], &entries, &n_entries);
 			if (r < 0 && r != -EPROTO)
 				return r;
-			fputs("  ", stdout);
-			text_puts(stdout, labels[from]);
-			fputs(" -> ", stdout);
-			text_puts(stdout, labels[to]);
+			text_pair_put(stdout, labels[from], labels[to]);
 			fputs(":\n", stdout);
 			for (size_t i = 0; i < n_entries; i++) {
 				if (!entry_version(&entries[i]) ||

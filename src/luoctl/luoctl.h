@@ -52,6 +52,8 @@ size_t text_width(const char *s, size_t max);
 /* @s, at most @max bytes, control bytes as \xNN; then spaces up to @width. */
 void text_put(FILE *f, const char *s, size_t max, size_t width);
 void text_puts(FILE *f, const char *s);
+/* "  FROM -> TO", both escaped: the head of a pair's line in matrix's sections. */
+void text_pair_put(FILE *f, const char *from, const char *to);
 /* @s, at most @max bytes, as a JSON string that always parses. */
 void json_put(FILE *f, const char *s, size_t max);
 void json_puts(FILE *f, const char *s);

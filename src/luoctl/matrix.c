@@ -234,10 +234,7 @@ static int matrix_refused_text(const struct matrix *x, const char **labels)
 			r = negotiate(x->m[from], x->m[to], &entries, &n_entries);
 			if (r < 0 && r != -EPROTO)
 				return r;
-			fputs("  ", stdout);
-			text_puts(stdout, labels[from]);
-			fputs(" -> ", stdout);
-			text_puts(stdout, labels[to]);
+			text_pair_put(stdout, labels[from], labels[to]);
 			fputc(':', stdout);
 			for (size_t i = 0; i < n_entries; i++) {
 				if (entries[i].verdict != LUO_VERDICT_REFUSE)

@@ -58,6 +58,14 @@ void text_puts(FILE *f, const char *s)
 	text_put(f, s, SIZE_MAX, 0);
 }
 
+void text_pair_put(FILE *f, const char *from, const char *to)
+{
+	fputs("  ", f);
+	text_puts(f, from);
+	fputs(" -> ", f);
+	text_puts(f, to);
+}
+
 /* Length of the valid UTF-8 sequence of 2 to 4 bytes at @p, else 0. */
 static size_t utf8_len(const unsigned char *p, size_t max)
 {
