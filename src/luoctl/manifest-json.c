@@ -408,7 +408,7 @@ static int jp_skip(struct jp *p, unsigned depth)
 		struct jp_keys keys = { 0 };
 		uint32_t seen = 0;
 		bool first = true;
-		int idx;
+		int idx = -1;
 
 		while ((r = jp_key(p, &first, key, NULL, 0, &keys, &seen, &idx)) > 0) {
 			r = jp_skip(p, depth + 1);
@@ -508,7 +508,7 @@ static int jp_fields(struct jp *p, const char *const *names, size_t n_names,
 	uint32_t seen = 0;
 	bool first = true;
 	size_t at = p->pos;
-	int idx, r;
+	int idx = -1, r;
 
 	while ((r = jp_key(p, &first, key, names, n_names, &keys, &seen, &idx)) > 0) {
 		r = idx < 0 ? jp_skip(p, 2) : field(p, idx, ctx);
@@ -654,7 +654,7 @@ static int manifest_parse_json(const char *buf, size_t len, const char *origin, 
 	struct jp_keys keys = { 0 };
 	uint32_t seen = 0;
 	bool first = true;
-	int idx, r;
+	int idx = -1, r;
 
 	r = luo_manifest_new(&m);
 	if (r < 0)

@@ -98,7 +98,7 @@ static bool arena_can_preserve(int fd)
 static int arena_record(struct luo_file *file)
 {
 	struct luo_abi_arena_v1 *d = (struct luo_abi_arena_v1 *)file->data;
-	struct luo_memfd_id id;
+	struct luo_memfd_id id = { 0 };
 	int r;
 
 	r = luo_memfd_identify(file->fd, &id);
@@ -122,7 +122,7 @@ static void arena_unpreserve(struct luo_file *file)
 static int arena_retrieve_check(struct luo_file *file)
 {
 	const struct luo_abi_arena_v1 *d = (const struct luo_abi_arena_v1 *)file->data;
-	struct luo_memfd_id id;
+	struct luo_memfd_id id = { 0 };
 	int r;
 
 	if (!luo_arena_range_ok(d->addr, d->size) || (d->flags & ~(uint32_t)(LUO_ARENA_HUGEPAGES | LUO_ARENA_PREFAULT)))

@@ -60,7 +60,7 @@ bool luo_memfd_id_matches(const struct luo_memfd_id *id, uint64_t dev, uint64_t 
 static int memfd_record(struct luo_file *file)
 {
 	struct luo_abi_memfd_v1 *d = (struct luo_abi_memfd_v1 *)file->data;
-	struct luo_memfd_id id;
+	struct luo_memfd_id id = { 0 };
 	int r;
 
 	r = luo_memfd_identify(file->fd, &id);
@@ -108,7 +108,7 @@ static int memfd_freeze(struct luo_file *file)
 static int memfd_retrieve(struct luo_file *file)
 {
 	const struct luo_abi_memfd_v1 *d = (const struct luo_abi_memfd_v1 *)file->data;
-	struct luo_memfd_id id;
+	struct luo_memfd_id id = { 0 };
 	int r;
 
 	if (d->reserved != 0)
