@@ -6,7 +6,8 @@
 #   ./dev.sh demo-counter  the versioning walk of luo-counter (v1 -> v2 -> v3,
 #                    a refusal, a downgrade; luoctl matrix)
 #   ./dev.sh test    install what is missing, build, run every test: plain,
-#                    under ASan+UBSan (LeakSanitizer on), each fuzz target
+#                    under ASan+UBSan (LeakSanitizer on), a release (-O3)
+#                    build with -Werror, each fuzz target
 #                    for 15 s (clang, libFuzzer), and the API tests under
 #                    valgrind memcheck, and the exec tests under valgrind
 #                    with the mm reaper off (LUO_NO_REAPER=1)
@@ -112,6 +113,16 @@ run_tests() {
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C build-asan --print-errorlogs || status=1
 	read -r p f k < <(count_results build-asan/meson-logs/testlog.json); passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + k))
+
+	# -O3 inlines across functions and warns where -O2 does not (maybe-uninitialized):
+	# with -Werror, a release build is a build of its own to keep working.
+	say "release build (-O3, as bench/ and packagers build it): compiles with -Werror"
+	setup_dir build-release --buildtype=release
+	if ninja_progress build-release > build-release/compile.log 2>&1; then
+		passed=$((passed + 1)); echo "  ok"
+	else
+		failed=$((failed + 1)); status=1; grep -E "error|FAILED" build-release/compile.log | head -40
+	fi
 
 	say "fuzzing: each libFuzzer target 15 s from its committed corpus (fuzz/run.sh)"
 	FUZZ_SKIP_BROKEN=1 fuzz/run.sh 15 || status=1
