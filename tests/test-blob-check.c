@@ -145,6 +145,27 @@ static void test_damaged(void)
 	CHECK_ERR(check(fdt, reason, sizeof(reason)), EBADMSG);
 	p->len = cpu_to_fdt32(0xfffffffcu);
 	CHECK_ERR(check(fdt, reason, sizeof(reason)), EBADMSG);
+	p->len = cpu_to_fdt32(4);
+	CHECK_OK(check(fdt, reason, sizeof(reason)));
+	/* An unknown tag; a structure block cut before its end. */
+	*(fdt32_t *)((char *)fdt + fdt_off_dt_struct(fdt) + off) = cpu_to_fdt32(7);
+	CHECK_ERR(check(fdt, reason, sizeof(reason)), EBADMSG);
+	*(fdt32_t *)((char *)fdt + fdt_off_dt_struct(fdt) + off) = cpu_to_fdt32(FDT_PROP);
+	CHECK_OK(check(fdt, reason, sizeof(reason)));
+	fdt_set_size_dt_struct(fdt, fdt_size_dt_struct(fdt) - 4);
+	CHECK_ERR(check(fdt, reason, sizeof(reason)), EBADMSG);
+	free(fdt);
+
+	/* The root must be one node named "". */
+	fdt = malloc(BUF_SIZE);
+	CHECK(fdt);
+	CHECK_OK(fdt_create(fdt, BUF_SIZE));
+	CHECK_OK(fdt_finish_reservemap(fdt));
+	CHECK_OK(fdt_begin_node(fdt, "named"));
+	CHECK_OK(fdt_end_node(fdt));
+	CHECK_OK(fdt_finish(fdt));
+	CHECK_ERR(check(fdt, reason, sizeof(reason)), EBADMSG);
+	CHECK(strstr(reason, "root"));
 	free(fdt);
 }
 

@@ -3,7 +3,8 @@
  * DOC: reading the handover blob, hostile input
  *
  * The blob comes from another program image and is read as an attacker's:
- * fdt_check_full() walks the whole tree with bounds checks first; then
+ * the whole tree is walked with bounds checks first (luo_blob_check():
+ * what fdt_check_full() checks, in one walk of our own); then
  * every property this reader uses must have its exact length (integers) or
  * be a bounded, terminated string with no inner NUL; every count is checked
  * against its named maximum before anything is allocated for it; duplicate
@@ -479,8 +480,8 @@ sort:
  * The tag at @off of the structure block (@st, @size bytes), read directly
  * rather than through fdt_next_tag() (which takes three bounds-checked
  * looks at every property: with 1,000 declared fields, most of the check).
- * Every offset and length is checked here against the blocks' sizes, as
- * if fdt_check_full() had not run. *@ret_next: the next tag's offset;
+ * Every offset and length is checked here against the blocks' sizes:
+ * this walk is the tree's check, as fdt_check_full()'s was. *@ret_next: the next tag's offset;
  * *@ret_name: a node's or property's name, terminated inside its block.
  * Returns the tag, or 0 when the block is damaged.
  */
@@ -526,8 +527,10 @@ static uint32_t next_tag(const char *st, uint32_t size, const char *strings, uin
 }
 
 /*
- * One walk of the structure block, for what fdt_check_full() lets through
- * and libfdt's lookups would not see:
+ * One walk of the structure block: every tag, offset, length and name
+ * inside its block (next_tag()), nodes balanced, one root named "" --
+ * what fdt_check_full() walks for -- and what it lets through and
+ * libfdt's lookups would not see:
  *  - a property after a child node (lookups stop at the first child);
  *  - two properties, or two children, of one name in a node (lookups
  *    return the first): what a reader does not see must not exist;
@@ -548,19 +551,24 @@ static int check_structure(const struct reader *rd)
 	const char *strings = (const char *)rd->fdt + fdt_off_dt_strings(rd->fdt);
 	uint32_t size = fdt_size_dt_struct(rd->fdt), strings_size = fdt_size_dt_strings(rd->fdt);
 	uint32_t off = 0, next = 0, tag;
+	bool had_root = false;
 	int depth = -1, r;
 
-	/* fdt_check_full() has checked that both blocks lie inside the blob. */
+	/* fdt_check_header() has checked that both blocks lie inside the blob. */
 	do {
 		const char *name;
 
 		tag = next_tag(st, size, strings, strings_size, off, &next, &name);
 		switch (tag) {
 		case FDT_BEGIN_NODE:
-			if (depth >= 0)
+			if (depth >= 0) {
 				had_child[depth] = true;
-			else
+			} else {
+				if (had_root || *name)
+					return refuse(rd, "a second root, or a root with a name");
+				had_root = true;
 				name = NULL; /* the root's name is kept nowhere */
+			}
 			if (depth + 1 > TREE_DEPTH_MAX)
 				return refuse(rd, "nodes nested deeper than %d", TREE_DEPTH_MAX);
 			break;
@@ -608,7 +616,7 @@ static int check_structure(const struct reader *rd)
 		}
 		off = next;
 	} while (tag != FDT_END);
-	if (depth != -1)
+	if (depth != -1 || !had_root)
 		return refuse(rd, "cannot walk the structure block");
 	return 0;
 }
@@ -633,17 +641,27 @@ int luo_blob_check(const void *buf, size_t len, char *reason, size_t reason_len)
 	if (!buf || len > LUO_ABI_BLOB_MAX)
 		return refuse(&rd, "blob larger than %u bytes", LUO_ABI_BLOB_MAX);
 	/*
-	 * Probe the header ourselves first: libfdt 1.6.1's fdt_check_full
-	 * dereferences NULL on trees of old versions. The writer makes
+	 * Probe the header ourselves first: libfdt 1.6.1 dereferences NULL on
+	 * trees of old versions. The writer makes
 	 * version 17; nothing else is ours.
 	 */
 	if (len < sizeof(struct fdt_header) || fdt_magic(buf) != FDT_MAGIC || fdt_version(buf) != 17)
 		return refuse(&rd, "not a version 17 flattened device tree");
-	r = fdt_check_full(buf, len);
+	/*
+	 * What fdt_check_full() checks, with the walk below instead of its
+	 * own (three bounds-checked looks at every tag: with 1,000 declared
+	 * fields, half the check): the header, its blocks inside the blob,
+	 * the reserve map terminated inside it; then every tag, offset,
+	 * length and name of the structure block, one root named "".
+	 */
+	r = fdt_check_header(buf);
 	if (r < 0)
 		return refuse(&rd, "not a valid flattened device tree (%s)", fdt_strerror(r));
 	if (fdt_totalsize(buf) != len)
 		return refuse(&rd, "tree size %u differs from blob size %zu", fdt_totalsize(buf), len);
+	r = fdt_num_mem_rsv(buf);
+	if (r < 0)
+		return refuse(&rd, "not a valid flattened device tree (%s)", fdt_strerror(r));
 	return check_structure(&rd);
 }
 
