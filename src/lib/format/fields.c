@@ -263,13 +263,18 @@ static int check_version_fields(const struct luo_component_state *st, uint32_t v
  * the block is damaged; a property's *@ret_value is NULL when its name is
  * outside the strings block or longer than a field's.
  */
-static uint32_t next_tag(const void *fdt, uint32_t off, uint32_t *ret_next, const char **ret_name,
+struct blocks {
+	const char *st, *strings; /* the structure and strings blocks */
+	uint32_t size, strings_size;
+};
+
+static uint32_t next_tag(const struct blocks *b, uint32_t off, uint32_t *ret_next, const char **ret_name,
 			 const uint8_t **ret_value, uint32_t *ret_len)
 {
-	const char *st = (const char *)fdt + fdt_off_dt_struct(fdt), *strings, *end;
-	uint32_t size = fdt_size_dt_struct(fdt), strings_size, tag, len, nameoff, room;
+	const char *st = b->st, *strings = b->strings, *end;
+	uint32_t size = b->size, strings_size = b->strings_size, tag, len, nameoff, room;
 
-	if (fdt_version(fdt) < 0x11 || off > size || size - off < FDT_TAGSIZE)
+	if (off > size || size - off < FDT_TAGSIZE)
 		return 0;
 	tag = fdt32_ld((const fdt32_t *)(st + off));
 	off += FDT_TAGSIZE;
@@ -286,8 +291,6 @@ static uint32_t next_tag(const void *fdt, uint32_t off, uint32_t *ret_next, cons
 		len = fdt32_ld((const fdt32_t *)(st + off));
 		nameoff = fdt32_ld((const fdt32_t *)(st + off + sizeof(fdt32_t)));
 		off += 2 * sizeof(fdt32_t);
-		strings = (const char *)fdt + fdt_off_dt_strings(fdt);
-		strings_size = fdt_size_dt_strings(fdt);
 		if (len > size - off)
 			return 0;
 		room = nameoff < strings_size ? strings_size - nameoff : 0;
@@ -331,6 +334,7 @@ int luo_fields_load_node(const struct luo_component_state *st, uint32_t version,
 	uint32_t tag, wtag, off, next, len = 0;
 	const uint8_t *v = NULL;
 	const char *name = NULL;
+	struct blocks b;
 	int r;
 
 	copy = malloc(st->fields->struct_size);
@@ -342,13 +346,18 @@ int luo_fields_load_node(const struct luo_component_state *st, uint32_t version,
 	 * The node's tags, one next_tag() each: properties, NOPs, then its
 	 * end -- a subnode is refused.
 	 */
-	if (node < 0 || next_tag(fdt, (uint32_t)node, &next, &name, &v, &len) != FDT_BEGIN_NODE)
+	/* The header's offsets and sizes, read once (the caller checked the blob: blob-read.c). */
+	if (fdt_version(fdt) < 0x11)
+		return refuse(reason, rlen, "the 'fields' node is damaged");
+	b = (struct blocks){ (const char *)fdt + fdt_off_dt_struct(fdt), (const char *)fdt + fdt_off_dt_strings(fdt),
+			     fdt_size_dt_struct(fdt), fdt_size_dt_strings(fdt) };
+	if (node < 0 || next_tag(&b, (uint32_t)node, &next, &name, &v, &len) != FDT_BEGIN_NODE)
 		return refuse(reason, rlen, "the 'fields' node is damaged");
 	for (uint32_t steps = 0;; steps++) {
 		int i;
 
 		off = next;
-		tag = next_tag(fdt, off, &next, &name, &v, &len);
+		tag = next_tag(&b, off, &next, &name, &v, &len);
 		if (steps > 2 * LUO_ABI_FIELDS_MAX || tag == 0)
 			return refuse(reason, rlen, "the 'fields' node is damaged or holds too many tags");
 		if (tag == FDT_NOP)
