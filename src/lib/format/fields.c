@@ -107,6 +107,40 @@ static void wire_put(uint32_t size, uint8_t *p, __int128 v)
 		p[i] = (uint8_t)u;
 }
 
+/*
+ * The common case, both ways: an integer (not a bool) of one width in
+ * memory and on the wire, whose bytes are the same two's complement in
+ * another order -- it always fits. @size is 1, 2, 4 or 8.
+ */
+static void swap_copy(uint32_t size, uint8_t *to, const uint8_t *from)
+{
+	switch (size) {
+	case 1:
+		*to = *from;
+		return;
+	case 2: {
+		uint16_t x;
+		memcpy(&x, from, 2);
+		x = __builtin_bswap16(x);
+		memcpy(to, &x, 2);
+		return;
+	}
+	case 4: {
+		uint32_t x;
+		memcpy(&x, from, 4);
+		x = __builtin_bswap32(x);
+		memcpy(to, &x, 4);
+		return;
+	}
+	default: {
+		uint64_t x;
+		memcpy(&x, from, 8);
+		x = __builtin_bswap64(x);
+		memcpy(to, &x, 8);
+	}
+	}
+}
+
 static void set_default(const struct luo_abi_note_fielddecl *d, uint8_t *base)
 {
 	if (luo_field_is_integer(d->type))
@@ -160,6 +194,8 @@ int luo_fields_write_node(void *fdt, const struct luo_component_state *st, uint3
 		fdt32_st((fdt32_t *)p, d->type | ((d->flags & LUO_ABI_FIELD_MUST_UNDERSTAND) ? LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND : 0));
 		if (d->flags & LUO_ABI_FIELD_VERSION)
 			wire_put(d->size, p + 4, version);
+		else if (d->type == LUO_ABI_FIELD_UINT || d->type == LUO_ABI_FIELD_INT)
+			swap_copy(d->size, p + 4, base + d->offset);
 		else if (luo_field_is_integer(d->type))
 			wire_put(d->size, p + 4, mem_get(d->type, d->size, base + d->offset));
 		else
@@ -179,6 +215,12 @@ static int take(const struct luo_abi_note_fielddecl *d, uint32_t tag, const uint
 {
 	uint32_t wtype = tag & 0xff;
 
+	/* An integer of the declared type and width (checked when declared): it fits. */
+	if (wtype == d->type && len == d->size && (wtype == LUO_ABI_FIELD_UINT || wtype == LUO_ABI_FIELD_INT) &&
+	    luo_field_width_ok(len)) {
+		swap_copy(len, base + d->offset, v);
+		return 0;
+	}
 	if (luo_field_is_integer(wtype)) {
 		__int128 x;
 
