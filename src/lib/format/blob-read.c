@@ -391,6 +391,7 @@ static int read_argv(const struct reader *rd, struct luo_blob *b)
 
 struct name_entry {
 	const char *name;
+	uint32_t hash; /* of the name (FNV-1a), taken as the walk measured it */
 	bool is_node;
 };
 
@@ -403,15 +404,8 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* FNV-1a of a name and its kind: where check_names() looks for its twin. */
-static uint32_t name_hash(const struct name_entry *e)
-{
-	uint32_t h = e->is_node ? 0x811c9dc5u ^ 0x5bu : 0x811c9dc5u;
-
-	for (const unsigned char *c = (const unsigned char *)e->name; *c; c++)
-		h = (h ^ *c) * 0x01000193u;
-	return h;
-}
+#define FNV_BASIS 0x811c9dc5u
+#define FNV_PRIME 0x01000193u
 
 /* Scratch of check_names(): a table of entry indices + 1, 0 for empty. */
 struct name_table {
@@ -447,7 +441,7 @@ static int check_names(const struct reader *rd, struct name_table *t, struct nam
 	}
 	memset(t->slots, 0, size * sizeof(*t->slots));
 	for (size_t i = from; i < n && !twin; i++) {
-		for (size_t h = name_hash(&entries[i]) & (size - 1);; h = (h + 1) & (size - 1)) {
+		for (size_t h = entries[i].hash & (size - 1);; h = (h + 1) & (size - 1)) {
 			const struct name_entry *e;
 
 			if (!t->slots[h]) {
@@ -485,8 +479,22 @@ sort:
  * *@ret_name: a node's or property's name, terminated inside its block.
  * Returns the tag, or 0 when the block is damaged.
  */
+/*
+ * The name at @s, terminated before @end: its hash (FNV-1a), taken in the
+ * one pass that finds its end (names are short). NULL when unterminated.
+ */
+static const char *name_end(const char *s, const char *end, uint32_t *ret_hash)
+{
+	uint32_t h = FNV_BASIS;
+
+	for (; s < end && *s; s++)
+		h = (h ^ (unsigned char)*s) * FNV_PRIME;
+	*ret_hash = h;
+	return s < end ? s : NULL;
+}
+
 static uint32_t next_tag(const char *st, uint32_t size, const char *strings, uint32_t strings_size, uint32_t off,
-			 uint32_t *ret_next, const char **ret_name)
+			 uint32_t *ret_next, const char **ret_name, uint32_t *ret_hash)
 {
 	const char *end;
 	uint32_t tag, len, nameoff;
@@ -498,7 +506,7 @@ static uint32_t next_tag(const char *st, uint32_t size, const char *strings, uin
 	*ret_name = NULL;
 	switch (tag) {
 	case FDT_BEGIN_NODE:
-		end = memchr(st + off, '\0', size - off);
+		end = name_end(st + off, st + size, ret_hash);
 		if (!end)
 			return 0;
 		*ret_name = st + off;
@@ -510,7 +518,8 @@ static uint32_t next_tag(const char *st, uint32_t size, const char *strings, uin
 		len = fdt32_ld((const fdt32_t *)(st + off));
 		nameoff = fdt32_ld((const fdt32_t *)(st + off + sizeof(fdt32_t)));
 		off += 2 * sizeof(fdt32_t);
-		if (len > size - off || nameoff >= strings_size || !memchr(strings + nameoff, '\0', strings_size - nameoff))
+		if (len > size - off || nameoff >= strings_size ||
+		    !name_end(strings + nameoff, strings + strings_size, ret_hash))
 			return 0;
 		*ret_name = strings + nameoff;
 		off += len;
@@ -557,8 +566,9 @@ static int check_structure(const struct reader *rd)
 	/* fdt_check_header() has checked that both blocks lie inside the blob. */
 	do {
 		const char *name;
+		uint32_t hash = 0;
 
-		tag = next_tag(st, size, strings, strings_size, off, &next, &name);
+		tag = next_tag(st, size, strings, strings_size, off, &next, &name, &hash);
 		switch (tag) {
 		case FDT_BEGIN_NODE:
 			if (depth >= 0) {
@@ -606,7 +616,7 @@ static int check_structure(const struct reader *rd)
 				entries = e;
 				cap = ncap;
 			}
-			entries[n++] = (struct name_entry){ .name = name, .is_node = tag == FDT_BEGIN_NODE };
+			entries[n++] = (struct name_entry){ .name = name, .hash = hash, .is_node = tag == FDT_BEGIN_NODE };
 		}
 		if (tag == FDT_BEGIN_NODE) {
 			depth++;
