@@ -310,8 +310,10 @@ struct blocks {
 	uint32_t size, strings_size;
 };
 
-static uint32_t next_tag(const struct blocks *b, uint32_t off, uint32_t *ret_next, const char **ret_name,
-			 const uint8_t **ret_value, uint32_t *ret_len)
+/* Inlined in its loop: a call per tag was a sixth of a load. */
+static inline __attribute__((always_inline)) uint32_t next_tag(const struct blocks *b, uint32_t off, uint32_t *ret_next,
+								const char **ret_name, const uint8_t **ret_value,
+								uint32_t *ret_len)
 {
 	const char *st = b->st, *strings = b->strings, *end;
 	uint32_t size = b->size, strings_size = b->strings_size, tag, len, nameoff, room;
