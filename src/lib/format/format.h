@@ -75,6 +75,12 @@ struct luo_blob {
 };
 
 /*
+ * blob-read.c: the whole-blob check luo_blob_parse() runs first (libfdt's
+ * fdt_check_full(), then no property after a child, no name twice in a
+ * node, bounded depth and names per node). 0, or -EBADMSG / -ENOMEM.
+ */
+int luo_blob_check(const void *buf, size_t len, char *reason, size_t reason_len);
+/*
  * blob-read.c: parse hostile bytes. -EBADMSG / -EPROTO / -ENOMEM. When the
  * blob fails after its producer (path, build-id, argv) was read, and
  * @ret_origin is not NULL, it gets a blob with only those (for a rollback).
