@@ -61,7 +61,8 @@ if [ -n "$luoctl" ]; then
 		echo "$verb $(grep -o -- '--[a-z]*' <<< "$rest" | sort | tr '\n' ' ')"; done | sort; }
 	from_man=$(groff -man -Tascii -rLL=400n -P-c -P-b -P-u "$man/luoctl.1" 2> /dev/null |
 		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | opts_of)
-	from_help=$("$luoctl" --help | sed '/^$/q' | opts_of)
+	help=$("$luoctl" --help) # whole, then cut: sed quitting early would SIGPIPE luoctl (pipefail)
+	from_help=$(sed '/^$/q' <<< "$help" | opts_of)
 	[ "$(wc -l <<< "$from_help")" -ge 11 ] || fail "only $(wc -l <<< "$from_help") usage lines in luoctl --help"
 	[ "$from_man" = "$from_help" ] || { diff <(echo "$from_man") <(echo "$from_help"); fail "luoctl(1) SYNOPSIS and luoctl --help name other options (man <, help >)"; }
 	echo "ok - luoctl(1) SYNOPSIS and luoctl --help: the same options for each of $(wc -l <<< "$from_help") lines"
