@@ -102,13 +102,15 @@ def connect(port, timeout=10):
     return s
 
 
-def read_quiet(s, quiet=0.15, limit=5.0, first=2.0):
-    """Everything until the peer is quiet for `quiet` s after its first byte (`first` s before it),
-    or closes. Returns (bytes, eof)."""
+def read_some(s, n=1 << 62, quiet=None, limit=5.0, first=2.0):
+    """Up to n bytes; stops early at EOF, after `limit` s, or (with `quiet`) once the peer is
+    quiet for `quiet` s after its first byte (`first` s before it). Returns (bytes, eof)."""
     buf = bytearray()
     end = time.time() + limit
-    while True:
-        left = min(quiet if buf else first, end - time.time())
+    while len(buf) < n:
+        left = end - time.time()
+        if quiet is not None:
+            left = min(quiet if buf else first, left)
         if left <= 0:
             return bytes(buf), False
         r, _, _ = select.select([s], [], [], left)
@@ -121,6 +123,18 @@ def read_quiet(s, quiet=0.15, limit=5.0, first=2.0):
         if not d:
             return bytes(buf), True
         buf += d
+    return bytes(buf), False
+
+
+def read_quiet(s, quiet=0.15, limit=5.0, first=2.0):
+    """Everything until the peer is quiet for `quiet` s after its first byte (`first` s before it),
+    or closes. Returns (bytes, eof)."""
+    return read_some(s, quiet=quiet, limit=limit, first=first)
+
+
+def recv_until(s, n, timeout=5.0):
+    """Up to n bytes; stops early at EOF or after timeout. Returns (bytes, eof)."""
+    return read_some(s, n, limit=timeout)
 
 
 def open_fds():

@@ -25,14 +25,13 @@ end SIGTERM: exit 0, and no sanitizer report (under ASan: no leak).
 """
 import os
 import re
-import select
 import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kvcache_servers import Kvcache, connect, open_fds  # noqa: E402
+from kvcache_servers import Kvcache, connect, open_fds, recv_until  # noqa: E402
 
 KVCACHE, CORPUS = sys.argv[1], sys.argv[2]
 failures = []
@@ -61,27 +60,6 @@ class Server(Kvcache):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
-
-
-def recv_until(s, n, timeout=5.0):
-    """Up to n bytes; stops early at EOF or after timeout. Returns (bytes, eof)."""
-    buf = bytearray()
-    end = time.time() + timeout
-    while len(buf) < n:
-        left = end - time.time()
-        if left <= 0:
-            return bytes(buf), False
-        r, _, _ = select.select([s], [], [], left)
-        if not r:
-            return bytes(buf), False
-        try:
-            d = s.recv(1 << 20)
-        except (ConnectionResetError, BrokenPipeError):
-            return bytes(buf), True
-        if not d:
-            return bytes(buf), True
-        buf += d
-    return bytes(buf), False
 
 
 def request(srv, data, expect_len=None, timeout=5.0):
