@@ -563,6 +563,7 @@ static int conn_read(struct conn *c)
 static void conn_run(struct conn *c, bool readable)
 {
 	int r = 0, eof = 0, rounds;
+	bool full;
 
 	if (readable && !c->p.closing && c->out.len - c->wpos <= KV_WBUF_SOFT_MAX) {
 		eof = conn_read(c);
@@ -578,12 +579,20 @@ static void conn_run(struct conn *c, bool readable)
 			goto close;
 		if (rounds == ROUNDS_PER_EVENT)
 			break;
+		full = c->out.len - c->wpos > KV_WBUF_SOFT_MAX;
 		progress = conn_execute(c);
 		if (progress < 0)
 			goto close;
 		if (!progress || c->p.closing) {
 			if (conn_flush(c) < 0)
 				goto close;
+			/*
+			 * Held back by output that the socket has now taken: go on.
+			 * Stopping here would wait for input that may never come
+			 * (a client that sent its last request and reads).
+			 */
+			if (full && !c->p.closing && c->rlen && c->wpos == c->out.len)
+				continue;
 			break;
 		}
 	}
