@@ -8,7 +8,7 @@
  * u32, i16 and u8), written and read back as luo_update() and luo_open()
  * do it, inside the blackout:
  *   - save: the snapshot of the struct, its "fields" node written into a
- *     blob with libfdt's sequential-write API, the blob finished;
+ *     blob with fdt-writer.h's writer, the blob finished;
  *   - load: the whole blob checked (luo_blob_check(): fdt_check_full and
  *     the walk for twin names, what luo_blob_parse() runs first),
  *     the node found, every field read by name into a copy of the struct,
@@ -57,35 +57,31 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/*
- * As blob-write.c writes a blob: a buffer of the size it estimates (libfdt
- * zeroes it all), names appended, not looked up, when fields are declared.
- */
-static int blob_begin(void *fdt, size_t size, bool fields)
+/* As blob-write.c writes a blob: the writer of fdt-writer.h, a first buffer of the size it estimates. */
+static int blob_begin(struct luo_fdtw *w, size_t size)
 {
-	int r = fdt_create_with_flags(fdt, (int)size, fields ? FDT_CREATE_FLAG_NO_NAME_DEDUP : 0);
+	int r = luo_fdtw_start(w, size, LUO_ABI_BLOB_MAX);
 
 	if (!r)
-		r = fdt_finish_reservemap(fdt);
+		r = luo_fdtw_begin_node(w, "");
 	if (!r)
-		r = fdt_begin_node(fdt, "");
+		r = luo_fdtw_begin_node(w, "component-0");
 	if (!r)
-		r = fdt_begin_node(fdt, "component-0");
+		r = luo_fdtw_property_string(w, "name", "bench");
 	if (!r)
-		r = fdt_property_string(fdt, "name", "bench");
-	if (!r)
-		r = fdt_property_u32(fdt, "version", 1);
+		r = luo_fdtw_property_u32(w, "version", 1);
 	return r;
 }
 
-static int blob_end(void *fdt)
+static int blob_end(struct luo_fdtw *w, void **ret_fdt)
 {
-	int r = fdt_end_node(fdt);
+	size_t len;
+	int r = luo_fdtw_end_node(w);
 
 	if (!r)
-		r = fdt_end_node(fdt);
+		r = luo_fdtw_end_node(w);
 	if (!r)
-		r = fdt_finish(fdt);
+		r = luo_fdtw_finish(w, ret_fdt, &len);
 	return r;
 }
 
@@ -116,7 +112,8 @@ int main(int argc, char **argv)
 	char reason[LUO_REASON_MAX];
 	uint8_t *live, *check;
 	uint32_t blob_bytes = 0;
-	void *fdt;
+	struct luo_fdtw w;
+	void *fdt = NULL;
 	int r;
 
 	for (int i = 1; i < argc; i++) {
@@ -159,14 +156,13 @@ int main(int argc, char **argv)
 	st.decls = decls;
 	live = calloc(1, struct_size);
 	check = malloc(struct_size);
-	fdt = malloc(4096 + 256 + struct_size + luo_fields_wire_size(&st, 1));
 	t_fields = calloc((size_t)runs, sizeof(double));
 	t_floor = calloc((size_t)runs, sizeof(double));
 	t_image = calloc((size_t)runs, sizeof(double));
 	t_save = calloc((size_t)runs, sizeof(double));
 	t_check = calloc((size_t)runs, sizeof(double));
 	t_cpu = calloc((size_t)runs, sizeof(double));
-	if (!live || !check || !fdt || !t_fields || !t_floor || !t_image || !t_save || !t_check || !t_cpu)
+	if (!live || !check || !t_fields || !t_floor || !t_image || !t_save || !t_check || !t_cpu)
 		die("malloc", -ENOMEM);
 	st.instance = live;
 	r = luo_fields_check(&h, decls, reason, sizeof(reason));
@@ -187,11 +183,11 @@ int main(int argc, char **argv)
 		/* Declared: snapshot, write, finish; check, find, read by name. */
 		r = luo_fields_snapshot(&st, &snap);
 		if (!r)
-			r = blob_begin(fdt, 4096 + 256 + struct_size + luo_fields_wire_size(&st, 1), true);
+			r = blob_begin(&w, 4096 + 256 + struct_size + luo_fields_wire_size(&st, 1));
 		if (!r)
-			r = luo_fields_write_node(fdt, &st, 1, snap.buf);
+			r = luo_fields_write_node(&w, &st, 1, snap.buf);
 		if (!r)
-			r = blob_end(fdt);
+			r = blob_end(&w, &fdt);
 		if (r)
 			die("write", r);
 		t_save[run] = now_ms() - t0;
@@ -207,6 +203,7 @@ int main(int argc, char **argv)
 		t_cpu[run] = cpu_ms() - c0;
 		free(snap.buf);
 		blob_bytes = fdt_totalsize(fdt);
+		free(fdt);
 		if (memcmp(live, check, struct_size) != 0)
 			die("round trip", -EIO);
 
@@ -219,11 +216,11 @@ int main(int argc, char **argv)
 
 			r = luo_payload_write(&p, live, struct_size);
 			if (!r)
-				r = blob_begin(fdt, 4096 + 256 + struct_size, false);
+				r = blob_begin(&w, 4096 + 256 + struct_size);
 			if (!r)
-				r = fdt_property(fdt, "data", p.buf, (int)p.len);
+				r = luo_fdtw_property(&w, "data", p.buf, p.len);
 			if (!r)
-				r = blob_end(fdt);
+				r = blob_end(&w, &fdt);
 			if (!r)
 				r = luo_blob_check(fdt, fdt_totalsize(fdt), reason, sizeof(reason));
 			data = fdt_getprop(fdt, fdt_path_offset(fdt, "/component-0"), "data", &len);
@@ -231,6 +228,7 @@ int main(int argc, char **argv)
 				die("floor", r ? r : -EBADMSG);
 			memcpy(live, data, struct_size);
 			free(p.buf);
+			free(fdt);
 		}
 		t_floor[run] = now_ms() - t0;
 
@@ -269,7 +267,6 @@ int main(int argc, char **argv)
 	free(decls);
 	free(live);
 	free(check);
-	free(fdt);
 	free(t_fields);
 	free(t_floor);
 	free(t_image);

@@ -77,19 +77,19 @@ static const struct luo_component_state narrow_st = { "comp", 1, 2, 1, 2, 0, &na
 /* Write @st at @version into a blob: / { c { fields { ... } } }. */
 static void *encode(const struct luo_component_state *st, uint32_t version)
 {
-	size_t size = 1 << 16;
-	void *fdt = malloc(size);
+	struct luo_fdtw w;
+	void *fdt;
+	size_t len;
 
-	CHECK(fdt);
-	CHECK_OK(fdt_create(fdt, (int)size));
-	CHECK_OK(fdt_finish_reservemap(fdt));
-	CHECK_OK(fdt_begin_node(fdt, ""));
-	CHECK_OK(fdt_begin_node(fdt, "c"));
-	CHECK_OK(luo_fields_write_node(fdt, st, version, st->instance));
-	CHECK_OK(fdt_end_node(fdt));
-	CHECK_OK(fdt_end_node(fdt));
-	CHECK_OK(fdt_finish(fdt));
-	CHECK_OK(fdt_check_full(fdt, fdt_totalsize(fdt)));
+	CHECK_OK(luo_fdtw_start(&w, 4096, 1 << 20));
+	CHECK_OK(luo_fdtw_begin_node(&w, ""));
+	CHECK_OK(luo_fdtw_begin_node(&w, "c"));
+	CHECK_OK(luo_fields_write_node(&w, st, version, st->instance));
+	CHECK_OK(luo_fdtw_end_node(&w));
+	CHECK_OK(luo_fdtw_end_node(&w));
+	CHECK_OK(luo_fdtw_finish(&w, &fdt, &len));
+	CHECK(len == fdt_totalsize(fdt));
+	CHECK_OK(fdt_check_full(fdt, len));
 	return fdt;
 }
 

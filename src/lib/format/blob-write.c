@@ -2,11 +2,12 @@
 /*
  * DOC: writing the handover blob
  *
- * Builds the FDT drawn in abi.h from the outgoing sessions, with libfdt's
- * sequential-write API into a heap buffer. All-or-nothing: on any error the
- * buffer is freed and nothing was handed anywhere. The size is estimated from
- * the counts (which preserve-time limits bound) and doubled on
- * -FDT_ERR_NOSPACE, so only memory can run out.
+ * Builds the FDT drawn in abi.h from the outgoing sessions, with the
+ * one-pass writer of fdt-writer.h into a heap buffer (libfdt reads it).
+ * All-or-nothing: on any error the buffer is freed and nothing was handed
+ * anywhere. The first allocation is estimated from the counts (which
+ * preserve-time limits bound); the writer grows it up to LUO_ABI_BLOB_MAX,
+ * past which the build fails with -ENOSPC.
  */
 
 #include <errno.h>
@@ -17,51 +18,52 @@
 #include <libfdt.h>
 
 #include "cleanup.h"
+#include "fdt-writer.h"
 #include "format.h"
 
 #define NODE_NAME_MAX 32
 
-static int write_file(void *fdt, size_t index, const struct luo_file *f)
+static int write_file(struct luo_fdtw *w, size_t index, const struct luo_file *f)
 {
 	char node[NODE_NAME_MAX];
 	int r;
 
 	snprintf(node, sizeof(node), "file-%zu", index);
-	r = fdt_begin_node(fdt, node);
+	r = luo_fdtw_begin_node(w, node);
 	if (!r)
-		r = fdt_property_u64(fdt, LUO_ABI_PROP_FILE_TOKEN, f->token);
+		r = luo_fdtw_property_u64(w, LUO_ABI_PROP_FILE_TOKEN, f->token);
 	if (!r)
-		r = fdt_property_u32(fdt, LUO_ABI_PROP_FILE_FD, (uint32_t)f->fd);
+		r = luo_fdtw_property_u32(w, LUO_ABI_PROP_FILE_FD, (uint32_t)f->fd);
 	if (!r)
-		r = fdt_property_string(fdt, LUO_ABI_PROP_FILE_HANDLER, f->handler->name);
+		r = luo_fdtw_property_string(w, LUO_ABI_PROP_FILE_HANDLER, f->handler->name);
 	if (!r)
-		r = fdt_property_u32(fdt, LUO_ABI_PROP_FILE_HANDLER_VERSION, f->handler->version);
+		r = luo_fdtw_property_u32(w, LUO_ABI_PROP_FILE_HANDLER_VERSION, f->handler->version);
 	if (!r)
-		r = fdt_property(fdt, LUO_ABI_PROP_FILE_DATA, f->data, (int)f->handler->data_size);
+		r = luo_fdtw_property(w, LUO_ABI_PROP_FILE_DATA, f->data, f->handler->data_size);
 	if (!r && f->name[0])
-		r = fdt_property_string(fdt, LUO_ABI_PROP_FILE_NAME, f->name);
+		r = luo_fdtw_property_string(w, LUO_ABI_PROP_FILE_NAME, f->name);
 	if (!r)
-		r = fdt_end_node(fdt);
+		r = luo_fdtw_end_node(w);
 	return r;
 }
 
-static int write_session(void *fdt, size_t index, const struct luo_session *s)
+static int write_session(struct luo_fdtw *w, size_t index, const struct luo_session *s)
 {
 	char node[NODE_NAME_MAX];
 	int r;
 
 	snprintf(node, sizeof(node), "session-%zu", index);
-	r = fdt_begin_node(fdt, node);
+	r = luo_fdtw_begin_node(w, node);
 	if (!r)
-		r = fdt_property_string(fdt, LUO_ABI_PROP_SESSION_NAME, s->name);
+		r = luo_fdtw_property_string(w, LUO_ABI_PROP_SESSION_NAME, s->name);
 	for (size_t i = 0; !r && i < s->n_files; i++)
-		r = write_file(fdt, i, s->files[i]);
+		r = write_file(w, i, s->files[i]);
 	if (!r)
-		r = fdt_end_node(fdt);
+		r = luo_fdtw_end_node(w);
 	return r;
 }
 
-static int write_argv(void *fdt, char *const *argv)
+static int write_argv(struct luo_fdtw *w, char *const *argv)
 {
 	size_t len = 0;
 	char *buf, *p;
@@ -69,7 +71,7 @@ static int write_argv(void *fdt, char *const *argv)
 
 	for (size_t i = 0; argv[i]; i++)
 		len += strlen(argv[i]) + 1;
-	r = fdt_property_placeholder(fdt, LUO_ABI_PROP_PRODUCER_ARGV, (int)len, (void **)&buf);
+	r = luo_fdtw_property_placeholder(w, LUO_ABI_PROP_PRODUCER_ARGV, len, (void **)&buf);
 	if (r)
 		return r;
 	p = buf;
@@ -78,86 +80,70 @@ static int write_argv(void *fdt, char *const *argv)
 	return 0;
 }
 
-static int write_components(void *fdt, const struct luo_blob_header *hdr)
+static int write_components(struct luo_fdtw *w, const struct luo_blob_header *hdr)
 {
 	char node[NODE_NAME_MAX];
 	int r;
 
-	r = fdt_begin_node(fdt, LUO_ABI_NODE_COMPONENTS);
+	r = luo_fdtw_begin_node(w, LUO_ABI_NODE_COMPONENTS);
 	for (size_t i = 0; !r && i < hdr->n_components; i++) {
 		const struct luo_component_out *c = &hdr->components[i];
 
 		snprintf(node, sizeof(node), "component-%zu", i);
-		r = fdt_begin_node(fdt, node);
+		r = luo_fdtw_begin_node(w, node);
 		if (!r)
-			r = fdt_property_string(fdt, LUO_ABI_PROP_COMPONENT_NAME, c->component->name);
+			r = luo_fdtw_property_string(w, LUO_ABI_PROP_COMPONENT_NAME, c->component->name);
 		if (!r && c->dropped)
-			r = fdt_property(fdt, LUO_ABI_PROP_COMPONENT_DROPPED, NULL, 0);
+			r = luo_fdtw_property(w, LUO_ABI_PROP_COMPONENT_DROPPED, NULL, 0);
 		if (!r && !c->dropped)
-			r = fdt_property_u32(fdt, LUO_ABI_PROP_COMPONENT_VERSION, c->version);
+			r = luo_fdtw_property_u32(w, LUO_ABI_PROP_COMPONENT_VERSION, c->version);
 		if (!r && !c->dropped && !c->fields)
-			r = fdt_property(fdt, LUO_ABI_PROP_COMPONENT_DATA, c->payload.buf, (int)c->payload.len);
+			r = luo_fdtw_property(w, LUO_ABI_PROP_COMPONENT_DATA, c->payload.buf, c->payload.len);
 		if (!r && !c->dropped && c->fields)
-			r = luo_fields_write_node(fdt, c->fields, c->version, c->payload.buf);
+			r = luo_fields_write_node(w, c->fields, c->version, c->payload.buf);
 		if (!r)
-			r = fdt_end_node(fdt);
+			r = luo_fdtw_end_node(w);
 	}
 	if (!r)
-		r = fdt_end_node(fdt);
+		r = luo_fdtw_end_node(w);
 	return r;
 }
 
-static int write_tree(void *fdt, size_t size, const struct luo *luo, const struct luo_blob_header *hdr)
+static int write_tree(struct luo_fdtw *w, const struct luo *luo, const struct luo_blob_header *hdr)
 {
 	size_t index = 0;
-	bool fields = false;
 	int r;
 
-	/*
-	 * libfdt looks each new property name up in the strings block, from
-	 * its start: every distinct name costs a scan of all the names before
-	 * it. Declared fields bring up to LUO_ABI_FIELDS_MAX distinct names
-	 * per component (quadratic: tens of ms for 1,000); then names are
-	 * appended, not shared (a few bytes more per property).
-	 */
-	for (size_t i = 0; i < hdr->n_components; i++)
-		fields = fields || hdr->components[i].fields;
-	r = fdt_create_with_flags(fdt, (int)size, fields ? FDT_CREATE_FLAG_NO_NAME_DEDUP : 0);
+	r = luo_fdtw_begin_node(w, "");
 	if (!r)
-		r = fdt_finish_reservemap(fdt);
+		r = luo_fdtw_property_string(w, LUO_ABI_PROP_COMPATIBLE, LUO_ABI_COMPATIBLE);
 	if (!r)
-		r = fdt_begin_node(fdt, "");
+		r = luo_fdtw_property_u32(w, LUO_ABI_PROP_FORMAT, LUO_ABI_FORMAT_VERSION);
 	if (!r)
-		r = fdt_property_string(fdt, LUO_ABI_PROP_COMPATIBLE, LUO_ABI_COMPATIBLE);
+		r = luo_fdtw_property_u64(w, LUO_ABI_PROP_LU_NUMBER, hdr->lu_number);
 	if (!r)
-		r = fdt_property_u32(fdt, LUO_ABI_PROP_FORMAT, LUO_ABI_FORMAT_VERSION);
+		r = luo_fdtw_property_string(w, LUO_ABI_PROP_PRODUCER_PATH, hdr->producer_path);
 	if (!r)
-		r = fdt_property_u64(fdt, LUO_ABI_PROP_LU_NUMBER, hdr->lu_number);
+		r = luo_fdtw_property(w, LUO_ABI_PROP_PRODUCER_BUILD_ID, hdr->build_id, hdr->build_id_len);
 	if (!r)
-		r = fdt_property_string(fdt, LUO_ABI_PROP_PRODUCER_PATH, hdr->producer_path);
+		r = write_argv(w, hdr->argv);
 	if (!r)
-		r = fdt_property(fdt, LUO_ABI_PROP_PRODUCER_BUILD_ID, hdr->build_id, (int)hdr->build_id_len);
+		r = luo_fdtw_property_u64(w, LUO_ABI_PROP_FREEZE_NS, hdr->freeze_ns);
 	if (!r)
-		r = write_argv(fdt, hdr->argv);
+		r = luo_fdtw_property_u64(w, LUO_ABI_PROP_SERIALIZE_NS, hdr->serialize_ns);
 	if (!r)
-		r = fdt_property_u64(fdt, LUO_ABI_PROP_FREEZE_NS, hdr->freeze_ns);
-	if (!r)
-		r = fdt_property_u64(fdt, LUO_ABI_PROP_SERIALIZE_NS, hdr->serialize_ns);
-	if (!r)
-		r = fdt_begin_node(fdt, LUO_ABI_NODE_SESSIONS);
+		r = luo_fdtw_begin_node(w, LUO_ABI_NODE_SESSIONS);
 	for (size_t i = 0; !r && i < luo->n_sessions; i++) {
 		if (luo->sessions[i]->incoming || (hdr->only && luo->sessions[i] != hdr->only))
 			continue;
-		r = write_session(fdt, index++, luo->sessions[i]);
+		r = write_session(w, index++, luo->sessions[i]);
 	}
 	if (!r)
-		r = fdt_end_node(fdt); /* sessions */
+		r = luo_fdtw_end_node(w); /* sessions */
 	if (!r)
-		r = write_components(fdt, hdr);
+		r = write_components(w, hdr);
 	if (!r)
-		r = fdt_end_node(fdt); /* root */
-	if (!r)
-		r = fdt_finish(fdt);
+		r = luo_fdtw_end_node(w); /* root */
 	return r;
 }
 
@@ -166,6 +152,8 @@ int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, voi
 	size_t n_files = hdr->only ? hdr->only->n_files : luo->n_out_files;
 	size_t size = 4096 + luo->n_sessions * 256 + n_files * (LUO_FILE_DATA_MAX + 256);
 	size_t argv_bytes = 0, argc = 0;
+	_cleanup_fdtw_ struct luo_fdtw w = { 0 };
+	int r;
 
 	if (hdr->build_id_len > LUO_ABI_BUILD_ID_MAX || !hdr->argv || !hdr->argv[0])
 		return -EINVAL;
@@ -179,24 +167,10 @@ int luo_blob_build(const struct luo *luo, const struct luo_blob_header *hdr, voi
 		size += 256 + hdr->components[i].payload.len +
 			(hdr->components[i].fields ? luo_fields_wire_size(hdr->components[i].fields,
 									  hdr->components[i].version) : 0);
-	for (;;) {
-		_cleanup_free_ void *buf = NULL;
-		int r;
-
-		if (size > LUO_ABI_BLOB_MAX)
-			return -ENOSPC;
-		buf = malloc(size);
-		if (!buf)
-			return -ENOMEM;
-		r = write_tree(buf, size, luo, hdr);
-		if (r == -FDT_ERR_NOSPACE) {
-			size *= 2;
-			continue;
-		}
-		if (r < 0)
-			return -EINVAL; /* a libfdt code: never leaked */
-		*ret_len = fdt_totalsize(buf);
-		*ret_buf = TAKE_PTR(buf);
-		return 0;
-	}
+	r = luo_fdtw_start(&w, size, LUO_ABI_BLOB_MAX);
+	if (!r)
+		r = write_tree(&w, luo, hdr);
+	if (!r)
+		r = luo_fdtw_finish(&w, ret_buf, ret_len);
+	return r;
 }

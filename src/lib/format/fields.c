@@ -27,6 +27,7 @@
 #include <libfdt.h>
 
 #include "cleanup.h"
+#include "fdt-writer.h"
 #include "fields.h"
 #include "format.h"
 
@@ -168,12 +169,13 @@ size_t luo_fields_wire_size(const struct luo_component_state *st, uint32_t versi
 	return size;
 }
 
-int luo_fields_write_node(void *fdt, const struct luo_component_state *st, uint32_t version, const void *snapshot)
+int luo_fields_write_node(struct luo_fdtw *w, const struct luo_component_state *st, uint32_t version,
+			  const void *snapshot)
 {
 	const uint8_t *base = snapshot;
 	int r;
 
-	r = fdt_begin_node(fdt, LUO_ABI_NODE_COMPONENT_FIELDS);
+	r = luo_fdtw_begin_node(w, LUO_ABI_NODE_COMPONENT_FIELDS);
 	for (uint32_t i = 0; !r && i < st->fields->n_fields; i++) {
 		const struct luo_abi_note_fielddecl *d = &st->decls[i];
 		uint32_t len = d->size;
@@ -188,7 +190,7 @@ int luo_fields_write_node(void *fdt, const struct luo_component_state *st, uint3
 		}
 		if (d->type == LUO_ABI_FIELD_BOOL && base[d->offset] > 1)
 			return -EINVAL;
-		r = fdt_property_placeholder(fdt, d->name, (int)(4 + len), (void **)&p);
+		r = luo_fdtw_property_placeholder(w, d->name, 4 + len, (void **)&p);
 		if (r)
 			break;
 		fdt32_st((fdt32_t *)p, d->type | ((d->flags & LUO_ABI_FIELD_MUST_UNDERSTAND) ? LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND : 0));
@@ -202,8 +204,8 @@ int luo_fields_write_node(void *fdt, const struct luo_component_state *st, uint3
 			memcpy(p + 4, base + d->offset, len);
 	}
 	if (!r)
-		r = fdt_end_node(fdt);
-	return r == -FDT_ERR_NOSPACE ? -ENOSPC : r ? -EINVAL : 0;
+		r = luo_fdtw_end_node(w);
+	return r;
 }
 
 /* ------------------------------------------------------------------------ */

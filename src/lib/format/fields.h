@@ -70,8 +70,10 @@ static inline bool luo_field_at(const struct luo_abi_note_fielddecl *d, uint32_t
 int luo_fields_snapshot(const struct luo_component_state *st, struct luo_payload *out);
 /* A bound on the bytes luo_fields_write_node() adds to a blob. */
 size_t luo_fields_wire_size(const struct luo_component_state *st, uint32_t version);
-/* Write the "fields" subnode of @st at @version from @snapshot (sequential-write FDT). */
-int luo_fields_write_node(void *fdt, const struct luo_component_state *st, uint32_t version, const void *snapshot);
+/* Write the "fields" subnode of @st at @version from @snapshot (fdt-writer.h). */
+struct luo_fdtw;
+int luo_fields_write_node(struct luo_fdtw *w, const struct luo_component_state *st, uint32_t version,
+			  const void *snapshot);
 /*
  * Read the "fields" subnode @node of @fdt, written at @version, into the
  * live struct, all or nothing. @reason names the field refused.

@@ -6,7 +6,7 @@
  * DOC: the format layer, bytes libluo writes and reads
  *
  * Files: blob-read.c and blob-write.c (the handover blob, an FDT: this
- * header); manifest.c (the manifest model), manifest-note.c (the .note.luo
+ * header); fdt-writer.c (an FDT in one pass: fdt-writer.h); manifest.c (the manifest model), manifest-note.c (the .note.luo
  * parser), manifest-elf.c (binaries on disk, libelf), manifest-search.c
  * (DT_NEEDED libraries: RPATH, ld.so.conf), manifest-proc.c (a running
  * process, this process), manifest-types.c (type descriptions) and
@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fdt-writer.h"
 #include "fields.h"
 #include "manifest.h"
 #include "model.h"
