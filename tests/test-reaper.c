@@ -17,6 +17,14 @@
  *       reapers had time to finish (1 s), no process anywhere in /proc
  *       is a child of this one: no zombie, nothing left running.
  *
+ *   fork FDS_AT_START
+ *       The first image makes itself a child subreaper and updates; its
+ *       component's save() -- inside the update, after the reaper started
+ *       -- forks a child that sleeps 20 s with every fd it inherited. The
+ *       new image must see the reaper (reparented to it) exit within 3 s:
+ *       the child must not hold the pipe that tells the reaper the exec
+ *       happened, or the old address space would live as long as it.
+ *
  * Run with LUO_NO_REAPER=1 too: the same must hold without a reaper.
  * Each ends checking that no fd leaked across the images.
  */
@@ -25,6 +33,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -35,6 +46,41 @@
 #define UPDATES 20
 #define BALLAST (64u << 20)
 #define TOKEN_PIPE 1
+
+/* fork mode: save() forks a sleeper; its pid crosses as the component's payload. */
+static bool fork_in_save;
+static pid_t sleeper = -1;
+
+static int save_pid(uint32_t version, struct luo_payload *out)
+{
+	int32_t pid = -1;
+
+	(void)version;
+	if (fork_in_save) {
+		pid = fork();
+		if (pid == 0) {
+			struct timespec t = { .tv_sec = 20 };
+
+			nanosleep(&t, NULL);
+			_exit(0);
+		}
+	}
+	return luo_payload_write(out, &pid, sizeof(pid));
+}
+
+static int load_pid(uint32_t version, const void *data, size_t len)
+{
+	int32_t pid;
+
+	(void)version;
+	if (len != sizeof(pid))
+		return -EPROTO;
+	memcpy(&pid, data, sizeof(pid));
+	sleeper = pid;
+	return 0;
+}
+
+LUO_COMPONENT(reaper_test_component, "reaper-test", 1, 1, 1, 1, LUO_COMPONENT_OPTIONAL, save_pid, load_pid);
 
 static void update_self(struct luo *luo, const char *mode, int fds_at_start, const char *extra)
 {
@@ -179,6 +225,42 @@ static void zombies(struct luo *luo, int fds_at_start)
 	printf("ok - zombies: %d updates, then no child of ours in /proc\n", UPDATES);
 }
 
+static void fork_first(struct luo *luo)
+{
+	CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+	fork_in_save = true;
+	update_self(luo, "fork", test_fds_at_start, NULL);
+}
+
+static void fork_next(struct luo *luo, int fds_at_start)
+{
+	bool no_reaper = getenv("LUO_NO_REAPER") && strcmp(getenv("LUO_NO_REAPER"), "0") != 0;
+	struct timespec t = { .tv_nsec = 10 * 1000 * 1000 };
+	pid_t reaped = 0;
+	int st;
+
+	CHECK(sleeper > 0);
+	for (int i = 0; i < 300 && !no_reaper && reaped <= 0; i++) {
+		pid_t pid = waitpid(-1, &st, WNOHANG | __WALL);
+
+		CHECK(pid != sleeper); /* it sleeps 20 s */
+		if (pid > 0)
+			reaped = pid;
+		else
+			nanosleep(&t, NULL);
+	}
+	CHECK(no_reaper || reaped > 0);
+	CHECK(kill(sleeper, SIGKILL) == 0);
+	CHECK_EQ(waitpid(sleeper, &st, 0), sleeper);
+	luo_close(luo);
+	check_no_fd_leak_from(fds_at_start);
+	if (no_reaper)
+		printf("ok - fork: no reaper; the sleeper forked inside the update was there\n");
+	else
+		printf("ok - fork: the reaper (pid %d) exited while a child forked inside the update slept\n",
+		       (int)reaped);
+}
+
 int main(int argc, char **argv)
 {
 	struct luo *luo;
@@ -189,9 +271,17 @@ int main(int argc, char **argv)
 	}
 	if (argc < 3) {
 		test_begin();
-		CHECK(argc == 2 && (strcmp(argv[1], "pipe") == 0 || strcmp(argv[1], "zombies") == 0));
+		CHECK(argc == 2 && (strcmp(argv[1], "pipe") == 0 || strcmp(argv[1], "zombies") == 0 ||
+				    strcmp(argv[1], "fork") == 0));
 	}
 	CHECK_OK(luo_open(0, &luo));
+	if (strcmp(argv[1], "fork") == 0) {
+		if (argc >= 3)
+			fork_next(luo, atoi(argv[2]));
+		else
+			fork_first(luo);
+		return 0;
+	}
 	if (strcmp(argv[1], "pipe") == 0)
 		pipe_first(luo);
 	zombies(luo, argc >= 3 ? atoi(argv[2]) : test_fds_at_start);

@@ -242,9 +242,10 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * refused or not. Then each component's save callback writes its payload
  * at its negotiated version.
  *
- * Just before execve(), unless LUO_OPEN_NO_REAPER or LUO_NO_REAPER_ENV
- * turned it off, an "mm reaper" takes a reference on the old address
- * space: the old image's memory is torn down in it, after the new image
+ * Once negotiation has agreed, before the first freeze (it costs 0.15-0.2
+ * ms, kept out of the blackout), unless LUO_OPEN_NO_REAPER or
+ * LUO_NO_REAPER_ENV turned it off, an "mm reaper" takes a reference on
+ * the old address space: the old image's memory is torn down in it, after the new image
  * started, so the blackout does not grow with what was mapped (arenas
  * above all). It is made in two clone(CLONE_VM) steps: the first child
  * closes every fd it inherited before anything else, starts the reaper
@@ -256,7 +257,12 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * zombie of this process, whatever the new image does. It runs
  * SCHED_IDLE, holds no fd, blocks all signals and waits 100 ms after the
  * exec so that the teardown does not compete with the new image's start
- * (the old image's private memory is freed that much later). Without a
+ * (the old image's private memory is freed that much later). It learns
+ * of the exec when the write end of a close-on-exec pipe closes; a child
+ * that fork() makes before the exec (in a callback, or in another thread)
+ * closes its copy at once (pthread_atfork), but a child made with a raw
+ * clone() syscall keeps it, and the old memory then lives until that
+ * child exits or execs. A failed update stops the reaper. Without a
  * reaper (or if it cannot be made) execve() does the teardown itself.
  *
  * The blob records this process's argv (from /proc/self/cmdline, as the

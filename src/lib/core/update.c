@@ -7,19 +7,23 @@
  *
  *   check  @path is an executable regular file    (nothing changed yet)
  *   negotiate with @path's manifest (negotiate.c)  refused: nothing changed
+ *   start the mm reaper (below, unless turned off): a child process that
+ *     costs 0.15-0.2 ms to start, so it starts before the blackout
  *   freeze every outgoing file, in order           blackout starts
  *   save every component at its negotiated version
  *   serialize the blob, into a memfd, sealed       all-or-nothing
  *   clear close-on-exec on the preserved fds and the blob, nothing else
- *   start the mm reaper (below, unless turned off), execve()
+ *   execve()
  *
  * If any step fails, the steps done are undone in reverse -- close-on-exec
- * set again, blob closed, files unfrozen last first -- and the error is
- * returned: the service keeps running with its sessions as they were.
+ * set again, blob closed, files unfrozen last first, the reaper told to
+ * go -- and the error is returned: the service keeps running with its
+ * sessions as they were.
  */
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -328,6 +332,32 @@ struct reaper {
 
 static const struct timespec reaper_delay = { .tv_nsec = REAPER_DELAY_NS };
 
+/*
+ * The pipe's write end while a reaper waits for the exec, else -1. The
+ * reaper starts before the freeze, so a callback -- or another thread of
+ * the service -- may fork() before the exec: the child closes its copy at
+ * once (pthread_atfork), or the reaper would wait for that child to exit
+ * or exec, holding the old memory. A child made with a raw clone() keeps
+ * it (luo_update() in luo.h says so).
+ */
+static int reaper_armed_wfd = -1;
+static pthread_once_t reaper_atfork_once = PTHREAD_ONCE_INIT;
+
+static void reaper_atfork_child(void)
+{
+	int fd = __atomic_load_n(&reaper_armed_wfd, __ATOMIC_ACQUIRE);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+static void reaper_atfork_register(void)
+{
+	if (pthread_atfork(NULL, NULL, reaper_atfork_child) != 0) {
+		/* Without it a forked child may only delay the teardown. */
+	}
+}
+
 static int reaper_main(void *arg)
 {
 	struct reaper_shared *sh = arg;
@@ -385,7 +415,10 @@ static void reaper_start(const struct luo *luo, struct reaper *rp)
 	pid_t first;
 
 	rp->sh = NULL;
-	if (!reaper_wanted(luo) || pipe2(p, O_CLOEXEC) < 0)
+	if (!reaper_wanted(luo))
+		return;
+	pthread_once(&reaper_atfork_once, reaper_atfork_register);
+	if (pipe2(p, O_CLOEXEC) < 0)
 		return;
 	sh = mmap(NULL, 2 * REAPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (sh == MAP_FAILED) {
@@ -410,11 +443,13 @@ static void reaper_start(const struct luo *luo, struct reaper *rp)
 		return;
 	}
 	rp->sh = sh;
+	__atomic_store_n(&reaper_armed_wfd, sh->wfd, __ATOMIC_RELEASE);
 }
 
 /*
- * execve() failed: a byte tells the reaper to go now; its stack is in the
- * mapping, so wait for its exit (the kernel clears sh->tid) before unmapping.
+ * The update failed (or execve() did): a byte tells the reaper to go now;
+ * its stack is in the mapping, so wait for its exit (the kernel clears
+ * sh->tid) before unmapping.
  */
 static void reaper_stop(struct reaper *rp)
 {
@@ -423,6 +458,7 @@ static void reaper_stop(struct reaper *rp)
 
 	if (!sh)
 		return;
+	__atomic_store_n(&reaper_armed_wfd, -1, __ATOMIC_RELEASE);
 	if (write(sh->wfd, "x", 1) < 0) {
 		/* it then sees EOF below and leaves after its delay */
 	}
@@ -444,7 +480,6 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 	int r;
 
 	uint64_t t_exec;
-	struct reaper rp;
 
 	hdr.serialize_ns = luo_now_ns();
 	r = luo_blob_build(luo, &hdr, &blob, &blob_len);
@@ -464,7 +499,6 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 		return r;
 	}
 	luo_transports_exec_env(luo, he->envp); /* the control socket, and the connection that asked */
-	reaper_start(luo, &rp);
 	/* Not this process's child any more: nothing for the new image to reap. */
 	snprintf(he->reaper_entry, sizeof(he->reaper_entry), "%s=0", LUO_ABI_REAPER_ENV);
 	t_exec = luo_now_ns();
@@ -473,7 +507,6 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 	LUO_FAULT_POINT("before-exec");
 	execve(path, argv, he->envp);
 	r = -errno; /* at once: the reaper runs on this thread's memory */
-	reaper_stop(&rp);
 	luo_transports_exec_undo(luo);
 	cloexec_restore(luo);
 	return r;
@@ -528,6 +561,9 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 	luo_reaper_reap(luo, true);
 	r = negotiate(luo, path, components, n_components, outs);
 	if (r == 0) {
+		struct reaper rp;
+
+		reaper_start(luo, &rp); /* before the blackout */
 		hdr.components = outs;
 		hdr.n_components = n_components;
 		hdr.lu_number = luo->lu_number + 1;
@@ -540,6 +576,7 @@ int luo_update(struct luo *luo, const char *path, char *const argv[], char *cons
 				r = switch_image(luo, path, argv, &he, &hdr);
 			freeze_undo(luo);
 		}
+		reaper_stop(&rp);
 	}
 	pthread_mutex_unlock(&luo->lock);
 	outs_free(outs, n_components);
