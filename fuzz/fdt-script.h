@@ -3,7 +3,7 @@
 #define LUO_FUZZ_FDT_SCRIPT_H
 
 /*
- * DOC: a tiny language that builds a flattened device tree, for fuzz-blob
+ * DOC: a tiny language that builds a flattened device tree, for fuzz-blob and fuzz-fields
  *
  * Random byte mutations of a raw FDT almost never get past
  * fdt_check_full(): a property one byte longer means a new length field, a
@@ -49,8 +49,8 @@ static const char *const fdt_script_prop_names[] = {
 	LUO_ABI_PROP_FILE_FD,		 LUO_ABI_PROP_FILE_HANDLER,	LUO_ABI_PROP_FILE_HANDLER_VERSION,
 	LUO_ABI_PROP_FILE_DATA,		 LUO_ABI_PROP_PRODUCER_ARGV,	LUO_ABI_PROP_COMPONENT_VERSION,
 	LUO_ABI_PROP_COMPONENT_DROPPED,
-	/* declared fields (gen-corpus.c's "format2-fields") */
-	"count", "temp", "on", "label",
+	/* declared fields (gen-corpus.c's "format2-fields", and fuzz-fields.c's struct) */
+	"count", "temp", "on", "label", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "flag", "blob",
 };
 #define FDT_SCRIPT_N_NODE_NAMES (sizeof(fdt_script_node_names) / sizeof(fdt_script_node_names[0]))
 #define FDT_SCRIPT_N_PROP_NAMES (sizeof(fdt_script_prop_names) / sizeof(fdt_script_prop_names[0]))

@@ -300,6 +300,66 @@ static void gen_blob(void)
 
 
 /* ------------------------------------------------------------------------ */
+/* fields: a "fields" node of fuzz-fields.c's struct at each version          */
+
+/* A field property: the wire tag, then @size bytes of @v, big-endian. */
+static void sc_field(struct sc *s, const char *name, uint32_t tag, uint64_t v, size_t size)
+{
+	uint8_t b[12];
+
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(tag >> (8 * (3 - i)));
+	for (size_t i = 0; i < size; i++)
+		b[4 + i] = (uint8_t)(v >> (8 * (size - 1 - i)));
+	sc_prop(s, name, b, 4 + size);
+}
+
+static void gen_fields(void)
+{
+	static uint8_t tree[1 + (64u << 10)];
+
+	for (uint32_t version = 1; version <= 4; version++) {
+		struct sc *s = calloc(1, sizeof(*s));
+		uint8_t str[4 + 5] = { 0, 0, 0, LUO_ABI_FIELD_STRING, 'h', 'e', 'l', 'l', 'o' };
+		uint8_t bytes[4 + 8] = { 0, 0, 0, LUO_ABI_FIELD_BYTES, 1, 2, 3, 4, 5, 6, 7, 8 };
+		char fname[64];
+
+		if (!s)
+			abort();
+		sc_byte(s, (uint8_t)(4 | (version - 1))); /* a script, read at @version */
+		sc_begin(s, LUO_ABI_NODE_COMPONENTS);
+		sc_begin(s, "c0");
+		sc_begin(s, LUO_ABI_NODE_COMPONENT_FIELDS);
+		sc_field(s, "u8", LUO_ABI_FIELD_UINT, 200, 1);
+		sc_field(s, "u16", LUO_ABI_FIELD_UINT, 65535, 2);
+		if (version >= 2)
+			sc_field(s, "u32", LUO_ABI_FIELD_UINT, 70000, 4);
+		if (version <= 3)
+			sc_field(s, "u64", LUO_ABI_FIELD_UINT, 1ull << 40, 8);
+		sc_field(s, "i8", LUO_ABI_FIELD_INT, (uint8_t)-100, 1);
+		sc_field(s, "i16", LUO_ABI_FIELD_INT | LUO_ABI_FIELD_WIRE_MUST_UNDERSTAND, (uint16_t)-300, 2);
+		sc_field(s, "i32", LUO_ABI_FIELD_INT, (uint32_t)-70000, 4);
+		if (version >= 3)
+			sc_field(s, "i64", LUO_ABI_FIELD_INT, (uint64_t)-(1ll << 40), 8);
+		sc_field(s, "flag", LUO_ABI_FIELD_BOOL, 1, 1);
+		sc_prop(s, LUO_ABI_PROP_SESSION_NAME, str, sizeof(str));
+		if (version >= 2)
+			sc_prop(s, "blob", bytes, sizeof(bytes));
+		sc_field(s, LUO_ABI_PROP_COMPONENT_VERSION, LUO_ABI_FIELD_UINT, version, 4);
+		/* a field of a newer writer, dropped */
+		sc_field(s, "count", LUO_ABI_FIELD_UINT, 5, 4);
+		snprintf(fname, sizeof(fname), "script-v%u", version);
+		write_seed(fname, s->buf, s->len);
+		tree[0] = (uint8_t)(version - 1); /* raw */
+		if (fdt_script_build(s->buf + 1, s->len - 1, tree + 1, sizeof(tree) - 1) != 0)
+			abort();
+		snprintf(fname, sizeof(fname), "raw-v%u", version);
+		write_seed(fname, tree, 1 + fdt_totalsize(tree + 1));
+		free(s);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
 /* heap: operations (fuzz-heap.c's encoding), and overlays of real heaps     */
 
 struct ops {
@@ -749,7 +809,7 @@ static void gen_agent(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: gen-corpus blob|manifest|agent|heap|kvcache DIR\n");
+		fprintf(stderr, "usage: gen-corpus blob|manifest|agent|heap|fields DIR\n");
 		return 2;
 	}
 	out_dir = argv[2];
@@ -763,6 +823,8 @@ int main(int argc, char **argv)
 		gen_agent();
 	} else if (strcmp(argv[1], "heap") == 0) {
 		gen_heap();
+	} else if (strcmp(argv[1], "fields") == 0) {
+		gen_fields();
 	} else {
 		fprintf(stderr, "gen-corpus: unknown target %s\n", argv[1]);
 		return 2;

@@ -19,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 B=build-fuzz
-TARGETS=(${FUZZ_TARGETS:-blob manifest agent heap kvcache})
+TARGETS=(${FUZZ_TARGETS:-blob fields manifest agent heap kvcache})
 LOG=$B/meson-logs/fuzzlog.json
 # A generous cap for one input (slow units are reported by -timeout) and for memory.
 FUZZ_FLAGS=(-rss_limit_mb=2048 -timeout=10 -max_len=16384 -print_final_stats=1)

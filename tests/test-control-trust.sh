@@ -194,6 +194,16 @@ for mode in other-uid raw silent; do
 	grep -q "quiesced" "$tmp/server" && { cat "$tmp/server"; fail "$mode: kvcache quiesced its workers"; }
 	echo "ok - kvcache, $mode control peers: no quiesce, a get answered in $ms ms"
 done
+# Refused updates -- not a luo binary; a build whose store format this one
+# cannot write -- are refused before the service pauses: no quiesce.
+for bad in /bin/true "$(dirname "$kvcache")/kvcache-v3"; do
+	if "$luoctl" update --pid "$server" "$bad" > "$tmp/out" 2>&1; then
+		cat "$tmp/out"
+		fail "kvcache: the update to $bad was not refused"
+	fi
+	grep -q "quiesced" "$tmp/server" && { cat "$tmp/server"; fail "kvcache: quiesced for a refused update to $bad"; }
+	echo "ok - kvcache: the update to $bad refused before any pause: $(head -n 1 "$tmp/out")"
+done
 "$luoctl" update --pid "$server" "$kvcache" > "$tmp/out" 2>&1 || { cat "$tmp/out"; fail "kvcache: luoctl update"; }
 wait_in "$tmp/server" "generation 1"
 grep -q "quiesced" "$tmp/server" || fail "kvcache: the real update was not quiesced"

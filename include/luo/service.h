@@ -655,9 +655,12 @@ LUO_EXPORT int luo_control_listen(struct luo *luo, int *ret_fd);
  *
  * Does not block for long. Accepts a connection from the same uid (or
  * root) whose process could ptrace(2) this one (else it is answered
- * -EPERM), reads its request, runs the quiesce callback
- * (luo_control_set_quiesce()), and for UPDATE calls luo_update() with the
- * program's own argv: on success it does not return (the new image's
+ * -EPERM), reads its request, and for UPDATE runs what luo_update() does
+ * with the program's own argv, calling the quiesce callback
+ * (luo_control_set_quiesce()) once the slow steps are done and the update
+ * is known to be accepted: the manifests read, negotiation passed, the mm
+ * reaper started -- the service still serves through them, and an update
+ * refused then never pauses it. On success it does not return (the new image's
  * luo_ready() answers the caller with the timings); a refusal is answered
  * with the error and the negotiation report, and the service keeps
  * running. Call it where the program may call luo_update() itself: the
@@ -677,10 +680,11 @@ LUO_EXPORT int luo_control_dispatch(struct luo *luo);
  * luo_control_set_quiesce() - what runs around an update asked on the control socket.
  * @quiesce: called by luo_control_dispatch() once the requester is known to
  *           be allowed (same uid or root, and able to ptrace(2) this
- *           process) and its request is read, right before luo_update():
- *           stop what must not run while the state is saved (worker
- *           threads). A negative errno refuses the request with it (undo
- *           what was done first: @resume is not called then).
+ *           process), its request is read and a first negotiation accepted
+ *           it, right before the freeze: stop what must not run while the
+ *           state is saved (worker threads). A negative errno refuses the
+ *           request with it (undo what was done first: @resume is not
+ *           called then).
  * @resume:  called when luo_update() returned (refused or failed), before
  *           the requester is answered: undo @quiesce.
  * @userdata: passed to both.

@@ -4,8 +4,9 @@
  *
  * luo_control_dispatch() accepts what waits on the control socket
  * (transport/control.c, whose DOC tells a request's whole life) and serves
- * each connection: the request read and checked there, the program's
- * quiesce callback, then luo_update() with the program's own argv. Still
+ * each connection: the request read and checked there, then
+ * luo_update_quiesced() with the program's own argv, which calls the
+ * program's quiesce callback once the slow steps are done. Still
  * here: the update was refused or failed, and the requester gets the error,
  * the reason and the negotiation's report; a switched update is answered by
  * the new image, from luo_ready().
@@ -83,20 +84,37 @@ static void answer_refusal(struct luo *luo, int fd, const struct luo_control_upd
 	}
 }
 
+/* luo_control_begin() as luo_update_quiesced()'s quiesce: after the slow steps, before the freeze. */
+struct begin_ctx {
+	struct luo *luo;
+	int fd;
+	uint32_t seq;
+	bool quiesced;
+	int begun; /* 0 not called; 1 done; < 0 its error */
+};
+
+static int begin_cb(void *data)
+{
+	struct begin_ctx *b = data;
+	int r = luo_control_begin(b->luo, b->fd, b->seq, &b->quiesced);
+
+	b->begun = r < 0 ? r : 1;
+	return r;
+}
+
 /* One accepted connection; closed by the caller unless it crossed an exec. */
 static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 {
 	struct luo_control_update req;
 	_cleanup_free_ char *argv_buf = NULL;
 	_cleanup_free_ char **argv = NULL;
-	bool quiesced = false;
+	struct begin_ctx b = { luo, fd, 0, false, 0 };
 	int r;
 
 	if (luo_control_receive(luo, fd, deadline, &req) < 0)
 		return; /* answered or dropped */
+	b.seq = req.hdr.seq;
 	r = luo_self_argv(&argv_buf, &argv);
-	if (r == 0)
-		r = luo_control_begin(luo, fd, req.hdr.seq, &quiesced);
 	if (r < 0) {
 		luo_control_timeouts(fd, deadline);
 		luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, r, 0, luo_liveupdate_number(luo),
@@ -107,12 +125,21 @@ static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 	pthread_mutex_lock(&luo->lock);
 	luo->strict_once = req.flags & LUO_CONTROL_UPDATE_STRICT;
 	pthread_mutex_unlock(&luo->lock);
-	r = luo_update(luo, req.path, argv, NULL);
+	/* The manifests are read and the reaper started before the program quiesces (begin_cb). */
+	r = luo_update_quiesced(luo, req.path, argv, NULL, begin_cb, &b);
 	pthread_mutex_lock(&luo->lock);
 	luo->strict_once = false;
 	pthread_mutex_unlock(&luo->lock);
+	if (b.begun < 0) {
+		/* busy with another answer, or the program would not quiesce */
+		luo_control_timeouts(fd, deadline);
+		luo_control_send_reply(fd, LUO_AGENT_REPLY_SIZE_VER0, req.hdr.seq, r, 0, luo_liveupdate_number(luo),
+				       strerror(-r));
+		return;
+	}
 	/* Still here: refused or failed, everything as before. */
-	luo_control_end(luo, quiesced);
+	if (b.begun)
+		luo_control_end(luo, b.quiesced);
 	luo_control_timeouts(fd, deadline);
 	answer_refusal(luo, fd, &req, r);
 }

@@ -11,7 +11,7 @@
  * LUO_COMPONENT_STATE()s. Errors:
  * -EINVAL a bad list or a value that cannot be written, -EBADMSG /
  * -ERANGE / -EPROTO a blob the reader refuses (reason names the field),
- * -ENOMEM, -ENOSPC (libfdt ran out of room: the caller grows the buffer).
+ * -ENOMEM, -ENOSPC (the blob would pass its maximum, fdt-writer.h).
  *
  * fields-report.c: the per-field verdict of one component version between
  * two manifests, for negotiation and luoctl.
