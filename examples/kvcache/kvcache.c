@@ -229,6 +229,7 @@ static struct {
 	unsigned next_worker;
 	atomic_uint_fast64_t curr_conns;
 	uint64_t failed_updates, last_quiesce_us;
+	bool quiesce_failed; /* update_quiesce() refused: it logged and counted it */
 	uint64_t accept_paused_until; /* mono ns; 0 or past: accepting */
 	bool populating; /* the arena's populate thread runs; logged when it ends */
 	bool populate_quiet;      /* a periodic --hugepages pass: logged only if it fails */
@@ -1067,13 +1068,18 @@ static void populate_poll(void);
  * the requester is checked and its request read, so that no other uid, and
  * no peer that says nothing, stops the workers.
  */
-static int control_quiesce(void *userdata)
+/*
+ * The quiesce of an update, by SIGHUP (@userdata: the next binary's path)
+ * or asked on the control socket (NULL). libluo calls it once the update
+ * is known to go ahead: the manifests read, negotiation passed.
+ */
+static int update_quiesce(void *userdata)
 {
+	const char *path = userdata;
 	uint64_t t0;
 	int r;
 
-	(void)userdata;
-	/* As on SIGHUP: the populate thread stops before the quiesce is timed. */
+	/* The populate thread stops before the quiesce is timed (and was asked to before, when SIGHUP came). */
 	luo_arena_populate_stop(srv.arena);
 	if (srv.populating)
 		populate_poll();
@@ -1084,33 +1090,41 @@ static int control_quiesce(void *userdata)
 	if (r < 0) {
 		logf_("cannot hand over the connections' buffers: %s; no update, still serving", strerror(-r));
 		srv.failed_updates++;
+		srv.quiesce_failed = true;
 		resume_serving();
 		return r;
 	}
 	/*
-	 * libluo answers luoctl; a refusal is luoctl's to show. The quiesce
-	 * is logged as on SIGHUP: it is part of what clients wait, before
-	 * libluo's own blackout starts (bench/blackout reads it here).
+	 * A refusal through the control socket is luoctl's to show. The
+	 * quiesce is logged: it is part of what clients wait, before libluo's
+	 * own blackout starts (bench/blackout reads it here).
 	 */
-	logf_("live update asked through the control socket: %zu connections quiesced in %" PRIu64 " us", srv.nrecs,
-	      srv.last_quiesce_us);
+	if (path)
+		logf_("live update to %s: %zu connections quiesced in %" PRIu64 " us", path, srv.nrecs,
+		      srv.last_quiesce_us);
+	else
+		logf_("live update asked through the control socket: %zu connections quiesced in %" PRIu64 " us",
+		      srv.nrecs, srv.last_quiesce_us);
+	fflush(NULL);
 	return 0;
 }
 
-static void control_resume(void *userdata)
+static void update_resume(void *userdata)
 {
 	(void)userdata;
 	resume_serving();
 }
 
 /*
- * SIGHUP: quiesce, prepare, and luo_update() to the next binary. Returns
- * only if no update happened; then the workers serve again.
+ * SIGHUP: luo_update_quiescing() to the next binary, which quiesces the
+ * workers (update_quiesce()) only once the update will go ahead. Returns
+ * only if no update happened; the workers serve then.
  */
 static void update(void)
 {
-	uint64_t t0;
 	char path[PATH_MAX];
+	char *argv[20];
+	size_t k = 0;
 	int r;
 
 	/*
@@ -1120,7 +1134,6 @@ static void update(void)
 	luo_arena_populate_stop(srv.arena);
 	if (srv.populating)
 		populate_poll(); /* logs how far it went */
-	t0 = mono_ns();
 
 	r = next_binary(path, sizeof(path));
 	if (r < 0) {
@@ -1128,49 +1141,37 @@ static void update(void)
 		srv.failed_updates++;
 		return;
 	}
-	workers_stop();
-	r = recs_prepare();
-	srv.last_quiesce_us = (mono_ns() - t0) / 1000;
-	if (r < 0) {
-		logf_("cannot hand over the connections' buffers: %s; no update, still serving", strerror(-r));
-		srv.failed_updates++;
-		goto resume;
+	/* The next image: the same options, and the port in use if it must start fresh. */
+	argv[k++] = path;
+	argv[k++] = (char *)"--port";
+	argv[k++] = srv.o.bound;
+	argv[k++] = (char *)"--threads";
+	argv[k++] = srv.o.threads_s;
+	argv[k++] = (char *)"--memory";
+	argv[k++] = srv.o.memory_s;
+	argv[k++] = (char *)"--idle-timeout";
+	argv[k++] = srv.o.idle_s;
+	/* Only when not the defaults: a binary without these options still starts. */
+	if (strcmp(srv.o.populate, "low") != 0) {
+		argv[k++] = (char *)"--populate";
+		argv[k++] = (char *)srv.o.populate;
 	}
-	{
-		/* The next image: the same options, and the port in use if it must start fresh. */
-		char *argv[20];
-		size_t k = 0;
-
-		argv[k++] = path;
-		argv[k++] = (char *)"--port";
-		argv[k++] = srv.o.bound;
-		argv[k++] = (char *)"--threads";
-		argv[k++] = srv.o.threads_s;
-		argv[k++] = (char *)"--memory";
-		argv[k++] = srv.o.memory_s;
-		argv[k++] = (char *)"--idle-timeout";
-		argv[k++] = srv.o.idle_s;
-		/* Only when not the defaults: a binary without these options still starts. */
-		if (strcmp(srv.o.populate, "low") != 0) {
-			argv[k++] = (char *)"--populate";
-			argv[k++] = (char *)srv.o.populate;
-		}
-		if (!srv.o.hugepages)
-			argv[k++] = (char *)"--no-hugepages";
-		if (srv.o.next) {
-			argv[k++] = (char *)"--next";
-			argv[k++] = (char *)srv.o.next;
-		}
-		if (srv.o.next_file) {
-			argv[k++] = (char *)"--next-file";
-			argv[k++] = (char *)srv.o.next_file;
-		}
-		argv[k] = NULL;
-		logf_("live update to %s: %zu connections quiesced in %" PRIu64 " us", path, srv.nrecs,
-		      srv.last_quiesce_us);
-		fflush(NULL);
-		r = luo_update(srv.luo, path, argv, NULL);
+	if (!srv.o.hugepages)
+		argv[k++] = (char *)"--no-hugepages";
+	if (srv.o.next) {
+		argv[k++] = (char *)"--next";
+		argv[k++] = (char *)srv.o.next;
 	}
+	if (srv.o.next_file) {
+		argv[k++] = (char *)"--next-file";
+		argv[k++] = (char *)srv.o.next_file;
+	}
+	argv[k] = NULL;
+	fflush(NULL);
+	srv.quiesce_failed = false;
+	r = luo_update_quiescing(srv.luo, path, argv, NULL, update_quiesce, update_resume, path);
+	if (srv.quiesce_failed)
+		return; /* update_quiesce() logged it, counted it and serves again */
 	srv.failed_updates++;
 	if (r == -EPROTO) {
 		logf_("live update to %s refused at negotiation: %s", path, strerror(-r));
@@ -1179,8 +1180,6 @@ static void update(void)
 		logf_("live update to %s failed: %s", path, strerror(-r));
 	}
 	logf_("still serving");
-resume:
-	resume_serving();
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1756,7 +1755,7 @@ int main(int argc, char **argv)
 	if (srv.sig_fd < 0)
 		die("signalfd", errno);
 	/* Before luo_ready(): that answers the luoctl which asked for this image. */
-	luo_control_set_quiesce(srv.luo, control_quiesce, control_resume, NULL);
+	luo_control_set_quiesce(srv.luo, update_quiesce, update_resume, NULL);
 	r = luo_control_listen(srv.luo, &srv.ctl_fd);
 	if (r < 0) {
 		logf_("no control socket (luoctl update --pid): %s; SIGHUP still works", strerror(-r));

@@ -283,6 +283,32 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  */
 LUO_EXPORT int luo_update(struct luo *luo, const char *path, char *const argv[], char *const envp[]);
 
+/**
+ * luo_update_quiescing() - luo_update(), pausing the program only once the update will go ahead.
+ * @quiesce:  called after the slow steps, which run while the program still
+ *            serves: @path's manifest and this image's read, a first
+ *            negotiation passed, the mm reaper started (about 1 ms for
+ *            kvcache); right before the negotiation that decides and the
+ *            freeze. Stop what must not run while the state is saved
+ *            (worker threads). A negative errno ends the update with that
+ *            error, nothing changed: undo what was done first, @resume is
+ *            not called then.
+ * @resume:   called if the update is refused or fails after @quiesce
+ *            returned (never on success: execve() does not return), before
+ *            this returns: undo @quiesce.
+ * @userdata: passed to both.
+ *
+ * A program that pauses itself and then calls luo_update() makes its
+ * clients wait through the slow steps too; a refused update pauses it for
+ * nothing. This is what luo_control_dispatch() does with the callbacks of
+ * luo_control_set_quiesce().
+ *
+ * Return: as luo_update(), whose errors it returns; -EINVAL also when
+ * @quiesce or @resume is NULL; the error @quiesce returned.
+ */
+LUO_EXPORT int luo_update_quiescing(struct luo *luo, const char *path, char *const argv[], char *const envp[],
+				    int (*quiesce)(void *userdata), void (*resume)(void *userdata), void *userdata);
+
 /* The verdict of negotiation for one entry. */
 enum luo_verdict {
 	LUO_VERDICT_USE = 1,  /* handed over at .version */

@@ -126,7 +126,7 @@ static void serve_connection(struct luo *luo, int fd, uint64_t deadline)
 	luo->strict_once = req.flags & LUO_CONTROL_UPDATE_STRICT;
 	pthread_mutex_unlock(&luo->lock);
 	/* The manifests are read and the reaper started before the program quiesces (begin_cb). */
-	r = luo_update_quiesced(luo, req.path, argv, NULL, begin_cb, &b);
+	r = luo_update_quiesced(luo, req.path, argv, NULL, begin_cb, NULL, &b);
 	pthread_mutex_lock(&luo->lock);
 	luo->strict_once = false;
 	pthread_mutex_unlock(&luo->lock);

@@ -21,14 +21,12 @@
 #include "transport.h"
 
 /*
- * update.c: luo_update(), with @quiesce (if not NULL) called once the
- * manifests are read and the reaper started -- the slow steps, done while
- * the service still serves -- and before negotiation and the freeze. A
- * negative return from it ends the update with that error, nothing
- * changed; the caller resumes what it quiesced, on any failure after.
+ * update.c: luo_update_quiescing() (luo.h), where @quiesce and @resume may
+ * be NULL: no quiesce; with @quiesce only, the caller resumes (the control
+ * socket, which answers its requester first).
  */
 int luo_update_quiesced(struct luo *luo, const char *path, char *const argv[], char *const envp[],
-			int (*quiesce)(void *data), void *data);
+			int (*quiesce)(void *data), void (*resume)(void *data), void *data);
 /* core.c: reap the previous image's mm reaper (update.c); @wait: block until it exits. */
 void luo_reaper_reap(struct luo *luo, bool wait);
 /* core.c: every transport's exec_env / exec_undo / detach hook, in table order (transport.h). */

@@ -532,7 +532,7 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 }
 
 int luo_update_quiesced(struct luo *luo, const char *path, char *const argv[], char *const envp[],
-			int (*quiesce)(void *data), void *data)
+			int (*quiesce)(void *data), void (*resume)(void *data), void *data)
 {
 	struct handover_env he = { 0 };
 	char self_path[PATH_MAX];
@@ -622,12 +622,22 @@ int luo_update_quiesced(struct luo *luo, const char *path, char *const argv[], c
 	reaper_stop(&rp);
 	outs_free(outs, n_components);
 	free(he.envp);
+	if (quiesce && resume)
+		resume(data);
 	return r;
 }
 
 int luo_update(struct luo *luo, const char *path, char *const argv[], char *const envp[])
 {
-	return luo_update_quiesced(luo, path, argv, envp, NULL, NULL);
+	return luo_update_quiesced(luo, path, argv, envp, NULL, NULL, NULL);
+}
+
+int luo_update_quiescing(struct luo *luo, const char *path, char *const argv[], char *const envp[],
+			 int (*quiesce)(void *userdata), void (*resume)(void *userdata), void *userdata)
+{
+	if (!quiesce || !resume)
+		return -EINVAL;
+	return luo_update_quiesced(luo, path, argv, envp, quiesce, resume, userdata);
 }
 
 int luo_update_report(const struct luo *cluo, const struct luo_report_entry **ret_entries, size_t *ret_n)
