@@ -6,7 +6,8 @@
  *   - a binary with no manifest (/bin/true): refused (-EPROTO) before any
  *     quiesce -- the program is never paused for a refused update;
  *   - a quiesce that fails (-EBUSY): that error, no resume, no freeze (the
- *     component's save never ran);
+ *     component's save never ran); luo_update() called from inside it is
+ *     -EDEADLK, not a hang;
  *   - a save that fails after the quiesce (-EIO): resume called once;
  *   - then the update itself: the component's save, which runs after the
  *     quiesce, sends the count of quiesces (1) and resumes (0) since the
@@ -19,6 +20,9 @@
 #include "test-util.h"
 
 static int quiesced, resumed, save_error, quiesce_error;
+static struct luo *the_luo;
+static char *self_path, **self_argv;
+static bool reenter;
 
 static int save(uint32_t version, struct luo_payload *out)
 {
@@ -49,6 +53,8 @@ static int quiesce(void *userdata)
 {
 	CHECK(userdata == &quiesced);
 	quiesced++;
+	if (reenter) /* an update from its own quiesce: refused, not a deadlock */
+		CHECK_ERR(luo_update(the_luo, self_path, self_argv, NULL), EDEADLK);
 	return quiesce_error;
 }
 
@@ -95,11 +101,16 @@ int main(int argc, char **argv)
 	printf("ok - refused at negotiation: never quiesced\n");
 
 	quiesce_error = -EBUSY;
+	the_luo = luo;
+	self_path = self;
+	self_argv = next_argv;
+	reenter = true;
 	CHECK_ERR(luo_update_quiescing(luo, self, next_argv, NULL, quiesce, resume, &quiesced), EBUSY);
 	CHECK_EQ(quiesced, 1);
 	CHECK_EQ(resumed, 0);
 	quiesce_error = 0;
-	printf("ok - a quiesce that fails: its error, no resume, nothing saved\n");
+	reenter = false;
+	printf("ok - a quiesce that fails: its error, no resume, nothing saved; an update from inside it: -EDEADLK\n");
 
 	save_error = -EIO;
 	CHECK_ERR(luo_update_quiescing(luo, self, next_argv, NULL, quiesce, resume, &quiesced), EIO);

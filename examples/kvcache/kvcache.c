@@ -1064,14 +1064,12 @@ static void resume_serving(void)
 static void populate_poll(void);
 
 /*
- * luoctl's update (luo_control_set_quiesce()): libluo calls this only once
- * the requester is checked and its request read, so that no other uid, and
- * no peer that says nothing, stops the workers.
- */
-/*
  * The quiesce of an update, by SIGHUP (@userdata: the next binary's path)
- * or asked on the control socket (NULL). libluo calls it once the update
- * is known to go ahead: the manifests read, negotiation passed.
+ * or asked on the control socket (NULL; luo_control_set_quiesce()). libluo
+ * calls it once the update is known to go ahead -- the manifests read, a
+ * first negotiation passed -- and, for the control socket, only once the
+ * requester is checked and its request read, so that no other uid, and no
+ * peer that says nothing, stops the workers.
  */
 static int update_quiesce(void *userdata)
 {

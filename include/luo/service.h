@@ -277,9 +277,13 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * handler's freeze or of a component's save (-E2BIG: a payload larger
  * than LUO_COMPONENT_DATA_MAX); -E2BIG this process's argv passes
  * LUO_ABI_ARGV_MAX strings or LUO_ABI_ARGV_BYTES_MAX bytes; -ENODATA it
- * has none; -ENOSPC the handover would pass LUO_ABI_BLOB_MAX. Calls on the handle from other threads
- * wait until it returns. Between clearing close-on-exec and execve(), a
- * fork() in another thread would inherit the preserved fds.
+ * has none; -ENOSPC the handover would pass LUO_ABI_BLOB_MAX; -EDEADLK
+ * called from a quiesce callback of luo_update_quiescing(). Another
+ * luo_update() waits until it returns; other calls on the handle from
+ * other threads wait from the second negotiation on (the manifests are
+ * read and the reaper started without holding the handle). Between
+ * clearing close-on-exec and execve(), a fork() in another thread would
+ * inherit the preserved fds.
  */
 LUO_EXPORT int luo_update(struct luo *luo, const char *path, char *const argv[], char *const envp[]);
 
@@ -288,19 +292,20 @@ LUO_EXPORT int luo_update(struct luo *luo, const char *path, char *const argv[],
  * @quiesce:  called after the slow steps, which run while the program still
  *            serves: @path's manifest and this image's read, a first
  *            negotiation passed, the mm reaper started (about 1 ms for
- *            kvcache); right before the negotiation that decides and the
- *            freeze. Stop what must not run while the state is saved
+ *            kvcache); right before the negotiation that decides (what is
+ *            present may have changed meanwhile: it can still refuse) and
+ *            the freeze. Stop what must not run while the state is saved
  *            (worker threads). A negative errno ends the update with that
  *            error, nothing changed: undo what was done first, @resume is
  *            not called then.
  * @resume:   called if the update is refused or fails after @quiesce
- *            returned (never on success: execve() does not return), before
- *            this returns: undo @quiesce.
+ *            returned 0 or more (never on success: execve() does not
+ *            return), before this returns: undo @quiesce.
  * @userdata: passed to both.
  *
  * A program that pauses itself and then calls luo_update() makes its
- * clients wait through the slow steps too; a refused update pauses it for
- * nothing. This is what luo_control_dispatch() does with the callbacks of
+ * clients wait through the slow steps too, and an update the first
+ * negotiation refuses pauses it for nothing. This is what luo_control_dispatch() does with the callbacks of
  * luo_control_set_quiesce().
  *
  * Return: as luo_update(), whose errors it returns; -EINVAL also when
@@ -684,9 +689,9 @@ LUO_EXPORT int luo_control_listen(struct luo *luo, int *ret_fd);
  * -EPERM), reads its request, and for UPDATE runs what luo_update() does
  * with the program's own argv, calling the quiesce callback
  * (luo_control_set_quiesce()) once the slow steps are done and the update
- * is known to be accepted: the manifests read, negotiation passed, the mm
- * reaper started -- the service still serves through them, and an update
- * refused then never pauses it. On success it does not return (the new image's
+ * is known to be accepted: the manifests read, a first negotiation
+ * passed, the mm reaper started -- the service still serves through them,
+ * and an update that negotiation refuses never pauses it. On success it does not return (the new image's
  * luo_ready() answers the caller with the timings); a refusal is answered
  * with the error and the negotiation report, and the service keeps
  * running. Call it where the program may call luo_update() itself: the
@@ -711,8 +716,8 @@ LUO_EXPORT int luo_control_dispatch(struct luo *luo);
  *           state is saved (worker threads). A negative errno refuses the
  *           request with it (undo what was done first: @resume is not
  *           called then).
- * @resume:  called when luo_update() returned (refused or failed), before
- *           the requester is answered: undo @quiesce.
+ * @resume:  called when the update was refused or failed after @quiesce
+ *           succeeded, before the requester is answered: undo @quiesce.
  * @userdata: passed to both.
  *
  * Without it, luo_control_dispatch() quiesces nothing, and a program that

@@ -180,6 +180,14 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 		return r;
 	}
 	pthread_mutex_init(&luo->lock, NULL);
+	{
+		pthread_mutexattr_t a;
+
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+		pthread_mutex_init(&luo->update_lock, &a);
+		pthread_mutexattr_destroy(&a);
+	}
 	TRANSPORTS_CALL(init, luo);
 	luo->no_reaper = flags & LUO_OPEN_NO_REAPER;
 	luo->strict_types = flags & LUO_OPEN_STRICT_TYPES;
@@ -227,6 +235,7 @@ void luo_close(struct luo *luo)
 	luo_reaper_reap(luo, false); /* no waiting out its delay: at worst a zombie until exit */
 	pthread_mutex_unlock(&luo->lock);
 	pthread_mutex_destroy(&luo->lock);
+	pthread_mutex_destroy(&luo->update_lock);
 	free(luo);
 	registry_release();
 }

@@ -364,8 +364,9 @@ static pthread_once_t reaper_atfork_once = PTHREAD_ONCE_INIT;
 
 static void reaper_atfork_child(void)
 {
-	int fd = __atomic_load_n(&reaper_armed_wfd, __ATOMIC_ACQUIRE);
+	int fd = __atomic_exchange_n(&reaper_armed_wfd, -1, __ATOMIC_ACQ_REL);
 
+	/* Forgotten too: the number may be reused here, and this child fork again. */
 	if (fd >= 0)
 		close(fd);
 }
@@ -380,12 +381,15 @@ static void reaper_atfork_register(void)
 static int reaper_main(void *arg)
 {
 	struct reaper_shared *sh = arg;
-	struct sched_param idle = { 0 };
 	char c;
 	long n;
 
-	/* Raw syscalls only: this runs on the old image's memory and TLS. */
-	syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &idle); /* the teardown must not take CPU from the new image */
+	/*
+	 * Raw syscalls only: this runs on the old image's memory and TLS, while
+	 * the thread that called luo_update() goes on (a failing syscall() would
+	 * write its errno). None of these fails: the fd is valid, all signals
+	 * are blocked.
+	 */
 	do /* EOF: the old image's execve() closed the write end; a byte: it failed */
 		n = syscall(SYS_read, sh->rfd, &c, 1);
 	while (n < 0);
@@ -399,6 +403,7 @@ static int reaper_main(void *arg)
 static int reaper_first_main(void *arg)
 {
 	struct reaper_shared *sh = arg;
+	struct sched_param idle = { 0 };
 	int rfd = sh->rfd;
 	long pid;
 
@@ -411,6 +416,11 @@ static int reaper_first_main(void *arg)
 	if ((rfd > 0 && syscall(SYS_close_range, 0, (unsigned int)rfd - 1, 0) != 0) ||
 	    syscall(SYS_close_range, (unsigned int)rfd + 1, ~0u, 0) != 0)
 		syscall(SYS_exit, 1);
+	/*
+	 * The reaper inherits it: the teardown must not take CPU from the new
+	 * image. Here, where the parent waits and does not read errno.
+	 */
+	syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &idle);
 	pid = clone(reaper_main, (char *)sh + 2 * REAPER_STACK, CLONE_VM | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
 		    sh, NULL, NULL, &sh->tid);
 	sh->born = pid > 0; /* not errno: that is the parent's thread's too */
@@ -439,8 +449,11 @@ static void reaper_start(const struct luo *luo, struct reaper *rp)
 	pthread_once(&reaper_atfork_once, reaper_atfork_register);
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return;
+	/* Armed at once: a fork() in another thread from here on must not keep the write end. */
+	__atomic_store_n(&reaper_armed_wfd, p[1], __ATOMIC_RELEASE);
 	sh = mmap(NULL, 2 * REAPER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (sh == MAP_FAILED) {
+		__atomic_store_n(&reaper_armed_wfd, -1, __ATOMIC_RELEASE);
 		close(p[0]);
 		close(p[1]);
 		return;
@@ -456,13 +469,13 @@ static void reaper_start(const struct luo *luo, struct reaper *rp)
 	close(p[0]);
 	if (first <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || !sh->born) {
 		/* No reaper was born (or the first child could not close its fds). */
+		__atomic_store_n(&reaper_armed_wfd, -1, __ATOMIC_RELEASE);
 		close(p[1]);
 		if (first != 0)
 			munmap(sh, 2 * REAPER_STACK);
 		return;
 	}
 	rp->sh = sh;
-	__atomic_store_n(&reaper_armed_wfd, sh->wfd, __ATOMIC_RELEASE);
 }
 
 /*
@@ -531,8 +544,8 @@ static int switch_image(struct luo *luo, const char *path, char *const argv[], s
 	return r;
 }
 
-int luo_update_quiesced(struct luo *luo, const char *path, char *const argv[], char *const envp[],
-			int (*quiesce)(void *data), void (*resume)(void *data), void *data)
+static int update_locked(struct luo *luo, const char *path, char *const argv[], char *const envp[],
+			 int (*quiesce)(void *data), void (*resume)(void *data), void *data)
 {
 	struct handover_env he = { 0 };
 	char self_path[PATH_MAX];
@@ -547,10 +560,6 @@ int luo_update_quiesced(struct luo *luo, const char *path, char *const argv[], c
 	struct reaper rp;
 	int r;
 
-	if (luo_in_callback())
-		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
-	if (!luo || !path || !argv || !argv[0])
-		return -EINVAL;
 	for (size_t i = 0; i < n_listed; i++) /* skip components unloaded since luo_open() */
 		if (components[i])
 			components[n_components++] = components[i];
@@ -624,6 +633,23 @@ int luo_update_quiesced(struct luo *luo, const char *path, char *const argv[], c
 	free(he.envp);
 	if (quiesce && resume)
 		resume(data);
+	return r;
+}
+
+int luo_update_quiesced(struct luo *luo, const char *path, char *const argv[], char *const envp[],
+			int (*quiesce)(void *data), void (*resume)(void *data), void *data)
+{
+	int r;
+
+	if (luo_in_callback())
+		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
+	if (!luo || !path || !argv || !argv[0])
+		return -EINVAL;
+	r = -pthread_mutex_lock(&luo->update_lock); /* another update waits; from our own quiesce: -EDEADLK */
+	if (r < 0)
+		return r;
+	r = update_locked(luo, path, argv, envp, quiesce, resume, data);
+	pthread_mutex_unlock(&luo->update_lock);
 	return r;
 }
 

@@ -108,11 +108,11 @@ static int name_offset(struct luo_fdtw *w, const char *name, uint32_t *ret_off)
 
 	if (!size)
 		return fail(w, -EINVAL);
-	if (w->cache[k].name == name && strcmp(w->strings + w->cache[k].off, name) == 0) {
+	if (w->cache[k].name == name && strcmp((const char *)w->strings + w->cache[k].off, name) == 0) {
 		*ret_off = w->cache[k].off;
 		return 0;
 	}
-	r = grow((uint8_t **)&w->strings, &w->strings_cap, w->strings_len, size, w->max - w->len);
+	r = grow(&w->strings, &w->strings_cap, w->strings_len, size, w->max - w->len);
 	if (r)
 		return fail(w, r);
 	memmove(w->strings + w->strings_len, name, size); /* libc's: GCC inlines memcpy here as a slow rep movsq */
@@ -215,6 +215,7 @@ int luo_fdtw_finish(struct luo_fdtw *w, void **ret_buf, size_t *ret_len)
 	size_t st_size;
 	uint8_t *p;
 	void *fdt;
+	int r;
 
 	if (!w->err && w->depth)
 		fail(w, -EINVAL);
@@ -223,8 +224,11 @@ int luo_fdtw_finish(struct luo_fdtw *w, void **ret_buf, size_t *ret_len)
 		return w->err;
 	fdt32_st((fdt32_t *)p, FDT_END);
 	st_size = w->len - STRUCT_OFF;
-	if (grow(&w->buf, &w->cap, w->len, w->strings_len, w->max) < 0 || w->len + w->strings_len > INT32_MAX)
+	if (w->len + w->strings_len > INT32_MAX)
 		return fail(w, -ENOSPC);
+	r = grow(&w->buf, &w->cap, w->len, w->strings_len, w->max);
+	if (r)
+		return fail(w, r); /* -ENOMEM; never -ENOSPC: take() and name_offset() kept both within max */
 	if (w->strings_len)
 		memcpy(w->buf + w->len, w->strings, w->strings_len);
 	fdt = w->buf;

@@ -39,7 +39,7 @@
 struct luo_fdtw {
 	uint8_t *buf;       /* header, reserve map, then the structure block */
 	size_t len, cap, max;
-	char *strings;      /* the strings block */
+	uint8_t *strings;   /* the strings block */
 	size_t strings_len, strings_cap;
 	struct {
 		const char *name; /* the address a name was passed at */

@@ -54,6 +54,12 @@ struct luo_session {
 
 struct luo {
 	pthread_mutex_t lock;
+	/*
+	 * One luo_update() at a time (update.c): it reads manifests, starts
+	 * the reaper and quiesces without @lock. Error-checking: a quiesce
+	 * callback that updates again gets -EDEADLK.
+	 */
+	pthread_mutex_t update_lock;
 	bool incoming;
 	bool ready;
 	uint64_t lu_number;

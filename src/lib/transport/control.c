@@ -15,10 +15,11 @@
  *   old image   luo_control_listen()     bind "\0luo-control.<pid>", listen
  *               luo_control_dispatch()   accept; the peer is checked first
  *                                        (below), then one UPDATE is read;
- *                                        the program's quiesce callback
- *                                        runs (luo_control_set_quiesce()),
- *                                        then luo_update() with the
- *                                        program's own argv
+ *                                        luo_update_quiesced() with the
+ *                                        program's own argv, which runs the
+ *                                        program's quiesce callback
+ *                                        (luo_control_set_quiesce()) once
+ *                                        a first negotiation passed
  *     refused:  answered at once (error, reason, then the negotiation
  *               report, one message per entry); the connection is closed,
  *               the service keeps serving
