@@ -202,6 +202,11 @@ for bad in /bin/true "$(dirname "$kvcache")/kvcache-v3"; do
 		fail "kvcache: the update to $bad was not refused"
 	fi
 	grep -q "quiesced" "$tmp/server" && { cat "$tmp/server"; fail "kvcache: quiesced for a refused update to $bad"; }
+	# The headline names whole refusals only: five do not fit in its 160 bytes.
+	if [ "$bad" = /bin/true ]; then
+		head -n 1 "$tmp/out" | grep -Eq '\(not in the new image\) and [0-9]+ more' ||
+			{ cat "$tmp/out"; fail "kvcache: the refusal's headline cut a name"; }
+	fi
 	echo "ok - kvcache: the update to $bad refused before any pause: $(head -n 1 "$tmp/out")"
 done
 "$luoctl" update --pid "$server" "$kvcache" > "$tmp/out" 2>&1 || { cat "$tmp/out"; fail "kvcache: luoctl update"; }

@@ -42,8 +42,12 @@ static void answer_refusal(struct luo *luo, int fd, const struct luo_control_upd
 	luo_reasonf(reason, sizeof(reason), "%s", strerror(-error));
 	if (error == -EPROTO) {
 		const char *sep = ":";
+		size_t more = 0;
 
-		/* The headline says the real cause of each refusal; the report says the rest. */
+		/*
+		 * The headline says the real cause of each refusal, whole ones
+		 * only, room kept for how many did not fit; the report says the rest.
+		 */
 		luo_reasonf(reason, sizeof(reason), "refused at negotiation");
 		for (size_t i = 0; i < n; i++) {
 			static const char *const causes[] = {
@@ -55,12 +59,22 @@ static void answer_refusal(struct luo *luo, int fd, const struct luo_control_upd
 			};
 			uint32_t c = e[i].cause <= LUO_CAUSE_STRICT ? e[i].cause : LUO_CAUSE_NONE;
 
-			len = strlen(reason);
-			if (e[i].verdict != LUO_VERDICT_REFUSE || len + 1 >= sizeof(reason))
+			char one[LUO_AGENT_REASON_SIZE];
+			int k;
+
+			if (e[i].verdict != LUO_VERDICT_REFUSE)
 				continue;
-			luo_reasonf(reason + len, sizeof(reason) - len, "%s %s (%s)", sep, e[i].name, causes[c]);
+			len = strlen(reason);
+			k = snprintf(one, sizeof(one), "%s %s (%s)", sep, e[i].name, causes[c]);
+			if (k < 0 || len + (size_t)k + sizeof(" and 999 more") > sizeof(reason)) {
+				more++;
+				continue;
+			}
+			memcpy(reason + len, one, (size_t)k + 1);
 			sep = ",";
 		}
+		if (more)
+			luo_reasonf(reason + strlen(reason), sizeof(reason) - strlen(reason), " and %zu more", more);
 	}
 	if (n > CONTROL_REPORTS_MAX)
 		n = CONTROL_REPORTS_MAX;
