@@ -28,21 +28,22 @@
  * connections to completion: a request is read, executed and answered
  * (proto.c) between two epoll_wait()s.
  *
- * Live update (SIGHUP, or `luoctl update --pid PID NEW` on the control
- * socket, where libluo checks the requester and reads its request before
- * the quiesce callback runs): the main thread quiesces the workers -- each finishes the
+ * Live update (SIGHUP: luo_update_quiescing(); or `luoctl update --pid
+ * PID NEW` on the control socket, where libluo checks the requester and
+ * reads its request first). libluo reads both manifests and negotiates
+ * while the workers serve -- a refusal there is logged and never pauses
+ * them -- then calls update_quiesce(): the main thread quiesces the
+ * workers -- each finishes the
  * events in hand and exits; the main thread joins them -- so no request is
  * half executed and no stripe lock is held. It copies each connection's
  * leftover bytes into the arena (bounded: past HANDOVER_BYTES_MAX or the
  * arena's room, connections are closed by the next image instead, the
  * biggest unfinished requests first; see recs_prepare()), records them
- * for "kvcache-conns", and
- * calls luo_update() (or luo_control_dispatch(), which calls it). Clients
- * meanwhile see a pause: requests wait in their sockets, new connections
+ * for "kvcache-conns", and libluo negotiates again, freezes and execs.
+ * Clients meanwhile see a pause: requests wait in their sockets, new connections
  * in the listening socket's backlog -- it never closes, so none is
- * refused. If the update is refused (no common version: the report is
- * logged, one line per component) or fails, the copies are freed and the
- * same workers resume.
+ * refused. If the update is refused by the second negotiation or fails,
+ * the copies are freed and the same workers resume.
  *
  * Stop: SIGTERM or SIGINT: the workers are joined, every connection
  * closed, every buffer freed, the arena unmapped, libluo closed.
