@@ -813,7 +813,7 @@ LUO_EXPORT int luo_arena_retrieve(struct luo_session *session, uint64_t token, s
  * stay, the program's data is untouched.
  *
  * Return: 0; -EBADMSG the chunk map, bitmap, class lists or counters are
- * corrupt; -EINVAL no arena.
+ * corrupt; -EPERM a child of fork() (luo_arena_close()); -EINVAL no arena.
  */
 LUO_EXPORT int luo_arena_check(struct luo_arena *arena, const char **ret_reason);
 
@@ -840,17 +840,28 @@ LUO_EXPORT int luo_arena_preserve(struct luo_session *session, uint64_t token, s
  * Unmap and free the handle; a preserved arena stays preserved. Its address
  * range stays reserved (inaccessible) for the life of the process, so that
  * no later arena takes it. NULL is allowed.
+ *
+ * An arena belongs to the process that created or retrieved it. A child of
+ * fork() shares its memory with the parent but not its lock or thread
+ * caches, so in the child every arena it inherited is read-only:
+ * luo_arena_alloc() returns NULL with errno EPERM, luo_arena_free() does
+ * nothing, luo_arena_set_root(), luo_arena_check(), luo_arena_bind_type()
+ * and the luo_arena_populate_*() calls return -EPERM; luo_arena_root(),
+ * _base() and _size() still work, and luo_arena_close() unmaps the child's
+ * view only. Arenas the child makes itself are its own. (pthread_atfork():
+ * a child made by a raw clone() or vfork() must not touch them at all.)
  */
 LUO_EXPORT void luo_arena_close(struct luo_arena *arena);
 
 /*
  * Allocate @size bytes (16-byte aligned) in the arena; NULL and errno
- * ENOMEM when full, EBADMSG when luo_arena_check() refused the allocator.
+ * ENOMEM when full, EBADMSG when luo_arena_check() refused the allocator,
+ * EPERM in a child of fork() (luo_arena_close()).
  */
 LUO_EXPORT void *luo_arena_alloc(struct luo_arena *arena, size_t size);
 /* Free; a pointer that is not a live allocation is ignored (and counted). */
 LUO_EXPORT void luo_arena_free(struct luo_arena *arena, void *ptr);
-/* The root pointer: NULL or inside the arena (-EINVAL otherwise). */
+/* The root pointer: NULL or inside the arena (-EINVAL otherwise; -EPERM in a child of fork()). */
 LUO_EXPORT int luo_arena_set_root(struct luo_arena *arena, void *ptr);
 
 /**
@@ -868,7 +879,8 @@ LUO_EXPORT int luo_arena_set_root(struct luo_arena *arena, void *ptr);
  * Return: 0 (also when either image is unproven: nothing to compare);
  * -EPROTO the arena was written with another type graph: do not use it;
  * -ENOENT no LUO_ARENA_TYPE() of this program declares it; -EBADMSG the
- * allocator's check refused the arena; -EINVAL bad arguments.
+ * allocator's check refused the arena; -EPERM a child of fork(); -EINVAL bad
+ * arguments.
  */
 LUO_EXPORT int luo_arena_bind_type(struct luo_arena *arena, const char *component, uint32_t version);
 LUO_EXPORT void *luo_arena_root(struct luo_arena *arena);
@@ -961,7 +973,7 @@ struct luo_arena_populate_status {
  * failed) is joined and a new one started.
  *
  * Return: 0 the thread runs; -EINVAL bad arguments; -EBUSY one is running;
- * or the error of pthread_create().
+ * -EPERM a child of fork() (luo_arena_close()); or the error of pthread_create().
  */
 LUO_EXPORT int luo_arena_populate_start(struct luo_arena *arena, size_t chunk, unsigned int flags);
 
@@ -973,14 +985,15 @@ LUO_EXPORT int luo_arena_populate_start(struct luo_arena *arena, size_t chunk, u
  * luo_arena_close() does it too. Not from the populate thread (it runs no
  * caller code).
  *
- * Return: 0; -EINVAL no arena.
+ * Return: 0; -EINVAL no arena; -EPERM a child of fork() (luo_arena_close()).
  */
 LUO_EXPORT int luo_arena_populate_stop(struct luo_arena *arena);
 
 /**
  * luo_arena_populate_status() - where @arena's populate thread is.
  *
- * Return: 0 and *@ret_status filled; -EINVAL a NULL argument.
+ * Return: 0 and *@ret_status filled; -EINVAL a NULL argument; -EPERM a
+ * child of fork().
  */
 LUO_EXPORT int luo_arena_populate_status(struct luo_arena *arena, struct luo_arena_populate_status *ret_status);
 

@@ -179,6 +179,8 @@ int luo_arena_populate_start(struct luo_arena *a, size_t chunk, unsigned int fla
 	    (flags & LUO_ARENA_POPULATE_IDLE && flags & LUO_ARENA_POPULATE_NORMAL) || chunk % page ||
 	    chunk > LUO_ARENA_POPULATE_CHUNK_MAX)
 		return -EINVAL;
+	if (arena_forked(a))
+		return -EPERM; /* the parent's (arena.h) */
 	pp = &a->pop;
 	pthread_mutex_lock(&pp->lock);
 	if (atomic_load(&pp->state) == LUO_ARENA_POPULATE_RUNNING) {
@@ -214,6 +216,8 @@ int luo_arena_populate_stop(struct luo_arena *a)
 {
 	if (!a)
 		return -EINVAL;
+	if (arena_forked(a))
+		return -EPERM; /* the parent's: no thread here, its lock may have been held at the fork */
 	pthread_mutex_lock(&a->pop.lock);
 	atomic_store(&a->pop.stop, true);
 	populate_join_locked(a);
@@ -228,6 +232,8 @@ int luo_arena_populate_status(struct luo_arena *a, struct luo_arena_populate_sta
 
 	if (!a || !ret_status)
 		return -EINVAL;
+	if (arena_forked(a))
+		return -EPERM;
 	pp = &a->pop;
 	pthread_mutex_lock(&pp->lock);
 	ret_status->state = atomic_load(&pp->state);

@@ -37,6 +37,13 @@
  * service does not take a fault on its first touch of every page; _stop()
  * (and luo_arena_close()) ask it to end and join it.
  *
+ * In a child of fork() the memfd stays shared with the parent but the
+ * arena's lock and thread caches do not: every arena the child inherited
+ * is the parent's (arena_forked(), arena.h). The calls that would write its
+ * heap refuse (EPERM), luo_arena_root() still reads it, and
+ * luo_arena_close() only unmaps the child's view; the child's own arenas
+ * work as anywhere.
+ *
  * Failure paths: create undoes everything it did (unmap, close) on any
  * error; retrieve leaves the reservation in place on error (the address
  * range stays unusable for anything else, the data untouched). Freed chunks
@@ -108,6 +115,9 @@ static pthread_key_t cache_exit_key;
 static pthread_once_t cache_exit_once = PTHREAD_ONCE_INIT;
 static bool cache_exit_ok;
 
+atomic_uint luo_arena_fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
 /* ------------------------------------------------------------------------ */
 /* Reservations made before main() (the table: model/handler-arena.c)         */
 
@@ -175,6 +185,54 @@ static void apply_flags(struct luo_arena *a)
 static void caches_flush(const struct luo_arena *a, uint64_t base, bool detach);
 static void caches_flush_at(uint64_t base);
 
+/*
+ * fork(): the registry is held across it, so the child gets it whole. In
+ * the child every arena of the parent is forked (arena_forked()): the
+ * caches are unbound (their blocks are the parent's to use), and those of
+ * the threads that did not follow into the child are freed. A child made
+ * by a raw clone() or vfork() runs none of this: it must not use them.
+ */
+static void arena_fork_prepare(void)
+{
+	pthread_mutex_lock(&cache_registry_lock);
+}
+
+static void arena_fork_parent(void)
+{
+	pthread_mutex_unlock(&cache_registry_lock);
+}
+
+static void arena_fork_child(void)
+{
+	struct arena_cache *c, *next;
+
+	atomic_fetch_add_explicit(&luo_arena_fork_gen, 1, memory_order_relaxed);
+	for (c = cache_registry; c; c = next) {
+		bool ours = false;
+
+		next = c->all_next;
+		for (struct arena_cache *t = thread_caches; t && !ours; t = t->thread_next)
+			ours = t == c;
+		atomic_store_explicit(&c->busy, 0, memory_order_relaxed);
+		atomic_store_explicit(&c->arena, NULL, memory_order_relaxed);
+		if (ours)
+			continue;
+		if (c->all_prev)
+			c->all_prev->all_next = c->all_next;
+		else
+			cache_registry = c->all_next;
+		if (c->all_next)
+			c->all_next->all_prev = c->all_prev;
+		free(c);
+	}
+	pthread_mutex_unlock(&cache_registry_lock);
+}
+
+static void arena_fork_register(void)
+{
+	(void)pthread_atfork(arena_fork_prepare, arena_fork_parent, arena_fork_child);
+}
+
 static struct luo_arena *arena_new(int fd, void *base, size_t size, uint32_t flags)
 {
 	struct luo_arena *a = calloc(1, sizeof(*a));
@@ -183,6 +241,8 @@ static struct luo_arena *arena_new(int fd, void *base, size_t size, uint32_t fla
 		return NULL;
 	/* Before any cache can hold a block of it: the handler's freeze flushes them (the model calls no arena code). */
 	luo_handler_arena_set_freeze_hook(caches_flush_at);
+	pthread_once(&fork_once, arena_fork_register);
+	a->fork_gen = atomic_load_explicit(&luo_arena_fork_gen, memory_order_relaxed);
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->pop.lock, NULL);
 	a->fd = fd;
@@ -385,6 +445,17 @@ void luo_arena_close(struct luo_arena *a)
 {
 	if (!a)
 		return;
+	if (arena_forked(a)) {
+		/*
+		 * The parent's: no populate thread here, no cache bound to it
+		 * (arena_fork_child()), and its locks may have been held at the
+		 * fork. Only this process's mapping and fd go.
+		 */
+		unmap_to_reservation(a->base, a->size);
+		safe_close(a->fd);
+		free(a);
+		return;
+	}
 	/*
 	 * Keep the range reserved: the arena may still be preserved, and a
 	 * later luo_arena_create() must not be placed at its address.
@@ -556,6 +627,11 @@ int luo_arena_check(struct luo_arena *a, const char **ret_reason)
 
 	if (!a)
 		return -EINVAL;
+	if (arena_forked(a)) {
+		if (ret_reason)
+			*ret_reason = "the arena is the parent's: this is a child of fork()";
+		return -EPERM;
+	}
 	pthread_mutex_lock(&a->lock);
 	r = arena_heap_ready(a);
 	pthread_mutex_unlock(&a->lock);
@@ -570,6 +646,10 @@ void *luo_arena_alloc(struct luo_arena *a, size_t size)
 
 	if (!a) {
 		errno = EINVAL;
+		return NULL;
+	}
+	if (arena_forked(a)) {
+		errno = EPERM;
 		return NULL;
 	}
 	if (size <= LUO_HEAP_TCACHE_SIZE_MAX && atomic_load_explicit(&a->cache_on, memory_order_acquire)) {
@@ -602,7 +682,7 @@ void *luo_arena_alloc(struct luo_arena *a, size_t size)
 
 void luo_arena_free(struct luo_arena *a, void *p)
 {
-	if (!a || !p)
+	if (!a || !p || arena_forked(a))
 		return;
 	if (atomic_load_explicit(&a->cache_on, memory_order_acquire)) {
 		struct arena_cache *c = cache_get(a);
@@ -635,6 +715,8 @@ int luo_arena_set_root(struct luo_arena *a, void *p)
 
 	if (!a)
 		return -EINVAL;
+	if (arena_forked(a))
+		return -EPERM;
 	pthread_mutex_lock(&a->lock);
 	r = arena_heap_ready(a);
 	if (r == 0)
@@ -649,6 +731,8 @@ void *luo_arena_root(struct luo_arena *a)
 
 	if (!a)
 		return NULL;
+	if (arena_forked(a))
+		return luo_heap_root(&a->heap); /* its lock may have been held at the fork */
 	pthread_mutex_lock(&a->lock);
 	p = luo_heap_root(&a->heap);
 	pthread_mutex_unlock(&a->lock);
@@ -681,6 +765,8 @@ int luo_arena_bind_type(struct luo_arena *a, const char *component, uint32_t ver
 
 	if (!a || !component || version == 0)
 		return -EINVAL;
+	if (arena_forked(a))
+		return -EPERM;
 	r = luo_self_type_digest(component, version, LUO_ABI_TYPE_ARENA, &digest);
 	if (r < 0)
 		return r;

@@ -80,6 +80,21 @@ struct luo_arena {
 	atomic_bool cache_on;
 	uint64_t cache_key;
 	struct arena_populate pop;
+	/* luo_arena_fork_gen when this process made or retrieved it (arena_forked()). */
+	unsigned int fork_gen;
 };
+
+/*
+ * Bumped in the child of every fork() (arena.c, pthread_atfork). The
+ * arena's memfd is shared with the child, its lock and caches are not: a
+ * child that allocated from it would hand out the parent's blocks. So an
+ * arena is its own process's: in a child, forked.
+ */
+extern atomic_uint luo_arena_fork_gen;
+
+static inline bool arena_forked(const struct luo_arena *a)
+{
+	return a->fork_gen != atomic_load_explicit(&luo_arena_fork_gen, memory_order_relaxed);
+}
 
 #endif /* LUO_ARENA_H */
