@@ -13,8 +13,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <link.h>
 #include <limits.h>
 #include <pthread.h>
@@ -26,20 +24,13 @@
 
 #include "cleanup.h"
 #include "format.h"
+#include "libelf-load.h"
 #include "manifest.h"
-
-static pthread_once_t elf_once = PTHREAD_ONCE_INIT;
-static bool elf_usable;
-
-static void elf_init(void)
-{
-	elf_usable = elf_version(EV_CURRENT) != EV_NONE;
-}
 
 static void elf_endp(Elf **e)
 {
-	if (*e)
-		elf_end(*e);
+	if (*e) /* made by the table, so it is loaded */
+		luo_libelf(NULL, 0)->end(*e);
 }
 
 /* The machine whose ELF files are read; others are -ENOEXEC. */
@@ -53,9 +44,10 @@ static void elf_endp(Elf **e)
 #define ELF_MACHINE_HOST EM_NONE /* not checked */
 #endif
 
-static int read_dynamic(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct luo_elf_object *obj)
+static int read_dynamic(const struct luo_libelf *L, Elf *e, Elf_Scn *scn, const GElf_Shdr *sh,
+			struct luo_elf_object *obj)
 {
-	Elf_Data *data = elf_getdata(scn, NULL);
+	Elf_Data *data = L->getdata(scn, NULL);
 	size_t n;
 
 	if (!data || sh->sh_entsize == 0)
@@ -65,11 +57,11 @@ static int read_dynamic(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct luo_el
 		GElf_Dyn dyn;
 		const char *s;
 
-		if (!gelf_getdyn(data, (int)i, &dyn) || dyn.d_tag == DT_NULL)
+		if (!L->getdyn(data, (int)i, &dyn) || dyn.d_tag == DT_NULL)
 			break;
 		if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_RUNPATH && dyn.d_tag != DT_RPATH)
 			continue;
-		s = elf_strptr(e, sh->sh_link, dyn.d_un.d_val);
+		s = L->strptr(e, sh->sh_link, dyn.d_un.d_val);
 		if (!s)
 			continue;
 		if (dyn.d_tag == DT_NEEDED) {
@@ -113,20 +105,21 @@ int luo_elf_read_object(int fd, const char *origin, struct luo_manifest *m, stru
 	GElf_Ehdr eh;
 	GElf_Shdr types_sh = { 0 };
 	Elf_Scn *scn = NULL, *types_scn = NULL;
+	const struct luo_libelf *L;
 	int r;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	file_size = (uint64_t)st.st_size;
-	pthread_once(&elf_once, elf_init);
-	if (!elf_usable)
-		return luo_refuse(reason, rlen, "libelf does not support this ELF version");
-	e = elf_begin(fd, ELF_C_READ, NULL);
-	if (!e || elf_kind(e) != ELF_K_ELF) {
+	L = luo_libelf(reason, rlen);
+	if (!L)
+		return -ELIBACC;
+	e = L->begin(fd, ELF_C_READ, NULL);
+	if (!e || L->kind(e) != ELF_K_ELF) {
 		luo_reasonf(reason, rlen, "%s: not an ELF file", origin);
 		return -ENOEXEC;
 	}
-	ident = (const unsigned char *)elf_getident(e, &n_ident);
+	ident = (const unsigned char *)L->getident(e, &n_ident);
 	if (!ident || n_ident < EI_NIDENT || ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
 	    ident[EI_DATA] != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB)) {
 		luo_reasonf(reason, rlen, "%s: an ELF file of another class or byte order than this machine's", origin);
@@ -137,8 +130,8 @@ int luo_elf_read_object(int fd, const char *origin, struct luo_manifest *m, stru
 	 * does not check the string table's index: check both, or a cut or
 	 * damaged file would read as a binary that declares nothing.
 	 */
-	if (!gelf_getehdr(e, &eh) || elf_getshdrnum(e, &shnum) != 0 || elf_getshdrstrndx(e, &shstrndx) != 0)
-		return luo_refuse(reason, rlen, "%s: unreadable ELF or section header table: %s", origin, elf_errmsg(-1));
+	if (!L->getehdr(e, &eh) || L->getshdrnum(e, &shnum) != 0 || L->getshdrstrndx(e, &shstrndx) != 0)
+		return luo_refuse(reason, rlen, "%s: unreadable ELF or section header table: %s", origin, L->errmsg(-1));
 	if (ELF_MACHINE_HOST != EM_NONE && eh.e_machine != ELF_MACHINE_HOST) {
 		luo_reasonf(reason, rlen, "%s: an ELF file for another machine (e_machine %u)", origin, eh.e_machine);
 		return -ENOEXEC;
@@ -150,23 +143,23 @@ int luo_elf_read_object(int fd, const char *origin, struct luo_manifest *m, stru
 		return luo_refuse(reason, rlen, "%s: the section header table lies outside the file", origin);
 	if (shstrndx == SHN_UNDEF || shstrndx >= shnum)
 		return luo_refuse(reason, rlen, "%s: section name table index %zu out of range", origin, shstrndx);
-	while ((scn = elf_nextscn(e, scn)) != NULL) {
+	while ((scn = L->nextscn(e, scn)) != NULL) {
 		GElf_Shdr sh;
 		const char *name;
 		Elf_Data *data;
 
 		if (++n_scn > LUO_MANIFEST_SECTIONS_MAX)
 			return luo_refuse(reason, rlen, "%s: more than %d sections", origin, LUO_MANIFEST_SECTIONS_MAX);
-		if (!gelf_getshdr(scn, &sh))
-			return luo_refuse(reason, rlen, "%s: unreadable section header: %s", origin, elf_errmsg(-1));
-		name = elf_strptr(e, shstrndx, sh.sh_name);
+		if (!L->getshdr(scn, &sh))
+			return luo_refuse(reason, rlen, "%s: unreadable section header: %s", origin, L->errmsg(-1));
+		name = L->strptr(e, shstrndx, sh.sh_name);
 		if (sh.sh_type == SHT_DYNAMIC && obj && !(name && strcmp(name, LUO_ABI_NOTE_SECTION) == 0)) {
-			read_dynamic(e, scn, &sh, obj);
+			read_dynamic(L, e, scn, &sh, obj);
 			continue;
 		}
 		if (sh.sh_type == SHT_NOTE && want_build_id && m->build_id_len == 0 && name &&
 		    strcmp(name, ".note.gnu.build-id") == 0) {
-			data = elf_rawdata(scn, NULL);
+			data = L->rawdata(scn, NULL);
 			if (data && data->d_buf)
 				find_build_id(data->d_buf, data->d_size, sh.sh_addralign == 8 ? 8 : 4, m);
 			continue;
@@ -186,7 +179,7 @@ int luo_elf_read_object(int fd, const char *origin, struct luo_manifest *m, stru
 			return luo_refuse(reason, rlen, "%s: more than %u bytes of %s", origin,
 				      LUO_MANIFEST_NOTES_BYTES_MAX, LUO_ABI_NOTE_SECTION);
 		notes_bytes += sh.sh_size;
-		data = elf_rawdata(scn, NULL);
+		data = L->rawdata(scn, NULL);
 		if (!data || (sh.sh_size > 0 && (!data->d_buf || data->d_size != sh.sh_size)))
 			return luo_refuse(reason, rlen, "%s: section %s lies outside the file", origin,
 				      LUO_ABI_NOTE_SECTION);
@@ -205,7 +198,7 @@ int luo_elf_read_object(int fd, const char *origin, struct luo_manifest *m, stru
 		if (types_sh.sh_size > LUO_MANIFEST_NOTES_BYTES_MAX)
 			return luo_refuse(reason, rlen, "%s: more than %u bytes of %s", origin,
 				      LUO_MANIFEST_NOTES_BYTES_MAX, LUO_ABI_TYPES_SECTION);
-		data = elf_rawdata(types_scn, NULL);
+		data = L->rawdata(types_scn, NULL);
 		if (!data || (types_sh.sh_size > 0 && (!data->d_buf || data->d_size != types_sh.sh_size)))
 			return luo_refuse(reason, rlen, "%s: section %s lies outside the file", origin,
 				      LUO_ABI_TYPES_SECTION);
