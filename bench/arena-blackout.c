@@ -16,16 +16,20 @@
  * thread mapping the arena's data back (luo_arena_populate_start(), waited
  * for, printed as "populate"; with --collapse the old image turned the
  * data into 2 MiB pages first, LUO_ARENA_POPULATE_COLLAPSE), and the walk
- * that verifies every node. Each size runs N times (default 3); the row
- * shown is the run with the median blackout, with the range of all runs,
- * and the ratio is of medians. Then, in this process, small-object allocation
+ * that verifies every node. Each size runs N times (default 5), in
+ * rounds of every size once (16M, 1G, 8G, then again), so that the
+ * machine's drift over a run weighs on all sizes alike; the row shown is
+ * the run with the median blackout, with the range of all runs, and the
+ * ratio is of medians. Then, in this process, small-object allocation
  * throughput of the arena against glibc malloc, same sizes, same order, with
  * 1, 2 and 4 threads, side by side with the ratio (--allocator-only: that
  * table alone).
  *
- * After each run, the floor: the same binary exec'd without libluo, mapping
- * a memfd of the arena's size and reading its last page (printed as
- * "floor", the median).
+ * After each run, two floors: the same binary exec'd without libluo, mapping
+ * a memfd of the arena's size and reading its last page; "floor" with an
+ * empty memfd, "filled" after writing as much data into it as the arena
+ * held, the same way (run_floor()). Medians; each round runs the floors
+ * after the arena's run or before it, in turn.
  *
  * Prints one table; the targets (README, issue 16) are a blackout ratio of
  * at most 1.3 from the smallest to the largest arena, the largest arena's
@@ -36,11 +40,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -311,12 +317,24 @@ static int run_size(const char *self, uint64_t size, int percent, int collapse, 
 }
 
 /*
- * The floor: what any exec that keeps an arena pays, without libluo. The
+ * The floors: what any exec that keeps an arena pays, without libluo. The
  * old image makes a memfd of @size (not close-on-exec) and execs this
  * binary; the new one maps it and reads its last page. Nanoseconds from
  * just before execve() to after that read (CLOCK_MONOTONIC is one clock for
  * both images), or 0 on failure.
+ *
+ * Empty: the memfd holds nothing. Filled: the old image first writes
+ * @percent of it page by page through a shared mapping, as the arena is
+ * filled, and a CLONE_VM child keeps that address space alive past the
+ * exec for FLOOR_HOLD_NS, as libluo's reaper does (else the exec would tear
+ * down the page tables of 8 GiB itself). The same data, written the same
+ * way, as the run it is compared with: an exec after 8 GiB were written by
+ * faults is slower than one after an empty memfd, with or without libluo
+ * (README, "Arena blackout").
  */
+#define FLOOR_HOLD_NS 100000000
+#define FLOOR_HOLD_STACK (64 * 1024)
+
 static int stage_floor_new(uint64_t size, const char *fd_arg, const char *t0_arg, const char *out)
 {
 	int fd = atoi(fd_arg);
@@ -334,7 +352,18 @@ static int stage_floor_new(uint64_t size, const char *fd_arg, const char *t0_arg
 	return 0;
 }
 
-static uint64_t run_floor(const char *self, uint64_t size)
+/* Runs on the old image's memory: raw syscalls only, then gone. */
+static int floor_hold(void *arg)
+{
+	static const struct timespec hold = { .tv_nsec = FLOOR_HOLD_NS };
+
+	(void)arg;
+	syscall(SYS_nanosleep, &hold, NULL);
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+static uint64_t run_floor(const char *self, uint64_t size, int filled_percent)
 {
 	char out[] = "/tmp/luo-arena-floor-XXXXXX";
 	int tmp = mkstemp(out), status;
@@ -354,6 +383,19 @@ static uint64_t run_floor(const char *self, uint64_t size)
 
 		if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
 			_exit(127);
+		if (filled_percent) {
+			uint64_t end = size / 100 * (uint64_t)filled_percent;
+			char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			char *stack = mmap(NULL, FLOOR_HOLD_STACK, PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+
+			if (p == MAP_FAILED || stack == MAP_FAILED)
+				_exit(127);
+			for (uint64_t off = 0; off < end; off += NODE_SIZE)
+				p[off] = 1;
+			if (clone(floor_hold, stack + FLOOR_HOLD_STACK, CLONE_VM, NULL) < 0)
+				_exit(127);
+		}
 		snprintf(size_arg, sizeof(size_arg), "%" PRIu64, size);
 		snprintf(fd_arg, sizeof(fd_arg), "%d", fd);
 		snprintf(t0_arg, sizeof(t0_arg), "%" PRIu64, now_ns());
@@ -564,11 +606,11 @@ int main(int argc, char **argv)
 {
 	uint64_t sizes[SIZES_MAX];
 	struct result res[SIZES_MAX];
-	uint64_t floor_ns[SIZES_MAX] = { 0 };
+	uint64_t floor_ns[SIZES_MAX] = { 0 }, filled_ns[SIZES_MAX] = { 0 };
 	const char *list = "16M,1G,8G";
 	char self[4096];
 	size_t n = 0;
-	int percent = 90, runs = 3, failed = 0, collapse = 0, allocator_only = 0;
+	int percent = 90, runs = 5, failed = 0, collapse = 0, allocator_only = 0;
 	ssize_t len;
 
 	if (argc == 6 && strcmp(argv[1], "--stage-fill") == 0) {
@@ -633,38 +675,58 @@ int main(int argc, char **argv)
 	printf("arena-blackout: live data filling %d%% of each arena, in 4 KiB nodes; %d run%s per size%s\n\n",
 	       percent, runs, runs > 1 ? "s" : "",
 	       collapse ? "; --collapse: the old image collapsed the data into 2 MiB pages first" : "");
-	printf("%-8s %9s %10s %17s %9s %8s %9s %8s %10s %8s %9s %11s %9s  %s\n", "arena", "nodes", "blackout",
-	       "(all runs)", "retrieve", "freeze", "serialize", "exec", "floor***", "restore", "check*", "populate**",
-	       "metadata", "verified");
+	printf("%-8s %9s %10s %17s %9s %8s %9s %8s %10s %10s %8s %9s %11s %9s  %s\n", "arena", "nodes", "blackout",
+	       "(all runs)", "retrieve", "freeze", "serialize", "exec", "floor***", "filled***", "restore", "check*",
+	       "populate**", "metadata", "verified");
+	/*
+	 * Rounds: each round runs every size once, smallest first, so that
+	 * whatever the shared machine does over the minutes of a run weighs
+	 * on every size alike, not on the sizes run last. Within a round the
+	 * floors go after the run in even rounds and before it in odd ones:
+	 * what one leaves behind (memory just freed) is not always the other's.
+	 */
+	static struct result all[SIZES_MAX][RUNS_MAX];
+	static uint64_t floors[SIZES_MAX][RUNS_MAX], filled[SIZES_MAX][RUNS_MAX];
+	int done[SIZES_MAX] = { 0 };
+
+	for (int k = 0; k < runs; k++)
+		for (size_t i = 0; i < n; i++) {
+			int d = done[i], ok = 1;
+
+			if (k % 2)
+				ok = (floors[i][d] = run_floor(self, sizes[i], 0)) != 0 &&
+				     (filled[i][d] = run_floor(self, sizes[i], percent)) != 0;
+			ok = ok && run_size(self, sizes[i], percent, collapse, &all[i][d]) == 0;
+			if (!(k % 2))
+				ok = ok && (floors[i][d] = run_floor(self, sizes[i], 0)) != 0 &&
+				     (filled[i][d] = run_floor(self, sizes[i], percent)) != 0;
+			done[i] += ok;
+		}
 	for (size_t i = 0; i < n; i++) {
-		struct result all[RUNS_MAX];
-		uint64_t floor[RUNS_MAX];
+		int d = done[i];
 		char h[32], range[40];
-		int done = 0;
 
 		human(sizes[i], h, sizeof(h));
-		for (int k = 0; k < runs; k++)
-			if (run_size(self, sizes[i], percent, collapse, &all[done]) == 0 &&
-			    (floor[done] = run_floor(self, sizes[i])) != 0)
-				done++;
-		if (done < runs) {
-			printf("%-8s  (%d of %d runs failed: not enough memory?)\n", h, runs - done, runs);
+		if (d < runs) {
+			printf("%-8s  (%d of %d runs failed: not enough memory?)\n", h, runs - d, runs);
 			failed = 1;
 			res[i].blackout_ns = 0;
 			continue;
 		}
-		qsort(all, (size_t)done, sizeof(all[0]), cmp_blackout);
-		res[i] = all[done / 2];
-		qsort(floor, (size_t)done, sizeof(floor[0]), cmp_u64);
-		floor_ns[i] = floor[done / 2];
-		for (int k = 0; k < done; k++)
-			failed |= !all[k].ok;
-		snprintf(range, sizeof(range), "%.2f..%.2f ms", all[0].blackout_ns / 1e6, all[done - 1].blackout_ns / 1e6);
-		printf("%-8s %9" PRIu64 " %7.2f ms %17s %6.3f ms %5.3f ms %6.3f ms %5.3f ms %7.3f ms %5.3f ms %6.3f ms "
-		       "%8.1f ms %8.4f%%  %s\n",
+		qsort(all[i], (size_t)d, sizeof(all[i][0]), cmp_blackout);
+		res[i] = all[i][d / 2];
+		qsort(floors[i], (size_t)d, sizeof(floors[i][0]), cmp_u64);
+		floor_ns[i] = floors[i][d / 2];
+		qsort(filled[i], (size_t)d, sizeof(filled[i][0]), cmp_u64);
+		filled_ns[i] = filled[i][d / 2];
+		for (int k = 0; k < d; k++)
+			failed |= !all[i][k].ok;
+		snprintf(range, sizeof(range), "%.2f..%.2f ms", all[i][0].blackout_ns / 1e6, all[i][d - 1].blackout_ns / 1e6);
+		printf("%-8s %9" PRIu64 " %7.2f ms %17s %6.3f ms %5.3f ms %6.3f ms %5.3f ms %7.3f ms %7.3f ms %5.3f ms "
+		       "%6.3f ms %8.1f ms %8.4f%%  %s\n",
 		       h, res[i].nodes, res[i].blackout_ns / 1e6, range, res[i].retrieve_ns / 1e6,
 		       res[i].freeze_ns / 1e6, res[i].serialize_ns / 1e6, res[i].exec_ns / 1e6, floor_ns[i] / 1e6,
-		       res[i].restore_ns / 1e6, res[i].check_ns / 1e6, res[i].populate_ns / 1e6,
+		       filled_ns[i] / 1e6, res[i].restore_ns / 1e6, res[i].check_ns / 1e6, res[i].populate_ns / 1e6,
 		       100.0 * (double)res[i].meta / (double)res[i].size, res[i].ok ? "yes" : "NO");
 	}
 	printf("\n* check: the allocator's deferred map check (luo_arena_check()), after the blackout\n");
@@ -676,15 +738,26 @@ int main(int argc, char **argv)
 			printf("%s%.0f MiB at %.2f GB/s", i ? "; " : " ", res[i].populated / 1048576.0,
 			       (double)res[i].populated / (double)res[i].populate_ns);
 	printf("\n");
-	printf("*** floor: without libluo, execve() of this binary, then mmap() of a memfd of the arena's size\n"
-	       "    and a read of its last page in the new image (median of as many runs, each after a run above)\n");
-	if (n >= 2 && res[0].blackout_ns && res[n - 1].blackout_ns)
+	printf("*** floors, without libluo: execve() of this binary, then mmap() of a memfd of the arena's size\n"
+	       "    and a read of its last page in the new image (median of as many runs, one beside each run above).\n"
+	       "    floor: the memfd is empty. filled: the old image first wrote %d%% of it page by page through a\n"
+	       "    shared mapping, as the arena was filled, and a CLONE_VM child kept that address space past\n"
+	       "    the exec, as libluo's reaper does\n", percent);
+	if (n >= 2 && res[0].blackout_ns && res[n - 1].blackout_ns) {
 		printf("blackout ratio, largest / smallest arena (medians): %.2f (target <= 1.3)\n",
 		       (double)res[n - 1].blackout_ns / (double)res[0].blackout_ns);
-	if (n >= 1 && res[n - 1].blackout_ns && floor_ns[n - 1])
-		printf("largest arena against the floor (medians): blackout %.2f, exec phase %.2f (target: blackout <= 1.5)\n",
+		if (filled_ns[0] && filled_ns[n - 1])
+			printf("  the same ratio for the filled floor, without libluo: %.2f\n",
+			       (double)filled_ns[n - 1] / (double)filled_ns[0]);
+	}
+	if (n >= 1 && res[n - 1].blackout_ns && floor_ns[n - 1] && filled_ns[n - 1])
+		printf("largest arena against the floors (medians; target: blackout <= 1.5):\n"
+		       "  empty memfd: blackout %.2f, exec phase %.2f\n"
+		       "  filled:      blackout %.2f, exec phase %.2f\n",
 		       (double)res[n - 1].blackout_ns / (double)floor_ns[n - 1],
-		       (double)res[n - 1].exec_ns / (double)floor_ns[n - 1]);
+		       (double)res[n - 1].exec_ns / (double)floor_ns[n - 1],
+		       (double)res[n - 1].blackout_ns / (double)filled_ns[n - 1],
+		       (double)res[n - 1].exec_ns / (double)filled_ns[n - 1]);
 
 	allocator_table();
 	return failed;
