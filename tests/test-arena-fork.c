@@ -3,12 +3,14 @@
  * An arena in a child of fork(): the memfd is shared with the parent, its
  * lock and thread caches are not, so the child must not allocate from it.
  *
- * The parent fills an arena from two threads (each thread's cache holds
- * free blocks), starts its populate thread and forks. In the child every
- * call that would write the parent's heap is refused (alloc NULL with
- * EPERM, set_root/check/populate -EPERM, free a no-op) and leaves the
- * heap's bytes in use as they were; the root still reads; close returns;
- * an arena the child makes itself works, caches and all. Back in the
+ * The parent fills an arena from two threads, starts its populate thread
+ * and forks while a third thread, alive across the fork, holds free blocks
+ * in its cache (as does the forking thread). In the child every call that
+ * would write the parent's heap is refused (alloc NULL with EPERM,
+ * set_root/check/bind_type/populate/preserve -EPERM, free a no-op, and
+ * luo_update() with the parent's handle -EPERM) and leaves the heap's bytes
+ * in use as they were; the root still reads; close returns; an arena the
+ * child makes itself works, caches and all, from two threads. Back in the
  * parent: the heap is whole, its bytes in use unchanged, and 2,000 new
  * blocks overlap none of the live ones.
  */
@@ -31,8 +33,10 @@
 #define NEW_BLOCKS 2000
 
 static struct luo *luo;
+static struct luo_session *parent_session;
 static struct luo_arena *arena;
 static uint8_t *live[LIVE];
+static int ready_pipe[2], go_pipe[2]; /* the lingering thread: ready, then waits until after the fork */
 
 static uint64_t in_use(struct luo_arena *a)
 {
@@ -66,6 +70,25 @@ static void *other_thread(void *arg)
 	return NULL; /* its cache is flushed at its exit, before the fork */
 }
 
+/* Alive across the fork, its cache full of free blocks of the parent's. */
+static void *lingering_thread(void *arg)
+{
+	char c;
+
+	(void)arg;
+	churn(arena);
+	CHECK_EQ(write(ready_pipe[1], "r", 1), 1);
+	CHECK_EQ(read(go_pipe[0], &c, 1), 1); /* the fork is done */
+	CHECK_EQ(c, 'f');
+	return NULL;
+}
+
+static void *child_thread(void *arg)
+{
+	churn(arg);
+	return NULL;
+}
+
 static int child(uint64_t before)
 {
 	struct luo_session *s;
@@ -84,6 +107,14 @@ static int child(uint64_t before)
 	CHECK_ERR(luo_arena_populate_start(arena, 0, 0), EPERM);
 	CHECK_ERR(luo_arena_populate_stop(arena), EPERM);
 	CHECK_ERR(luo_arena_populate_status(arena, &ps), EPERM);
+	CHECK_ERR(luo_arena_bind_type(arena, "test", 1), EPERM);
+	CHECK_ERR(luo_arena_preserve(parent_session, 2, arena), EPERM);
+	{
+		char self[] = "/proc/self/exe";
+		char *argv[] = { self, NULL };
+
+		CHECK_ERR(luo_update(luo, self, argv, NULL), EPERM);
+	}
 	CHECK(luo_arena_root(arena) == live[0]);
 	CHECK_EQ(in_use(arena), before);
 	for (size_t i = 0; i < LIVE; i++)
@@ -95,6 +126,12 @@ static int child(uint64_t before)
 	CHECK_OK(luo_session_create(luo, "child", &s));
 	CHECK_OK(luo_arena_create(s, 1, ARENA_SIZE, 0, &own));
 	churn(own);
+	{
+		pthread_t t;
+
+		CHECK_EQ(pthread_create(&t, NULL, child_thread, own), 0);
+		CHECK_EQ(pthread_join(t, NULL), 0);
+	}
 	CHECK((p = luo_arena_alloc(own, BLOCK)) != NULL);
 	luo_arena_free(own, p);
 	CHECK_OK(luo_arena_check(own, NULL));
@@ -105,13 +142,15 @@ static int child(uint64_t before)
 int main(void)
 {
 	struct luo_session *s;
-	pthread_t t;
+	pthread_t t, lingering;
+	char c;
 	uint64_t before;
 	int status;
 	pid_t pid;
 
 	CHECK_OK(luo_open(0, &luo));
 	CHECK_OK(luo_session_create(luo, "parent", &s));
+	parent_session = s;
 	CHECK_OK(luo_arena_create(s, 1, ARENA_SIZE, 0, &arena));
 	for (size_t i = 0; i < LIVE / 2; i++) {
 		CHECK((live[i] = luo_arena_alloc(arena, BLOCK)) != NULL);
@@ -122,6 +161,10 @@ int main(void)
 	churn(arena); /* this thread's cache: free blocks the child must not hand out */
 	CHECK_OK(luo_arena_set_root(arena, live[0]));
 	CHECK_OK(luo_arena_populate_start(arena, 0, 0));
+	CHECK(pipe(ready_pipe) == 0 && pipe(go_pipe) == 0);
+	CHECK_EQ(pthread_create(&lingering, NULL, lingering_thread, NULL), 0);
+	CHECK_EQ(read(ready_pipe[0], &c, 1), 1);
+	CHECK_EQ(c, 'r');
 	before = in_use(arena);
 
 	pid = fork();
@@ -130,9 +173,11 @@ int main(void)
 		_exit(child(before));
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(in_use(arena), before);
+	CHECK_EQ(write(go_pipe[1], "f", 1), 1);
+	CHECK_EQ(pthread_join(lingering, NULL), 0); /* its cache flushed at its exit */
 
 	CHECK_OK(luo_arena_check(arena, NULL));
-	CHECK_EQ(in_use(arena), before);
 	CHECK(luo_arena_root(arena) == live[0]);
 	{
 		static uint8_t *fresh[NEW_BLOCKS];

@@ -272,13 +272,16 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * Return: does not return on success. Otherwise everything is as before the
  * call and the service keeps running: -EPROTO negotiation refused (see
  * luo_update_report()); -ENOEXEC @path is not an ELF binary or its
- * manifest is malformed; -ENOENT / -EACCES and the other errors of
+ * manifest is malformed; -ELIBACC libelf.so.1 (libelf1), which libluo
+ * loads on the first manifest it reads, cannot be loaded; -ENOENT / -EACCES and the other errors of
  * execve() for @path; -EINVAL bad arguments; -ENOMEM; the error of a
  * handler's freeze or of a component's save (-E2BIG: a payload larger
  * than LUO_COMPONENT_DATA_MAX); -E2BIG this process's argv passes
  * LUO_ABI_ARGV_MAX strings or LUO_ABI_ARGV_BYTES_MAX bytes; -ENODATA it
  * has none; -ENOSPC the handover would pass LUO_ABI_BLOB_MAX; -EDEADLK
- * called from a quiesce callback of luo_update_quiescing(). Another
+ * called from a quiesce callback of luo_update_quiescing(); -EPERM called
+ * in a child of fork() with the handle its parent opened (what it holds is
+ * the parent's to hand over). Another
  * luo_update() waits until it returns; other calls on the handle from
  * other threads wait from the second negotiation on (the manifests are
  * read and the reaper started without holding the handle). Between
@@ -848,8 +851,10 @@ LUO_EXPORT int luo_arena_preserve(struct luo_session *session, uint64_t token, s
  * nothing, luo_arena_set_root(), luo_arena_check(), luo_arena_bind_type()
  * and the luo_arena_populate_*() calls return -EPERM; luo_arena_root(),
  * _base() and _size() still work, and luo_arena_close() unmaps the child's
- * view only. Arenas the child makes itself are its own. (pthread_atfork():
- * a child made by a raw clone() or vfork() must not touch them at all.)
+ * view only; luo_arena_preserve() and luo_arena_retrieve() of an arena
+ * the parent may still take return -EPERM. Arenas the child makes itself
+ * are its own. (pthread_atfork(): a child made by a raw clone() or vfork()
+ * must not touch them at all.)
  */
 LUO_EXPORT void luo_arena_close(struct luo_arena *arena);
 
@@ -911,8 +916,7 @@ LUO_EXPORT size_t luo_arena_size(const struct luo_arena *arena);
  * writes it; an execve() (the next update) ends it with the rest
  * of the process, but a service should stop it before it quiesces, so
  * that a low-priority thread is not what the exec waits for. A child of
- * fork() has no such thread: it must not call _stop() on an arena whose
- * thread ran in the parent at the fork.
+ * fork() has no such thread; there the populate calls return -EPERM.
  *
  * A page luo_arena_free() punches out of the memfd while the thread maps
  * that very range may be mapped again as a zero page (memory, never

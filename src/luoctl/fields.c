@@ -55,7 +55,10 @@ void fields_manifest_text(const struct luo_manifest *m)
 			char type[24], to[16], def[32], flags[40];
 
 			luo_field_type_name(d, type, sizeof(type));
-			snprintf(to, sizeof(to), d->to == LUO_ABI_FIELD_LATEST ? "" : "%" PRIu32, d->to);
+			if (d->to == LUO_ABI_FIELD_LATEST)
+				to[0] = '\0';
+			else
+				snprintf(to, sizeof(to), "%" PRIu32, d->to);
 			default_str(d, def, sizeof(def));
 			flags_str(d->flags, flags, sizeof(flags));
 			fputs("    ", stdout);

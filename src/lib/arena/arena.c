@@ -40,9 +40,9 @@
  * In a child of fork() the memfd stays shared with the parent but the
  * arena's lock and thread caches do not: every arena the child inherited
  * is the parent's (arena_forked(), arena.h). The calls that would write its
- * heap refuse (EPERM), luo_arena_root() still reads it, and
- * luo_arena_close() only unmaps the child's view; the child's own arenas
- * work as anywhere.
+ * heap, preserve it or retrieve an incoming one refuse (EPERM),
+ * luo_arena_root() still reads it, and luo_arena_close() only unmaps the
+ * child's view; the child's own arenas work as anywhere.
  *
  * Failure paths: create undoes everything it did (unmap, close) on any
  * error; retrieve leaves the reservation in place on error (the address
@@ -292,6 +292,8 @@ int luo_arena_preserve(struct luo_session *session, uint64_t token, struct luo_a
 
 	if (!session || !arena)
 		return -EINVAL;
+	if (arena_forked(arena))
+		return -EPERM; /* the parent's: its next image must not get it writable (arena.h) */
 	d.size = arena->size;
 	d.addr = (uint64_t)(uintptr_t)arena->base;
 	d.flags = arena->flags;
@@ -355,6 +357,9 @@ int luo_arena_retrieve(struct luo_session *session, uint64_t token, struct luo_a
 		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!session || !ret_arena)
 		return -EINVAL;
+	/* A child of fork(): the incoming arenas are the parent's to retrieve, once (arena.h). */
+	if (session->luo->open_pid != getpid())
+		return -EPERM;
 	pthread_mutex_lock(&session->luo->lock);
 	if (!session->incoming || session->finished) {
 		pthread_mutex_unlock(&session->luo->lock);

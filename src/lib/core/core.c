@@ -199,6 +199,7 @@ int luo_open(unsigned int flags, struct luo **ret_luo)
 	 */
 	registry_error = luo_components_error(NULL, 0);
 	luo->t_open_start = luo_now_ns();
+	luo->open_pid = getpid();
 	if (luo_secure_exec())
 		luo_env_scrub();
 	r = transports_adopt(luo, flags, registry_error);

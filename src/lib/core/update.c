@@ -645,6 +645,9 @@ int luo_update_quiesced(struct luo *luo, const char *path, char *const argv[], c
 		return -EDEADLK; /* a component callback: the lock is held (luo.h) */
 	if (!luo || !path || !argv || !argv[0])
 		return -EINVAL;
+	/* A child of fork() with its parent's handle: the sessions, arenas and components are the parent's. */
+	if (luo->open_pid != getpid())
+		return -EPERM;
 	r = -pthread_mutex_lock(&luo->update_lock); /* another update waits; from our own quiesce: -EDEADLK */
 	if (r < 0)
 		return r;

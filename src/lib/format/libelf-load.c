@@ -6,16 +6,17 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base.h"
 #include "libelf-load.h"
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct luo_libelf api;
-static const struct luo_libelf *loaded;
-static char load_error[LUO_REASON_MAX];
+static const struct luo_libelf *_Atomic loaded;
+static char load_error[LUO_REASON_MAX]; /* under load_lock */
 
 #define LOAD(field, symbol)                                                                              \
 	do {                                                                                             \
@@ -32,6 +33,7 @@ static void load(void)
 	void *handle;
 
 	/* NODELETE: the table outlives any dlclose() of libluo's users. */
+	dlerror();
 	handle = dlopen(LUO_LIBELF_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (!handle) {
 		err = dlerror();
@@ -67,8 +69,17 @@ static void load(void)
 
 const struct luo_libelf *luo_libelf(char *reason, size_t rlen)
 {
-	pthread_once(&load_once, load);
-	if (!loaded && reason)
+	const struct luo_libelf *l = loaded;
+
+	if (l)
+		return l;
+	/* Only a success is kept: a failure (no fd, no memory, not installed yet) is tried again next time. */
+	pthread_mutex_lock(&load_lock);
+	if (!loaded)
+		load();
+	l = loaded;
+	if (!l && reason)
 		luo_reasonf(reason, rlen, "%s", load_error);
-	return loaded;
+	pthread_mutex_unlock(&load_lock);
+	return l;
 }

@@ -11,8 +11,9 @@
  * at every exec, inside the blackout: 0.3 ms on a 2-CPU VM. So the calls
  * manifest-elf.c makes go through a table that the first reader fills with
  * dlopen("libelf.so.1") and dlsym(); it stays loaded for the life of the
- * process. A missing library or symbol makes every reader fail with
- * -ELIBACC and says why; nothing else in libluo needs it.
+ * process. A missing library or symbol makes the reader fail with -ELIBACC
+ * and says why, and the next reader tries again; starting an image,
+ * adopting a handover and luo_ready() never need it.
  *
  * May call: base. Called by format (manifest-elf.c).
  */
@@ -42,9 +43,9 @@ struct luo_libelf {
 };
 
 /*
- * The table, loaded and elf_version() set on the first call (thread-safe);
- * NULL with the reason in @reason (if not NULL) if libelf cannot be loaded,
- * now or at the first call (not retried). The pointer stays valid for the process's life.
+ * The table, loaded and elf_version() set by the first call that succeeds
+ * (thread-safe); NULL with the reason in @reason (if not NULL) if libelf
+ * cannot be loaded now. The pointer stays valid for the process's life.
  */
 const struct luo_libelf *luo_libelf(char *reason, size_t reason_len);
 

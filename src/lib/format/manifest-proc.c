@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "format.h"
+#include "libelf-load.h"
 #include "manifest.h"
 
 int luo_manifest_read_pid(pid_t pid, struct luo_manifest **ret, char *reason, size_t rlen)
@@ -119,6 +120,7 @@ struct self_walk {
 	char *reason;
 	size_t rlen;
 	int error;
+	bool have_libelf; /* loaded before the walk: never dlopen() inside it */
 };
 
 static int self_object(struct dl_phdr_info *info, size_t size, void *data)
@@ -147,7 +149,7 @@ static int self_object(struct dl_phdr_info *info, size_t size, void *data)
 	 * came from (its inode, even if the path was replaced since). Without
 	 * them negotiation still compares digests; it cannot name the member.
 	 */
-	if (w->m->n_types > n_types) {
+	if (w->m->n_types > n_types && w->have_libelf) {
 		char ignored[LUO_REASON_MAX];
 
 		if (luo_manifest_read_descriptions(w->m, info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name :
@@ -170,6 +172,13 @@ int luo_manifest_read_self(struct luo_manifest **ret, char *reason, size_t rlen)
 	if (r < 0)
 		return r;
 	w.m = m;
+	/*
+	 * libelf loaded here, not from the callback below, where ld.so's lock
+	 * is held: a dlopen() there would take it in the other order than a
+	 * dlopen() in another thread. Not loaded: the descriptions are
+	 * skipped, as for a file that cannot be read.
+	 */
+	w.have_libelf = luo_libelf(NULL, 0) != NULL;
 	dl_iterate_phdr(self_object, &w);
 	if (w.error < 0)
 		return w.error;

@@ -84,6 +84,8 @@ struct luo {
 	char rollback_reason[LUO_REASON_MAX];
 	/* The previous image's mm reaper, to wait for (0: none). */
 	pid_t reaper_pid;
+	/* The process that opened the handle: its incoming arenas are its own (a fork()'s child is another). */
+	pid_t open_pid;
 	bool no_reaper; /* LUO_OPEN_NO_REAPER */
 	bool strict_types; /* LUO_OPEN_STRICT_TYPES */
 	bool strict_once;  /* the control request in progress asked for it (control-serve.c) */

@@ -142,6 +142,12 @@ static void rollback(struct luo *luo, const struct luo_adopt_args *args, const s
 		return;
 	}
 	r = luo_elf_build_id_fd(exe, id, sizeof(id), &id_len);
+	if (r == -ELIBACC || r == -ENOMEM) {
+		/* Not a verdict on the file: its build-id could not be read (libelf missing, no memory). */
+		reason_append(luo, "; no rollback: cannot read the build-id of %s: %s", origin->producer_path,
+			      strerror(-r));
+		return;
+	}
 	if (r < 0 || id_len != origin->build_id_len || memcmp(id, origin->build_id, id_len) != 0) {
 		reason_append(luo, "; no rollback: %s is not the binary that wrote the handover",
 			      origin->producer_path);
