@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -280,6 +281,19 @@ static int stage_check(uint64_t size, const char *out)
 	return 0;
 }
 
+/*
+ * Wait for every descendant left behind: libluo's mm reaper and the
+ * floor's holder outlive the process that made them and tear down an
+ * address space of the arena's size after it; the next measurement must
+ * not run beside that. This process is their subreaper (main()), so they
+ * come back to it; __WALL: they are clone() children with no exit signal.
+ */
+static void reap_descendants(void)
+{
+	while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+		;
+}
+
 static int run_size(const char *self, uint64_t size, int percent, int collapse, struct result *res)
 {
 	char out[] = "/tmp/luo-arena-bench-XXXXXX";
@@ -301,9 +315,11 @@ static int run_size(const char *self, uint64_t size, int percent, int collapse, 
 		_exit(127);
 	}
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		reap_descendants();
 		unlink(out);
 		return -1;
 	}
+	reap_descendants();
 	f = fopen(out, "re");
 	if (!f || fread(res, sizeof(*res), 1, f) != 1) {
 		if (f)
@@ -402,7 +418,10 @@ static uint64_t run_floor(const char *self, uint64_t size, int filled_percent)
 		execl(self, self, "--stage-floor", size_arg, fd_arg, t0_arg, out, (char *)NULL);
 		_exit(127);
 	}
-	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+	int waited = waitpid(pid, &status, 0) == pid;
+
+	reap_descendants();
+	if (waited && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		f = fopen(out, "re");
 		if (f) {
 			if (fread(&dt, sizeof(dt), 1, f) != 1)
@@ -667,6 +686,8 @@ int main(int argc, char **argv)
 		allocator_table();
 		return 0;
 	}
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) /* reap_descendants() */
+		die("PR_SET_CHILD_SUBREAPER", errno);
 	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (len <= 0)
 		die("/proc/self/exe", errno);
