@@ -185,6 +185,18 @@ static void apply_flags(struct luo_arena *a)
 static void caches_flush(const struct luo_arena *a, uint64_t base, bool detach);
 static void caches_flush_at(uint64_t base);
 
+/* Take @c out of the registry (its lock held) and free it. */
+static void registry_drop_locked(struct arena_cache *c)
+{
+	if (c->all_prev)
+		c->all_prev->all_next = c->all_next;
+	else
+		cache_registry = c->all_next;
+	if (c->all_next)
+		c->all_next->all_prev = c->all_prev;
+	free(c);
+}
+
 /*
  * fork(): the registry is held across it, so the child gets it whole. In
  * the child every arena of the parent is forked (arena_forked()): the
@@ -217,13 +229,7 @@ static void arena_fork_child(void)
 		atomic_store_explicit(&c->arena, NULL, memory_order_relaxed);
 		if (ours)
 			continue;
-		if (c->all_prev)
-			c->all_prev->all_next = c->all_next;
-		else
-			cache_registry = c->all_next;
-		if (c->all_next)
-			c->all_next->all_prev = c->all_prev;
-		free(c);
+		registry_drop_locked(c);
 	}
 	pthread_mutex_unlock(&cache_registry_lock);
 }
@@ -562,13 +568,7 @@ static void caches_thread_exit(void *arg)
 		ca = atomic_load(&c->arena);
 		if (ca)
 			cache_flush_locked(c, ca);
-		if (c->all_prev)
-			c->all_prev->all_next = c->all_next;
-		else
-			cache_registry = c->all_next;
-		if (c->all_next)
-			c->all_next->all_prev = c->all_prev;
-		free(c);
+		registry_drop_locked(c);
 	}
 	pthread_mutex_unlock(&cache_registry_lock);
 	thread_caches = NULL;
