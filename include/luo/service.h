@@ -273,18 +273,18 @@ LUO_EXPORT int luo_timings(const struct luo *luo, struct luo_timings *ret_timing
  * call and the service keeps running: -EPROTO negotiation refused (see
  * luo_update_report()); -ENOEXEC @path is not an ELF binary or its
  * manifest is malformed; -ELIBACC libelf.so.1 (libelf1), which libluo
- * loads on the first manifest it reads, cannot be loaded; -ENOENT / -EACCES and the other errors of
- * execve() for @path; -EINVAL bad arguments; -ENOMEM; the error of a
- * handler's freeze or of a component's save (-E2BIG: a payload larger
- * than LUO_COMPONENT_DATA_MAX); -E2BIG this process's argv passes
- * LUO_ABI_ARGV_MAX strings or LUO_ABI_ARGV_BYTES_MAX bytes; -ENODATA it
- * has none; -ENOSPC the handover would pass LUO_ABI_BLOB_MAX; -EDEADLK
- * called from a quiesce callback of luo_update_quiescing(); -EPERM called
- * in a child of fork() with the handle its parent opened (what it holds is
- * the parent's to hand over). Another
- * luo_update() waits until it returns; other calls on the handle from
- * other threads wait from the second negotiation on (the manifests are
- * read and the reaper started without holding the handle). Between
+ * loads on the first manifest it reads, cannot be loaded; -ENOENT /
+ * -EACCES and the other errors of execve() for @path; -EINVAL bad
+ * arguments; -ENOMEM; the error of a handler's freeze or of a component's
+ * save (-E2BIG: a payload larger than LUO_COMPONENT_DATA_MAX); -E2BIG this
+ * process's argv passes LUO_ABI_ARGV_MAX strings or LUO_ABI_ARGV_BYTES_MAX
+ * bytes; -ENODATA it has none; -ENOSPC the handover would pass
+ * LUO_ABI_BLOB_MAX; -EDEADLK called from a quiesce callback of
+ * luo_update_quiescing(); -EPERM called in a child of fork() with the
+ * handle its parent opened (what it holds is the parent's to hand over).
+ * Another luo_update() waits until it returns; other calls on the handle
+ * from other threads wait from the second negotiation on (the manifests
+ * are read and the reaper started without holding the handle). Between
  * clearing close-on-exec and execve(), a fork() in another thread would
  * inherit the preserved fds.
  */

@@ -8,7 +8,7 @@
  * Files: libelf-load.c. libluo reads ELF files only to read manifests (an
  * update's old image, luoctl, a rollback's build-id check), never while a
  * new image starts. Linking libelf (and the libz it needs) would load both
- * at every exec, inside the blackout: 0.3 ms on a 2-CPU VM. So the calls
+ * at every exec, inside the blackout: 0.2 ms on a 2-CPU VM. So the calls
  * manifest-elf.c makes go through a table that the first reader fills with
  * dlopen("libelf.so.1") and dlsym(); it stays loaded for the life of the
  * process. A missing library or symbol makes the reader fail with -ELIBACC
